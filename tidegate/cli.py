@@ -1,0 +1,90 @@
+"""Command line: `tidegate run | check | render | version`, with KrakenD's flag habits.
+
+This is the only module that decides exit codes: 0 success, 1 invalid configuration or failed
+run, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tidegate",
+        description="API gateway for KrakenD configurations, with hot reload that drops nothing.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="serve a configuration")
+    run.add_argument("-c", "--config", help="configuration file (default: built-in demo)")
+    run.add_argument("-p", "--port", type=int, help="listening port (overrides the config)")
+    run.add_argument("-d", "--debug", action="store_true", help="enable the /__debug/ endpoint")
+    run.add_argument("-w", "--watch", action="store_true",
+                     help="reload the configuration whenever its files change")
+    run.add_argument("--workers", type=int, default=None,
+                     help="worker processes (default: number of CPUs)")
+
+    check = sub.add_parser("check", help="validate a configuration")
+    check.add_argument("-c", "--config", required=True, help="configuration file")
+    check.add_argument("-d", "--debug", action="count", default=0,
+                       help="print what was understood (-d, -dd, -ddd for more detail)")
+    check.add_argument("-i", "--indent", default="\t", help="indentation of -d output")
+    check.add_argument("-t", "--test-gateway", action="store_true",
+                       help="build the whole gateway and bind its port for a moment")
+    check.add_argument("-l", "--lint", action="store_true", help="lint against the schema")
+    check.add_argument("-n", "--lint-no-network", action="store_true",
+                       help="lint against the built-in schema (same as -l: there is no network)")
+    check.add_argument("-s", "--lint-schema", help="lint against this JSON schema file")
+    check.add_argument("-w", "--watch", action="store_true",
+                       help="check again on every change of the configuration files")
+
+    render = sub.add_parser("render", help="render a Go text/template (flexible configuration)",
+                            add_help=False)
+    render.add_argument("args", nargs=argparse.REMAINDER)
+
+    sub.add_parser("version", help="print versions")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tidegate` command; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser()
+    if args_list and args_list[0] == "render":
+        from tidegate.gotemplate.cli import main as render_main
+
+        return render_main(args_list[1:])
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if args.command == "version":
+        return _version()
+    if args.command == "run":
+        from tidegate.server.supervisor import run_command
+
+        return run_command(args)
+    if args.command == "check":
+        from tidegate.checker import check_command
+
+        return check_command(args)
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _version() -> int:
+    import platform
+
+    from tidegate import KRAKEND_COMPAT_VERSION, __version__
+
+    print(f"tidegate {__version__}")
+    print(f"KrakenD config compatibility: {KRAKEND_COMPAT_VERSION} (config version 3)")
+    print(f"Python {platform.python_version()} ({platform.python_implementation()})")
+    return EXIT_OK

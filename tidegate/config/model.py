@@ -1,0 +1,428 @@
+"""The typed model of a KrakenD v3 configuration, with KrakenD's defaults applied.
+
+`build_service` is the second stage of two-stage parsing: it takes the plain data a source parser
+produced and returns frozen dataclasses, or raises `ConfigValueError` carrying the JSON path of
+the offending value. It never turns a bad value into a default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidegate.config.durations import DurationError, parse_duration
+from tidegate.errors import ConfigErrors, ConfigValueError, JsonPath
+
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_METHOD = "GET"
+DEFAULT_ENCODING = "json"
+DEFAULT_OUTPUT_ENCODING = "json"
+
+BACKEND_ENCODINGS = frozenset({"json", "safejson", "xml", "rss", "string", "no-op"})
+OUTPUT_ENCODINGS = frozenset({"json", "json-collection", "xml", "yaml", "negotiate", "string",
+                              "no-op"})
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT",
+                          "TRACE"})
+
+# `{name}` placeholders in endpoints and url_patterns.
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PARAM_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+_SEQUENTIAL_REF = re.compile(r"^resp(\d+)_(.+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    """One backend of an endpoint, defaults inherited from the endpoint and the service."""
+
+    host: tuple[str, ...]
+    url_pattern: str
+    method: str
+    encoding: str
+    timeout: float
+    concurrent_calls: int
+    disable_host_sanitize: bool
+    is_collection: bool
+    group: str | None
+    target: str | None
+    allow: tuple[str, ...]
+    deny: tuple[str, ...]
+    mapping: Mapping[str, str]
+    input_headers: tuple[str, ...] | None
+    input_query_strings: tuple[str, ...] | None
+    extra_config: Mapping[str, Any]
+    raw: Mapping[str, Any]
+    path: JsonPath
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """One endpoint: a route plus the backends it aggregates."""
+
+    endpoint: str
+    method: str
+    backend: tuple[BackendConfig, ...]
+    timeout: float
+    cache_ttl: float
+    output_encoding: str
+    concurrent_calls: int
+    input_headers: tuple[str, ...] | None
+    input_query_strings: tuple[str, ...] | None
+    extra_config: Mapping[str, Any]
+    params: tuple[str, ...]
+    raw: Mapping[str, Any]
+    path: JsonPath
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """The whole service: root settings plus endpoints, as KrakenD understands them."""
+
+    version: int
+    name: str
+    port: int
+    listen_ip: str
+    timeout: float
+    cache_ttl: float
+    host: tuple[str, ...]
+    output_encoding: str
+    debug_endpoint: bool
+    echo_endpoint: bool
+    disable_rest: bool
+    endpoints: tuple[EndpointConfig, ...]
+    extra_config: Mapping[str, Any]
+    raw: Mapping[str, Any] = field(repr=False)
+
+
+# --- typed accessors -------------------------------------------------------------------------
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", list: "a list",
+               dict: "an object"}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+class _Reader:
+    """Reads typed values out of one mapping, collecting errors with their JSON paths."""
+
+    def __init__(self, data: Mapping[str, Any], path: JsonPath, errors: list[ConfigValueError]):
+        self.data = data
+        self.path = path
+        self.errors = errors
+
+    def fail(self, key: str | int | None, message: str) -> None:
+        path = self.path if key is None else (*self.path, key)
+        self.errors.append(ConfigValueError(message, path=path))
+
+    def get(self, key: str, kind: type, default: Any) -> Any:
+        value = self.data.get(key, default)
+        if key not in self.data or value is default:
+            return default
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not value.is_integer()
+            ):
+                self.fail(key, f"expected an integer, got {_describe(value)}")
+                return default
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self.fail(key, f"expected a number, got {_describe(value)}")
+                return default
+            return float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            self.fail(key, f"expected {_TYPE_NAMES.get(kind, kind.__name__)}, "
+                           f"got {_describe(value)}")
+            return default
+        return value
+
+    def duration(self, key: str, default: float) -> float:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            self.fail(key, f'expected a duration string such as "2s", got {_describe(value)}')
+            return default
+        if isinstance(value, int):
+            # KrakenD (viper) reads a bare number as nanoseconds.
+            return value / 1e9
+        try:
+            seconds = parse_duration(value)
+        except DurationError as exc:
+            self.fail(key, f'{exc} (expected a duration such as "1m30s", "150ms", "2h")')
+            return default
+        if seconds < 0:
+            self.fail(key, f"a negative duration is not allowed: {value!r}")
+            return default
+        return seconds
+
+    def strings(self, key: str) -> tuple[str, ...] | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            self.fail(key, f"expected a list of strings, got {_describe(value)}")
+            return None
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.errors.append(ConfigValueError(
+                    f"expected a string, got {_describe(item)}", path=(*self.path, key, i)))
+            else:
+                out.append(item)
+        return tuple(out)
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"expected an object, got {_describe(value)}")
+            return {}
+        return value
+
+    def choice(self, key: str, allowed: frozenset[str], default: str) -> str:
+        value = self.get(key, str, default)
+        if value == "":
+            return default
+        if value not in allowed:
+            self.fail(key, f"unknown {key} {value!r}: expected one of {', '.join(sorted(allowed))}")
+            return default
+        return value
+
+
+# --- hosts and placeholders ------------------------------------------------------------------
+
+
+def sanitize_host(host: str) -> str:
+    """KrakenD's host clean-up: add ``http://`` when no scheme, drop a trailing slash."""
+    if "://" not in host:
+        host = "http://" + host
+    return host.rstrip("/")
+
+
+def endpoint_params(endpoint: str) -> list[str]:
+    """Parameter names of an endpoint path, in order (``/a/{id}/*`` → ``["id", "*"]``)."""
+    names = PLACEHOLDER.findall(endpoint)
+    if endpoint.endswith("/*"):
+        names.append("*")
+    return names
+
+
+# --- builders --------------------------------------------------------------------------------
+
+
+def build_service(data: Mapping[str, Any]) -> ServiceConfig:
+    """Type-check and default a decoded configuration; raises ConfigErrors listing every problem."""
+    errors: list[ConfigValueError] = []
+    if not isinstance(data, Mapping):
+        raise ConfigValueError(f"the configuration must be an object, got {_describe(data)}")
+    root = _Reader(data, (), errors)
+    version = data.get("version")
+    if version is None:
+        root.fail("version", "missing: KrakenD v2 configurations need \"version\": 3")
+    elif isinstance(version, bool) or version != 3:
+        root.fail("version", f"unsupported version {_describe(version)}: expected 3")
+    timeout = root.duration("timeout", DEFAULT_TIMEOUT)
+    cache_ttl = root.duration("cache_ttl", 0.0)
+    port = root.get("port", int, DEFAULT_PORT)
+    if not 0 <= port <= 65535:
+        root.fail("port", f"port {port} out of range 0-65535")
+    output_encoding = root.choice("output_encoding", OUTPUT_ENCODINGS, DEFAULT_OUTPUT_ENCODING)
+    hosts = root.strings("host") or ()
+    endpoints_raw = data.get("endpoints", [])
+    endpoints: list[EndpointConfig] = []
+    if not isinstance(endpoints_raw, list):
+        root.fail("endpoints", f"expected a list of endpoints, got {_describe(endpoints_raw)}")
+        endpoints_raw = []
+    defaults = {"timeout": timeout, "cache_ttl": cache_ttl, "output_encoding": output_encoding,
+                "host": hosts}
+    for i, raw in enumerate(endpoints_raw):
+        if not isinstance(raw, dict):
+            errors.append(ConfigValueError(f"expected an endpoint object, got {_describe(raw)}",
+                                           path=("endpoints", i)))
+            continue
+        ep = _build_endpoint(raw, ("endpoints", i), defaults, errors)
+        if ep is not None:
+            endpoints.append(ep)
+    _check_collisions(endpoints, errors)
+    service = ServiceConfig(
+        version=3,
+        name=root.get("name", str, ""),
+        port=port,
+        listen_ip=root.get("listen_ip", str, "") or "0.0.0.0",
+        timeout=timeout,
+        cache_ttl=cache_ttl,
+        host=tuple(hosts),
+        output_encoding=output_encoding,
+        debug_endpoint=root.get("debug_endpoint", bool, False),
+        echo_endpoint=root.get("echo_endpoint", bool, False),
+        disable_rest=root.get("disable_rest", bool, False),
+        endpoints=tuple(endpoints),
+        extra_config=root.mapping("extra_config"),
+        raw=data,
+    )
+    if errors:
+        raise ConfigErrors(errors)
+    return service
+
+
+def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, Any],
+                    errors: list[ConfigValueError]) -> EndpointConfig | None:
+    r = _Reader(raw, path, errors)
+    endpoint = r.get("endpoint", str, None)
+    if endpoint is None:
+        r.fail("endpoint",
+               "missing: every endpoint needs an \"endpoint\" path such as \"/users/{id}\"")
+        return None
+    if not endpoint.startswith("/"):
+        r.fail("endpoint", f"endpoint {endpoint!r} must start with '/'")
+        return None
+    params = endpoint_params(endpoint)
+    for name in params:
+        if name != "*" and not _PARAM_NAME.match(name):
+            r.fail("endpoint", f"invalid parameter {{{name}}} in {endpoint!r}: "
+                               "names use letters, digits, '_' and '-'")
+    if "*" in endpoint[:-1] and not endpoint.endswith("/*"):
+        r.fail("endpoint", f"a wildcard '*' is only allowed as the last segment: {endpoint!r}")
+    method = r.get("method", str, DEFAULT_METHOD).upper() or DEFAULT_METHOD
+    if method not in HTTP_METHODS:
+        r.fail("method", f"unknown HTTP method {method!r}: expected one of "
+                         f"{', '.join(sorted(HTTP_METHODS))}")
+    timeout = r.duration("timeout", defaults["timeout"])
+    if timeout == 0:
+        timeout = defaults["timeout"]
+    cache_ttl = r.duration("cache_ttl", defaults["cache_ttl"])
+    output_encoding = r.choice("output_encoding", OUTPUT_ENCODINGS, defaults["output_encoding"])
+    concurrent = r.get("concurrent_calls", int, 1) or 1
+    if concurrent < 1:
+        r.fail("concurrent_calls", f"expected at least 1, got {concurrent}")
+    input_headers = r.strings("input_headers")
+    if input_headers is None:
+        input_headers = r.strings("headers_to_pass")  # KrakenD v1 name
+    input_query = r.strings("input_query_strings")
+    if input_query is None:
+        input_query = r.strings("querystring_params")  # KrakenD v1 name
+    extra = r.mapping("extra_config")
+    sequential = bool(isinstance(extra.get("proxy"), dict) and extra["proxy"].get("sequential"))
+    backends_raw = raw.get("backend")
+    backends: list[BackendConfig] = []
+    if backends_raw is None or backends_raw == []:
+        r.fail("backend", f"endpoint {method} {endpoint} has no backends: declare at least one")
+    elif not isinstance(backends_raw, list):
+        r.fail("backend", f"expected a list of backends, got {_describe(backends_raw)}")
+    else:
+        inherited = {"host": defaults["host"], "method": method, "timeout": timeout,
+                     "concurrent_calls": concurrent}
+        for j, braw in enumerate(backends_raw):
+            bpath = (*path, "backend", j)
+            if not isinstance(braw, dict):
+                errors.append(ConfigValueError(f"expected a backend object, got {_describe(braw)}",
+                                               path=bpath))
+                continue
+            backend = _build_backend(braw, bpath, inherited, errors)
+            _check_placeholders(backend, params, j, sequential, errors)
+            backends.append(backend)
+    return EndpointConfig(
+        endpoint=endpoint, method=method, backend=tuple(backends), timeout=timeout,
+        cache_ttl=cache_ttl, output_encoding=output_encoding, concurrent_calls=concurrent,
+        input_headers=input_headers, input_query_strings=input_query, extra_config=extra,
+        params=tuple(params), raw=raw, path=path,
+    )
+
+
+def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, Any],
+                   errors: list[ConfigValueError]) -> BackendConfig:
+    r = _Reader(raw, path, errors)
+    url_pattern = r.get("url_pattern", str, None)
+    if url_pattern is None:
+        r.fail("url_pattern",
+               "missing: every backend needs a \"url_pattern\" such as \"/users/{id}\"")
+        url_pattern = "/"
+    if not url_pattern.startswith("/"):
+        url_pattern = "/" + url_pattern
+    disable_sanitize = r.get("disable_host_sanitize", bool, False)
+    hosts = r.strings("host") or tuple(inherited["host"])
+    if not hosts:
+        r.fail("host", "no host for this backend: set \"host\" here or at the root of the config")
+    if not disable_sanitize:
+        hosts = tuple(sanitize_host(h) for h in hosts)
+    method = (r.get("method", str, "") or inherited["method"]).upper()
+    if method not in HTTP_METHODS:
+        r.fail("method", f"unknown HTTP method {method!r}")
+    timeout = r.duration("timeout", inherited["timeout"]) or inherited["timeout"]
+    mapping = r.mapping("mapping")
+    for key, value in mapping.items():
+        if not isinstance(value, str):
+            errors.append(ConfigValueError(f"expected a string, got {_describe(value)}",
+                                           path=(*path, "mapping", key)))
+    return BackendConfig(
+        host=tuple(hosts), url_pattern=url_pattern, method=method,
+        encoding=r.choice("encoding", BACKEND_ENCODINGS, DEFAULT_ENCODING),
+        timeout=timeout, concurrent_calls=inherited["concurrent_calls"],
+        disable_host_sanitize=disable_sanitize,
+        is_collection=r.get("is_collection", bool, False),
+        group=r.get("group", str, None) or None, target=r.get("target", str, None) or None,
+        allow=r.strings("allow") or r.strings("whitelist") or (),
+        deny=r.strings("deny") or r.strings("blacklist") or (),
+        mapping=mapping,
+        input_headers=r.strings("input_headers"),
+        input_query_strings=r.strings("input_query_strings"),
+        extra_config=r.mapping("extra_config"), raw=raw, path=path,
+    )
+
+
+def _check_placeholders(backend: BackendConfig, params: list[str], index: int, sequential: bool,
+                        errors: list[ConfigValueError]) -> None:
+    """Every ``{x}`` of a url_pattern must come from the endpoint (or an earlier response)."""
+    known = {p.lower() for p in params}
+    for name in PLACEHOLDER.findall(backend.url_pattern):
+        if name.lower() in known or name.startswith("JWT."):
+            continue
+        ref = _SEQUENTIAL_REF.match(name)
+        if ref and sequential and int(ref.group(1)) < index:
+            continue
+        hint = ""
+        if ref and not sequential:
+            hint = " (response references need \"sequential\": true in extra_config.proxy)"
+        elif ref:
+            hint = f" (resp{ref.group(1)} is not an earlier backend of this endpoint)"
+        available = ", ".join("{" + p + "}" for p in params) or "none"
+        errors.append(ConfigValueError(
+            f"undefined parameter {{{name}}} in url_pattern {backend.url_pattern!r}{hint}; "
+            f"the endpoint defines: {available}",
+            path=(*backend.path, "url_pattern")))
+
+
+def route_key(endpoint: str) -> str:
+    """The shape of a route, parameter names erased: ``/a/{x}`` and ``/a/{y}`` collide."""
+    return PLACEHOLDER.sub("{}", endpoint)
+
+
+def _check_collisions(endpoints: list[EndpointConfig], errors: list[ConfigValueError]) -> None:
+    seen: dict[tuple[str, str], EndpointConfig] = {}
+    for ep in endpoints:
+        key = (ep.method, route_key(ep.endpoint))
+        first = seen.get(key)
+        if first is not None:
+            errors.append(ConfigValueError(
+                f"route {ep.method} {ep.endpoint} collides with {first.method} {first.endpoint} "
+                f"declared at endpoints[{first.path[1]}]", path=(*ep.path, "endpoint")))
+        else:
+            seen[key] = ep

@@ -1,0 +1,141 @@
+"""A generation: one validated configuration compiled into an immutable, servable object.
+
+The server holds one reference to the current generation and swaps it whole. Everything a
+request needs (route table, endpoint pipelines, upstream pools) belongs to the generation, so two
+generations coexist while the old one drains, and nothing derived from configuration is global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from tidegate import __version__
+from tidegate.config.model import EndpointConfig, ServiceConfig
+from tidegate.errors import ConfigErrors, ConfigValueError
+from tidegate.pipeline import builtins
+from tidegate.pipeline.backend import CompiledBackend
+from tidegate.pipeline.endpoint import COMPLETED_HEADER, EndpointHandler, compile_endpoint
+from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteConflict, Router
+from tidegate.server.messages import Request, Response
+from tidegate.upstream.client import UpstreamClient
+
+USER_AGENT = f"tidegate/{__version__}"
+
+_NOT_FOUND = Response.text(404, "404 page not found")
+
+
+@dataclass(slots=True)
+class ServerStatus:
+    """Server-wide facts that outlive generations (shown on `/__health`)."""
+
+    started: float = field(default_factory=time.time)
+    last_reload_error: dict[str, Any] | None = None
+    reloads: int = 0
+
+
+def config_hash(data: Any) -> str:
+    """A stable short hash of the effective configuration (after overrides)."""
+    blob = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def endpoint_fingerprints(service: ServiceConfig) -> dict[str, str]:
+    """``"GET /users/{id}"`` → hash of that endpoint's raw config (to describe reload changes)."""
+    return {f"{ep.method} {ep.endpoint}": config_hash(ep.raw) for ep in service.endpoints}
+
+
+class Generation:
+    """The compiled configuration; `handle` answers one request."""
+
+    def __init__(self, service: ServiceConfig, gen_id: int, chash: str, *, debug: bool,
+                 status: ServerStatus, build_seconds: float = 0.0) -> None:
+        self.service = service
+        self.id = gen_id
+        self.config_hash = chash
+        self.status = status
+        self.build_seconds = build_seconds
+        self.activated = time.time()
+        self.inflight = 0
+        self._drained: asyncio.Event | None = None
+        self.client = UpstreamClient()
+        self.fingerprints = endpoint_fingerprints(service)
+        extra = service.extra_config.get("router")
+        self.return_error_msg = bool(isinstance(extra, dict) and extra.get("return_error_msg"))
+        self.router: Router[EndpointHandler] = Router()
+        errors: list[ConfigValueError] = []
+        for ep in service.endpoints:
+            try:
+                handler = self._compile(ep)
+                self.router.add(ep.method, ep.endpoint, handler)
+            except ConfigValueError as exc:
+                errors.append(exc)
+            except (ValueError, RouteConflict) as exc:
+                errors.append(ConfigValueError(str(exc), path=ep.path))
+        if errors:
+            raise ConfigErrors(errors)
+        builtins.register(self.router, self, debug=debug or service.debug_endpoint,
+                          echo=service.echo_endpoint)
+
+    def _compile(self, ep: EndpointConfig) -> EndpointHandler:
+        backends = []
+        for b in ep.backend:
+            try:
+                backends.append(CompiledBackend(b, self.client, USER_AGENT))
+            except ValueError as exc:
+                raise ConfigValueError(str(exc), path=b.path) from None
+        return compile_endpoint(ep, backends, USER_AGENT, self.return_error_msg)
+
+    async def handle(self, request: Request) -> Response:
+        """Route and answer one request on this generation."""
+        path = request.path
+        if "%" in path:
+            path = unquote(path)
+        found = self.router.lookup(request.method, path)
+        if type(found) is Match:
+            return await found.handler(request, found.params)
+        if found is None:
+            return _NOT_FOUND
+        if isinstance(found, MethodNotAllowed):
+            return Response(405, [(COMPLETED_HEADER, "false"), ("Content-Type", "text/plain")],
+                            b"405 method not allowed")
+        assert isinstance(found, Redirect)
+        location = found.location + (f"?{request.query}" if request.query else "")
+        code = 301 if request.method == "GET" else 307
+        body = b""
+        headers = [("Location", location)]
+        if request.method in ("GET", "HEAD"):
+            headers.append(("Content-Type", "text/html; charset=utf-8"))
+            text = "Moved Permanently" if code == 301 else "Temporary Redirect"
+            body = f'<a href="{location}">{text}</a>.\n\n'.encode()
+        return Response(code, headers, body)
+
+    def leave(self) -> None:
+        """A request of this generation finished (called by the protocol)."""
+        self.inflight -= 1
+        if self.inflight == 0 and self._drained is not None:
+            self._drained.set()
+
+    async def drained(self) -> None:
+        """Wait until no request uses this generation any more."""
+        if self.inflight <= 0:
+            return
+        self._drained = asyncio.Event()
+        await self._drained.wait()
+
+    def describe(self) -> dict[str, Any]:
+        """What `/__health` says about this generation."""
+        return {"id": self.id, "config_hash": self.config_hash,
+                "activated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.activated)),
+                "endpoints": len(self.service.endpoints)}
+
+    async def close(self) -> None:
+        """Release upstream connections once the generation has drained."""
+        await self.client.close()
+

@@ -1,0 +1,86 @@
+"""Values that travel through the proxy stages (lura's proxy.Request / proxy.Response)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+_CANONICAL: dict[str, str] = {}
+
+
+def canonical_header(name: str) -> str:
+    """Go's ``textproto.CanonicalMIMEHeaderKey`` (``x-y-z`` → ``X-Y-Z``), cached."""
+    out = _CANONICAL.get(name)
+    if out is not None:
+        return out
+    if any(c in name for c in " \t\r\n:") or not name.isascii():
+        out = name
+    else:
+        out = "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+    if len(_CANONICAL) < 4096:
+        _CANONICAL[name] = out
+    return out
+
+
+@dataclass(slots=True)
+class ProxyRequest:
+    """What the backends of one endpoint are asked: built once per client request.
+
+    ``params`` are keyed like lura's (first letter upper-cased: ``{foo}`` → ``Foo``);
+    ``headers`` use canonical names; ``query`` keeps repeated keys in order.
+    """
+
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, list[str]]
+    query: list[tuple[str, str]]
+    body: bytes
+
+    def clone(self) -> ProxyRequest:
+        """A shallow copy a backend may modify (sequential proxies add params)."""
+        return ProxyRequest(self.method, self.path, dict(self.params), self.headers,
+                            self.query, self.body)
+
+
+@dataclass(slots=True)
+class ProxyResponse:
+    """A backend's (or the merge's) answer: decoded data plus what the router renders."""
+
+    data: dict[str, Any]
+    complete: bool = True
+    status: int = 200
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    raw: bytes | None = None  # no-op: the body as the backend sent it
+
+
+class BackendFailure(Exception):
+    """A backend call that did not produce data; ``status`` is what the client sees alone."""
+
+    status = 500
+
+
+class BackendStatusError(BackendFailure):
+    """The backend answered with a status KrakenD does not accept (anything but 200/201)."""
+
+    def __init__(self, code: int, method: str, url_pattern: str, url: str, body: bytes,
+                 content_type: str) -> None:
+        super().__init__(f"invalid status code {code} [{method} {url_pattern}]: {url}")
+        self.code = code
+        self.body = body
+        self.content_type = content_type
+
+
+class BackendTimeout(BackendFailure):
+    """The backend did not answer within its timeout."""
+
+    def __init__(self) -> None:
+        super().__init__("context deadline exceeded")
+
+
+class BackendUnavailable(BackendFailure):
+    """The backend could not be reached (refused, reset, DNS...)."""
+
+
+class BackendDecodeError(BackendFailure):
+    """The backend's body does not decode with the backend's ``encoding``."""

@@ -1,0 +1,52 @@
+"""Build and fully validate the next generation's configuration, away from the request path.
+
+`build_candidate` is what both the first start and every reload run: render, parse, override,
+type-check, and a trial compile of the whole generation (routes, pipelines, components), so a
+configuration that reaches the workers cannot fail there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tidegate.config.loader import LoadedConfig, load_config, locate_error
+from tidegate.errors import ConfigError
+from tidegate.pipeline.generation import Generation, ServerStatus, config_hash
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A configuration ready to become a generation."""
+
+    loaded: LoadedConfig
+    config_hash: str
+    fingerprints: dict[str, str]
+    build_seconds: float
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        """Where it wants to listen."""
+        return self.loaded.service.listen_ip, self.loaded.service.port
+
+
+def build_candidate(path: str | None, env: Mapping[str, str], *, port: int | None,
+                    debug: bool) -> Candidate:
+    """Everything a reload does before the swap; raises ConfigError with file and position."""
+    started = time.perf_counter()
+    loaded = load_config(path, env, port=port)
+    try:
+        trial = Generation(loaded.service, 0, "", debug=debug, status=ServerStatus())
+    except ConfigError as exc:
+        raise locate_error(exc, loaded.document) from None
+    return Candidate(loaded, config_hash(loaded.data), trial.fingerprints,
+                     time.perf_counter() - started)
+
+
+def describe_changes(old: dict[str, str], new: dict[str, str]) -> str:
+    """``+2 endpoints, -1, ~3 changed`` between two fingerprint maps."""
+    added = len(new.keys() - old.keys())
+    removed = len(old.keys() - new.keys())
+    changed = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
+    return f"+{added} endpoints, -{removed}, ~{changed} changed"

@@ -1,0 +1,311 @@
+"""A lean HTTP/1.1 client for backends: pooled keep-alive connections over httptools.
+
+Why not aiohttp's client: the gateway's hot path is one upstream exchange per backend per
+request, and a purpose-built client over the same C parser the server uses costs a fraction of a
+general-purpose one. It does only what KrakenD's Go transport does for backends: keep-alive pools
+per host, ``Accept-Encoding: gzip`` with transparent decoding, Content-Length, chunked and
+close-delimited bodies, and a retry of a request that died on a stale pooled connection before
+any byte of the answer arrived (Go retries those too).
+
+One `UpstreamClient` belongs to one generation; closing it closes its pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httptools
+
+MAX_IDLE_PER_HOST = 256
+
+
+class UpstreamError(Exception):
+    """The backend could not be reached or answered something that is not HTTP."""
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    """A complete backend answer; header names keep the backend's spelling."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """First value of a header, case-insensitive."""
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection to a backend; carries one exchange at a time."""
+
+    __slots__ = (
+        "_body",
+        "_done",
+        "_head_only",
+        "_headers",
+        "_parser",
+        "_received",
+        "_status",
+        "closed",
+        "pool",
+        "reusable",
+        "transport",
+    )
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._done: asyncio.Future[UpstreamResponse] | None = None
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._status = 0
+        self._received = False
+        self._head_only = False
+        self.closed = False
+        self.reusable = False
+
+    # asyncio.Protocol --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed HTTP response: {exc}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        done = self._done
+        if done is not None and not done.done():
+            if self._status and not self._parser.should_keep_alive():
+                # A close-delimited body ends with the connection.
+                self._finish()
+            else:
+                reason = exc or ConnectionResetError("connection closed by the backend")
+                done.set_exception(_Stale(reason) if not self._received else
+                                   UpstreamError(f"{reason}"))
+
+    # httptools callbacks -----------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+        if self._head_only or self._status in (204, 304):
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._status and 100 <= self._status < 200:
+            # Interim answer (100 Continue): the real one follows on the same connection.
+            self._headers = []
+            self._status = 0
+            return
+        self._finish()
+
+    # exchange ----------------------------------------------------------------------------
+    def send(self, data: bytes, head_only: bool) -> asyncio.Future[UpstreamResponse]:
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        self._headers = []
+        self._body = []
+        self._status = 0
+        self._received = False
+        self._head_only = head_only
+        self.reusable = False
+        assert self.transport is not None
+        self.transport.write(data)
+        return self._done
+
+    def _finish(self) -> None:
+        done = self._done
+        if done is None or done.done():
+            return
+        self.reusable = (not self._head_only and not self.closed
+                         and self._parser.should_keep_alive())
+        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        done.set_result(UpstreamResponse(self._status, self._headers, body))
+        self._done = None
+
+    def _fail(self, exc: Exception) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Stale(Exception):
+    """A pooled connection died before answering: safe to retry on a fresh one."""
+
+
+class _Pool:
+    """Idle keep-alive connections to one (scheme, host, port)."""
+
+    def __init__(self, host: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
+        self.host = host
+        self.port = port
+        self.ssl = ssl_ctx
+        self.idle: deque[_Connection] = deque()
+        self.all: set[_Connection] = set()
+        self.closed = False
+
+    async def connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await loop.create_connection(
+                lambda: _Connection(self), self.host, self.port, ssl=self.ssl)
+        except OSError as exc:
+            raise UpstreamError(f"dial tcp {self.host}:{self.port}: {exc.strerror or exc}") from exc
+        self.all.add(conn)
+        return conn
+
+    def take_idle(self) -> _Connection | None:
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    def release(self, conn: _Connection) -> None:
+        if conn.reusable and not self.closed and len(self.idle) < MAX_IDLE_PER_HOST:
+            self.idle.append(conn)
+        else:
+            conn.close()
+
+    def forget(self, conn: _Connection) -> None:
+        self.all.discard(conn)
+
+    def close(self) -> None:
+        self.closed = True
+        for conn in list(self.all):
+            conn.close()
+        self.idle.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A backend base URL split once at compile time."""
+
+    scheme: str
+    host: str
+    port: int
+    host_header: str
+    base_path: str
+
+
+def parse_target(url: str) -> Target:
+    """Split ``http://host:port/base`` once, so requests never parse it again."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"unsupported backend host {url!r}: expected http://host[:port]")
+    default = 443 if parts.scheme == "https" else 80
+    port = parts.port or default
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return Target(parts.scheme, parts.hostname, port, host_header, parts.path.rstrip("/"))
+
+
+class UpstreamClient:
+    """Pools per backend address; one instance per generation."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[str, str, int], _Pool] = {}
+        self._ssl: ssl.SSLContext | None = None
+        self.closed = False
+
+    def _pool(self, target: Target) -> _Pool:
+        key = (target.scheme, target.host, target.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            ctx = None
+            if target.scheme == "https":
+                if self._ssl is None:
+                    self._ssl = ssl.create_default_context()
+                ctx = self._ssl
+            pool = self._pools[key] = _Pool(target.host, target.port, ctx)
+        return pool
+
+    async def send(self, target: Target, method: str, request_target: str,
+                   headers: list[tuple[str, str]], body: bytes | None) -> UpstreamResponse:
+        """One exchange; the caller sets timeouts (cancellation closes the connection)."""
+        head = [f"{method} {request_target} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
+        wants_gzip = True
+        for name, value in headers:
+            if name == "Accept-Encoding" or name == "Range":
+                wants_gzip = False
+            head.append(f"{name}: {value}\r\n")
+        if body:
+            head.append("Transfer-Encoding: chunked\r\n")
+        elif method in ("POST", "PUT", "PATCH"):
+            head.append("Content-Length: 0\r\n")
+        if wants_gzip:
+            head.append("Accept-Encoding: gzip\r\n")
+        head.append("\r\n")
+        data = "".join(head).encode("latin-1")
+        if body:
+            data += b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        pool = self._pool(target)
+        head_only = method == "HEAD"
+        conn = pool.take_idle()
+        if conn is not None:
+            try:
+                resp = await self._exchange(pool, conn, data, head_only)
+            except _Stale:
+                conn = None
+            else:
+                return _decode(resp) if wants_gzip else resp
+        conn = await pool.connect()
+        try:
+            resp = await self._exchange(pool, conn, data, head_only)
+        except _Stale as exc:
+            raise UpstreamError(str(exc.args[0]) if exc.args else "connection reset") from None
+        return _decode(resp) if wants_gzip else resp
+
+    async def _exchange(self, pool: _Pool, conn: _Connection, data: bytes,
+                        head_only: bool) -> UpstreamResponse:
+        try:
+            resp = await conn.send(data, head_only)
+        except BaseException:
+            conn.close()
+            raise
+        pool.release(conn)
+        return resp
+
+    async def close(self) -> None:
+        """Close every pooled connection (the generation is retired)."""
+        self.closed = True
+        for pool in self._pools.values():
+            pool.close()
+
+
+def _decode(resp: UpstreamResponse) -> UpstreamResponse:
+    """Undo the gzip the client asked for, as Go's transport does (headers removed too)."""
+    enc = resp.header("Content-Encoding")
+    if enc is None or enc.lower() != "gzip" or not resp.body:
+        return resp
+    try:
+        body = zlib.decompress(resp.body, 16 + zlib.MAX_WBITS)
+    except zlib.error as exc:
+        raise UpstreamError(f"gzip: invalid body: {exc}") from exc
+    headers = [(k, v) for k, v in resp.headers
+               if k.lower() not in ("content-encoding", "content-length")]
+    return UpstreamResponse(resp.status, headers, body)
