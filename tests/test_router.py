@@ -63,3 +63,12 @@ def test_empty_parameter_does_not_match(router: Router[str]) -> None:
 def test_same_method_and_shape_is_a_conflict(router: Router[str]) -> None:
     with pytest.raises(RouteConflict, match=r"route GET /users/\{other\} is declared twice"):
         router.add("GET", "/users/{other}", "dup")
+
+
+def test_catch_all_parent_without_slash_redirects() -> None:
+    r: Router[str] = Router()
+    r.add("GET", "/__debug/*", "debug")
+    r.add("POST", "/__debug/*", "debug")
+    assert r.lookup("GET", "/__debug") == Redirect("/__debug/")
+    found = r.lookup("GET", "/__debug/")
+    assert isinstance(found, Match) and found.params == {"*": ""}

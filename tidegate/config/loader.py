@@ -53,6 +53,25 @@ def default_config(port: int = 8080) -> dict[str, Any]:
     }
 
 
+def watch_targets(path: str | None, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(folders to watch, files to ignore) for a configuration: known before it is loaded.
+
+    The config file's folder, and with flexible configuration the settings, partials and
+    templates folders wherever they are; the ``FC_OUT`` file is ignored (no reload loop).
+    """
+    if path is None:
+        return [], []
+    folders = [str(Path(path).resolve().parent)]
+    ignore: list[str] = []
+    if _flexible_enabled(env):
+        for var in ("FC_SETTINGS", "FC_PARTIALS", "FC_TEMPLATES"):
+            if env.get(var):
+                folders.append(str(Path(env[var]).resolve()))
+        if env.get("FC_OUT"):
+            ignore.append(str(Path(env["FC_OUT"]).resolve()))
+    return sorted(set(folders)), ignore
+
+
 def _flexible_enabled(env: Mapping[str, str]) -> bool:
     # KrakenD documents that any value, even "0", enables flexible configuration.
     return "FC_ENABLE" in env

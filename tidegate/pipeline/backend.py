@@ -31,6 +31,7 @@ from tidegate.upstream.client import Target, UpstreamClient, UpstreamError, pars
 BackendCall = Callable[[ProxyRequest], Awaitable[ProxyResponse]]
 
 _MAX_REDIRECTS = 10
+_SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 _HOP_BY_HOP = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
                          "Upgrade", "Te", "Trailer", "Host", "Content-Length"})
 
@@ -174,9 +175,15 @@ class CompiledBackend:
             location = resp.header("Location")
             if not location:
                 return resp.status, resp.headers, resp.body, url
-            url = urljoin(url, location)
+            previous, url = url, urljoin(url, location)
             parts = urlsplit(url)
-            target = parse_target(f"{parts.scheme}://{parts.netloc}")
+            new_target = parse_target(f"{parts.scheme}://{parts.netloc}")
+            # Go's client: Referer is the previous URL; credentials stay on the same host.
+            headers = [(k, v) for k, v in headers if k != "Referer" and (
+                new_target.host_header == target.host_header or k not in _SENSITIVE)]
+            if not (previous.startswith("https:") and url.startswith("http:")):
+                headers.append(("Referer", previous))
+            target = new_target
             request_target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             if resp.status in (301, 302, 303) and method not in ("GET", "HEAD"):
                 method, body = "GET", b""

@@ -145,10 +145,10 @@ class Router(Generic[H]):
         stack: list[tuple[_Node[H], int]] = [(self._root, 0)]
         while stack:
             node, i = stack.pop()
-            methods.update(node.catch_all)
             if i == len(segs):
                 methods.update(node.routes)
                 continue
+            methods.update(node.catch_all)
             child = node.static.get(segs[i])
             if child is not None:
                 stack.append((child, i + 1))

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from tidegate.config.loader import watch_targets
 from tidegate.errors import ConfigError
 from tidegate.logs import setup_logging
 from tidegate.reload.builder import Candidate, build_candidate, describe_changes
@@ -90,12 +91,25 @@ class Supervisor:
         self.last_error: str | None = None
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._valid: asyncio.Event | None = None
+        self._pending: Candidate | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        tasks = []
+        if self.watch:
+            # Watch before the first build, so that no save can fall between the two.
+            tasks.append(asyncio.ensure_future(self._watch()))
+        try:
+            return await self._serve()
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def _serve(self) -> int:
         try:
             candidate = await self._build()
         except ConfigError as exc:
@@ -104,7 +118,7 @@ class Supervisor:
                 return 1
             self.last_error = str(exc)
             log.info("watching for a valid configuration...")
-            candidate = await self._wait_for_valid()
+            candidate = await self._first_valid()
             if candidate is None:
                 return 0
         try:
@@ -112,12 +126,9 @@ class Supervisor:
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", *candidate.listen, exc.strerror or exc)
             return 1
-        tasks = [asyncio.ensure_future(self._on_hup())]
-        if self.watch:
-            tasks.append(asyncio.ensure_future(self._watch()))
+        hup = asyncio.ensure_future(self._on_hup())
         await self.stop.wait()
-        for t in tasks:
-            t.cancel()
+        hup.cancel()
         await self._stop_workers(self.workers)
         log.info("stopped")
         return 0
@@ -127,14 +138,15 @@ class Supervisor:
         return await asyncio.to_thread(build_candidate, self.path, self.env, port=self.port,
                                        debug=self.debug)
 
-    async def _wait_for_valid(self) -> Candidate | None:
-        watch_dirs = [os.path.dirname(os.path.abspath(self.path))] if self.path else []
-        async for _ in watch_changes(watch_dirs, (), self.stop):
-            try:
-                return await self._build()
-            except ConfigError as exc:
-                self._report_error(exc)
-        return None
+    async def _first_valid(self) -> Candidate | None:
+        """With --watch, a broken first configuration waits for a good save."""
+        self._valid = asyncio.Event()
+        stop = asyncio.ensure_future(self.stop.wait())
+        valid = asyncio.ensure_future(self._valid.wait())
+        await asyncio.wait([stop, valid], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        valid.cancel()
+        return self._pending
 
     # starting and reloading ----------------------------------------------------------------
     async def _start(self, candidate: Candidate) -> None:
@@ -200,7 +212,13 @@ class Supervisor:
             except ConfigError as exc:
                 self._report_error(exc)
                 return
-            if self.current is not None and candidate.config_hash == self.current.config_hash:
+            if self.current is None:
+                # Not serving yet (the first configuration was broken): start with this one.
+                self._pending = candidate
+                if self._valid is not None:
+                    self._valid.set()
+                return
+            if candidate.config_hash == self.current.config_hash:
                 self._clear_error()
                 log.info("%s: configuration unchanged (config %s)", reason,
                          candidate.config_hash)
@@ -253,9 +271,8 @@ class Supervisor:
             await self.reload("SIGHUP")
 
     async def _watch(self) -> None:
-        assert self.current is not None
-        loaded = self.current.loaded
-        async for changed in watch_changes(loaded.watch_paths, loaded.ignore_paths, self.stop):
+        folders, ignore = watch_targets(self.path, self.env)
+        async for changed in watch_changes(folders, ignore, self.stop):
             names = ", ".join(sorted(os.path.basename(p) for p in changed))
             await self.reload(f"change in {names}")
 

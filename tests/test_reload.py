@@ -1,0 +1,165 @@
+"""Hot reload as a user lives it: saves under `--watch`, SIGHUP, broken saves, in-flight requests.
+
+Every wait is on an event: a supervisor log line or the generation id on `/__health`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import (
+    SLOW_ARRIVED,
+    backend,
+    free_port,
+    gateway,
+    health,
+    request,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def cfg(bport: int, *paths: str, cache_ttl: str = "0s", port: int | None = None
+        ) -> dict[str, Any]:
+    host = [f"http://127.0.0.1:{bport}"]
+    data: dict[str, Any] = {"version": 3, "cache_ttl": cache_ttl, "timeout": "5s", "endpoints": [
+        {"endpoint": p, "backend": [{"host": host, "url_pattern": f"/slow/x?ms={ms}"
+                                     if (ms := _slow_ms(p)) else p}]}
+        for p in paths]}
+    if port is not None:
+        data["port"] = port
+    return data
+
+
+def _slow_ms(path: str) -> int:
+    return 2000 if path == "/slow" else 0
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, cfg(bport, "/a", "/slow"))
+        port = free_port()
+        with gateway(str(config), port, "--watch") as gw:
+            yield gw, config, bport, port
+
+
+def test_save_adds_a_route_without_restart(setup) -> None:
+    gw, config, bport, port = setup
+    assert request(port, "GET", "/b")[0] == 404
+    write_config(config, cfg(bport, "/a", "/slow", "/b"))
+    line = gw.wait_for("generation 2 active")
+    assert "+1 endpoints, -0, ~0 changed" in line
+    assert request(port, "GET", "/b")[0] == 200
+    assert health(port)["generation"]["id"] == 2
+
+
+def test_broken_save_keeps_serving_and_reports_where(setup) -> None:
+    gw, config, bport, port = setup
+    config.write_text('{\n  "version": 3,\n  "endpoints": [\n    {"endpoint": "/a",}\n  ]\n}\n')
+    gw.wait_for("configuration rejected, still serving generation 1")
+    assert request(port, "GET", "/a")[0] == 200
+    error = health(port)["last_reload_error"]
+    assert error["file"] == str(config) and (error["line"], error["col"]) == (4, 23)
+    assert error["kind"] == "syntax"
+    # A bad value (not syntax) is located by JSON path and line:col too.
+    data = cfg(bport, "/a")
+    data["endpoints"][0]["timeout"] = "soon"
+    write_config(config, data)
+    gw.wait_for("endpoints[0].timeout")
+    assert health(port)["last_reload_error"]["path"] == "endpoints[0].timeout"
+    # The next good save recovers, with no restart.
+    write_config(config, cfg(bport, "/a", "/c"))
+    gw.wait_for("generation 2 active")
+    assert request(port, "GET", "/c")[0] == 200
+    assert health(port)["last_reload_error"] is None
+
+
+def test_in_flight_request_finishes_on_its_generation(setup) -> None:
+    gw, config, bport, port = setup
+    result: dict[str, Any] = {}
+    SLOW_ARRIVED.clear()
+    t = threading.Thread(target=lambda: result.update(r=request(port, "GET", "/slow")))
+    t.start()
+    assert SLOW_ARRIVED.wait(10)
+    write_config(config, cfg(bport, "/a"))  # the slow route is removed while it runs
+    gw.wait_for("generation 2 active")
+    t.join(10)
+    status, _, body = result["r"]
+    assert status == 200 and json.loads(body)["path"] == "/slow/x"
+    assert request(port, "GET", "/slow")[0] == 404
+
+
+def test_keep_alive_connection_survives_and_sees_new_generation(setup) -> None:
+    gw, config, bport, port = setup
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    assert request(port, "GET", "/a", conn=conn)[1].get("cache-control") is None
+    write_config(config, cfg(bport, "/a", "/slow", cache_ttl="60s"))
+    gw.wait_for("generation 2 active")
+    status, headers, _ = request(port, "GET", "/a", conn=conn)
+    assert status == 200 and headers["cache-control"] == "public, max-age=60"
+    conn.close()
+
+
+def test_unchanged_save_does_not_make_a_generation(setup) -> None:
+    gw, config, bport, port = setup
+    write_config(config, cfg(bport, "/a", "/slow"))
+    gw.wait_for("configuration unchanged")
+    assert health(port)["generation"]["id"] == 1
+
+
+def test_sighup_reloads_without_watch(tmp_path: Path) -> None:
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, cfg(bport, "/a"))
+        port = free_port()
+        with gateway(str(config), port) as gw:
+            write_config(config, cfg(bport, "/a", "/b"))
+            gw.proc.send_signal(signal.SIGHUP)
+            gw.wait_for("SIGHUP: generation 2 active")
+            assert request(port, "GET", "/b")[0] == 200
+
+
+def test_every_worker_swaps_to_the_same_generation(tmp_path: Path) -> None:
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, cfg(bport, "/a"))
+        port = free_port()
+        with gateway(str(config), port, "--watch", workers=2) as gw:
+            write_config(config, cfg(bport, "/a", "/b"))
+            gw.wait_for("generation 2 active")
+            # New connections land on either worker: all must serve generation 2.
+            for _ in range(20):
+                assert health(port)["generation"]["id"] == 2
+                assert request(port, "GET", "/b")[0] == 200
+
+
+def test_port_change_binds_new_socket_before_old_one_stops(tmp_path: Path) -> None:
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        port, new_port = free_port(), free_port()
+        write_config(config, cfg(bport, "/a", port=port))
+        gw_port_flagless = None
+        from tests.support import Gateway
+
+        gw = Gateway(["run", "--workers", "1", "--watch", "-c", str(config)])
+        try:
+            gw.wait_for("listening on")
+            write_config(config, cfg(bport, "/a", port=new_port))
+            gw.wait_for(f"now listening on 0.0.0.0:{new_port}")
+            assert request(new_port, "GET", "/a")[0] == 200
+            gw.wait_for("generation 2 active")
+            with pytest.raises(OSError):
+                request(port, "GET", "/a")
+        finally:
+            assert gw.stop() == 0
+        assert gw_port_flagless is None
