@@ -31,7 +31,7 @@ def test_defaults_follow_krakend() -> None:
     assert (svc.port, svc.timeout, svc.cache_ttl, svc.listen_ip) == (8080, 2.0, 0.0, "0.0.0.0")
     ep = svc.endpoints[0]
     assert (ep.method, ep.output_encoding, ep.concurrent_calls, ep.timeout) == (
-        "GET", "json", 1, 2.0)
+        "GET", "", 1, 2.0)  # unset: chosen from the backends when the endpoint is compiled
     backend = ep.backend[0]
     assert backend.host == ("http://localhost:9000",)  # sanitized as KrakenD does
     assert (backend.method, backend.encoding, backend.timeout) == ("GET", "json", 2.0)
@@ -137,3 +137,12 @@ def test_port_flag_wins_over_file_and_environment(tmp_path: Path) -> None:
     cfg.write_text('{"version": 3, "port": 1234, "endpoints": []}')
     assert load_config(str(cfg), {"KRAKEND_PORT": "4321"}).service.port == 4321
     assert load_config(str(cfg), {"KRAKEND_PORT": "4321"}, port=5555).service.port == 5555
+
+
+def test_no_op_output_forces_no_op_backends_and_allows_only_one() -> None:
+    data = minimal()
+    data["endpoints"][0]["output_encoding"] = "no-op"
+    assert build_service(data).endpoints[0].backend[0].encoding == "no-op"
+    data["endpoints"][0]["backend"].append({"host": ["h"], "url_pattern": "/"})
+    assert errors_of(data) == ("endpoints[0].output_encoding: no-op cannot be used with more "
+                               "than one backend on the same endpoint")

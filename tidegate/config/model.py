@@ -19,7 +19,8 @@ DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_METHOD = "GET"
 DEFAULT_ENCODING = "json"
-DEFAULT_OUTPUT_ENCODING = "json"
+# Unset means: the single backend's encoding when it names a renderer, else json (lura).
+DEFAULT_OUTPUT_ENCODING = ""
 
 BACKEND_ENCODINGS = frozenset({"json", "safejson", "xml", "rss", "string", "no-op"})
 OUTPUT_ENCODINGS = frozenset({"json", "json-collection", "xml", "yaml", "negotiate", "string",
@@ -328,8 +329,12 @@ def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, 
     elif not isinstance(backends_raw, list):
         r.fail("backend", f"expected a list of backends, got {_describe(backends_raw)}")
     else:
+        if output_encoding == "no-op" and len(backends_raw) > 1:
+            r.fail("output_encoding", "no-op cannot be used with more than one backend on the "
+                                      "same endpoint")
         inherited = {"host": defaults["host"], "method": method, "timeout": timeout,
-                     "concurrent_calls": concurrent}
+                     "concurrent_calls": concurrent,
+                     "force_no_op": output_encoding == "no-op"}
         for j, braw in enumerate(backends_raw):
             bpath = (*path, "backend", j)
             if not isinstance(braw, dict):
@@ -374,7 +379,8 @@ def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, 
                                            path=(*path, "mapping", key)))
     return BackendConfig(
         host=tuple(hosts), url_pattern=url_pattern, method=method,
-        encoding=r.choice("encoding", BACKEND_ENCODINGS, DEFAULT_ENCODING),
+        encoding="no-op" if inherited["force_no_op"] else r.choice(
+            "encoding", BACKEND_ENCODINGS, DEFAULT_ENCODING),
         timeout=timeout, concurrent_calls=inherited["concurrent_calls"],
         disable_host_sanitize=disable_sanitize,
         is_collection=r.get("is_collection", bool, False),

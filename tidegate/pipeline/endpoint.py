@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from tidegate import KRAKEND_COMPAT_VERSION
 from tidegate.config.model import PLACEHOLDER, EndpointConfig
-from tidegate.encoding.renderers import renderer_for
+from tidegate.encoding.renderers import renderer_for, select_output_encoding
 from tidegate.pipeline.backend import BackendCall, param_key
 from tidegate.pipeline.merge import merge_parallel, merge_sequential
 from tidegate.pipeline.messages import (
@@ -111,8 +111,9 @@ def compile_endpoint(cfg: EndpointConfig, backends: list[BackendCall], user_agen
     """The whole endpoint as one coroutine function of (client request, route params)."""
     build = compile_request_builder(cfg, user_agent)
     proxy = compile_proxy(cfg, backends)
-    render = renderer_for(cfg.output_encoding)
-    no_op = cfg.output_encoding == "no-op"
+    output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
+    render = renderer_for(output)
+    no_op = output == "no-op"
     cache_header = ("Cache-Control", f"public, max-age={int(cfg.cache_ttl)}") \
         if int(cfg.cache_ttl) else None
 

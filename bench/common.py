@@ -1,0 +1,152 @@
+"""Shared pieces of the benchmarks: nginx (upstream and reference proxy), tidegate, wrk.
+
+Everything listens on 127.0.0.1 and every load run is bounded in time. Processes started here
+are stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+UPSTREAM_BODY = '{"hello":"world","n":42,"items":[1,2,3]}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    """Block until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def taskset(cpus: str | None) -> list[str]:
+    return ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
+
+
+@contextmanager
+def nginx(listen_port: int, proxy_to: int | None = None, cpus: str | None = None
+          ) -> Iterator[None]:
+    """nginx on `listen_port`: the upstream (a small JSON) or, with `proxy_to`, a keep-alive
+    reverse proxy to that upstream. One worker process, like one tidegate worker."""
+    if not shutil.which("nginx"):
+        sys.exit("nginx is needed: apt-get install nginx-light")
+    prefix = Path(tempfile.mkdtemp(prefix="tidegate-bench-nginx-"))
+    (prefix / "logs").mkdir()
+    if proxy_to is None:
+        location = f"default_type application/json; return 200 '{UPSTREAM_BODY}';"
+        upstream = ""
+    else:
+        location = ('proxy_pass http://backend; proxy_http_version 1.1; '
+                    'proxy_set_header Connection "";')
+        upstream = f"upstream backend {{ server 127.0.0.1:{proxy_to}; keepalive 128; }}"
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  {upstream}
+  server {{
+    listen 127.0.0.1:{listen_port} backlog=4096;
+    location / {{ {location} }}
+  }}
+}}
+""")
+    proc = subprocess.Popen([*taskset(cpus), "nginx", "-p", str(prefix), "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(listen_port)
+        yield
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+@contextmanager
+def tidegate(config: dict[str, Any], port: int, *, workers: int = 1, cpus: str | None = None,
+             watch: bool = False, config_path: Path | None = None,
+             log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`tidegate run` on a config written to a temp file (or `config_path`)."""
+    folder = Path(tempfile.mkdtemp(prefix="tidegate-bench-"))
+    path = config_path or folder / "krakend.json"
+    path.write_text(json.dumps(config))
+    args = [*taskset(cpus), sys.executable, "-m", "tidegate", "run", "-c", str(path), "-p",
+            str(port), "--workers", str(workers)]
+    if watch:
+        args.append("--watch")
+    out = open(log or folder / "gateway.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                            env={**os.environ, "TIDEGATE_LOG_LEVEL": "WARNING"})
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()
+        if config_path is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(url: str, *, seconds: int, connections: int = 64, threads: int = 1,
+        cpus: str | None = None) -> dict[str, float]:
+    """Run wrk with latency; returns rps, p50/p99 in ms, errors (socket + non-2xx)."""
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    cmd = [*taskset(cpus), "wrk", "--latency", "-t", str(threads), "-c", str(connections),
+           "-d", f"{seconds}s", url]
+    text = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p50 = re.search(r"50%\s+(\S+)", text)
+    p99 = re.search(r"99%\s+(\S+)", text)
+    total = int(re.search(r"(\d+) requests in", text).group(1))
+    socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {"rps": rps, "p50_ms": _ms(p50.group(1)) if p50 else float("nan"),
+            "p99_ms": _ms(p99.group(1)) if p99 else float("nan"), "requests": total,
+            "errors": socket_errors + (int(non2xx.group(1)) if non2xx else 0), "raw": text}

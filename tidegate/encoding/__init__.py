@@ -1,0 +1,1 @@
+"""Wire formats as KrakenD speaks them: Go JSON, backend decoders, output renderers."""
