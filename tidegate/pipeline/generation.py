@@ -65,7 +65,6 @@ class Generation:
         self.inflight = 0
         self._drained: asyncio.Event | None = None
         self.client = UpstreamClient()
-        self.fingerprints = endpoint_fingerprints(service)
         extra = service.extra_config.get("router")
         self.return_error_msg = bool(isinstance(extra, dict) and extra.get("return_error_msg"))
         self.router: Router[EndpointHandler] = Router()

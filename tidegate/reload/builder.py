@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 from tidegate.config.loader import LoadedConfig, load_config, locate_error
 from tidegate.errors import ConfigError
-from tidegate.pipeline.generation import Generation, ServerStatus, config_hash
+from tidegate.pipeline.generation import (
+    Generation,
+    ServerStatus,
+    config_hash,
+    endpoint_fingerprints,
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ def build_candidate(path: str | None, env: Mapping[str, str], *, port: int | Non
         trial = Generation(loaded.service, 0, "", debug=debug, status=ServerStatus())
     except ConfigError as exc:
         raise locate_error(exc, loaded.document) from None
-    return Candidate(loaded, config_hash(loaded.data), trial.fingerprints,
+    return Candidate(loaded, config_hash(loaded.data), endpoint_fingerprints(trial.service),
                      time.perf_counter() - started)
 
 
