@@ -163,3 +163,19 @@ def test_port_change_binds_new_socket_before_old_one_stops(tmp_path: Path) -> No
         finally:
             assert gw.stop() == 0
         assert gw_port_flagless is None
+
+
+def test_check_watch_prints_a_fresh_verdict_on_every_save(tmp_path: Path) -> None:
+    from tests.support import Gateway
+
+    config = tmp_path / "krakend.json"
+    write_config(config, cfg(1, "/a"))
+    checker = Gateway(["check", "--watch", "-c", str(config)])
+    try:
+        checker.wait_for("Syntax OK!")
+        config.write_text('{"version": 3, "endpoints": [}')
+        checker.wait_for(f"ERROR parsing the configuration file: {config}:1:30")
+        write_config(config, cfg(1, "/a", "/b"))
+        checker.wait_for("Syntax OK!")
+    finally:
+        checker.stop(signal.SIGINT)

@@ -80,27 +80,33 @@ def describe_service(service: ServiceConfig, level: int, indent: str) -> str:
 
 def check_command(args: argparse.Namespace) -> int:
     """`tidegate check`: 0 valid, 1 invalid (2 for usage errors, decided by argparse)."""
-    code = check_once(args.config, debug=args.debug, indent=args.indent,
-                      test_gateway=args.test_gateway)
     if not args.watch:
-        return code
+        return _check(args)
     return _watch(args)
 
 
+def _check(args: argparse.Namespace) -> int:
+    code = check_once(args.config, debug=args.debug, indent=args.indent,
+                      test_gateway=args.test_gateway)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
 def _watch(args: argparse.Namespace) -> int:
-    """Re-check on every change, printing a fresh verdict each time (Ctrl-C to stop)."""
+    """Check now and again on every change, printing a fresh verdict each time (Ctrl-C ends)."""
     import asyncio
 
-    from tidegate.reload.watcher import watch_changes
+    from tidegate.config.loader import watch_targets
+    from tidegate.reload.watcher import ConfigWatcher
 
     async def loop() -> None:
-        folder = os.path.dirname(os.path.abspath(args.config))
-        async for _ in watch_changes([folder], (), asyncio.Event()):
+        folders, ignore = watch_targets(args.config, os.environ)
+        watcher = ConfigWatcher(folders, ignore)  # watching before the first verdict
+        _check(args)
+        async for _ in watcher.changes():
             print("---", flush=True)
-            check_once(args.config, debug=args.debug, indent=args.indent,
-                       test_gateway=args.test_gateway)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _check(args)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(loop())

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
+import threading
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import watchfiles
+from watchfiles._rust_notify import RustNotify
 
 # Quiet time that ends a burst, and the longest a burst may be grouped (milliseconds).
 STEP_MS = 30
@@ -53,14 +55,54 @@ def watch_roots(paths: Iterable[str]) -> list[str]:
     return roots
 
 
+class ConfigWatcher:
+    """Watches registered at construction, so "watching" is a fact before anything is read.
+
+    That ordering is what makes the first build race-free: a save that lands while the first
+    configuration is being built still produces a change set.
+    """
+
+    def __init__(self, paths: Iterable[str], ignore_paths: Iterable[str]) -> None:
+        roots = watch_roots(paths)
+        self._filter = ConfigFilter(ignore_paths)
+        self._stop = threading.Event()
+        # RustNotify is what watchfiles.awatch wraps; using it directly lets the watches be
+        # registered now rather than on the first iteration.
+        self._notify = (RustNotify(roots, False, False, 300, True, False) if roots else None)
+
+    async def changes(self) -> AsyncIterator[set[str]]:
+        """Yield the set of changed paths, once per burst, until closed or cancelled."""
+        if self._notify is None:
+            await asyncio.Event().wait()  # nothing to watch: wait to be cancelled
+            return
+        try:
+            while not self._stop.is_set():
+                raw = await asyncio.to_thread(self._notify.watch, DEBOUNCE_MS, STEP_MS, 1000,
+                                              self._stop)
+                if raw == "timeout":
+                    continue
+                if isinstance(raw, str):  # "stop" or "signal"
+                    return
+                paths = {path for change, path in raw
+                         if self._filter(watchfiles.Change(change), path)}
+                if paths:
+                    yield paths
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop watching (the watch thread notices within its timeout)."""
+        self._stop.set()
+
+
 async def watch_changes(paths: Iterable[str], ignore_paths: Iterable[str],
                         stop: asyncio.Event) -> AsyncIterator[set[str]]:
     """Yield the set of changed paths, once per burst, until `stop` is set."""
-    roots = watch_roots(paths)
-    if not roots:
-        await stop.wait()
-        return
-    async for changes in watchfiles.awatch(
-            *roots, watch_filter=ConfigFilter(ignore_paths), debounce=DEBOUNCE_MS, step=STEP_MS,
-            stop_event=stop, recursive=True, rust_timeout=1000, yield_on_timeout=False):
-        yield {path for _, path in changes}
+    watcher = ConfigWatcher(paths, ignore_paths)
+    stopper = asyncio.ensure_future(stop.wait())
+    stopper.add_done_callback(lambda _: watcher.close())
+    try:
+        async for changed in watcher.changes():
+            yield changed
+    finally:
+        stopper.cancel()

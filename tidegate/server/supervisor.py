@@ -26,7 +26,7 @@ from tidegate.config.loader import watch_targets
 from tidegate.errors import ConfigError
 from tidegate.logs import setup_logging
 from tidegate.reload.builder import Candidate, build_candidate, describe_changes
-from tidegate.reload.watcher import watch_changes
+from tidegate.reload.watcher import ConfigWatcher
 
 log = logging.getLogger("tidegate")
 
@@ -102,7 +102,8 @@ class Supervisor:
         tasks = []
         if self.watch:
             # Watch before the first build, so that no save can fall between the two.
-            tasks.append(asyncio.ensure_future(self._watch()))
+            folders, ignore = watch_targets(self.path, self.env)
+            tasks.append(asyncio.ensure_future(self._watch(ConfigWatcher(folders, ignore))))
         try:
             return await self._serve()
         finally:
@@ -270,9 +271,8 @@ class Supervisor:
             self.reload_requested.clear()
             await self.reload("SIGHUP")
 
-    async def _watch(self) -> None:
-        folders, ignore = watch_targets(self.path, self.env)
-        async for changed in watch_changes(folders, ignore, self.stop):
+    async def _watch(self, watcher: ConfigWatcher) -> None:
+        async for changed in watcher.changes():
             names = ", ".join(sorted(os.path.basename(p) for p in changed))
             await self.reload(f"change in {names}")
 
