@@ -28,6 +28,13 @@ class UpstreamError(Exception):
     """The backend could not be reached or answered something that is not HTTP."""
 
 
+class UpstreamTimeout(UpstreamError):
+    """No complete answer before the deadline."""
+
+    def __init__(self) -> None:
+        super().__init__("context deadline exceeded")
+
+
 @dataclass(slots=True)
 class UpstreamResponse:
     """A complete backend answer; header names keep the backend's spelling."""
@@ -56,6 +63,7 @@ class _Connection(asyncio.Protocol):
         "_parser",
         "_received",
         "_status",
+        "_timer",
         "closed",
         "pool",
         "reusable",
@@ -72,6 +80,7 @@ class _Connection(asyncio.Protocol):
         self._status = 0
         self._received = False
         self._head_only = False
+        self._timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.reusable = False
 
@@ -91,6 +100,10 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.pool.forget(self)
         done = self._done
+        if self._timer is not None and (done is None or not done.done()) and (
+                not self._status or self._parser.should_keep_alive()):
+            self._timer.cancel()
+            self._timer = None
         if done is not None and not done.done():
             if self._status and not self._parser.should_keep_alive():
                 # A close-delimited body ends with the connection.
@@ -121,9 +134,16 @@ class _Connection(asyncio.Protocol):
         self._finish()
 
     # exchange ----------------------------------------------------------------------------
-    def send(self, data: bytes, head_only: bool) -> asyncio.Future[UpstreamResponse]:
+    def send(self, data: bytes, head_only: bool, deadline: float | None
+             ) -> asyncio.Future[UpstreamResponse]:
+        """Write a request; the future fails with UpstreamTimeout at `deadline` (loop time).
+
+        A timer on the loop is much cheaper than an asyncio.timeout() scope per request.
+        """
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        if deadline is not None:
+            self._timer = loop.call_at(deadline, self._on_timeout)
         self._headers = []
         self._body = []
         self._status = 0
@@ -134,10 +154,18 @@ class _Connection(asyncio.Protocol):
         self.transport.write(data)
         return self._done
 
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._fail(UpstreamTimeout())
+        self.close()
+
     def _finish(self) -> None:
         done = self._done
         if done is None or done.done():
             return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.reusable = (not self._head_only and not self.closed
                          and self._parser.should_keep_alive())
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
@@ -145,6 +173,9 @@ class _Connection(asyncio.Protocol):
         self._done = None
 
     def _fail(self, exc: Exception) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._done is not None and not self._done.done():
             self._done.set_exception(exc)
 
@@ -169,11 +200,14 @@ class _Pool:
         self.all: set[_Connection] = set()
         self.closed = False
 
-    async def connect(self) -> _Connection:
+    async def connect(self, deadline: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(
-                lambda: _Connection(self), self.host, self.port, ssl=self.ssl)
+            async with asyncio.timeout_at(deadline):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self), self.host, self.port, ssl=self.ssl)
+        except TimeoutError:
+            raise UpstreamTimeout() from None
         except OSError as exc:
             raise UpstreamError(f"dial tcp {self.host}:{self.port}: {exc.strerror or exc}") from exc
         self.all.add(conn)
@@ -245,8 +279,11 @@ class UpstreamClient:
         return pool
 
     async def send(self, target: Target, method: str, request_target: str,
-                   headers: list[tuple[str, str]], body: bytes | None) -> UpstreamResponse:
-        """One exchange; the caller sets timeouts (cancellation closes the connection)."""
+                   headers: list[tuple[str, str]], body: bytes | None,
+                   deadline: float | None = None) -> UpstreamResponse:
+        """One exchange, failing with UpstreamTimeout at `deadline` (event loop time).
+
+        Cancellation closes the connection (it may hold half an answer)."""
         head = [f"{method} {request_target} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
         wants_gzip = True
         for name, value in headers:
@@ -268,22 +305,22 @@ class UpstreamClient:
         conn = pool.take_idle()
         if conn is not None:
             try:
-                resp = await self._exchange(pool, conn, data, head_only)
+                resp = await self._exchange(pool, conn, data, head_only, deadline)
             except _Stale:
                 conn = None
             else:
                 return _decode(resp) if wants_gzip else resp
-        conn = await pool.connect()
+        conn = await pool.connect(deadline)
         try:
-            resp = await self._exchange(pool, conn, data, head_only)
+            resp = await self._exchange(pool, conn, data, head_only, deadline)
         except _Stale as exc:
             raise UpstreamError(str(exc.args[0]) if exc.args else "connection reset") from None
         return _decode(resp) if wants_gzip else resp
 
     async def _exchange(self, pool: _Pool, conn: _Connection, data: bytes,
-                        head_only: bool) -> UpstreamResponse:
+                        head_only: bool, deadline: float | None) -> UpstreamResponse:
         try:
-            resp = await conn.send(data, head_only)
+            resp = await conn.send(data, head_only, deadline)
         except BaseException:
             conn.close()
             raise
