@@ -64,6 +64,8 @@ class Router(Generic[H]):
     def __init__(self) -> None:
         self._root: _Node[H] = _Node()
         self._routes: list[tuple[str, str]] = []
+        # Routes without parameters, found with one dict lookup before walking the trie.
+        self._exact: dict[tuple[str, str], H] = {}
 
     @property
     def routes(self) -> list[tuple[str, str]]:
@@ -94,10 +96,15 @@ class Router(Generic[H]):
         if method in node.routes:
             raise RouteConflict(f"route {method} {path} is declared twice")
         node.routes[method] = (handler, tuple(names))
+        if not names:
+            self._exact[(method, path)] = handler
         self._routes.append((method, path))
 
     def lookup(self, method: str, path: str) -> Match[H] | Redirect | MethodNotAllowed | None:
         """Find the handler for a request path (already percent-decoded, without query)."""
+        exact = self._exact.get((method, path))
+        if exact is not None:
+            return Match(exact, {})
         segments = path.split("/")[1:]
         values: list[str] = []
         found = self._find(self._root, segments, 0, values, method)

@@ -73,6 +73,7 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
         self.state.connections.add(self)
+        self._loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
@@ -139,7 +140,7 @@ class HttpProtocol(asyncio.Protocol):
             self._queue.append((request, gen, keep_alive))
             return
         self._busy = True
-        self._task = asyncio.ensure_future(self._serve(request, gen, keep_alive))
+        self._task = self._loop.create_task(self._serve(request, gen, keep_alive))
 
     # serving -----------------------------------------------------------------------------
     async def _serve(self, request: Request, gen: Handler, keep_alive: bool) -> None:
