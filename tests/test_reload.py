@@ -5,6 +5,7 @@ Every wait is on an event: a supervisor log line or the generation id on `/__hea
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import signal
@@ -179,3 +180,23 @@ def test_check_watch_prints_a_fresh_verdict_on_every_save(tmp_path: Path) -> Non
         checker.wait_for("Syntax OK!")
     finally:
         checker.stop(signal.SIGINT)
+
+
+def test_upstream_pools_are_handed_over_across_generations() -> None:
+    """Two generations sharing a backend address share its keep-alive pool."""
+    from tidegate.config.model import build_service
+    from tidegate.pipeline.generation import Generation, ServerStatus
+    from tidegate.upstream.client import PoolRegistry, parse_target
+
+    registry = PoolRegistry()
+    status = ServerStatus()
+    old = Generation(build_service(cfg(1, "/a")), 1, "h1", debug=False, status=status,
+                     pools=registry)
+    new = Generation(build_service(cfg(1, "/a", "/b")), 2, "h2", debug=False, status=status,
+                     pools=registry)
+    pool = old.client._pool(parse_target("http://127.0.0.1:1"))
+
+    asyncio.run(old.close())
+    assert len(registry) == 1 and not pool.closed  # still used by generation 2
+    asyncio.run(new.close())
+    assert len(registry) == 0 and pool.closed

@@ -8,6 +8,7 @@ generations coexist while the old one drains, and nothing derived from configura
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from tidegate.pipeline.backend import CompiledBackend
 from tidegate.pipeline.endpoint import COMPLETED_HEADER, EndpointHandler, compile_endpoint
 from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteConflict, Router
 from tidegate.server.messages import Request, Response
-from tidegate.upstream.client import UpstreamClient
+from tidegate.upstream.client import PoolRegistry, UpstreamClient, parse_target
 
 USER_AGENT = f"tidegate/{__version__}"
 
@@ -55,7 +56,8 @@ class Generation:
     """The compiled configuration; `handle` answers one request."""
 
     def __init__(self, service: ServiceConfig, gen_id: int, chash: str, *, debug: bool,
-                 status: ServerStatus, build_seconds: float = 0.0) -> None:
+                 status: ServerStatus, build_seconds: float = 0.0,
+                 pools: PoolRegistry | None = None) -> None:
         self.service = service
         self.id = gen_id
         self.config_hash = chash
@@ -64,7 +66,7 @@ class Generation:
         self.activated = time.time()
         self.inflight = 0
         self._drained: asyncio.Event | None = None
-        self.client = UpstreamClient()
+        self.client = UpstreamClient(pools)
         extra = service.extra_config.get("router")
         self.return_error_msg = bool(isinstance(extra, dict) and extra.get("return_error_msg"))
         self.router: Router[EndpointHandler] = Router()
@@ -79,6 +81,11 @@ class Generation:
                 errors.append(ConfigValueError(str(exc), path=ep.path))
         if errors:
             raise ConfigErrors(errors)
+        for ep in service.endpoints:
+            for backend in ep.backend:
+                for host in backend.host:
+                    with contextlib.suppress(ValueError):  # invalid hosts failed above
+                        self.client.reserve(parse_target(host))
         builtins.register(self.router, self, debug=debug or service.debug_endpoint,
                           echo=service.echo_endpoint)
 

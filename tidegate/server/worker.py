@@ -30,6 +30,7 @@ from tidegate.config.model import build_service
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
 from tidegate.server.protocol import HttpProtocol, protocol_factory
+from tidegate.upstream.client import PoolRegistry
 
 log = logging.getLogger("tidegate.worker")
 
@@ -74,6 +75,8 @@ class Worker:
         self.stopping = asyncio.Event()
         self.server: asyncio.AbstractServer | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        # Upstream keep-alive pools outlive generations: a reload keeps backend connections.
+        self.pools = PoolRegistry()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -126,7 +129,7 @@ class Worker:
     def _build(self, msg: dict[str, Any]) -> Generation:
         service = build_service(msg["data"])
         return Generation(service, msg["gen"], msg["hash"], debug=msg.get("debug", False),
-                          status=self.state.status)
+                          status=self.state.status, pools=self.pools)
 
     async def _retire(self, gen: Generation) -> None:
         """Close a replaced generation once its in-flight requests are done."""

@@ -258,24 +258,64 @@ def parse_target(url: str) -> Target:
     return Target(parts.scheme, parts.hostname, port, host_header, parts.path.rstrip("/"))
 
 
-class UpstreamClient:
-    """Pools per backend address; one instance per generation."""
+PoolKey = tuple[str, str, int]
+
+
+class PoolRegistry:
+    """Keep-alive pools shared by the generations of one worker, counted by reference.
+
+    A reload must not cost every backend connection: a new generation takes the pools of the
+    addresses it shares with the old one, and a pool closes only when the last generation
+    using it is retired.
+    """
 
     def __init__(self) -> None:
-        self._pools: dict[tuple[str, str, int], _Pool] = {}
+        self._pools: dict[PoolKey, _Pool] = {}
+        self._refs: dict[PoolKey, int] = {}
         self._ssl: ssl.SSLContext | None = None
+
+    def acquire(self, key: PoolKey) -> _Pool:
+        """The pool for an address, created on first use; pair with `release`."""
+        pool = self._pools.get(key)
+        if pool is None or pool.closed:
+            ctx = None
+            if key[0] == "https":
+                if self._ssl is None:
+                    self._ssl = ssl.create_default_context()
+                ctx = self._ssl
+            pool = self._pools[key] = _Pool(key[1], key[2], ctx)
+            self._refs[key] = 0
+        self._refs[key] += 1
+        return pool
+
+    def release(self, key: PoolKey) -> None:
+        """One user fewer; the last one closes the pool's connections."""
+        self._refs[key] -= 1
+        if self._refs[key] <= 0:
+            self._pools.pop(key).close()
+            del self._refs[key]
+
+    def __len__(self) -> int:
+        return len(self._pools)
+
+
+class UpstreamClient:
+    """The pools one generation uses, taken from a (possibly shared) registry."""
+
+    def __init__(self, registry: PoolRegistry | None = None) -> None:
+        self._registry = registry if registry is not None else PoolRegistry()
+        self._pools: dict[PoolKey, _Pool] = {}
         self.closed = False
+
+    def reserve(self, target: Target) -> None:
+        """Take the pool for a backend address now, so a reload hands it over warm."""
+        self._pool(target)
 
     def _pool(self, target: Target) -> _Pool:
         key = (target.scheme, target.host, target.port)
         pool = self._pools.get(key)
         if pool is None:
-            ctx = None
-            if target.scheme == "https":
-                if self._ssl is None:
-                    self._ssl = ssl.create_default_context()
-                ctx = self._ssl
-            pool = self._pools[key] = _Pool(target.host, target.port, ctx)
+            pool = self._pools[key] = self._registry.acquire(key)
         return pool
 
     async def send(self, target: Target, method: str, request_target: str,
@@ -328,10 +368,13 @@ class UpstreamClient:
         return resp
 
     async def close(self) -> None:
-        """Close every pooled connection (the generation is retired)."""
+        """Let go of this generation's pools (closed when no other generation uses them)."""
+        if self.closed:
+            return
         self.closed = True
-        for pool in self._pools.values():
-            pool.close()
+        for key in self._pools:
+            self._registry.release(key)
+        self._pools.clear()
 
 
 def _decode(resp: UpstreamResponse) -> UpstreamResponse:
