@@ -186,3 +186,18 @@ def test_default_config_serves_the_demo() -> None:
         assert status == 200
         assert json.loads(body) == {"first": {"message": "pong"}, "second": {"message": "pong"}}
         assert headers["x-krakend-completed"] == "true"
+
+
+def test_echo_endpoint_reflects_the_request(tmp_path: Path) -> None:
+    cfg = tmp_path / "krakend.json"
+    write_config(cfg, {"version": 3, "echo_endpoint": True, "endpoints": []})
+    port = free_port()
+    with gateway(str(cfg), port):
+        status, _, body = request(port, "POST", "/__echo/x?a=1&a=2", body=b"hi",
+                                  headers={"x-thing": "v"})
+    data = json.loads(body)
+    assert status == 200
+    assert data["req_uri"] == "/__echo/x?a=1&a=2" and data["req_method"] == "POST"
+    assert data["req_querystring"] == {"a": ["1", "2"]} and data["req_body"] == "hi"
+    assert data["req_headers"]["X-Thing"] == ["v"]
+    assert data["req_uri_details"]["path"] == "/__echo/x"

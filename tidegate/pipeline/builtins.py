@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from tidegate.encoding.gojson import dumps
+from tidegate.pipeline.messages import canonical_header
 from tidegate.server.messages import Request, Response
 
 if TYPE_CHECKING:
@@ -47,18 +49,28 @@ def register(router: Router, gen: Generation, *, debug: bool, echo: bool) -> Non
 
     if echo:
         async def echo_handler(req: Request, params: dict[str, str]) -> Response:
-            headers: dict[str, list[str]] = {}
-            for k, v in req.headers:
-                if k != "host":
-                    headers.setdefault(k.title(), []).append(v)
-            query: dict[str, list[str]] = {}
-            for pair in req.query.split("&") if req.query else ():
-                k, _, v = pair.partition("=")
-                query.setdefault(k, []).append(v)
-            body = {"uri": req.raw_target, "query": query, "path": req.path,
-                    "headers": headers, "body": req.body.decode("utf-8", "replace"),
-                    "method": req.method, "host": req.host}
-            return Response(200, [("Content-Type", JSON)], dumps(body))
+            return Response(200, [("Content-Type", JSON)], dumps(echo_body(req)))
 
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             router.add(method, "/__echo/*", echo_handler)
+
+
+def echo_body(req: Request) -> dict[str, object]:
+    """KrakenD's `/__echo/` answer: the request as the gateway received it."""
+    headers: dict[str, list[str]] = {}
+    for k, v in req.headers:
+        if k != "host":
+            headers.setdefault(canonical_header(k), []).append(v)
+    query: dict[str, list[str]] = {}
+    for k, v in parse_qsl(req.query, keep_blank_values=True):
+        query.setdefault(k, []).append(v)
+    uri = req.path + (f"?{req.query}" if req.query else "")
+    return {
+        "req_uri": uri,
+        "req_uri_details": {"fragment": "", "host": req.host, "path": req.path,
+                            "query": req.query, "user": ""},
+        "req_method": req.method,
+        "req_querystring": query,
+        "req_body": req.body.decode("utf-8", "replace"),
+        "req_headers": headers,
+    }
