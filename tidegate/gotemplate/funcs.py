@@ -13,6 +13,7 @@ from .sprig_misc import go_join
 
 
 def _sprig() -> dict[str, GoFunc]:
+    from .sprig_crypto_certs import FUNCS as certs
     from .sprig_dicts import FUNCS as dicts
     from .sprig_encoding import FUNCS as encoding
     from .sprig_lists import FUNCS as lists
@@ -23,7 +24,7 @@ def _sprig() -> dict[str, GoFunc]:
     from .sprig_time import FUNCS as time_
 
     out: dict[str, GoFunc] = {}
-    for table in (strings_, lists, dicts, math_, encoding, misc, time_, semver):
+    for table in (strings_, lists, dicts, math_, encoding, certs, misc, time_, semver):
         out.update(table)
     return out
 

@@ -251,29 +251,5 @@ def rand_bytes(n: int) -> str:
 fn(FUNCS, "uuidv4", (), returns=STRING)(lambda: str(uuid.uuid4()))
 
 
-def _bcrypt(s: str) -> str:
-    raise GoError("bcrypt is not available in this implementation")
-
-
-fn(FUNCS, "bcrypt", (STRING,), returns=STRING)(_bcrypt)
-fn(FUNCS, "htpasswd", (STRING, STRING), returns=STRING)(
-    lambda u, p: f"invalid username: {u}" if ":" in u else f"{u}:{_bcrypt(p)}")
-
 __all__ = ["FUNCS", "binascii", "go_b64decode"]
 
-
-def _no_x509(*_a: Any) -> Any:
-    raise GoError("certificate and key generation is not supported by tidegate")
-
-
-for _name, _params in (("genPrivateKey", (STRING,)), ("buildCustomCert", (STRING, STRING)),
-                       ("genCA", (STRING, INT)), ("genCAWithKey", (STRING, INT, STRING)),
-                       ("genSelfSignedCert", (STRING, "[]interface {}", "[]interface {}", INT)),
-                       ("genSelfSignedCertWithKey",
-                        (STRING, "[]interface {}", "[]interface {}", INT, STRING)),
-                       ("genSignedCert",
-                        (STRING, "[]interface {}", "[]interface {}", INT, "sprig.certificate")),
-                       ("genSignedCertWithKey",
-                        (STRING, "[]interface {}", "[]interface {}", INT, "sprig.certificate",
-                         STRING))):
-    FUNCS[_name] = GoFunc(_name, _no_x509, _params)
