@@ -1,24 +1,33 @@
 """One backend compiled into an async callable (lura's per-backend stack).
 
-Order, outermost first, as lura's ``newStack``: request builder (url_pattern with params) →
-concurrent calls → host round-robin → HTTP exchange (redirects followed as Go's client does) →
-status check → decode by ``encoding`` → response manipulation. Everything that depends only on
-the configuration is computed here, once per generation.
+Order, outermost first, as lura's ``newStack``: concurrent calls → request builder (url_pattern
+with params, input_query_strings, input_headers) → backend components (see
+:mod:`tidegate.components`) → HTTP exchange on the next host (redirects followed as Go's client
+does) → status check (``backend/http``) → decode by ``encoding`` → response manipulation.
+Everything that depends only on the configuration is computed here, once per generation.
+
+Whatever goes wrong on the wire or in the body becomes a ``BackendFailure``: a backend can make
+a request fail, never the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import re
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote, urljoin, urlsplit
+from typing import Any
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from tidegate.components import DEFAULT_REGISTRY, Level, Registry
 from tidegate.config.model import PLACEHOLDER, BackendConfig
 from tidegate.encoding.decoders import DecodeError, decoder_for
 from tidegate.pipeline.manipulation import compile_backend_formatter
 from tidegate.pipeline.messages import (
     BackendDecodeError,
     BackendFailure,
+    BackendHTTPError,
     BackendStatusError,
     BackendTimeout,
     BackendUnavailable,
@@ -30,10 +39,22 @@ from tidegate.upstream.client import Target, UpstreamClient, UpstreamError, pars
 
 BackendCall = Callable[[ProxyRequest], Awaitable[ProxyResponse]]
 
+log = logging.getLogger("tidegate.backend")
+
 _MAX_REDIRECTS = 10
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 _HOP_BY_HOP = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
                          "Upgrade", "Te", "Trailer", "Host", "Content-Length"})
+HTTP_NAMESPACES = ("backend/http", "github.com/devopsfaith/krakend/http")
+# lura gives concurrent calls 75 % of the backend timeout, keeping time to answer.
+CONCURRENT_SHARE = 0.75
+
+# Go's url.Parse rejects control bytes; a path of pchars only is sent as written, anything else
+# is unescaped and escaped again (URL.EscapedPath).
+_CTL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_PCHAR = re.compile(r"[^A-Za-z0-9\-_.~!$&'()*+,;=:@\[\]%/]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_GO_PATH_SAFE = "/$&+,:;=@"
 
 
 def param_key(name: str) -> str:
@@ -41,8 +62,16 @@ def param_key(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+def lura_pattern(url_pattern: str) -> str:
+    """The url_pattern as lura stores it (``{id}`` → ``{{.Id}}``): error messages show it."""
+    return PLACEHOLDER.sub(lambda m: "{{." + param_key(m.group(1)) + "}}", url_pattern)
+
+
 def compile_path(url_pattern: str) -> Callable[[dict[str, str]], str]:
-    """``/users/{id}?x={y}`` → a function of the params, split at compile time."""
+    """``/users/{id}?x={y}`` → a function of the params, split at compile time.
+
+    A placeholder without a value stays as lura leaves it (``{{.Id}}``), as GeneratePath does.
+    """
     pieces: list[tuple[bool, str]] = []
     pos = 0
     for m in PLACEHOLDER.finditer(url_pattern):
@@ -54,11 +83,33 @@ def compile_path(url_pattern: str) -> Callable[[dict[str, str]], str]:
         pieces.append((False, url_pattern[pos:]))
     if not any(is_param for is_param, _ in pieces):
         return lambda params: url_pattern
+    parts = tuple((text, "{{." + text + "}}" if is_param else None) for is_param, text in pieces)
 
     def render(params: dict[str, str]) -> str:
-        return "".join(params.get(text, "") if is_param else text for is_param, text in pieces)
+        return "".join(text if missing is None else params.get(text, missing)
+                       for text, missing in parts)
 
     return render
+
+
+def request_target(raw: str, base: str) -> str:
+    """Go's ``url.Parse(host + path).RequestURI()``: the request line's target, or
+    ``BackendFailure`` for what Go refuses (control bytes, bad escapes)."""
+    path, sep, query = raw.partition("?")
+    if _NOT_PCHAR.search(path) is None and query.isascii() and _CTL.search(query) is None \
+            and ("%" not in path or _BAD_ESCAPE.search(path) is None):
+        return raw
+    if _CTL.search(raw) is not None:
+        raise BackendFailure(f'parse "{base}{raw}": net/url: invalid control character in URL')
+    bad = _BAD_ESCAPE.search(path)
+    if bad is not None:
+        raise BackendFailure(f'parse "{base}{raw}": invalid URL escape '
+                             f'"{path[bad.start():bad.start() + 3]}"')
+    if _NOT_PCHAR.search(path) is not None:
+        path = quote(unquote(path), safe=_GO_PATH_SAFE)
+    target = path + sep + query
+    # Go writes the UTF-8 bytes of a raw query; the client encodes the head as latin-1.
+    return target if target.isascii() else target.encode().decode("latin-1")
 
 
 def encode_query(query: list[tuple[str, str]]) -> str:
@@ -78,90 +129,140 @@ def filter_names(allowed: tuple[str, ...] | None) -> Callable[[str], bool] | Non
     return wanted.__contains__
 
 
-class CompiledBackend:
-    """A backend ready to serve: call it with a ProxyRequest."""
+def _http_options(extra_config: Any) -> dict[str, Any]:
+    for ns in HTTP_NAMESPACES:
+        section = extra_config.get(ns)
+        if isinstance(section, dict):
+            return section
+    return {}
 
-    def __init__(self, cfg: BackendConfig, client: UpstreamClient, user_agent: str) -> None:
+
+class CompiledBackend:
+    """A backend ready to serve: call it with the endpoint's ProxyRequest."""
+
+    def __init__(self, cfg: BackendConfig, client: UpstreamClient, user_agent: str,
+                 registry: Registry = DEFAULT_REGISTRY) -> None:
         self.cfg = cfg
         self.client = client
         self.user_agent = user_agent
         self.targets = [parse_target(h) for h in cfg.host]
         self._next_target = itertools.cycle(self.targets).__next__
         self.path = compile_path(cfg.url_pattern)
+        self.error_prefix = f"[{cfg.method} {lura_pattern(cfg.url_pattern)}]"
         self.no_op = cfg.encoding == "no-op"
         self.decode = None if self.no_op else decoder_for(cfg.encoding, cfg.is_collection)
         self.format = compile_backend_formatter(dict(cfg.raw))
-        http_cfg = cfg.extra_config.get("backend/http")
+        # lura's GetHTTPStatusHandler: return_error_details wins whenever the key is present.
+        http_cfg = _http_options(cfg.extra_config)
         self.error_details: str | None = None
-        if isinstance(http_cfg, dict) and isinstance(http_cfg.get("return_error_details"), str):
-            self.error_details = http_cfg["return_error_details"]
+        self.error_code = False
+        if "return_error_details" in http_cfg:
+            details = http_cfg["return_error_details"]
+            if isinstance(details, str) and details:
+                self.error_details = f"error_{details}"
+        else:
+            self.error_code = http_cfg.get("return_error_code") is True
         self.header_filter = filter_names(
             tuple(canonical_header(h) for h in cfg.input_headers)
             if cfg.input_headers is not None else None)
         self.query_filter = filter_names(cfg.input_query_strings)
         self.timeout = cfg.timeout
         self.concurrent = cfg.concurrent_calls
+        self.concurrent_timeout = cfg.timeout * CONCURRENT_SHARE
+        self.send: BackendCall = registry.wrap(
+            Level.BACKEND, self._send, cfg.extra_config, scope="backend", backend=cfg)
 
     async def __call__(self, req: ProxyRequest) -> ProxyResponse:
         if self.concurrent <= 1:
             return await self._call_once(req)
-        return await self._first_good(req)
+        return await self._first_complete(req)
 
-    async def _first_good(self, req: ProxyRequest) -> ProxyResponse:
-        """``concurrent_calls``: the same request N times, the first good answer wins."""
-        tasks = [asyncio.ensure_future(self._call_once(req)) for _ in range(self.concurrent)]
+    async def _first_complete(self, req: ProxyRequest) -> ProxyResponse:
+        """``concurrent_calls``: N identical calls sharing 75 % of the backend timeout; the
+        first complete answer wins, else the last incomplete one, else the last error."""
+        n = self.concurrent
+        tasks = [asyncio.ensure_future(self._call_once(req.clone() if i < n - 1 else req))
+                 for i in range(n)]
+        response: ProxyResponse | None = None
         error: BaseException | None = None
         try:
-            for next_done in asyncio.as_completed(tasks):
-                try:
-                    return await next_done
-                except BackendFailure as exc:
-                    error = exc
-            assert error is not None
-            raise error
+            async with asyncio.timeout(self.concurrent_timeout):
+                for next_done in asyncio.as_completed(tasks):
+                    try:
+                        resp = await next_done
+                    except BackendFailure as exc:
+                        error = exc
+                        continue
+                    if resp.complete:
+                        return resp
+                    response = resp
+        except TimeoutError:
+            error = BackendTimeout()
         finally:
             for t in tasks:
                 t.cancel()
+        if response is not None:
+            return response
+        raise error or BackendTimeout()
 
-    async def _call_once(self, req: ProxyRequest) -> ProxyResponse:
-        target = self._next_target()
-        path = self.path(req.params)
-        query = req.query if self.query_filter is None else [
+    def _call_once(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
+        """lura's request builder: the backend's method, path and filtered query/headers."""
+        query = req.query if self.query_filter is None or not req.query else [
             (k, v) for k, v in req.query if self.query_filter(k)]
-        if query:
-            extra = encode_query(query)
+        headers = req.headers if self.header_filter is None else {
+            k: vs for k, vs in req.headers.items() if self.header_filter(k)}
+        return self.send(ProxyRequest(self.cfg.method, self.path(req.params), req.params,
+                                      headers, query, req.body))
+
+    async def _send(self, req: ProxyRequest) -> ProxyResponse:
+        """The innermost stage: one HTTP exchange, status check, decode, manipulation."""
+        target = self._next_target()
+        base = f"{target.scheme}://{target.host_header}{target.base_path}"
+        path = req.path
+        if req.query:
+            extra = encode_query(req.query)
             path = f"{path}&{extra}" if "?" in path else f"{path}?{extra}"
-        headers = [(k, v) for k, vs in req.headers.items()
-                   if k not in _HOP_BY_HOP and (self.header_filter is None or self.header_filter(k))
-                   for v in vs]
+        path = request_target(path, base)
+        headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         try:
             async with asyncio.timeout(self.timeout):
                 status, resp_headers, body, url = await self._exchange(
-                    target, self.cfg.method, target.base_path + path, headers, req.body)
+                    target, req.method, target.base_path + path, headers, req.body)
         except TimeoutError:
             raise BackendTimeout() from None
         except UpstreamError as exc:
-            raise BackendUnavailable(
-                f'{self.cfg.method.title()} "{target.scheme}://{target.host_header}'
-                f'{target.base_path}{path}": {exc}') from None
+            raise BackendUnavailable(f'{req.method.title()} "{base}{path}": {exc}') from None
+        except Exception as exc:  # whatever the wire does, it is this backend's failure
+            log.debug("backend %s%s failed", base, path, exc_info=True)
+            raise BackendUnavailable(f'{req.method.title()} "{base}{path}": {exc}') from None
         if self.no_op:
             return ProxyResponse({}, True, status, _header_map(resp_headers), body)
-        if status not in (200, 201):
-            ctype = next((v for k, v in resp_headers if k.lower() == "content-type"), "")
-            err = BackendStatusError(status, self.cfg.method, self.cfg.url_pattern, url, body,
-                                     ctype)
-            if self.error_details is not None:
-                data = {f"error_{self.error_details}": {
-                    "http_status_code": status, "http_body": body.decode("utf-8", "replace"),
-                    "http_body_encoding": ctype}}
-                return ProxyResponse(data, False, status)
-            raise err
+        if status != 200 and status != 201:
+            return self._bad_status(status, resp_headers, body, url)
         assert self.decode is not None
         try:
             data = self.decode(body)
         except DecodeError as exc:
             raise BackendDecodeError(str(exc)) from None
+        except (RecursionError, MemoryError, ValueError) as exc:
+            # Nesting Python cannot follow (Go's limit is deeper): a failed decode, not a crash.
+            raise BackendDecodeError(f"json: {type(exc).__name__}: {exc}") from None
         return ProxyResponse(self.format(data), True)
+
+    def _bad_status(self, status: int, resp_headers: list[tuple[str, str]], body: bytes,
+                    url: str) -> ProxyResponse:
+        """lura's HTTP status handlers: default, return_error_details, return_error_code."""
+        if self.error_details is None and not self.error_code:
+            raise BackendStatusError(status, self.error_prefix, url)
+        ctype = next((v for k, v in resp_headers if k.lower() == "content-type"), "")
+        if self.error_code:
+            raise BackendHTTPError(status, body, ctype)
+        detail: dict[str, Any] = {"http_status_code": status}
+        if body:
+            detail["http_body"] = body.decode("utf-8", "replace")
+        if ctype:
+            detail["http_body_encoding"] = ctype
+        return ProxyResponse({self.error_details: detail}, False, status)
 
     async def _exchange(self, target: Target, method: str, request_target: str,
                         headers: list[tuple[str, str]], body: bytes

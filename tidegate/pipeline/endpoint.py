@@ -1,23 +1,32 @@
 """One endpoint compiled into a request handler (lura's endpoint handler + proxy factory).
 
-Stages, in lura's order: request builder (params, input_headers, input_query_strings,
-X-Forwarded-*, User-Agent) → endpoint timeout → static proxy → merge of backends (concurrent or
-sequential) → per-backend stacks → the router's rendering (X-KrakenD-Completed, Cache-Control,
-output encoding, status code rules).
+Stages, in lura's and krakend-ce's order: router components → request builder (params,
+input_headers, input_query_strings, X-Forwarded-*, User-Agent) → endpoint proxy components →
+static proxy → endpoint flatmap → merge of backends (parallel or sequential) or the single
+backend with the endpoint timeout → per-backend stacks; then the router's rendering
+(X-KrakenD-Completed, Cache-Control, output encoding, status code rules). Components come from
+:mod:`tidegate.components` and are chosen here, once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
 from tidegate import KRAKEND_COMPAT_VERSION
+from tidegate.components import DEFAULT_REGISTRY, Level, Registry
 from tidegate.config.model import PLACEHOLDER, EndpointConfig
 from tidegate.encoding.renderers import renderer_for, select_output_encoding
 from tidegate.pipeline.backend import BackendCall, param_key
-from tidegate.pipeline.merge import merge_parallel, merge_sequential
+from tidegate.pipeline.manipulation import PROXY_NAMESPACES, Formatter, compile_endpoint_flatmap
+from tidegate.pipeline.merge import (
+    MERGE_SHARE,
+    merge_parallel,
+    merge_sequential,
+    sequential_replacements,
+)
 from tidegate.pipeline.messages import (
     BackendFailure,
     BackendTimeout,
@@ -38,7 +47,11 @@ DEFAULT_INPUT_HEADERS = ("Content-Type",)
 # Framing headers are recomputed by the server; the rest of a no-op answer passes as is.
 _NOT_PASSED = frozenset({"Content-Length", "Transfer-Encoding", "Connection", "Date",
                          "Keep-Alive"})
-_SEQ_REF = re.compile(r"^resp(\d+)_(.+)$")
+_HTML_SIGNATURES = (b"<!DOCTYPE HTML", b"<HTML", b"<HEAD", b"<SCRIPT", b"<IFRAME", b"<H1",
+                    b"<DIV", b"<FONT", b"<TABLE", b"<A", b"<STYLE", b"<TITLE", b"<B", b"<BODY",
+                    b"<BR", b"<P", b"<!--")
+_BINARY = frozenset(b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0e\x0f\x10\x11\x12\x13\x14"
+                    b"\x15\x16\x17\x18\x19\x1a\x1c\x1d\x1e\x1f")
 
 
 def compile_request_builder(cfg: EndpointConfig, user_agent: str
@@ -77,20 +90,60 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str
     return build
 
 
-def compile_proxy(cfg: EndpointConfig, backends: list[BackendCall]) -> Proxy:
-    """The endpoint's proxy: merge (or single backend) wrapped by the static middleware."""
-    sequential = bool((cfg.extra_config.get("proxy") or {}).get("sequential"))
-    if sequential and len(backends) > 1:
-        refs = [[_SEQ_REF.match(name).groups()  # type: ignore[union-attr]
-                 for name in PLACEHOLDER.findall(b.url_pattern) if _SEQ_REF.match(name)]
-                for b in cfg.backend]
-        inner = merge_sequential(backends, refs, cfg.timeout)
-    elif len(backends) > 1:
-        # lura gives the merge 85 % of the endpoint timeout, keeping time to render partials.
-        inner = merge_parallel(backends, cfg.timeout * 0.85)
+def _proxy_options(extra_config: Mapping[str, Any]) -> Mapping[str, Any]:
+    for ns in PROXY_NAMESPACES:
+        section = extra_config.get(ns)
+        if isinstance(section, dict):
+            return section
+    return {}
+
+
+def _is_sequential(options: Mapping[str, Any]) -> bool:
+    """lura's getMergerFactory: ``strategy`` when it names a merger, else ``sequential``."""
+    strategy = options.get("strategy")
+    if isinstance(strategy, str) and strategy in ("parallel", "sequential"):
+        return strategy == "sequential"
+    return options.get("sequential") is True
+
+
+def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
+                  registry: Registry = DEFAULT_REGISTRY) -> Proxy:
+    """The endpoint's proxy, as lura's defaultFactory plus krakend-ce's proxy components:
+    merge (or the single backend) → endpoint flatmap → static → proxy components."""
+    options = _proxy_options(cfg.extra_config)
+    inner: Proxy
+    if len(backends) > 1:
+        timeout = cfg.timeout * MERGE_SHARE
+        if _is_sequential(options):
+            propagated = options.get("sequential_propagated_params") or []
+            if not isinstance(propagated, list) or not all(
+                    isinstance(p, str) for p in propagated):
+                raise ValueError("proxy.sequential_propagated_params must be a list of strings "
+                                 "such as \"resp0_user.id\"")
+            reps = sequential_replacements([b.url_pattern for b in cfg.backend], propagated,
+                                           PLACEHOLDER.findall)
+            inner = merge_sequential(backends, reps, timeout)
+        else:
+            inner = merge_parallel(backends, timeout)
+        flatmap = compile_endpoint_flatmap(dict(cfg.raw))
+        if flatmap is not None:
+            inner = _with_flatmap(inner, flatmap)
     else:
         inner = _single(backends[0], cfg.timeout)
-    return compile_static(cfg.extra_config, inner)
+    proxy = compile_static(cfg.extra_config, inner)
+    return registry.wrap(Level.PROXY, proxy, cfg.extra_config, scope="endpoint", endpoint=cfg)
+
+
+def _with_flatmap(inner: Proxy, flatmap: Formatter) -> Proxy:
+    """lura's NewFlatmapMiddleware: only a merge without errors is flattened."""
+
+    async def proxy(req: ProxyRequest) -> tuple[ProxyResponse | None, BaseException | None]:
+        resp, err = await inner(req)
+        if err is None and resp is not None:
+            resp.data = flatmap(resp.data)  # type: ignore[assignment]
+        return resp, err
+
+    return proxy
 
 
 def _single(call: BackendCall, timeout: float) -> Proxy:
@@ -106,11 +159,12 @@ def _single(call: BackendCall, timeout: float) -> Proxy:
     return proxy
 
 
-def compile_endpoint(cfg: EndpointConfig, backends: list[BackendCall], user_agent: str,
-                     return_error_msg: bool) -> EndpointHandler:
+def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_agent: str,
+                     return_error_msg: bool, *, registry: Registry = DEFAULT_REGISTRY,
+                     service_extra_config: Mapping[str, Any] | None = None) -> EndpointHandler:
     """The whole endpoint as one coroutine function of (client request, route params)."""
     build = compile_request_builder(cfg, user_agent)
-    proxy = compile_proxy(cfg, backends)
+    proxy = compile_proxy(cfg, backends, registry)
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
     render = renderer_for(output)
     no_op = output == "no-op"
@@ -130,20 +184,47 @@ def compile_endpoint(cfg: EndpointConfig, backends: list[BackendCall], user_agen
                 headers.extend((k, v) for v in vs)
         headers.append((COMPLETED_HEADER, complete))
         if resp is None:
-            status = getattr(err, "status", 500)
-            if return_error_msg and err is not None:
-                ctype = getattr(err, "content_type", "") or "text/plain; charset=utf-8"
-                headers.append(("Content-Type", ctype))
-                return Response(status, headers, getattr(err, "message_bytes", None)
-                                or str(err).encode())
-            return Response(status, headers)
+            return error_response(err, headers, return_error_msg)
         if no_op:
             return _render_no_op(resp, headers)
         status, body, content_type = render(resp.data, req.header("accept"))
         headers.append(("Content-Type", content_type))
         return Response(status or 200, headers, body)
 
-    return handle
+    return registry.wrap(Level.ROUTER, handle, cfg.extra_config, scope="endpoint",
+                         endpoint=cfg, service_extra_config=service_extra_config)
+
+
+def error_response(err: BaseException | None, headers: list[tuple[str, str]],
+                   return_error_msg: bool) -> Response:
+    """lura's endpoint handler without a response: the error's status (500 unless it carries
+    one) and, with ``return_error_msg``, its text under its own or a sniffed Content-Type."""
+    if isinstance(err, BackendFailure):
+        status, body, ctype = err.status, err.body(), err.content_type
+    else:
+        status, body, ctype = 500, str(err or "").encode(), ""
+    if not return_error_msg or err is None:
+        return Response(status, headers)
+    ctype = ctype or sniff_content_type(body)
+    if ctype:
+        headers.append(("Content-Type", ctype))
+    return Response(status, headers, body)
+
+
+def sniff_content_type(body: bytes) -> str:
+    """The part of Go's ``http.DetectContentType`` an error text can hit (none when empty)."""
+    if not body:
+        return ""
+    head = body[:512].lstrip(b"\t\n\x0c\r ")
+    upper = head[:16].upper()
+    for sig in _HTML_SIGNATURES:
+        if upper.startswith(sig) and len(head) > len(sig) and head[len(sig)] in b" >":
+            return "text/html; charset=utf-8"
+    if head.startswith(b"<?xml"):
+        return "text/xml; charset=utf-8"
+    if any(c in _BINARY for c in body[:512]):
+        return "application/octet-stream"
+    return "text/plain; charset=utf-8"
 
 
 def _render_no_op(resp: ProxyResponse, headers: list[tuple[str, str]]) -> Response:

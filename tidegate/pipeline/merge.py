@@ -1,129 +1,233 @@
 """Merging several backends into one response (lura ``proxy/merging.go``).
 
-Parallel: every backend is called at once; the answers are merged in backend order as they are
-declared (later keys win), and the result is complete only when every backend answered
-completely. Sequential: backends run in order, each may use fields of earlier answers
-(``{resp0_field}``); the first failure stops the chain with a partial result.
+Both mergers get 85 % of the endpoint timeout (lura keeps the rest to render a partial answer)
+and fold answers with lura's incremental accumulator: a shallow merge where a later answer's
+keys overwrite an earlier one's; the result is complete only when every backend answered
+completely; no answer at all is an error (500), some answers are a partial 200.
+
+Parallel: every backend at once, merged in **arrival order**, as lura does. Declaration order
+would be deterministic, but where KrakenD's answer is deterministic too (one backend always
+slower, both sending the same key: the slower one wins) it would give a different body; where
+lura's order is a race, arrival order is one of the answers KrakenD can give. The cost is one
+done-callback per backend.
+
+Sequential: backends in order, each may use fields of earlier answers in its url_pattern
+(``{resp0_a.b}``) and, through ``sequential_propagated_params``, as request params for
+components. A failing first backend is the endpoint's error as is; a later failure stops the
+chain with a partial result.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from tidegate.encoding.gojson import GoNumber, go_json_float
 from tidegate.pipeline.backend import BackendCall
-from tidegate.pipeline.manipulation import merge_responses
-from tidegate.pipeline.messages import BackendFailure, BackendTimeout, ProxyRequest, ProxyResponse
+from tidegate.pipeline.manipulation import MergeAccumulator
+from tidegate.pipeline.messages import (
+    BackendFailure,
+    BackendTimeout,
+    MergeError,
+    ProxyRequest,
+    ProxyResponse,
+)
 
 Result = tuple[ProxyResponse | None, BaseException | None]
+MergeProxy = Callable[[ProxyRequest], Awaitable[Result]]
+
+# lura: the merge gets 85 % of the endpoint timeout.
+MERGE_SHARE = 0.85
+_URL_REF = re.compile(r"^resp(\d+)_([\w\-.]+)$")
+_PROPAGATED_REF = re.compile(r"[Rr]esp(\d+)_?([\w\-.]+)?")
+
+__all__ = ["MergeError", "Replacement", "merge_parallel", "merge_sequential",
+           "sequential_replacements"]
 
 
-class MergeError(BackendFailure):
-    """Some backends failed; carries each error (the message joins them as lura does)."""
-
-    def __init__(self, errors: Sequence[BaseException]) -> None:
-        super().__init__("\n".join(str(e) for e in errors))
-        self.errors = list(errors)
-
-
-def _result(parts: list[ProxyResponse], total: int, errors: list[BaseException]) -> Result:
+def _result(acc: MergeAccumulator, answered: bool, errors: list[BaseException]) -> Result:
     err = MergeError(errors) if errors else None
-    if not parts:
+    if not answered:
         return None, err
-    data = merge_responses([p.data for p in parts])
-    complete = len(parts) == total and not errors and all(p.complete for p in parts)
-    return ProxyResponse(data, complete), err
+    data, complete = acc.result()
+    return ProxyResponse(data, complete), err  # type: ignore[arg-type]  # lura keeps nil data
 
 
-def merge_parallel(backends: list[BackendCall], timeout: float
-                   ) -> Callable[[ProxyRequest], Awaitable[Result]]:
-    """All backends at once; a backend still running when the endpoint times out is dropped."""
+def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProxy:
+    """All backends at once; a backend still running at ``timeout`` counts as failed."""
     total = len(backends)
 
     async def proxy(req: ProxyRequest) -> Result:
-        tasks = [asyncio.ensure_future(b(req.clone())) for b in backends]
+        arrived: list[asyncio.Future[ProxyResponse]] = []
+        tasks = []
+        for b in backends:
+            t = asyncio.ensure_future(b(req.clone()))
+            t.add_done_callback(arrived.append)
+            tasks.append(t)
         try:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
         finally:
             for t in tasks:
                 if not t.done():
                     t.cancel()
+        done = arrived[:]  # snapshot: cancelled ones arrive later and count as timeouts
         if pending:
             await asyncio.wait(pending)
-        return _collect(tasks, total)
+        acc = MergeAccumulator(total)
+        errors: list[BaseException] = []
+        answered = False
+        for t in done:
+            exc = t.exception()
+            if exc is None:
+                resp = t.result()
+                acc.add(resp.data, resp.complete)
+                answered = True
+            elif isinstance(exc, BackendFailure):
+                acc.add_error()
+                errors.append(exc)
+            else:
+                raise exc
+        for _ in pending:
+            acc.add_error()
+            errors.append(BackendTimeout())
+        return _result(acc, answered, errors)
 
     return proxy
 
 
-def _collect(tasks: list[asyncio.Future[ProxyResponse]], total: int) -> Result:
-    parts: list[ProxyResponse] = []
-    errors: list[BaseException] = []
-    for t in tasks:
-        if t.cancelled():
-            errors.append(BackendTimeout())
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """One param a sequential backend takes from an earlier answer (lura's
+    sequentialBackendReplacement): ``Resp0_a.b`` ← field ``a.b`` of backend 0."""
+
+    index: int
+    destination: str
+    source: tuple[str, ...]
+    full_response: bool
+
+
+def sequential_replacements(url_patterns: Sequence[str], propagated: Iterable[str],
+                            placeholders: Callable[[str], Iterable[str]]
+                            ) -> list[list[Replacement]]:
+    """lura's ``sequentialMergerConfig``: per backend, the params it takes from earlier ones."""
+    total = len(url_patterns)
+    props = list(propagated)
+    out: list[list[Replacement]] = [[] for _ in url_patterns]
+    for i, pattern in enumerate(url_patterns):
+        for name in placeholders(pattern):
+            m = _URL_REF.match(name)
+            if m:
+                out[i].append(_replacement(m.group(1), m.group(2)))
+        if i == 0:
             continue
-        exc = t.exception()
-        if exc is None:
-            parts.append(t.result())
-        elif isinstance(exc, BackendFailure):
-            errors.append(exc)
-        else:
-            raise exc
-    return _result(parts, total, errors)
+        for p in props:
+            for m in _PROPAGATED_REF.finditer(p):
+                if int(m.group(1)) < total:
+                    out[i].append(_replacement(m.group(1), m.group(2) or ""))
+    return out
 
 
-def merge_sequential(backends: list[BackendCall], refs: list[list[tuple[str, str]]],
-                     timeout: float) -> Callable[[ProxyRequest], Awaitable[Result]]:
-    """Backends in order; ``{respN_a.b}`` takes field a.b of backend N's answer."""
+def _replacement(index: str, field: str) -> Replacement:
+    dest = f"Resp{index}_{field}" if field else f"Resp{index}"
+    return Replacement(int(index), dest, tuple(field.split(".")), field == "")
+
+
+def merge_sequential(backends: Sequence[BackendCall], replacements: list[list[Replacement]],
+                     timeout: float) -> MergeProxy:
+    """Backends in order; each takes its replacements from the answers before it."""
     total = len(backends)
 
     async def proxy(req: ProxyRequest) -> Result:
-        parts: list[ProxyResponse] = []
+        req = req.clone()
+        acc = MergeAccumulator(total)
+        errors: list[BaseException] = []
+        parts: list[ProxyResponse | None] = [None] * total
+        found: dict[str, str] = {}
+        answered = False
+        i = 0
         try:
             async with asyncio.timeout(timeout):
-                return await _chain(req.clone(), parts)
+                for i, backend in enumerate(backends):
+                    if i:
+                        _apply(replacements[i], i, parts, req.params, found)
+                    try:
+                        resp = await backend(req.clone())
+                    except BackendFailure as exc:
+                        if i == 0:
+                            return None, exc
+                        acc.add_error()
+                        errors.append(exc)
+                        break
+                    acc.add(resp.data, resp.complete)
+                    answered = True
+                    if not resp.complete:
+                        break
+                    parts[i] = resp
         except TimeoutError:
-            if not parts:
+            if i == 0:
                 return None, BackendTimeout()
-            return _result(parts, total, [BackendTimeout()])
-
-    async def _chain(req: ProxyRequest, parts: list[ProxyResponse]) -> Result:
-        for i, backend in enumerate(backends):
-            for num, field in refs[i]:
-                n = int(num)
-                if n < len(parts):
-                    value = _dig(parts[n].data, field)
-                    if value is not None:
-                        req.params[f"Resp{num}_{field}"] = _param_text(value)
-            try:
-                resp = await backend(req)
-            except BackendFailure as exc:
-                if i == 0:
-                    return None, exc
-                return _result(parts, total, [exc])
-            parts.append(resp)
-            if not resp.complete:
-                break
-        return _result(parts, total, [])
+            acc.add_error()
+            errors.append(BackendTimeout())
+        return _result(acc, answered, errors)
 
     return proxy
 
 
-def _dig(data: dict[str, Any], dotted: str) -> Any:
-    value: Any = data
-    for key in dotted.split("."):
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
+def _apply(reps: list[Replacement], i: int, parts: list[ProxyResponse | None],
+           params: dict[str, str], found: dict[str, str]) -> None:
+    """Fill ``params`` as lura's sequential merger does, quirks included."""
+    for r in reps:
+        part = parts[r.index] if r.index < i else None
+        if part is None:
+            continue
+        cached = found.get(r.destination)
+        if cached:
+            params[r.destination] = cached
+            continue
+        if r.full_response:
+            if part.raw is not None:  # only no-op answers keep their body
+                params[r.destination] = found[r.destination] = part.raw.decode(
+                    "utf-8", "surrogateescape")
+            continue
+        data: Any = part.data or {}
+        # lura walks the dotted path through objects and stops (without failing) at the first
+        # missing or non-object step, then looks the last key up where it stopped.
+        for key in r.source[:-1]:
+            value = data.get(key, _MISSING)
+            if not isinstance(value, dict):
+                break
+            data = value
+        value = data.get(r.source[-1], _MISSING)
+        if value is _MISSING:
+            continue
+        text = ",".join(go_v(v) for v in value) if isinstance(value, list) else go_v(value)
+        params[r.destination] = found[r.destination] = text
 
 
-def _param_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+_MISSING = object()
+
+
+def go_v(value: Any) -> str:
+    """Go's ``fmt.Sprintf("%v", v)`` of a decoded JSON value (numbers are json.Number)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "<nil>"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, GoNumber):
+        return value.literal
+    if isinstance(value, float):
+        return go_json_float(value)
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, list):
-        return ",".join(_param_text(v) for v in value)
+        return "[" + " ".join(go_v(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_v(value[k])}" for k in sorted(value)) + "]"
     return str(value)

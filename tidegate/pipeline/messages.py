@@ -55,20 +55,41 @@ class ProxyResponse:
 
 
 class BackendFailure(Exception):
-    """A backend call that did not produce data; ``status`` is what the client sees alone."""
+    """A backend call that did not produce data.
+
+    What the client sees when this error is all there is: ``status``; with the router's
+    ``return_error_msg`` also ``body()``, under ``content_type`` when set (lura writes
+    ``err.Error()`` and only an encoded response error brings its own Content-Type).
+    """
 
     status = 500
+    content_type = ""
+
+    def body(self) -> bytes:
+        """The error text as lura's ErrorResponseWriter writes it."""
+        return str(self).encode()
 
 
 class BackendStatusError(BackendFailure):
     """The backend answered with a status KrakenD does not accept (anything but 200/201)."""
 
-    def __init__(self, code: int, method: str, url_pattern: str, url: str, body: bytes,
-                 content_type: str) -> None:
-        super().__init__(f"invalid status code {code} [{method} {url_pattern}]: {url}")
+    def __init__(self, code: int, prefix: str, url: str) -> None:
+        super().__init__(f"invalid status code {code} {prefix}: {url}")
         self.code = code
-        self.body = body
+
+
+class BackendHTTPError(BackendFailure):
+    """``backend/http`` ``return_error_code``: the backend's status, body and Content-Type
+    reach the client (lura's HTTPResponseError)."""
+
+    def __init__(self, code: int, body: bytes, content_type: str) -> None:
+        super().__init__(body.decode("utf-8", "replace"))
+        self.status = code
+        self.raw_body = body
         self.content_type = content_type
+
+    def body(self) -> bytes:
+        return self.raw_body
 
 
 class BackendTimeout(BackendFailure):
@@ -84,3 +105,11 @@ class BackendUnavailable(BackendFailure):
 
 class BackendDecodeError(BackendFailure):
     """The backend's body does not decode with the backend's ``encoding``."""
+
+
+class MergeError(BackendFailure):
+    """Some backends of a merge failed; the message joins theirs as lura's mergeError does."""
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors

@@ -1,0 +1,206 @@
+"""The component seam: a registered factory wraps the right stage, chosen at compile time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.test_pipeline_support import (
+    Answer,
+    Gateway,
+    ScriptedBackend,
+    Seen,
+    answer,
+    backend_cfg,
+    endpoint,
+    reply_with,
+    run,
+    service,
+)
+from tidegate.components import (
+    DEFAULT_REGISTRY,
+    BackendProxy,
+    ComponentContext,
+    EndpointHandler,
+    Level,
+    Proxy,
+    Registry,
+)
+from tidegate.errors import ConfigErrors
+from tidegate.pipeline.messages import ProxyRequest, ProxyResponse
+from tidegate.server.messages import Request, Response
+
+NS = "test/stamp"
+FIRST = {"id": 5, "n": {"list": [1, 2]}}
+built: list[ComponentContext] = []
+
+
+def stamp_backend(ctx: ComponentContext, nxt: BackendProxy) -> BackendProxy:
+    """Adds a request header from its config and the sequential params it can see."""
+    built.append(ctx)
+    value = ctx.config["value"]
+
+    async def call(req: ProxyRequest) -> ProxyResponse:
+        req.headers = {**req.headers, "X-Stamp": [value],
+                       "X-Params": [",".join(f"{k}={v}" for k, v in sorted(req.params.items()))]}
+        resp = await nxt(req)
+        resp.data[f"stamped_{value}"] = req.path
+        return resp
+
+    return call
+
+
+def stamp_proxy(ctx: ComponentContext, nxt: Proxy) -> Proxy:
+    built.append(ctx)
+
+    async def call(req: ProxyRequest) -> tuple[ProxyResponse | None, BaseException | None]:
+        resp, err = await nxt(req)
+        if resp is not None:
+            resp.data["proxy_saw"] = sorted(resp.data)
+        return resp, err
+
+    return call
+
+
+def stamp_router(ctx: ComponentContext, nxt: EndpointHandler) -> EndpointHandler:
+    built.append(ctx)
+
+    async def call(req: Request, params: dict[str, str]) -> Response:
+        if req.header("x-key") != ctx.config["key"]:
+            return Response(401, [("Content-Type", "text/plain")], b"no key")
+        return await nxt(req, params)
+
+    return call
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> Iterator[None]:
+    built.clear()
+    yield
+    for level in Level:
+        DEFAULT_REGISTRY.unregister(NS, level)
+
+
+def _echo(seen: Seen) -> dict[str, Any]:
+    return {"stamp": seen.headers.get("x-stamp"), "params": seen.headers.get("x-params")}
+
+
+async def _ask(config: Any, *requests: tuple[str, dict[str, str]]) -> list[Answer]:
+    async with ScriptedBackend({"/a": reply_with(_echo), "/first": answer(200, FIRST),
+                                "/b/v": reply_with(_echo)}) as backend:
+        gw = Gateway(config(backend.url))
+        try:
+            return [await gw.get(path, headers) for path, headers in requests]
+        finally:
+            await gw.close()
+
+
+def test_backend_component_wraps_only_the_backends_that_configure_it() -> None:
+    DEFAULT_REGISTRY.register(NS, Level.BACKEND, stamp_backend)
+    answers = run(_ask(lambda url: service(
+        endpoint("/on", backend_cfg(url, "/a", extra_config={NS: {"value": "v1"},
+                                                              "unknown/ns": {"x": 1}})),
+        endpoint("/off", backend_cfg(url, "/a"))), ("/on", {}), ("/off", {})))
+    on, off = answers
+    assert on.status == 200
+    assert on.json() == {"stamp": "v1", "params": "", "stamped_v1": "/a"}
+    assert off.json() == {"stamp": None, "params": None}
+    assert [(c.namespace, c.scope, c.config) for c in built] == [
+        (NS, "backend", {"value": "v1"})]
+    assert built[0].backend is not None and built[0].backend.url_pattern == "/a"
+
+
+def test_backend_component_sees_sequential_propagated_params() -> None:
+    DEFAULT_REGISTRY.register(NS, Level.BACKEND, stamp_backend)
+    seq = {"proxy": {"sequential": True,
+                     "sequential_propagated_params": ["resp0_id", "resp0_n.list"]}}
+    (resp,) = run(_ask(lambda url: service(endpoint(
+        "/seq", backend_cfg(url, "/first"),
+        backend_cfg(url, "/b/v", group="second", extra_config={NS: {"value": "s"}}),
+        extra_config=seq)), ("/seq", {})))
+    assert resp.status == 200
+    assert resp.json()["second"]["params"] == "Resp0_id=5,Resp0_n.list=1,2"
+
+
+def test_proxy_and_router_components_wrap_the_endpoint() -> None:
+    DEFAULT_REGISTRY.register(NS, Level.PROXY, stamp_proxy)
+    DEFAULT_REGISTRY.register(NS, Level.ROUTER, stamp_router)
+    answers = run(_ask(lambda url: service(endpoint(
+        "/both", backend_cfg(url, "/a", group="x"), backend_cfg(url, "/a", group="y"),
+        extra_config={NS: {"key": "k"}})), ("/both", {"X-Key": "k"}), ("/both", {})))
+    ok, rejected = answers
+    assert ok.status == 200 and ok.json()["proxy_saw"] == ["x", "y"]
+    assert (rejected.status, rejected.body) == (401, b"no key")
+    assert sorted(c.scope for c in built) == ["endpoint", "endpoint"]
+
+
+def test_router_component_can_be_configured_service_wide() -> None:
+    reg = Registry()
+    reg.register(NS, Level.ROUTER, stamp_router, service_wide=True)
+
+    async def handler(req: Request, params: dict[str, str]) -> Response:
+        return Response(200)
+
+    wrapped = reg.wrap(Level.ROUTER, handler, {}, scope="endpoint",
+                       service_extra_config={NS: {"key": "k"}})
+    assert wrapped is not handler and built[0].scope == "service"
+    assert reg.wrap(Level.ROUTER, handler, {}, scope="endpoint") is handler
+
+
+def test_stacking_order_is_the_registration_order_value() -> None:
+    reg = Registry()
+    calls: list[str] = []
+
+    def named(name: str) -> Any:
+        def factory(ctx: ComponentContext, nxt: Any) -> Any:
+            async def call(req: Any) -> Any:
+                calls.append(name)
+                return await nxt(req)
+            return call
+        return factory
+
+    reg.register("outer", Level.BACKEND, named("outer"), order=20)
+    reg.register("inner", Level.BACKEND, named("inner"), order=10)
+    assert reg.namespaces(Level.BACKEND) == ("inner", "outer")
+
+    async def core(req: Any) -> Any:
+        calls.append("core")
+        return req
+
+    stage = reg.wrap(Level.BACKEND, core, {"inner": {}, "outer": {}}, scope="backend")
+    run(stage(None))
+    assert calls == ["outer", "inner", "core"]
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("inner", Level.BACKEND, named("x"))
+    with pytest.raises(ValueError, match="router-level"):
+        reg.register("x", Level.PROXY, named("x"), service_wide=True)
+
+
+def test_a_factory_rejecting_its_config_rejects_the_generation() -> None:
+    def picky(ctx: ComponentContext, nxt: Any) -> Any:
+        raise ValueError(f"{ctx.namespace}: 'value' is required")
+
+    DEFAULT_REGISTRY.register(NS, Level.BACKEND, picky)
+    with pytest.raises(ConfigErrors, match="'value' is required"):
+        Gateway(service(endpoint("/x", backend_cfg("http://127.0.0.1:1", "/a",
+                                                   extra_config={NS: {}}))))
+
+
+def test_no_component_means_no_wrapper() -> None:
+    gw = Gateway(service(endpoint("/x", backend_cfg("http://127.0.0.1:1", "/a"))))
+    try:
+        (handler_backend,) = [b for ep in [gw] for b in _backends(ep)]
+        assert handler_backend.send == handler_backend._send
+    finally:
+        run(gw.close())
+
+
+def _backends(gw: Gateway) -> list[Any]:
+    """The compiled backends of a one-endpoint gateway, rebuilt the way Generation does."""
+    from tidegate.pipeline.backend import CompiledBackend
+    from tidegate.pipeline.generation import USER_AGENT
+
+    ep = gw.gen.service.endpoints[0]
+    return [CompiledBackend(b, gw.gen.client, USER_AGENT) for b in ep.backend]
