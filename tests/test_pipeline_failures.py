@@ -50,11 +50,11 @@ ROUTES = {
 
 # name → (path or None for a refused connection, error text the client sees)
 FAILURES: dict[str, tuple[str | None, str]] = {
-    "refused": (None, "refused"),
+    "refused": (None, "connect: connection refused"),
     "reset": ("/reset", ""),
     "timeout": ("/hang", "context deadline exceeded"),
     "garbage": ("/garbage", "malformed HTTP response"),
-    "closed": ("/silent", ""),
+    "closed": ("/silent", "/silent\": EOF"),
     "invalid-json": ("/invalid", "invalid character '<' looking for beginning of value"),
     "truncated-json": ("/truncated", "unexpected EOF"),
     "empty-body": ("/empty", "EOF"),

@@ -35,7 +35,13 @@ from tidegate.pipeline.messages import (
     ProxyResponse,
     canonical_header,
 )
-from tidegate.upstream.client import Target, UpstreamClient, UpstreamError, parse_target
+from tidegate.upstream.client import (
+    Target,
+    UpstreamClient,
+    UpstreamError,
+    UpstreamTimeout,
+    parse_target,
+)
 
 BackendCall = Callable[[ProxyRequest], Awaitable[ProxyResponse]]
 
@@ -224,11 +230,11 @@ class CompiledBackend:
             path = f"{path}&{extra}" if "?" in path else f"{path}?{extra}"
         path = request_target(path, base)
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
+        deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
-                status, resp_headers, body, url = await self._exchange(
-                    target, req.method, target.base_path + path, headers, req.body)
-        except TimeoutError:
+            status, resp_headers, body, url = await self._exchange(
+                target, req.method, target.base_path + path, headers, req.body, deadline)
+        except UpstreamTimeout:
             raise BackendTimeout() from None
         except UpstreamError as exc:
             raise BackendUnavailable(f'{req.method.title()} "{base}{path}": {exc}') from None
@@ -265,12 +271,14 @@ class CompiledBackend:
         return ProxyResponse({self.error_details: detail}, False, status)
 
     async def _exchange(self, target: Target, method: str, request_target: str,
-                        headers: list[tuple[str, str]], body: bytes
+                        headers: list[tuple[str, str]], body: bytes, deadline: float
                         ) -> tuple[int, list[tuple[str, str]], bytes, str]:
-        """Send, following redirects as Go's http.Client does (at most 10)."""
+        """Send, following redirects as Go's http.Client does (at most 10), all before
+        `deadline` (a timer on the connection: cheaper than a timeout scope per request)."""
         url = f"{target.scheme}://{target.host_header}{request_target}"
         for _ in range(_MAX_REDIRECTS + 1):
-            resp = await self.client.send(target, method, request_target, headers, body)
+            resp = await self.client.send(target, method, request_target, headers, body,
+                                          deadline)
             if resp.status not in (301, 302, 303, 307, 308):
                 return resp.status, resp.headers, resp.body, url
             location = resp.header("Location")

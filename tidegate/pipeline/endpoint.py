@@ -129,7 +129,11 @@ def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
         if flatmap is not None:
             inner = _with_flatmap(inner, flatmap)
     else:
-        inner = _single(backends[0], cfg.timeout)
+        # The backend enforces its own deadline; the endpoint's is needed around it only when
+        # it is shorter, or when backend components run outside that deadline.
+        backend = cfg.backend[0]
+        needs_timeout = backend.timeout > cfg.timeout or bool(backend.extra_config)
+        inner = _single(backends[0], cfg.timeout if needs_timeout else None)
     proxy = compile_static(cfg.extra_config, inner)
     return registry.wrap(Level.PROXY, proxy, cfg.extra_config, scope="endpoint", endpoint=cfg)
 
@@ -146,7 +150,17 @@ def _with_flatmap(inner: Proxy, flatmap: Formatter) -> Proxy:
     return proxy
 
 
-def _single(call: BackendCall, timeout: float) -> Proxy:
+def _single(call: BackendCall, timeout: float | None) -> Proxy:
+    if timeout is None:
+        async def direct(req: ProxyRequest
+                         ) -> tuple[ProxyResponse | None, BaseException | None]:
+            try:
+                return await call(req), None
+            except BackendFailure as exc:
+                return None, exc
+
+        return direct
+
     async def proxy(req: ProxyRequest) -> tuple[ProxyResponse | None, BaseException | None]:
         try:
             async with asyncio.timeout(timeout):

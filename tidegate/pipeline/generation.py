@@ -96,7 +96,8 @@ class Generation:
                 backends.append(CompiledBackend(b, self.client, USER_AGENT))
             except ValueError as exc:
                 raise ConfigValueError(str(exc), path=b.path) from None
-        return compile_endpoint(ep, backends, USER_AGENT, self.return_error_msg)
+        return compile_endpoint(ep, backends, USER_AGENT, self.return_error_msg,
+                                service_extra_config=self.service.extra_config)
 
     async def handle(self, request: Request) -> Response:
         """Route and answer one request on this generation."""

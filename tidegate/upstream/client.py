@@ -13,6 +13,8 @@ One `UpstreamClient` belongs to one generation; closing it closes its pools.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import ssl
 import zlib
 from collections import deque
@@ -26,6 +28,28 @@ MAX_IDLE_PER_HOST = 256
 
 class UpstreamError(Exception):
     """The backend could not be reached or answered something that is not HTTP."""
+
+
+_GO_ERRNO_TEXT = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by peer",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network is unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+    errno.EPIPE: "broken pipe",
+}
+
+
+def go_error_text(exc: BaseException, op: str) -> str:
+    """An OS error as Go's net package words it (``connect: connection refused``), because
+    that is the text KrakenD users see with ``return_error_msg`` and search for."""
+    if isinstance(exc, socket.gaierror):
+        return "no such host"
+    if isinstance(exc, OSError) and exc.errno in _GO_ERRNO_TEXT:
+        return f"{op}: {_GO_ERRNO_TEXT[exc.errno]}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{op}: {exc.strerror.lower()}"
+    return f"{op}: {exc}"
 
 
 class UpstreamTimeout(UpstreamError):
@@ -109,9 +133,10 @@ class _Connection(asyncio.Protocol):
                 # A close-delimited body ends with the connection.
                 self._finish()
             else:
-                reason = exc or ConnectionResetError("connection closed by the backend")
+                # Go's words: "EOF" when the backend closed cleanly mid-exchange.
+                reason = go_error_text(exc, "read") if exc is not None else "EOF"
                 done.set_exception(_Stale(reason) if not self._received else
-                                   UpstreamError(f"{reason}"))
+                                   UpstreamError(reason))
 
     # httptools callbacks -----------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -209,7 +234,8 @@ class _Pool:
         except TimeoutError:
             raise UpstreamTimeout() from None
         except OSError as exc:
-            raise UpstreamError(f"dial tcp {self.host}:{self.port}: {exc.strerror or exc}") from exc
+            raise UpstreamError(
+                f"dial tcp {self.host}:{self.port}: {go_error_text(exc, 'connect')}") from exc
         self.all.add(conn)
         return conn
 
