@@ -1,42 +1,170 @@
 """`tidegate check`: validate a configuration exactly as `run` would, then say so.
 
 The check builds the whole generation (the same `build_candidate` a reload runs), so "Syntax OK!"
-means `run` will serve it. `-t` also binds the port for a moment.
+means `run` will serve it. `-l`/`-n` also lint the file against tidegate's built-in schema (there
+is no network: both flags use it), `-s FILE` against a user's schema; `-t` binds the port for a
+moment; `-d/-dd/-ddd` print what was understood.
+
+Every problem is one line on stderr, with file:line:col and JSON path, in file order:
+``ERROR parsing …`` (what `run` would refuse), ``ERROR linting …`` (what only the schema
+refuses: `run` would ignore it), ``WARNING: …`` (accepted, but ignored by tidegate).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import socket
 import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
 
-from tidegate.config.durations import format_duration
-from tidegate.config.model import ServiceConfig
-from tidegate.errors import ConfigError
+from tidegate.config import sources
+from tidegate.errors import (
+    ConfigError,
+    ConfigErrors,
+    ConfigIOError,
+    ConfigSyntaxError,
+    TemplateError,
+)
+from tidegate.lint.describe import describe_service
 from tidegate.reload.builder import Candidate, build_candidate
 
 EXIT_OK = 0
 EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+__all__ = ["audit_command", "check_command", "check_once", "describe_service", "schema_command"]
 
 
-def check_once(path: str, *, debug: int, indent: str, test_gateway: bool) -> int:
+class _UsageError(Exception):
+    """A flag that cannot work (exit 2), as opposed to an invalid configuration (exit 1)."""
+
+
+def check_once(path: str, *, debug: int = 0, indent: str = "\t", test_gateway: bool = False,
+               lint: bool = False, lint_schema: str | None = None,
+               env: Mapping[str, str] | None = None, out: TextIO | None = None,
+               err: TextIO | None = None) -> int:
     """One verdict on stdout/stderr; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    env = os.environ if env is None else env
     try:
-        candidate = build_candidate(path, dict(os.environ), port=None, debug=False)
+        validator = _validator(lint, lint_schema)
+    except _UsageError as exc:
+        print(f"ERROR: {exc}", file=err)
+        return EXIT_USAGE
     except ConfigError as exc:
-        print(f"ERROR parsing the configuration file: {exc}", file=sys.stderr)
+        print(f"ERROR reading the lint schema: {exc}", file=err)
         return EXIT_INVALID
-    if debug:
-        print(describe_service(candidate.loaded.service, debug, indent))
-    if test_gateway:
-        error = _try_bind(candidate)
-        if error:
-            print(f"ERROR testing the configuration: {error}", file=sys.stderr)
+
+    candidate: Candidate | None = None
+    build_errors: list[ConfigError] = []
+    try:
+        candidate = build_candidate(path, dict(env), port=None, debug=False)
+    except ConfigError as exc:
+        if _unparsable(exc):
+            print(f"ERROR parsing the configuration file: {exc}", file=err)
             return EXIT_INVALID
-    print("Syntax OK!")
+        build_errors = list(exc.errors) if isinstance(exc, ConfigErrors) else [exc]
+
+    doc = candidate.loaded.document if candidate else _document(path, env)
+    lines = _problem_lines(doc, build_errors, validator)
+    if candidate is not None and debug:
+        print(describe_service(candidate.loaded.service, debug, indent, path), file=out)
+    for _, text in lines:
+        print(text, file=err)
+    if any(text.startswith("ERROR") for _, text in lines):
+        return EXIT_INVALID
+    assert candidate is not None
+    if test_gateway:
+        problem = _try_bind(candidate)
+        if problem:
+            print(f"ERROR testing the configuration: {problem}", file=err)
+            return EXIT_INVALID
+    print("Syntax OK!", file=out)
     return EXIT_OK
+
+
+def _unparsable(exc: ConfigError) -> bool:
+    """Syntax, I/O and template errors leave nothing to lint: they are reported alone."""
+    first = exc.errors[0] if isinstance(exc, ConfigErrors) else exc
+    return isinstance(first, ConfigSyntaxError | ConfigIOError | TemplateError)
+
+
+def _validator(lint: bool, lint_schema: str | None) -> Any:
+    from tidegate.lint.linter import builtin_validator, validator_for
+
+    if lint_schema:
+        if lint_schema.startswith(("http://", "https://")):
+            raise _UsageError("tidegate lints without network: download the schema and pass "
+                              "its path to -s")
+        import jsonschema
+
+        doc = sources.load_file(lint_schema) if sources.EXTENSIONS.get(
+            os.path.splitext(lint_schema)[1].lower()) else _json_file(lint_schema)
+        try:
+            return validator_for(doc.data)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise ConfigError(f"not a valid JSON Schema at {where}: {exc.message}",
+                              file=lint_schema) from None
+    return builtin_validator() if lint else None
+
+
+def _json_file(path: str) -> sources.Document:
+    """A schema file without a known extension is read as JSON."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigIOError(f"cannot read the schema: {exc.strerror or exc}",
+                            file=path) from exc
+    return sources.parse_text(text, path, "json")
+
+
+def _document(path: str, env: Mapping[str, str]) -> sources.Document:
+    """The parsed file (rendered first with flexible configuration), as the loader reads it.
+
+    Only called after `build_candidate` parsed it successfully, so it cannot fail here.
+    """
+    if "FC_ENABLE" in env:
+        from tidegate.config.loader import _inner_name
+        from tidegate.gotemplate.flexible import render_flexible_config
+
+        rendered = render_flexible_config(path, env)
+        return sources.parse_text(rendered.text, path, sources.format_for(_inner_name(path)))
+    return sources.load_file(path)
+
+
+def _problem_lines(doc: sources.Document, build_errors: list[ConfigError],
+                   validator: Any) -> list[tuple[tuple[int, int], str]]:
+    """Every line to print, sorted by position in the file."""
+    from tidegate.config.loader import locate_error
+    from tidegate.lint.linter import ERROR, lint, locate, walk
+
+    lines: list[tuple[tuple[int, int], str]] = []
+    for e in build_errors:
+        locate_error(e, doc)
+        lines.append(((e.line or 0, e.col or 0), f"ERROR parsing the configuration file: {e}"))
+    seen = {e.path for e in build_errors}
+    if validator is not None:
+        issues = lint(doc.data, validator, doc)
+    else:
+        issues = locate(walk(doc.data), doc)
+        for issue in issues:
+            issue.severity = "warning"  # without -l, `run` would ignore them: not fatal
+    for issue in issues:
+        pos = (issue.error.line or 0, issue.error.col or 0)
+        if issue.severity == ERROR:
+            if issue.path not in seen:  # the model's own words win for the same value
+                lines.append((pos, f"ERROR linting the configuration file: {issue}"))
+        else:
+            lines.append((pos, f"WARNING: {issue}"))
+    lines.sort(key=lambda item: item[0])
+    return lines
 
 
 def _try_bind(candidate: Candidate) -> str | None:
@@ -51,33 +179,6 @@ def _try_bind(candidate: Candidate) -> str | None:
     return None
 
 
-def describe_service(service: ServiceConfig, level: int, indent: str) -> str:
-    """What tidegate understood, in the layout of `krakend check -d`."""
-    lines = ["Parsed configuration:", f"Name: {service.name}", f"Port: {service.port}",
-             f"Timeout: {format_duration(service.timeout)}",
-             f"CacheTTL: {format_duration(service.cache_ttl)}",
-             f"Extra: {len(service.extra_config)} component(s)"]
-    if level >= 2:
-        for ns in sorted(service.extra_config):
-            lines.append(f"{indent}{ns}")
-    lines.append(f"Endpoints: {len(service.endpoints)}")
-    for ep in service.endpoints:
-        lines.append(f"{indent}Endpoint: {ep.method} {ep.endpoint}")
-        lines.append(f"{indent}{indent}Timeout: {format_duration(ep.timeout)}")
-        lines.append(f"{indent}{indent}CacheTTL: {format_duration(ep.cache_ttl)}")
-        lines.append(f"{indent}{indent}OutputEncoding: {ep.output_encoding}")
-        lines.append(f"{indent}{indent}Backends: {len(ep.backend)}")
-        if level >= 2:
-            for b in ep.backend:
-                lines.append(f"{indent}{indent}{indent}URL: {b.url_pattern}")
-                lines.append(f"{indent}{indent}{indent}Method: {b.method}")
-                lines.append(f"{indent}{indent}{indent}Hosts: {list(b.host)}")
-                lines.append(f"{indent}{indent}{indent}Encoding: {b.encoding}")
-                if level >= 3 and b.extra_config:
-                    lines.append(f"{indent}{indent}{indent}Extra: {sorted(b.extra_config)}")
-    return "\n".join(lines)
-
-
 def check_command(args: argparse.Namespace) -> int:
     """`tidegate check`: 0 valid, 1 invalid (2 for usage errors, decided by argparse)."""
     if not args.watch:
@@ -87,7 +188,8 @@ def check_command(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     code = check_once(args.config, debug=args.debug, indent=args.indent,
-                      test_gateway=args.test_gateway)
+                      test_gateway=args.test_gateway,
+                      lint=args.lint or args.lint_no_network, lint_schema=args.lint_schema)
     sys.stdout.flush()
     sys.stderr.flush()
     return code
@@ -110,4 +212,57 @@ def _watch(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(loop())
+    return EXIT_OK
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    """`tidegate schema`: print the built-in JSON Schema."""
+    from tidegate.lint.schema import build_schema
+
+    print(json.dumps(build_schema(), indent=args.indent, ensure_ascii=False))
+    return EXIT_OK
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    """`tidegate audit`: 0 no finding at or above the severity, 1 findings or an invalid
+    configuration, 2 usage error."""
+    from tidegate.config.loader import load_config
+    from tidegate.lint.audit import RULE_IDS, audit, format_finding, parse_severities
+
+    try:
+        severities = parse_severities(args.severity)
+    except ValueError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ignore = [r.strip() for r in (args.ignore or "").split(",") if r.strip()]
+    if args.ignore_file:
+        try:
+            with open(args.ignore_file, encoding="utf-8") as fh:
+                ignore += [line.strip() for line in fh if line.strip()
+                           and not line.lstrip().startswith("#")]
+        except OSError as exc:
+            print(f"ERROR reading the ignore file {args.ignore_file}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+    unknown = sorted(set(ignore) - RULE_IDS)
+    if unknown:
+        print(f"ERROR: unknown rule(s) to ignore: {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        loaded = load_config(args.config, os.environ)
+    except ConfigError as exc:
+        print(f"ERROR parsing the configuration file: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    findings = audit(loaded.service, ignore=ignore, severities=severities)
+    if args.format == "json":
+        print(json.dumps({"recommendations": [f.to_dict() for f in findings], "stats": {}},
+                         indent=2))
+    else:
+        for finding in findings:
+            print(format_finding(finding))
+    sys.stdout.flush()
+    if findings:
+        print(f"audit: {len(findings)} recommendation(s) at the selected severities",
+              file=sys.stderr)
+        return EXIT_INVALID
     return EXIT_OK

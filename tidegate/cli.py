@@ -1,7 +1,8 @@
-"""Command line: `tidegate run | check | render | version`, with KrakenD's flag habits.
+"""Command line: `tidegate run | check | audit | schema | render | version`, with KrakenD's
+flag habits.
 
-This is the only module that decides exit codes: 0 success, 1 invalid configuration or failed
-run, 2 usage error.
+This is the only module that decides exit codes: 0 success, 1 invalid configuration, failed run
+or audit findings at the selected severities, 2 usage error.
 """
 
 from __future__ import annotations
@@ -38,12 +39,29 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("-i", "--indent", default="\t", help="indentation of -d output")
     check.add_argument("-t", "--test-gateway", action="store_true",
                        help="build the whole gateway and bind its port for a moment")
-    check.add_argument("-l", "--lint", action="store_true", help="lint against the schema")
+    check.add_argument("-l", "--lint", action="store_true",
+                       help="lint against the built-in schema (see `tidegate schema`)")
     check.add_argument("-n", "--lint-no-network", action="store_true",
                        help="lint against the built-in schema (same as -l: there is no network)")
-    check.add_argument("-s", "--lint-schema", help="lint against this JSON schema file")
+    check.add_argument("-s", "--lint-schema", metavar="FILE",
+                       help="lint against this JSON Schema file instead")
     check.add_argument("-w", "--watch", action="store_true",
                        help="check again on every change of the configuration files")
+
+    audit = sub.add_parser("audit", help="security recommendations for a configuration")
+    audit.add_argument("-c", "--config", required=True, help="configuration file")
+    audit.add_argument("-i", "--ignore", metavar="RULES",
+                       help="rules to ignore, comma-separated (e.g. 1.2.1,5.1.2)")
+    audit.add_argument("-I", "--ignore-file", metavar="FILE",
+                       help="file listing rules to ignore, one per line")
+    audit.add_argument("-s", "--severity", default="CRITICAL,HIGH,MEDIUM,LOW",
+                       help="one level is a threshold (HIGH: HIGH and CRITICAL); a "
+                            "comma-separated list selects exactly those levels")
+    audit.add_argument("-f", "--format", choices=("text", "json"), default="text",
+                       help="output format")
+
+    schema = sub.add_parser("schema", help="print the built-in JSON Schema used by check -l")
+    schema.add_argument("-i", "--indent", type=int, default=2, help="JSON indentation")
 
     render = sub.add_parser("render", help="render a Go text/template (flexible configuration)",
                             add_help=False)
@@ -75,6 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tidegate.checker import check_command
 
         return check_command(args)
+    if args.command == "audit":
+        from tidegate.checker import audit_command
+
+        return audit_command(args)
+    if args.command == "schema":
+        from tidegate.checker import schema_command
+
+        return schema_command(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

@@ -1,0 +1,138 @@
+"""`tidegate check` flags: -d/-dd/-ddd layout, -i, -l/-n, warnings without -l, -t."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import SHARED, free_port
+from tidegate.cli import main
+
+FIXTURE = SHARED / "conformance" / "fixtures" / "krakend.json"
+
+CONFIG = {
+    "version": 3, "name": "dump", "port": 9000, "timeout": "3s", "cache_ttl": "1h",
+    "read_timeout": "5s",
+    "extra_config": {"router": {"return_error_msg": True},
+                     "security/cors": {"allow_origins": ["*"], "max_age": "12h"}},
+    "endpoints": [{
+        "endpoint": "/users/{id}", "input_query_strings": ["q"], "input_headers": ["X-A"],
+        "extra_config": {"validation/cel": [{"check_expr": "true"}]},
+        "backend": [
+            {"host": ["http://a:1"], "url_pattern": "/u/{id}", "group": "u", "allow": ["x"],
+             "mapping": {"x": "y"}, "extra_config": {"backend/http": {
+                 "return_error_details": "e"}}},
+            {"host": ["b:2"], "url_pattern": "/p", "method": "POST", "encoding": "xml"},
+        ],
+    }],
+}
+
+
+def _write(tmp_path: Path, data: object, name: str = "krakend.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(data, indent=2))
+    return str(path)
+
+
+def test_debug_level_1_in_krakends_layout(tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path, CONFIG)
+    assert main(["check", "-d", "-i", "  ", "-c", path]) == 0
+    assert capsys.readouterr().out == "\n".join([
+        f"Parsing configuration file: {path}",
+        "Global settings",
+        "  Name: dump",
+        "  Port: 9000",
+        "2 global component configuration(s):",
+        "- router",
+        "- security/cors (not supported by tidegate yet)",
+        "1 API endpoints:",
+        "  - GET /users/:id",
+        "  Timeout: 3s",
+        "  1 endpoint component configuration(s):",
+        "  - validation/cel (not supported by tidegate yet)",
+        "  Connecting to 2 backend(s):",
+        "    [+] GET /u/{{.Id}}",
+        "    Timeout: 3s",
+        "    Hosts: [http://a:1]",
+        "    1 backend component configuration(s):",
+        "    - backend/http",
+        "",
+        "    [+] POST /p",
+        "    Timeout: 3s",
+        "    Hosts: [http://b:2]",
+        "    0 backend component configuration(s):",
+        "Syntax OK!",
+        "",
+    ])
+
+
+def test_debug_level_2_adds_settings_and_component_configs(tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path, CONFIG)
+    assert main(["check", "-ddc", path]) == 0
+    out = capsys.readouterr().out
+    for line in ["\tDefault cache TTL: 1h0m0s", "\tDefault timeout: 3s",
+                 "\tDefault backend hosts: []", "\tNo TLS section defined",
+                 "\tallow_origins: [*]", "\tmax_age: 12h", "\treturn_error_msg: true",
+                 "\tEndpoint: GET /users/{id}", "\tQueryString: [q]", "\tCacheTTL: 1h0m0s",
+                 "\tHeaders to pass: [X-A]", "\tOutputEncoding: json",
+                 "\tConcurrent calls: 1", "\t\t[map[check_expr:true]]",
+                 "\t\tURL: /u/{id}", "\t\tDeny: [], Allow: [x]", "\t\tMapping: map[x:y]",
+                 "\t\tGroup: u", "\t\tEncoding: json", "\t\tEncoding: xml",
+                 "\t\tIs collection: false", "\t\t\treturn_error_details: e"]:
+        assert line in out.splitlines(), line
+    assert "Read timeout" not in out
+
+
+def test_debug_level_3_adds_server_settings(tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path, CONFIG)
+    assert main(["check", "-dddc", path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "\tRead timeout: 5s" in lines
+    assert "\tWrite timeout: 0s" in lines
+    assert "\tMax idle connections per host: 250" in lines
+
+
+def test_without_lint_ignored_keys_are_warnings(tmp_path: Path, capsys) -> None:
+    data = json.loads(json.dumps(CONFIG))
+    data["endpoints"][0]["timout"] = "1s"
+    path = _write(tmp_path, data)
+    assert main(["check", "-c", path]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "Syntax OK!\n"
+    assert [line.split(": ", 3)[2] for line in captured.err.splitlines()] == [
+        "read_timeout", 'extra_config["security/cors"]',
+        'endpoints[0].extra_config["validation/cel"]', "endpoints[0].timout"]
+    assert all(line.startswith(f"WARNING: {path}:") for line in captured.err.splitlines())
+
+
+def test_lint_refuses_what_run_ignores(tmp_path: Path, capsys) -> None:
+    data = json.loads(json.dumps(CONFIG))
+    data["endpoints"][0]["timout"] = "1s"
+    path = _write(tmp_path, data)
+    for flag in ("-l", "-n"):
+        assert main(["check", flag, "-c", path]) == 1
+        err = capsys.readouterr().err
+        assert (f"ERROR linting the configuration file: {path}:63:17: endpoints[0].timout: "
+                "unknown attribute `timout`, did you mean `timeout`?") in err
+
+
+def test_lint_of_yaml_locates_lines(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "krakend.yaml"
+    path.write_text("version: 3\nendpoints:\n  - endpoint: /a\n    backend:\n"
+                    "      - host: [http://h]\n        url_pattern: /\n        grup: g\n")
+    assert main(["check", "-lc", str(path)]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"ERROR linting the configuration file: {path}:7:15: endpoints[0].backend[0].grup: "
+        "unknown attribute `grup`, did you mean `group`?")
+
+
+def test_krakends_example_passes_check_tl_in_a_real_process() -> None:
+    env = {**os.environ, "KRAKEND_PORT": str(free_port())}
+    proc = subprocess.run([sys.executable, "-m", "tidegate", "check", "-tlc", str(FIXTURE)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Syntax OK!\n"
+    assert "ERROR" not in proc.stderr

@@ -1,0 +1,169 @@
+"""The `extra_config` namespaces tidegate knows, where each may appear, and its own schema.
+
+A namespace tidegate implements declares its attributes (per scope, as `FieldSpec`s), so lint
+can check them and name the alternatives. Every other namespace KrakenD documents is listed with
+the levels where KrakenD accepts it: tidegate accepts it too (a KrakenD configuration must load
+unchanged) but reports it as "not supported by tidegate yet", because it is ignored.
+
+Scopes: ``service`` (root extra_config), ``endpoint`` and ``backend``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tidegate.lint.fields import FieldSpec
+
+SCOPE_NAMES = {"service": "the root", "endpoint": "an endpoint", "backend": "a backend"}
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """One component namespace."""
+
+    name: str
+    scopes: tuple[str, ...]
+    supported: bool
+    # scope -> attributes; only for supported namespaces (None: any value is accepted)
+    fields: dict[str, dict[str, FieldSpec]] | None = None
+    required: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    replaced_by: str | None = None
+
+
+_STATIC_FIELDS = {
+    "strategy": FieldSpec("enum", "when the static data is merged", enum=(
+        "always", "success", "complete", "errored", "incomplete")),
+    "data": FieldSpec("object", "the static data merged into the answer"),
+}
+_FLATMAP = FieldSpec("array", "array manipulation operations, applied in order",
+                     items="flatmap_operation")
+_FLATMAP_OPERATION_FIELDS = {
+    "type": FieldSpec("enum", "the operation", enum=("move", "del", "append")),
+    "args": FieldSpec("strings", "its dot-path arguments"),
+}
+
+_PROXY_FIELDS = {
+    "endpoint": {
+        "sequential": FieldSpec("boolean", "call the backends in order, chaining responses"),
+        "strategy": FieldSpec("enum", "merger: parallel (default) or sequential",
+                              enum=("parallel", "sequential")),
+        "static": FieldSpec("shape", "static data merged into the answer",
+                            items="static_proxy"),
+        "flatmap_filter": _FLATMAP,
+        "sequential_propagated_params": FieldSpec(
+            "strings", "response values made available to the next backends"),
+        "combiner": FieldSpec("string", "custom response combiner", supported=False),
+        "max_payload": FieldSpec("integer", "request body limit", supported=False, minimum=0),
+        "decompress_gzip": FieldSpec("boolean", "decompress gzip requests", supported=False),
+    },
+    "backend": {
+        "flatmap_filter": _FLATMAP,
+        "shadow": FieldSpec("boolean", "shadow (mirror) backend", supported=False),
+    },
+}
+
+_ROUTER_FIELDS = {
+    "return_error_msg": FieldSpec("boolean", "answer backend error messages to the client"),
+    **{name: FieldSpec("boolean", "router option", supported=False) for name in (
+        "app_engine", "auto_options", "disable_access_log", "disable_gzip",
+        "disable_handle_method_not_allowed", "disable_health", "disable_path_decoding",
+        "disable_redirect_fixed_path", "disable_redirect_trailing_slash",
+        "forwarded_by_client_ip", "hide_version_header", "remove_extra_slash", "use_h2c")},
+    **{name: FieldSpec("integer", "router limit", supported=False, minimum=0)
+       for name in ("decompress_gzip", "max_multipart_memory", "max_payload")},
+    **{name: FieldSpec("strings", "router list", supported=False)
+       for name in ("logger_skip_paths", "remote_ip_headers", "trusted_proxies")},
+    "health_path": FieldSpec("string", "path of the health endpoint", supported=False),
+    "error_body": FieldSpec("object", "custom error bodies", supported=False),
+}
+
+_BACKEND_HTTP_FIELDS = {
+    "return_error_details": FieldSpec("string", "answer backend failures under this key"),
+    "return_error_code": FieldSpec("boolean", "answer the backend's status code and body"),
+}
+
+SUPPORTED: tuple[Namespace, ...] = (
+    Namespace("router", ("service",), True, {"service": _ROUTER_FIELDS}),
+    Namespace("proxy", ("endpoint", "backend"), True, _PROXY_FIELDS),
+    # KrakenD v1's name of `proxy`, still read by tidegate.
+    Namespace("github.com/devopsfaith/krakend/proxy", ("endpoint", "backend"), True,
+              _PROXY_FIELDS, replaced_by="proxy"),
+    Namespace("backend/http", ("backend",), True, {"backend": _BACKEND_HTTP_FIELDS}),
+    Namespace("github.com/devopsfaith/krakend/http", ("backend",), True,
+              {"backend": _BACKEND_HTTP_FIELDS}, replaced_by="backend/http"),
+)
+
+# KrakenD's namespaces (CE and Enterprise) by the levels that accept them: s, e, b.
+_NOT_YET: dict[str, str] = {
+    "ai/llm": "b", "ai/mcp": "se",
+    "auth/api-keys": "se", "auth/aws-sigv4": "b", "auth/basic": "se",
+    "auth/client-credentials": "b", "auth/gcp": "b", "auth/ntlm": "b", "auth/revoker": "s",
+    "auth/signer": "e", "auth/validator": "se",
+    "backend/amqp/consumer": "b", "backend/amqp/producer": "b", "backend/conditional": "b",
+    "backend/graphql": "b", "backend/grpc": "b", "backend/http/client": "b",
+    "backend/lambda": "b", "backend/pubsub/publisher": "b",
+    "backend/pubsub/publisher/kafka": "b", "backend/pubsub/subscriber": "b",
+    "backend/pubsub/subscriber/kafka": "b", "backend/soap": "b",
+    "backend/static-filesystem": "b",
+    "documentation/openapi": "se", "documentation/postman": "se",
+    "governance/processors": "s", "governance/quota": "seb", "grpc": "s",
+    "modifier/body-generator": "b", "modifier/jmespath": "eb", "modifier/lua-backend": "b",
+    "modifier/lua-endpoint": "se", "modifier/lua-proxy": "e", "modifier/martian": "b",
+    "modifier/request-body-extractor": "se", "modifier/request-body-extractor/early": "e",
+    "modifier/request-body-generator": "eb", "modifier/response-body": "eb",
+    "modifier/response-body-generator": "eb", "modifier/response-headers": "s",
+    "plugin/http-client": "b", "plugin/http-server": "s", "plugin/middleware": "eb",
+    "plugin/req-resp-modifier": "eb",
+    "qos/circuit-breaker": "b", "qos/circuit-breaker/http": "b", "qos/http-cache": "b",
+    "qos/ratelimit/proxy": "b", "qos/ratelimit/router": "e", "qos/ratelimit/router/redis": "e",
+    "qos/ratelimit/service": "s", "qos/ratelimit/service/redis": "s",
+    "qos/ratelimit/tiered": "se", "redis": "s",
+    "security/bot-detector": "se", "security/cors": "se", "security/http": "se",
+    "security/policies": "eb",
+    "server/static-filesystem": "s", "server/virtualhost": "s",
+    "telemetry/gelf": "s", "telemetry/influx": "s", "telemetry/logging": "sb",
+    "telemetry/logstash": "s", "telemetry/metrics": "s", "telemetry/moesif": "s",
+    "telemetry/newrelic": "s", "telemetry/opencensus": "s", "telemetry/opentelemetry": "seb",
+    "telemetry/opentelemetry-security": "s",
+    "validation/cel": "eb", "validation/json-schema": "e",
+    "validation/response-json-schema": "eb", "websocket": "e", "workflow": "b",
+}
+_LETTER = {"s": "service", "e": "endpoint", "b": "backend"}
+
+NAMESPACES: dict[str, Namespace] = {
+    ns.name: ns for ns in (
+        *SUPPORTED,
+        *(Namespace(name, tuple(_LETTER[c] for c in letters), False)
+          for name, letters in _NOT_YET.items()),
+    )
+}
+
+# Shapes referenced by name from the field tables (``FieldSpec.items``).
+SHAPES: dict[str, dict[str, FieldSpec]] = {
+    "static_proxy": _STATIC_FIELDS,
+    "flatmap_operation": _FLATMAP_OPERATION_FIELDS,
+}
+SHAPE_REQUIRED: dict[str, tuple[str, ...]] = {"flatmap_operation": ("type", "args")}
+
+
+def registered_components() -> frozenset[str]:
+    """Namespaces a component module registered in the pipeline's registry: implemented, even
+    when this table has no schema for them yet (their content is then not checked)."""
+    from tidegate.components import DEFAULT_REGISTRY, Level
+
+    return frozenset(ns for level in Level for ns in DEFAULT_REGISTRY.namespaces(level))
+
+
+def implemented(name: str, registered: frozenset[str] | None = None) -> bool:
+    """Whether tidegate acts on this namespace (False for unknown names too)."""
+    ns = NAMESPACES.get(name)
+    if ns is None:
+        return False
+    if registered is None:
+        registered = registered_components()
+    return ns.supported or name in registered
+
+
+def at_scope(scope: str) -> dict[str, Namespace]:
+    """The namespaces accepted in the extra_config of this level."""
+    return {name: ns for name, ns in NAMESPACES.items() if scope in ns.scopes}
