@@ -201,3 +201,16 @@ def test_echo_endpoint_reflects_the_request(tmp_path: Path) -> None:
     assert data["req_querystring"] == {"a": ["1", "2"]} and data["req_body"] == "hi"
     assert data["req_headers"]["X-Thing"] == ["v"]
     assert data["req_uri_details"]["path"] == "/__echo/x"
+
+
+def test_run_warns_once_about_an_unknown_attribute(tmp_path: Path) -> None:
+    cfg = tmp_path / "krakend.json"
+    write_config(cfg, {"version": 3, "endpoints": [{"endpoint": "/a", "backend": [
+        {"host": ["http://127.0.0.1:9"], "url_patern": "/x", "url_pattern": "/"}]}]})
+    port = free_port()
+    with gateway(str(cfg), port) as gw:
+        warnings = [line for line in gw.log if "url_patern" in line]
+    assert len(warnings) == 1
+    assert "WARNING" in warnings[0]
+    assert "endpoints[0].backend[0].url_patern: unknown attribute `url_patern`, did you mean " \
+        "`url_pattern`?" in warnings[0]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from tidegate.config.loader import LoadedConfig, load_config, locate_error
 from tidegate.errors import ConfigError
+from tidegate.lint import unknown_attribute_warnings
 from tidegate.pipeline.generation import (
     Generation,
     ServerStatus,
@@ -29,6 +30,7 @@ class Candidate:
     config_hash: str
     fingerprints: dict[str, str]
     build_seconds: float
+    warnings: tuple[str, ...] = ()
 
     @property
     def listen(self) -> tuple[str, int]:
@@ -45,8 +47,9 @@ def build_candidate(path: str | None, env: Mapping[str, str], *, port: int | Non
         trial = Generation(loaded.service, 0, "", debug=debug, status=ServerStatus())
     except ConfigError as exc:
         raise locate_error(exc, loaded.document) from None
+    warnings = tuple(unknown_attribute_warnings(loaded.data, loaded.document))
     return Candidate(loaded, config_hash(loaded.data), endpoint_fingerprints(trial.service),
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, warnings)
 
 
 def describe_changes(old: dict[str, str], new: dict[str, str]) -> str:

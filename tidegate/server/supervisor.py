@@ -91,6 +91,7 @@ class Supervisor:
         self.last_error: str | None = None
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._warned: set[str] = set()
         self._valid: asyncio.Event | None = None
         self._pending: Candidate | None = None
 
@@ -136,8 +137,13 @@ class Supervisor:
 
     # building ----------------------------------------------------------------------------
     async def _build(self) -> Candidate:
-        return await asyncio.to_thread(build_candidate, self.path, self.env, port=self.port,
-                                       debug=self.debug)
+        candidate = await asyncio.to_thread(build_candidate, self.path, self.env,
+                                            port=self.port, debug=self.debug)
+        for warning in candidate.warnings:
+            if warning not in self._warned:  # once per key, not on every save
+                self._warned.add(warning)
+                log.warning("%s", warning)
+        return candidate
 
     async def _first_valid(self) -> Candidate | None:
         """With --watch, a broken first configuration waits for a good save."""
