@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import free_port, nginx, tidegate, wrk
+from common import children, cpu_seconds, free_port, nginx, tidegate, wrk
 
 KEEP = 5  # each config keeps the last KEEP marker routes: every write adds one and drops one
 
@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--broken-every", type=int, default=0)
     parser.add_argument("--writes", type=int, default=210, help="config writes (at most)")
+    parser.add_argument("--pin", action="store_true",
+                        help="gateway (supervisor and workers) on core 0, the rest on core 1")
     args = parser.parse_args()
     upstream, port = free_port(), free_port()
     folder = Path(tempfile.mkdtemp(prefix="tidegate-reload-bench-"))
@@ -87,11 +89,18 @@ def main() -> None:
     missed: list[int] = []
     broken_seen: list[bool] = []
     writes = 0
-    with nginx(upstream), tidegate(config(upstream, 0), port, workers=args.workers, watch=True,
-                                   config_path=path, log=folder / "gateway.log"):
+    gw_cpus, other = ("0", "1") if args.pin else (None, None)
+    if args.pin:
+        os.sched_setaffinity(0, {1})  # the writer and the probes stay off the gateway's core
+    with nginx(upstream, cpus=other), tidegate(
+            config(upstream, 0), port, workers=args.workers, watch=True, config_path=path,
+            log=folder / "gateway.log", cpus=gw_cpus) as gateway:
         url = f"http://127.0.0.1:{port}/bench"
-        wrk(url, seconds=2)
-        baseline = wrk(url, seconds=args.seconds, connections=args.connections)
+        wrk(url, seconds=2, cpus=other)
+        workers = children(gateway.pid)
+        cpu0 = cpu_seconds(gateway.pid), sum(cpu_seconds(w) for w in workers)
+        baseline = wrk(url, seconds=args.seconds, connections=args.connections, cpus=other)
+        cpu1 = cpu_seconds(gateway.pid), sum(cpu_seconds(w) for w in workers)
 
         stop = threading.Event()
         probes: list[threading.Thread] = []
@@ -125,7 +134,8 @@ def main() -> None:
 
         w = threading.Thread(target=writer)
         w.start()
-        storm = wrk(url, seconds=args.seconds, connections=args.connections)
+        storm = wrk(url, seconds=args.seconds, connections=args.connections, cpus=other)
+        cpu2 = cpu_seconds(gateway.pid), sum(cpu_seconds(w) for w in workers)
         stop.set()
         w.join()
         for th in probes:
@@ -140,6 +150,9 @@ def main() -> None:
     print(f"reload storm: {storm['rps']:.0f} req/s, errors {storm['errors']}, "
           f"requests {storm['requests']}")
     print(f"throughput during storm / baseline: {storm['rps'] / baseline['rps']:.3f}")
+    for label, (a, b) in (("baseline", (cpu0, cpu1)), ("storm", (cpu1, cpu2))):
+        print(f"CPU during {label}: supervisor (watcher, builds) {b[0] - a[0]:.2f} s, "
+              f"workers {b[1] - a[1]:.2f} s, over {args.seconds} s")
     print(f"config writes: {writes}; good writes probed: {len(delays) + len(missed)}, "
           f"applied: {len(delays)}, not applied in time: {len(missed)}")
     print(f"write -> live delay: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
