@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -119,6 +120,11 @@ class Worker:
             return
         gen.build_seconds = time.perf_counter() - started
         old = self.state.current
+        if not isinstance(old, Generation):
+            # Everything alive now (modules, the first generation) lives as long as the worker:
+            # keep it out of every future collection.
+            gc.collect()
+            gc.freeze()
         self.state.current = gen
         self._send({"op": "loaded", "gen": gen.id})
         if isinstance(old, Generation):
@@ -166,8 +172,15 @@ class Worker:
             self.stopping.set()
 
 
+# The request path allocates many short-lived containers that reference counting frees; the
+# default threshold (700) ran the cyclic collector ~300 times a second for ~5 % of a worker's
+# CPU. Cycles still get collected, just in larger batches.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of a worker process (started by the supervisor, never by users)."""
+    gc.set_threshold(*GC_THRESHOLDS)
     parser = argparse.ArgumentParser(prog="tidegate-worker")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
