@@ -154,8 +154,9 @@ def wrk(url: str, *, seconds: int, connections: int = 64, threads: int = 1,
            "-d", f"{seconds}s", url]
     text = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    p50 = re.search(r"50%\s+(\S+)", text)
-    p99 = re.search(r"99%\s+(\S+)", text)
+    # Anchored: "50%" also appears inside other columns (e.g. "98.50%").
+    p50 = re.search(r"^\s+50%\s+(\S+)", text, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", text, re.MULTILINE)
     total = int(re.search(r"(\d+) requests in", text).group(1))
     socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
