@@ -61,18 +61,30 @@ def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProx
     total = len(backends)
 
     async def proxy(req: ProxyRequest) -> Result:
+        loop = asyncio.get_running_loop()
         arrived: list[asyncio.Future[ProxyResponse]] = []
+        all_in: asyncio.Future[None] = loop.create_future()
+
+        def on_done(task: asyncio.Future[ProxyResponse]) -> None:
+            arrived.append(task)
+            if len(arrived) == total and not all_in.done():
+                all_in.set_result(None)
+
         tasks = []
         for b in backends:
-            t = asyncio.ensure_future(b(req.clone()))
-            t.add_done_callback(arrived.append)
+            t = loop.create_task(b(req.clone()))
+            t.add_done_callback(on_done)
             tasks.append(t)
+        # One future and one timer instead of asyncio.wait(): this runs on every request.
+        timer = loop.call_later(timeout, lambda: all_in.done() or all_in.set_result(None))
         try:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            await all_in
         finally:
+            timer.cancel()
             for t in tasks:
                 if not t.done():
                     t.cancel()
+        pending = [t for t in tasks if t not in arrived]
         done = arrived[:]  # snapshot: cancelled ones arrive later and count as timeouts
         if pending:
             await asyncio.wait(pending)
