@@ -56,7 +56,7 @@ def probe(port: int, path: str, since: float, limit: float) -> float | None:
             resp.read()
             if resp.status == 200:
                 return time.monotonic() - since
-            time.sleep(0.005)  # light polling: the probe must not steal the gateway's CPU
+            time.sleep(0.02)  # light polling (20 ms resolution): the probe must not steal CPU
     finally:
         conn.close()
     return None
@@ -81,6 +81,9 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=210, help="config writes (at most)")
     parser.add_argument("--pin", action="store_true",
                         help="gateway (supervisor and workers) on core 0, the rest on core 1")
+    parser.add_argument("--pairs", type=int, default=8,
+                        help="interleaved quiet/storm window pairs for the throughput ratio")
+    parser.add_argument("--window", type=int, default=3, help="seconds per interleaved window")
     args = parser.parse_args()
     upstream, port = free_port(), free_port()
     folder = Path(tempfile.mkdtemp(prefix="tidegate-reload-bench-"))
@@ -141,6 +144,30 @@ def main() -> None:
         for th in probes:
             th.join()
         final = health(port)
+        # Throughput ratio again, in short interleaved windows (quiet, storm, storm, quiet,
+        # ...) so that the machine's drift over a minute weighs on both sides equally.
+        quiet_total = storm_total = 0
+        next_version = [10_000]
+
+        def silent_writer(until: float) -> None:
+            while time.monotonic() < until:
+                next_version[0] += 1
+                t0 = atomic_write(path, json.dumps(config(upstream, next_version[0])))
+                time.sleep(max(0.0, t0 + args.interval - time.monotonic()))
+
+        for i in range(args.pairs):
+            for storming in ((False, True) if i % 2 == 0 else (True, False)):
+                th = None
+                if storming:
+                    th = threading.Thread(target=silent_writer,
+                                          args=(time.monotonic() + args.window,))
+                    th.start()
+                r = wrk(url, seconds=args.window, connections=args.connections, cpus=other)
+                if th is not None:
+                    th.join()
+                    storm_total += r["requests"]
+                else:
+                    quiet_total += r["requests"]
     log_text = (folder / "gateway.log").read_text()
     delays.sort()
     p50 = statistics.median(delays) if delays else float("nan")
@@ -150,6 +177,9 @@ def main() -> None:
     print(f"reload storm: {storm['rps']:.0f} req/s, errors {storm['errors']}, "
           f"requests {storm['requests']}")
     print(f"throughput during storm / baseline: {storm['rps'] / baseline['rps']:.3f}")
+    if args.pairs:
+        print(f"interleaved {args.pairs} x ({args.window}s quiet + {args.window}s storm): "
+              f"storm / quiet = {storm_total / quiet_total:.3f}")
     for label, (a, b) in (("baseline", (cpu0, cpu1)), ("storm", (cpu1, cpu2))):
         print(f"CPU during {label}: supervisor (watcher, builds) {b[0] - a[0]:.2f} s, "
               f"workers {b[1] - a[1]:.2f} s, over {args.seconds} s")
