@@ -7,8 +7,10 @@ configuration that reaches the workers cannot fail there.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from tidegate.config.loader import LoadedConfig, load_config, locate_error
@@ -38,9 +40,32 @@ class Candidate:
         return self.loaded.service.listen_ip, self.loaded.service.port
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a generation is built.
+
+    A build allocates hundreds of thousands of objects that all survive; with the collector
+    on, it scans the growing heap again and again (for 1,000 endpoints that was a third of
+    the build time). Nothing built here is garbage until the build is over.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def build_candidate(path: str | None, env: Mapping[str, str], *, port: int | None,
                     debug: bool) -> Candidate:
     """Everything a reload does before the swap; raises ConfigError with file and position."""
+    with collector_paused():
+        return _build_candidate(path, env, port=port, debug=debug)
+
+
+def _build_candidate(path: str | None, env: Mapping[str, str], *, port: int | None,
+                     debug: bool) -> Candidate:
     started = time.perf_counter()
     loaded = load_config(path, env, port=port)
     try:

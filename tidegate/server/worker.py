@@ -30,6 +30,7 @@ import orjson
 from tidegate.config.model import build_service
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
+from tidegate.reload.builder import collector_paused
 from tidegate.server.protocol import HttpProtocol, protocol_factory
 from tidegate.upstream.client import PoolRegistry
 
@@ -133,9 +134,10 @@ class Worker:
             task.add_done_callback(self._retiring.discard)
 
     def _build(self, msg: dict[str, Any]) -> Generation:
-        service = build_service(msg["data"])
-        return Generation(service, msg["gen"], msg["hash"], debug=msg.get("debug", False),
-                          status=self.state.status, pools=self.pools)
+        with collector_paused():
+            service = build_service(msg["data"])
+            return Generation(service, msg["gen"], msg["hash"], debug=msg.get("debug", False),
+                              status=self.state.status, pools=self.pools)
 
     async def _retire(self, gen: Generation) -> None:
         """Close a replaced generation once its in-flight requests are done."""
