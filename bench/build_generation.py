@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+
+from common import free_port
 
 from tidegate.config.model import build_service
 from tidegate.pipeline.generation import Generation, ServerStatus
@@ -36,6 +42,28 @@ def big_config(n: int) -> dict:
             ],
         })
     return {"version": 3, "timeout": "3s", "cache_ttl": "60s", "endpoints": endpoints}
+
+
+def startup_seconds(path: Path) -> float:
+    """Wall time from starting `tidegate run` to its first successful /__health."""
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "tidegate", "run", "-c", str(path), "-p",
+                             str(port), "--workers", "1"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = t0 + 60
+        while time.perf_counter() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/__health", timeout=1) as r:
+                    if r.status == 200:
+                        return time.perf_counter() - t0
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError("the gateway did not start within 60 s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:
@@ -63,6 +91,8 @@ def main() -> None:
                              args.repeat)
         print(f"supervisor build_candidate, {args.endpoints} endpoints ({size // 1024} KiB): "
               f"best {best:.1f} ms, median {median:.1f} ms")
+        print(f"start-up, {args.endpoints} endpoints: {startup_seconds(path) * 1000:.0f} ms "
+              "from exec to the first 200 on /__health (1 worker)")
     status = ServerStatus()
     def worker_compile() -> None:
         with collector_paused():  # as the worker does
