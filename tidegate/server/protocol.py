@@ -45,6 +45,9 @@ class ServerState(Protocol):
     connections: set[HttpProtocol]
     draining: bool
 
+    def all_closed(self) -> None:
+        """Called when the last connection closes while draining."""
+
 
 _BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 b"Connection: close\r\n\r\n400 Bad Request")
@@ -76,7 +79,10 @@ class HttpProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state.connections.discard(self)
+        state = self.state
+        state.connections.discard(self)
+        if state.draining and not state.connections:
+            state.all_closed()
         self._closing = True
         self.transport = None
         if self._gen is not None:  # a request whose body never arrived

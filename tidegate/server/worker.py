@@ -62,6 +62,10 @@ class WorkerState:
         self.current: Any = _Placeholder()
         self.connections: set[HttpProtocol] = set()
         self.draining = False
+        self.closed = asyncio.Event()  # set when draining and the last connection is gone
+
+    def all_closed(self) -> None:
+        self.closed.set()
         self.status = ServerStatus()
 
 
@@ -153,14 +157,14 @@ class Worker:
         assert self.server is not None
         self.server.close()
         self.state.draining = True
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while self.state.connections and time.monotonic() < deadline:
-            for conn in list(self.state.connections):
-                if conn.idle:
-                    conn.close()
-            if not self.state.connections:
-                break
-            await asyncio.sleep(0.05)
+        # Busy connections close themselves after their response (no keep-alive while
+        # draining); idle ones are closed now. The last one to go sets `closed`.
+        for conn in list(self.state.connections):
+            if conn.idle:
+                conn.close()
+        if self.state.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.state.closed.wait(), DRAIN_SECONDS)
         for conn in list(self.state.connections):
             conn.close()
         current = self.state.current
