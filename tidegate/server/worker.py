@@ -63,10 +63,11 @@ class WorkerState:
         self.connections: set[HttpProtocol] = set()
         self.draining = False
         self.closed = asyncio.Event()  # set when draining and the last connection is gone
+        self.status = ServerStatus()
 
     def all_closed(self) -> None:
+        """The protocol's signal that draining has nothing left to wait for."""
         self.closed.set()
-        self.status = ServerStatus()
 
 
 class Worker:
