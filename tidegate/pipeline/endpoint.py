@@ -11,6 +11,7 @@ backend with the endpoint timeout → per-backend stacks; then the router's rend
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -54,6 +55,31 @@ _BINARY = frozenset(b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0e\x0f\x10\x11\x
                     b"\x15\x16\x17\x18\x19\x1a\x1c\x1d\x1e\x1f")
 
 
+def _forwarded_ip(value: str | None) -> str | None:
+    """gin's validateHeader with every proxy trusted (KrakenD's default): the leftmost
+    address of a well-formed X-Forwarded-For / X-Real-IP list."""
+    if not value:
+        return None
+    items = [item.strip() for item in value.split(",")]
+    try:
+        for item in items:
+            ipaddress.ip_address(item)
+    except ValueError:
+        return None
+    return items[0]
+
+
+def client_ip(req: Request) -> str:
+    """gin's ``ClientIP()`` as KrakenD configures it: forwarded headers first, then the peer."""
+    for name in ("x-forwarded-for", "x-real-ip"):
+        value = req.header(name)
+        if value is not None:
+            ip = _forwarded_ip(value)
+            if ip is not None:
+                return ip
+    return req.client_ip
+
+
 def compile_request_builder(cfg: EndpointConfig, user_agent: str
                             ) -> Callable[[Request, dict[str, str]], ProxyRequest]:
     """lura's ``NewRequest``: what of the client request reaches the backends."""
@@ -74,7 +100,7 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str
                 if canon is not None:
                     headers.setdefault(canon, []).append(value)
         headers.pop("Host", None)
-        headers["X-Forwarded-For"] = [req.client_ip]
+        headers["X-Forwarded-For"] = [client_ip(req)]
         headers["X-Forwarded-Host"] = [req.host]
         if "User-Agent" in headers:
             headers["X-Forwarded-Via"] = [user_agent]
