@@ -214,3 +214,16 @@ def test_run_warns_once_about_an_unknown_attribute(tmp_path: Path) -> None:
     assert "WARNING" in warnings[0]
     assert "endpoints[0].backend[0].url_patern: unknown attribute `url_patern`, did you mean " \
         "`url_pattern`?" in warnings[0]
+
+
+def test_expect_100_continue_is_answered_before_the_body(running) -> None:
+    import socket
+
+    port, _, _ = running
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n"
+                  b"Content-Type: application/json\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b'{"a":1}')
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 OK")

@@ -120,6 +120,13 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._gen = self.state.current
         self._gen.inflight += 1
+        for name, value in self._headers:
+            if name == "expect" and value.lower() == "100-continue":
+                # The body is always read, so say so at once (as Go's server does), instead
+                # of letting the client wait out its own timeout.
+                if self.transport is not None and self.parser.get_http_version() == "1.1":
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                break
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
