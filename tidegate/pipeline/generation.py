@@ -23,6 +23,7 @@ from tidegate.errors import ConfigErrors, ConfigValueError
 from tidegate.pipeline import builtins
 from tidegate.pipeline.backend import CompiledBackend
 from tidegate.pipeline.endpoint import COMPLETED_HEADER, EndpointHandler, compile_endpoint
+from tidegate.pipeline.lifecycle import Lifecycle, Phase
 from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteConflict, Router
 from tidegate.server.messages import Request, Response
 from tidegate.upstream.client import PoolRegistry, UpstreamClient, parse_target
@@ -65,6 +66,8 @@ class Generation:
         self.build_seconds = build_seconds
         self.activated = time.time()
         self.inflight = 0
+        # Built from a configuration the supervisor already validated.
+        self.lifecycle = Lifecycle(gen_id, chash, Phase.VALIDATED)
         self._drained: asyncio.Event | None = None
         self.client = UpstreamClient(pools)
         extra = service.extra_config.get("router")

@@ -30,6 +30,7 @@ import orjson
 from tidegate.config.model import build_service
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
+from tidegate.pipeline.lifecycle import Phase
 from tidegate.reload.builder import collector_paused
 from tidegate.server.protocol import HttpProtocol, protocol_factory
 from tidegate.upstream.client import PoolRegistry
@@ -132,8 +133,10 @@ class Worker:
             gc.collect()
             gc.freeze()
         self.state.current = gen
+        gen.lifecycle.advance(Phase.ACTIVE, f"built in {gen.build_seconds * 1000:.1f} ms")
         self._send({"op": "loaded", "gen": gen.id})
         if isinstance(old, Generation):
+            old.lifecycle.advance(Phase.DRAINING, f"{old.inflight} requests in flight")
             task = asyncio.ensure_future(self._retire(old))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
@@ -152,6 +155,7 @@ class Worker:
             log.warning("generation %d still had %d requests after %.0fs; closing it",
                         gen.id, gen.inflight, RETIRE_SECONDS)
         await asyncio.shield(gen.close())
+        gen.lifecycle.advance(Phase.RETIRED)
 
     async def _drain(self) -> None:
         """Graceful stop: no new connections, finish in-flight requests, close idle ones."""
