@@ -227,3 +227,25 @@ def test_expect_100_continue_is_answered_before_the_body(running) -> None:
         s.sendall(b'{"a":1}')
         answer = s.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_client_gone_mid_request_cancels_cleanly(tmp_path: Path) -> None:
+    import socket
+
+    with backend() as bport:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, {"version": 3, "timeout": "5s", "endpoints": [
+            {"endpoint": "/slow", "backend": [
+                {"host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/slow/s?ms=1500"}]},
+            {"endpoint": "/fast", "backend": [
+                {"host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/f"}]}]})
+        port = free_port()
+        with gateway(str(cfg), port) as gw:
+            SLOW_ARRIVED.clear()
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert SLOW_ARRIVED.wait(10)
+            # The client left while its backend call was running: nothing breaks.
+            assert request(port, "GET", "/fast")[0] == 200
+            assert health(port)["status"] == "ok"
+    assert not [line for line in gw.log if "Traceback" in line or "ERROR" in line]

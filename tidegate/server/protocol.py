@@ -89,6 +89,10 @@ class HttpProtocol(asyncio.Protocol):
             self._gen.leave()
             self._gen = None
         self._drop_queue()
+        task = self._task
+        if task is not None and not task.done():
+            # The client is gone: stop its backend calls, as Go cancels the request context.
+            task.cancel()
 
     def data_received(self, data: bytes) -> None:
         try:
