@@ -200,3 +200,28 @@ def test_upstream_pools_are_handed_over_across_generations() -> None:
     assert len(registry) == 1 and not pool.closed  # still used by generation 2
     asyncio.run(new.close())
     assert len(registry) == 0 and pool.closed
+
+
+def test_port_change_to_a_busy_port_keeps_serving(tmp_path: Path) -> None:
+    import socket
+
+    from tests.support import Gateway
+
+    with backend() as bport, socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        config = tmp_path / "krakend.json"
+        port = free_port()
+        write_config(config, cfg(bport, "/a", port=port))
+        gw = Gateway(["run", "--workers", "1", "--watch", "-c", str(config)])
+        try:
+            gw.wait_for("listening on")
+            write_config(config, cfg(bport, "/a", port=busy.getsockname()[1]))
+            gw.wait_for("cannot listen on 0.0.0.0:")
+            assert request(port, "GET", "/a")[0] == 200
+            assert "cannot listen" in health(port)["last_reload_error"]["message"]
+            write_config(config, cfg(bport, "/a", "/b", port=port))
+            gw.wait_for("generation 2 active")
+            assert request(port, "GET", "/b")[0] == 200
+        finally:
+            assert gw.stop() == 0

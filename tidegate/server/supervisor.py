@@ -232,10 +232,26 @@ class Supervisor:
                 return
             old = self.current
             self.gen_id += 1
-            if candidate.listen != self.listen:
-                await self._move(candidate)
-            else:
-                await self._activate(candidate, self.workers)
+            try:
+                if candidate.listen != self.listen:
+                    await self._move(candidate)
+                else:
+                    await self._activate(candidate, self.workers)
+            except OSError as exc:  # the new address cannot be bound: keep serving the old
+                self.gen_id -= 1
+                self._report_error(ConfigError(
+                    f"cannot listen on {candidate.listen[0]}:{candidate.listen[1]}: "
+                    f"{exc.strerror or exc}", file=candidate.loaded.source, path=("port",)))
+                return
+            except (RuntimeError, TimeoutError) as exc:
+                # A worker did not swap: put every worker back on the configuration that
+                # served, under a fresh id, so that no two workers serve different ones.
+                log.error("%s: generation %d failed in a worker (%s); restoring config %s",
+                          reason, self.gen_id, exc, old.config_hash)
+                self.gen_id += 1
+                with contextlib.suppress(RuntimeError, TimeoutError):
+                    await self._activate(old, self.workers)
+                return
             self.current = candidate
             self._clear_error()
             changes = describe_changes(old.fingerprints if old else {}, candidate.fingerprints)
