@@ -273,13 +273,14 @@ class Supervisor:
 
     def _report_error(self, exc: ConfigError) -> None:
         text = str(exc)
+        info = exc.to_dict()
+        # Workers first: once the log line is out, /__health already shows the error.
+        for w in self.workers:
+            w.send({"op": "status", "last_reload_error": info})
         if text != self.last_error:  # logged once per distinct error, not on every save
             log.error("configuration rejected, still serving generation %d:\n%s",
                       self.gen_id, text)
         self.last_error = text
-        info = exc.to_dict()
-        for w in self.workers:
-            w.send({"op": "status", "last_reload_error": info})
 
     def _clear_error(self) -> None:
         if self.last_error is not None:
