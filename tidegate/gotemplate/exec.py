@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import nodes as N
+from .depth import call_at_depth
 from .funcdef import ANY, BOOL, FLOAT64, INT, INT64, RV, STRING, UINT32, GoError, GoFunc
 from .gofmt import format_plain, quote, sprint
 from .gotypes import (
@@ -129,6 +130,8 @@ class State:
         self.node: N.Node | None = None
         self.depth = 0
         self.dot_iface = False
+        self.calls: list[tuple[N.TemplateNode, Tree]] = []  # {{template}} chain, for depth errors
+        self.overflow: list[tuple[N.TemplateNode, Tree]] | None = None
 
     # ---------------------------------------------------------------- errors
     def errorf(self, msg: str) -> None:
@@ -282,14 +285,25 @@ class State:
         dot = self.eval_pipeline(dot, t.pipe) if t.pipe is not None else MISSING
         saved = (self.tmpl, self.vars, self.dot_iface)
         self.depth += 1
+        self.calls.append((t, saved[0]))
         self.tmpl = tree
         self.vars = [("$", dot, False)]
         self.dot_iface = False
         try:
             self.walk(dot, tree.root)
+        except RecursionError:
+            if self.overflow is None:
+                self.overflow = self.calls[:]
+            raise
         finally:
+            self.calls.pop()
             self.depth -= 1
             self.tmpl, self.vars, self.dot_iface = saved
+
+    def depth_error(self) -> None:
+        """Python runs out of stack long before Go's MAX_DEPTH {{template}} levels."""
+        self.node, self.tmpl = call_at_depth(self.overflow or [], MAX_DEPTH)
+        self.errorf(f"exceeded maximum template depth ({MAX_DEPTH})")
 
     # ---------------------------------------------------------------- pipelines
     def eval_pipeline(self, dot: Any, pipe: N.PipeNode | None) -> Any:
@@ -575,7 +589,10 @@ def execute(trees: dict[str, Tree], funcs: dict[str, GoFunc], name: str, data: A
         data = MISSING
     st = State(trees, funcs, tree)
     st.vars = [("$", data, False)]
-    st.walk(data, tree.root)
+    try:
+        st.walk(data, tree.root)
+    except RecursionError:
+        st.depth_error()
     return "".join(st.out)
 
 

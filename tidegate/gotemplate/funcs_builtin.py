@@ -21,6 +21,7 @@ from .gotypes import (
     StrMap,
     byte_len,
     go_bytes,
+    kind,
     type_name,
 )
 
@@ -234,15 +235,16 @@ def eq(arg1: Any, *arg2: Any) -> bool:
         elif k1 is not None:
             truth = arg1 == arg
         else:
+            ka, kb = kind(arg1), kind(arg)
+            if ka != kb and "invalid" not in (ka, kb):
+                raise GoError(f"non-comparable types {sprintf('%s', [arg1])}: "
+                              f"{type_name(arg1)}, {type_name(arg)}: {format_plain(arg)}")
             if _is_nil(arg1) or _is_nil(arg):
                 truth = _is_nil(arg) == _is_nil(arg1)
             else:
                 if isinstance(arg, (list, dict)):
                     raise GoError(f"non-comparable type {sprintf('%s', [arg])}: "
                                   f"{type_name(arg)}")
-                if isinstance(arg1, (list, dict)):
-                    raise GoError(f"non-comparable types {sprintf('%s', [arg1])}: "
-                                  f"{type_name(arg1)}, {type_name(arg)}: {format_plain(arg)}")
                 truth = _obj_eq(arg1, arg)
         if truth:
             return True

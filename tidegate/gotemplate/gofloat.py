@@ -116,6 +116,9 @@ def format_float(v: float, verb: str, prec: int) -> str:
         m, e = math.frexp(abs(v))
         mant = int(m * (1 << 53))
         exp = e - 53
+        if exp < -1074:  # denormal: strconv keeps the raw mantissa, exponent -1074
+            mant >>= -1074 - exp
+            exp = -1074
         if v == 0:
             mant, exp = 0, -1074
         return ("-" if math.copysign(1.0, v) < 0 else "") + f"{mant}p{exp:+d}"

@@ -9,6 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from .gofloat import format_float, format_v
+from .gofmt_verbs import (
+    int_from_arg,
+    parse_arg_number,
+    parse_num,
+    rune_count,
+    rune_str,
+    sharp_float,
+)
 from .gostrconv import can_backquote, decode_rune, is_print, quote, quote_rune
 from .gotypes import (
     I64,
@@ -82,12 +90,6 @@ def sprintf(fmt: str, args: list[Any]) -> str:
     return "".join(p.buf)
 
 
-def _rune_count(s: str) -> int:
-    if s.isascii():
-        return len(s)
-    return len(s.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-
-
 class Printer:
     """One fmt.pp: the flags of the verb being formatted plus the output buffer."""
 
@@ -121,7 +123,7 @@ class Printer:
         if not self.wid_present or self.wid == 0:
             self.buf.append(s)
             return
-        width = self.wid - _rune_count(s)
+        width = self.wid - rune_count(s)
         if not self.minus:
             self._write_padding(width)
             self.buf.append(s)
@@ -163,11 +165,12 @@ class Printer:
         elif verb == "X":
             self._fmt_int(v, 16, verb, "0123456789ABCDEFX")
         elif verb == "c":
-            self.pad(_rune_str(v))
+            self.pad(rune_str(v))
         elif verb == "q":
             self.pad(quote_rune(v, self.plus))
         elif verb == "U":
-            s = f"U+{v & 0xFFFFFFFFFFFFFFFF:04X}" if v >= 0 else f"U+{v & 0xFFFFFFFFFFFFFFFF:X}"
+            ndig = self.prec if self.prec_present and self.prec > 4 else 4
+            s = f"U+{v & 0xFFFFFFFFFFFFFFFF:0{ndig}X}"
             if self.sharp and 0 <= v <= 0x10FFFF and is_print(v):
                 s += " '" + chr(v) + "'"
             old = self.zero
@@ -255,7 +258,7 @@ class Printer:
             self.zero = old
             return
         if self.sharp and verb != "b":
-            body = _sharp_float(body, verb, prec)
+            body = sharp_float(body, verb, prec)
         if self.plus or sign != "+":
             if self.zero and self.wid_present and self.wid > len(body) + 1:
                 self.buf.append(sign)
@@ -467,7 +470,7 @@ class Printer:
         if len(fmt) <= i or fmt[i] != "[":
             return arg_num, i, False
         self.reordered = True
-        index, wid, ok = _parse_arg_number(fmt[i:])
+        index, wid, ok = parse_arg_number(fmt[i:])
         if ok and 0 <= index < num_args:
             return index, i + wid, True
         self.good_arg_num = False
@@ -522,7 +525,7 @@ class Printer:
             arg_num, i, after_index = self._arg_number(arg_num, fmt, i, len(a))
             if i < end and fmt[i] == "*":
                 i += 1
-                self.wid, self.wid_present, arg_num = _int_from_arg(a, arg_num)
+                self.wid, self.wid_present, arg_num = int_from_arg(a, arg_num)
                 if not self.wid_present:
                     self.buf.append("%!(BADWIDTH)")
                 if self.wid < 0:
@@ -531,7 +534,7 @@ class Printer:
                     self.zero = False
                 after_index = False
             else:
-                self.wid, self.wid_present, i = _parse_num(fmt, i, end)
+                self.wid, self.wid_present, i = parse_num(fmt, i, end)
                 if after_index and self.wid_present:
                     self.good_arg_num = False
             if i + 1 < end and fmt[i] == ".":
@@ -541,7 +544,7 @@ class Printer:
                 arg_num, i, after_index = self._arg_number(arg_num, fmt, i, len(a))
                 if i < end and fmt[i] == "*":
                     i += 1
-                    self.prec, self.prec_present, arg_num = _int_from_arg(a, arg_num)
+                    self.prec, self.prec_present, arg_num = int_from_arg(a, arg_num)
                     if self.prec < 0:
                         self.prec = 0
                         self.prec_present = False
@@ -549,7 +552,7 @@ class Printer:
                         self.buf.append("%!(BADPREC)")
                     after_index = False
                 else:
-                    self.prec, self.prec_present, i = _parse_num(fmt, i, end)
+                    self.prec, self.prec_present, i = parse_num(fmt, i, end)
                     if not self.prec_present:
                         self.prec = 0
                         self.prec_present = True
@@ -586,77 +589,3 @@ class Printer:
                     self.buf.append(type_name(arg) + "=")
                     self.print_arg(arg, "v")
             self.buf.append(")")
-
-
-def _rune_str(v: int) -> str:
-    if v < 0 or v > 0x10FFFF or 0xD800 <= v <= 0xDFFF:
-        return "\ufffd"
-    return chr(v)
-
-
-def _sharp_float(body: str, verb: str, prec: int) -> str:
-    digits = 0
-    if verb in "vgGx":
-        digits = prec if prec != -1 else 6
-    tail = ""
-    num = body
-    for idx, ch in enumerate(body):
-        if ch in "pP" or (ch in "eE" and verb not in "xX"):
-            tail = body[idx:]
-            num = body[:idx]
-            break
-    has_point = "." in num
-    saw_nonzero = False
-    for ch in num:
-        if ch == ".":
-            continue
-        if ch != "0":
-            saw_nonzero = True
-        if saw_nonzero:
-            digits -= 1
-    if not has_point:
-        if num == "0":
-            digits -= 1
-        num += "."
-    if digits > 0:
-        num += "0" * digits
-    return num + tail
-
-
-def _parse_num(s: str, start: int, end: int) -> tuple[int, bool, int]:
-    if start >= end:
-        return 0, False, end
-    num = 0
-    isnum = False
-    i = start
-    while i < end and "0" <= s[i] <= "9":
-        if num > 1_000_000:
-            return 0, False, end
-        num = num * 10 + ord(s[i]) - 48
-        isnum = True
-        i += 1
-    return num, isnum, i
-
-
-def _parse_arg_number(fmt: str) -> tuple[int, int, bool]:
-    if len(fmt) < 3:
-        return 0, 1, False
-    for i in range(1, len(fmt)):
-        if fmt[i] == "]":
-            width, ok, newi = _parse_num(fmt, 1, i)
-            if not ok or newi != i:
-                return 0, i + 1, False
-            return width - 1, i + 1, True
-    return 0, 1, False
-
-
-def _int_from_arg(a: list[Any], arg_num: int) -> tuple[int, bool, int]:
-    num, is_int, new = 0, False, arg_num
-    if arg_num < len(a):
-        v = a[arg_num]
-        if type(v) is int or type(v) is I64:
-            num, is_int = int(v), True
-        new = arg_num + 1
-        if num > 1_000_000 or num < -1_000_000:
-            num, is_int = 0, False
-    return num, is_int, new

@@ -58,7 +58,8 @@ def decode(raw: bytes) -> Any:
         _GoScanner(text).check()
         raise
     except (ValueError, RecursionError):
-        _GoScanner(text).check()
+        # Go's scanner feeds one ' ' at EOF before giving up, so e.g. "nul" fails on ' '
+        _GoScanner(text + " ").check()
         raise JSONError("invalid JSON") from None
     if _SURR_ESC.search(text) or _SURR.search(text):
         v = _fix_strings(v)
@@ -96,6 +97,8 @@ class _GoScanner:
         self.i = 0
 
     def err(self, c: str, context: str) -> None:
+        if c >= "\x80":  # Go reports the offending byte, not the rune
+            c = chr(c.encode("utf-8", "surrogateescape")[0])
         raise JSONError(f"invalid character {_quote_char(c)} {context}")
 
     def eof(self) -> None:

@@ -85,7 +85,7 @@ def decode_rune(b: bytes, i: int) -> tuple[int, int]:
 
 def quote_rune(r: int, ascii_only: bool = False) -> str:
     """strconv.QuoteRune."""
-    if r > 0x10FFFF or 0xD800 <= r <= 0xDFFF:
+    if r < 0 or r > 0x10FFFF or 0xD800 <= r <= 0xDFFF:
         r = 0xFFFD
     if r == ord("'"):
         return "'\\''"

@@ -313,7 +313,11 @@ def parse_time(layout: str, value: str, loc: _dt.tzinfo) -> GoTime:
             continue
         names.append(tok)
         g = f"(?P<g{len(names) - 1}>"
-        if tok in _NUM_RANGES:
+        if tok in ("05", "5") and not (i < len(layout) and layout[i] in ".,"
+                                       and _next_token(layout, i)[0] is not None):
+            # Go accepts a fractional second after the seconds even if the layout has none
+            parts.append(g + _NUM_RANGES[tok] + f")(?P<f{len(names) - 1}>[.,]\\d+)?")
+        elif tok in _NUM_RANGES:
             parts.append(g + _NUM_RANGES[tok] + ")")
         elif tok in ("January", "Monday"):
             parts.append(g + "[A-Za-z]+)")
@@ -357,10 +361,15 @@ def parse_time(layout: str, value: str, loc: _dt.tzinfo) -> GoTime:
             day = int(v)
         elif tok in ("15", "03", "3"):
             hour = int(v)
+            if tok != "15" and hour > 12:
+                raise GoTimeError(f'parsing time "{value}": hour out of range')
         elif tok in ("04", "4"):
             minute = int(v)
         elif tok in ("05", "5"):
             sec = int(v)
+            frac = m.groupdict().get(f"f{idx}")
+            if frac:
+                nsec = int((frac[1:] + "000000000")[:9])
         elif tok in ("PM", "pm"):
             pm = v.upper() == "PM"
         elif tok[0] in ".,":

@@ -127,6 +127,9 @@ def values(d: dict) -> list:
 
 
 def deep_copy(v: Any) -> Any:
+    if v is None or v is MISSING:
+        # copystructure calls reflect.Value.Type on the zero Value and panics
+        raise GoError("reflect: call of reflect.Value.Type on zero Value")
     return copy.deepcopy(v)
 
 

@@ -40,7 +40,9 @@ def deep_equal(a: Any, b: Any) -> bool:
 def _must(name: str, v: Any, what: str) -> list:
     k = _kind_of(v)
     if not isinstance(v, LIST_TYPES):
-        raise GoError(f"Cannot {what} on type {k}")
+        # Sprig words this one message differently from all the others.
+        sep = " " if what == "chunk" else " on "
+        raise GoError(f"Cannot {what}{sep}type {k}")
     return list(v)
 
 

@@ -171,12 +171,13 @@ def _dec_op(a: Any, rest: tuple[Any, ...], op: str) -> float:
                 acc = acc * d
             else:
                 if d == 0:
-                    raise GoError("decimal division by zero")
+                    raise GoError("decimal division by 0")
                 try:
                     acc = (acc / d).quantize(Decimal(1).scaleb(-16), rounding=ROUND_HALF_UP)
                 except (DivisionByZero, InvalidOperation) as e:
-                    raise GoError("decimal division by zero") from e
-        return float(acc)
+                    raise GoError("decimal division by 0") from e
+        # decimal has no negative zero: Float64() of a zero result is +0
+        return float(acc) or 0.0
 
 
 fn(FUNCS, "add1f", (ANY,), returns=FLOAT64)(lambda i: _dec_op(i, (1,), "+"))
@@ -260,7 +261,8 @@ def round_(a: Any, p: int, *r_opt: float) -> float:
         return digit / pw
     frac = math.modf(digit)[0]
     r = math.ceil(digit) if frac >= round_on else math.floor(digit)
-    return float(r) / pw
+    # math.Floor/Ceil keep the sign of zero (round -0 2 is -0)
+    return math.copysign(float(r), digit) / pw
 
 
 def until_step(start: int, stop: int, step: int) -> IntList:
