@@ -33,13 +33,14 @@ def free_port() -> int:
 
 
 class Gateway:
-    """A `tidegate run` process; its stderr lines are collected on a queue."""
+    """A `tidegate ARGS` process (or any `command`); its output lines are collected on a
+    queue so tests can wait for a log line."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None,
-                 cwd: str | None = None) -> None:
+                 cwd: str | None = None, command: list[str] | None = None) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tidegate", *args], stdout=subprocess.PIPE,
+            command or [sys.executable, "-m", "tidegate", *args], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd or str(ROOT))
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []

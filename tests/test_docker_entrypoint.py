@@ -8,19 +8,15 @@ Readiness and reloads are learned from the supervisor's log lines, never from sl
 from __future__ import annotations
 
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ROOT, free_port, request, write_config
+from tests.support import ROOT, Gateway, free_port, request, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -53,60 +49,16 @@ def entrypoint(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=TIMEOUT)
 
 
-class Container:
-    """`sh docker/entrypoint.sh ARGS` as a long-running process; output lines on a queue."""
-
-    def __init__(self, workdir: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), *args], cwd=workdir, env=env(), text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
-        self._pump_thread.start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.log.append(line)
-            self.lines.put(line)
-        self.lines.put("")  # end of output
-
-    def wait_for(self, text: str, timeout: float = TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                raise AssertionError(
-                    f"no output line with {text!r}; output:\n{''.join(self.log)}") from None
-            if text in line:
-                return line
-            if line == "":
-                raise AssertionError(f"exited ({self.proc.wait(TIMEOUT)}) before {text!r}:"
-                                     f"\n{''.join(self.log)}")
-
-    def stop(self, timeout: float = TIMEOUT) -> int:
-        """SIGTERM (what `docker stop` sends PID 1); kill by PID if it does not exit."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        finally:
-            self._pump_thread.join(5)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
+def Container(workdir: Path, *args: str) -> Gateway:
+    """`sh docker/entrypoint.sh ARGS` as a long-running process (what `docker run` starts)."""
+    return Gateway([], env=env(), cwd=str(workdir), command=["sh", str(ENTRYPOINT), *args])
 
 
 @pytest.fixture
 def container(workdir: Path) -> Iterator[Any]:
-    started: list[Container] = []
+    started: list[Gateway] = []
 
-    def start(*args: str) -> Container:
+    def start(*args: str) -> Gateway:
         started.append(Container(workdir, *args))
         return started[-1]
 
