@@ -249,3 +249,36 @@ def test_client_gone_mid_request_cancels_cleanly(tmp_path: Path) -> None:
             assert request(port, "GET", "/fast")[0] == 200
             assert health(port)["status"] == "ok"
     assert not [line for line in gw.log if "Traceback" in line or "ERROR" in line]
+
+
+def test_oversized_request_head_gets_431_and_worker_survives(running) -> None:
+    import socket
+
+    port, _, _ = running
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /agg HTTP/1.1\r\nHost: x\r\n")
+        line = b"X-Filler: " + b"a" * 8000 + b"\r\n"
+        try:
+            for _ in range(200):  # 1.6 MB of headers, more than Go's 1 MiB limit
+                s.sendall(line)
+        except OSError:
+            pass  # the gateway may close while we are still sending
+        answer = s.recv(200)
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+    assert request(port, "GET", "/agg")[0] == 200
+
+
+@pytest.mark.parametrize("raw", [
+    b"POST /post HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /agg HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GET /agg HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET /a\x00g HTTP/1.1\r\n\r\n",
+])
+def test_malformed_framing_gets_400(running, raw: bytes) -> None:
+    import socket
+
+    port, _, _ = running
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        assert s.recv(100).startswith(b"HTTP/1.1 400 Bad Request")
+    assert request(port, "GET", "/agg")[0] == 200

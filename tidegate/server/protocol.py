@@ -49,6 +49,18 @@ class ServerState(Protocol):
         """Called when the last connection closes while draining."""
 
 
+# Go's http.Server default (DefaultMaxHeaderBytes, plus its 4 KiB slack): a request head
+# larger than this gets 431 instead of growing the worker's memory without bound.
+MAX_HEADER_BYTES = (1 << 20) + 4096
+_HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                      b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+                      b"431 Request Header Fields Too Large")
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop reading an oversized request head."""
+
+
 _BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 b"Connection: close\r\n\r\n400 Bad Request")
 
@@ -69,6 +81,8 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._head_size = 0
+        self._too_large = False
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -100,7 +114,7 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._reject()
         except httptools.HttpParserError:
-            self._reject()
+            self._reject(_HEADERS_TOO_LARGE if self._too_large else _BAD_REQUEST)
 
     def eof_received(self) -> bool | None:
         # Half-closed by the client: finish what is queued, then close.
@@ -114,12 +128,21 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._body = []
+        self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, n: int) -> None:
+        self._head_size += n
+        if self._head_size > MAX_HEADER_BYTES:
+            self._too_large = True
+            raise _HeadTooLarge()
 
     def on_headers_complete(self) -> None:
         self._gen = self.state.current
@@ -192,13 +215,13 @@ class HttpProtocol(asyncio.Protocol):
             _, gen, _ = self._queue.popleft()
             gen.leave()
 
-    def _reject(self) -> None:
+    def _reject(self, answer: bytes = _BAD_REQUEST) -> None:
         if self._gen is not None:
             self._gen.leave()
             self._gen = None
         if self.transport is not None and not self.transport.is_closing():
             if not self._busy:
-                self.transport.write(_BAD_REQUEST)
+                self.transport.write(answer)
             self.transport.close()
         self._closing = True
 
