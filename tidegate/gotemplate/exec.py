@@ -429,7 +429,7 @@ class State:
     def eval_method(self, dot: Any, recv: GoObject, name: str, node: N.Node,
                     args: list[N.Node] | None, final: Any) -> Any:
         params, variadic = recv.method_arity(name)
-        f = GoFunc(name, lambda *a: recv.call_method(name, list(a)), tuple(params),
+        f = GoFunc(name, recv.method_impl(name, self.errorf), tuple(params),
                    "interface {}" if variadic else None)
         return self.eval_call(dot, f, node, name, args, final)
 
@@ -541,7 +541,7 @@ class State:
             if k == "string":
                 return n.value
             self.errorf(f"expected string; found {n}")
-        if spec in (INT, INT64):
+        if spec in (INT, INT64, "time.Duration"):
             if k == "number" and n.is_int:
                 return n.int64 if spec == INT else I64(n.int64)
             self.errorf(f"expected integer; found {n}")

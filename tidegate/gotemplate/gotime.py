@@ -70,19 +70,52 @@ class GoWeekday(GoObject):
         return _DAYS[self.d]
 
 
+class GoLocation(GoObject):
+    go_type = "*time.Location"
+    go_kind = "ptr"
+    go_methods = frozenset({"String"})
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def go_string(self) -> str:
+        return self.name
+
+    def m_String(self) -> str:
+        return self.name
+
+
 class GoTime(GoObject):
     """time.Time: an aware datetime plus nanoseconds and Go's zone name."""
 
     go_type = "time.Time"
     go_kind = "struct"
     go_methods = frozenset({"Year", "Month", "Day", "Hour", "Minute", "Second", "Nanosecond",
-                            "Weekday", "YearDay", "Unix", "UnixNano", "UnixMilli", "String",
-                            "UTC", "Local", "IsZero"})
+                            "Weekday", "YearDay", "Unix", "UnixNano", "UnixMilli", "UnixMicro",
+                            "String", "UTC", "Local", "IsZero", "Format", "Add", "AddDate",
+                            "Round", "Truncate", "Location", "In", "Before", "After", "Equal",
+                            "Zone", "ISOWeek", "Date", "Clock"})
+    go_results = {"Zone": 2, "ISOWeek": 2, "Date": 3, "Clock": 3}
+    _ARITY = {"Format": ["string"], "Add": ["time.Duration"], "Round": ["time.Duration"],
+              "Truncate": ["time.Duration"], "AddDate": ["int", "int", "int"],
+              "In": ["*time.Location"], "Before": ["time.Time"], "After": ["time.Time"],
+              "Equal": ["time.Time"]}
 
-    def __init__(self, dt: _dt.datetime, nsec: int = 0, zone: str | None = None) -> None:
+    def __init__(self, dt: _dt.datetime, nsec: int = 0, zone: str | None = None,
+                 ybias: int = 0) -> None:
         self.dt = dt
         self.nsec = nsec  # sub-second nanoseconds
         self.zone = zone
+        # datetime has no year 0: such times are held 400 years (one Gregorian cycle,
+        # same weekdays and leap years) later, with ybias = -400
+        self.ybias = ybias
+
+    @property
+    def year(self) -> int:
+        return self.dt.year + self.ybias
+
+    def in_zone(self, tz: _dt.tzinfo, zone: str | None = None) -> GoTime:
+        return GoTime(self.dt.astimezone(tz), self.nsec, zone, self.ybias)
 
     def zone_name(self) -> str:
         if self.zone is not None:
@@ -97,20 +130,22 @@ class GoTime(GoObject):
         return int(off.total_seconds()) if off is not None else 0
 
     def unix(self) -> int:
-        return int((self.dt - _dt.datetime(1970, 1, 1, tzinfo=_UTC)).total_seconds() // 1)
+        secs = int((self.dt - _dt.datetime(1970, 1, 1, tzinfo=_UTC)).total_seconds() // 1)
+        return secs + self.ybias // 400 * _CYCLE_SECS
 
     def go_string(self) -> str:
         return format_time(self, "2006-01-02 15:04:05.999999999 -0700 MST")
 
     def go_equal(self, other: Any) -> bool:
         return (isinstance(other, GoTime) and self.dt == other.dt and self.nsec == other.nsec
+                and self.ybias == other.ybias
                 and self.offset() == other.offset())
 
     def to_json_value(self) -> str:
         return format_time(self, "2006-01-02T15:04:05.999999999Z07:00")
 
     def m_Year(self) -> int:
-        return self.dt.year
+        return self.year
 
     def m_Month(self) -> GoMonth:
         return GoMonth(self.dt.month)
@@ -148,11 +183,74 @@ class GoTime(GoObject):
     def m_String(self) -> str:
         return self.go_string()
 
+    def method_arity(self, name: str) -> tuple[list[str], bool]:
+        return self._ARITY.get(name, []), False
+
+    def add_ns(self, ns: int) -> GoTime:
+        secs, nsec = divmod(self.nsec + ns, 1_000_000_000)
+        dt = (self.dt.astimezone(_UTC) + _dt.timedelta(seconds=secs)).astimezone(self.dt.tzinfo)
+        return GoTime(dt, nsec, self.zone, self.ybias)
+
+    def abs_ns(self) -> int:
+        """Nanoseconds since 0001-01-01 UTC."""
+        return (self.unix() + 62135596800) * 1_000_000_000 + self.nsec
+
+    def m_Format(self, layout: str) -> str:
+        return format_time(self, layout)
+
+    def m_Add(self, d: int) -> GoTime:
+        return self.add_ns(int(d))
+
+    def m_Truncate(self, d: int) -> GoTime:
+        return self.add_ns(-(self.abs_ns() % d)) if d > 0 else self
+
+    def m_Round(self, d: int) -> GoTime:
+        if d <= 0:
+            return self
+        r = self.abs_ns() % d
+        return self.add_ns(-r if r + r < d else d - r)
+
+    def m_AddDate(self, years: int, months: int, days: int) -> GoTime:
+        mo = self.dt.month - 1 + months
+        y, mo = self.year + years + mo // 12, mo % 12 + 1
+        bias = 0
+        while y + bias < 1:
+            bias += 400
+        d = _dt.date.fromordinal(_dt.date(y + bias, mo, 1).toordinal() + self.dt.day - 1 + days)
+        return GoTime(self.dt.replace(year=d.year, month=d.month, day=d.day), self.nsec,
+                      self.zone, -bias)
+
+    def m_Location(self) -> GoLocation:
+        if self.zone is not None:
+            return GoLocation(self.zone)
+        tz = self.dt.tzinfo
+        if tz is _UTC:
+            return GoLocation("UTC")
+        # time.Local is named after $TZ when set, else "Local"
+        return GoLocation(getattr(tz, "key", "UTC") if "TZ" in os.environ else "Local")
+
+    def m_In(self, loc: GoLocation | None) -> GoTime:
+        if loc is None:
+            raise GoTimeError("time: missing Location in call to Time.In")
+        return self
+
+    def m_Before(self, u: GoTime) -> bool:
+        return self.abs_ns() < u.abs_ns()
+
+    def m_After(self, u: GoTime) -> bool:
+        return self.abs_ns() > u.abs_ns()
+
+    def m_Equal(self, u: GoTime) -> bool:
+        return self.abs_ns() == u.abs_ns()
+
+    def m_UnixMicro(self) -> I64:
+        return I64(self.unix() * 1_000_000 + self.nsec // 1000)
+
     def m_UTC(self) -> GoTime:
-        return GoTime(self.dt.astimezone(_UTC), self.nsec)
+        return self.in_zone(_UTC)
 
     def m_Local(self) -> GoTime:
-        return GoTime(self.dt.astimezone(local_zone()), self.nsec)
+        return self.in_zone(local_zone())
 
     def m_IsZero(self) -> bool:
         return self.dt.year == 1 and self.dt.month == 1 and self.dt.day == 1 and \
@@ -170,7 +268,19 @@ def from_unix(sec: int) -> GoTime:
 
 
 def in_zone(t: GoTime, tz: _dt.tzinfo) -> GoTime:
-    return GoTime(t.dt.astimezone(tz), t.nsec)
+    return t.in_zone(tz)
+
+
+_CYCLE_SECS = 146097 * 86400
+
+
+def make_time(wall: tuple[int, int, int, int, int, int], nsec: int, tz: _dt.tzinfo,
+              zone: str | None = None) -> GoTime:
+    """time.Date for an in-range wall clock (year 0..9999) in tz."""
+    year, rest = wall[0], wall[1:]
+    bias = -400 if year < 1 else 0
+    dt = _dt.datetime(year - bias, *rest, tzinfo=tz)
+    return GoTime(dt, nsec, zone, bias)
 
 
 ZERO_TIME = GoTime(_dt.datetime(1, 1, 1, tzinfo=_UTC), 0)
@@ -226,9 +336,9 @@ def format_time(t: GoTime, layout: str) -> str:
             continue
         off = t.offset()
         if tok == "2006":
-            out.append(f"{dt.year:04d}")
+            out.append(_pad(t.year, 4))
         elif tok == "06":
-            out.append(f"{dt.year % 100:02d}")
+            out.append(f"{abs(t.year) % 100:02d}")
         elif tok == "01":
             out.append(f"{dt.month:02d}")
         elif tok == "1":
@@ -278,6 +388,10 @@ def format_time(t: GoTime, layout: str) -> str:
     return "".join(out)
 
 
+def _pad(v: int, width: int) -> str:
+    return f"-{-v:0{width}d}" if v < 0 else f"{v:0{width}d}"
+
+
 def _fmt_off(off: int, tok: str) -> str:
     sign = "-" if off < 0 else "+"
     off = abs(off)
@@ -292,128 +406,6 @@ def _fmt_off(off: int, tok: str) -> str:
     if tok == "-070000":
         return f"{sign}{h:02d}{m:02d}{s:02d}"
     return f"{sign}{h:02d}:{m:02d}:{s:02d}"
-
-
-_NUM_RANGES = {"2006": r"\d{4}", "06": r"\d{2}", "01": r"\d{2}", "1": r"\d{1,2}",
-               "02": r"\d{2}", "_2": r" ?\d{1,2}", "2": r"\d{1,2}", "002": r"\d{3}",
-               "__2": r" {0,2}\d{1,3}", "15": r"\d{1,2}", "03": r"\d{2}", "3": r"\d{1,2}",
-               "04": r"\d{2}", "4": r"\d{1,2}", "05": r"\d{2}", "5": r"\d{1,2}"}
-
-
-def parse_time(layout: str, value: str, loc: _dt.tzinfo) -> GoTime:
-    """time.ParseInLocation (common layouts); GoTimeError with Go's text on failure."""
-    parts: list[str] = []
-    names: list[str] = []
-    i = 0
-    while i < len(layout):
-        tok, n = _next_token(layout, i)
-        i += n
-        if tok is None:
-            parts.append(re.escape(layout[i - 1]))
-            continue
-        names.append(tok)
-        g = f"(?P<g{len(names) - 1}>"
-        if tok in ("05", "5") and not (i < len(layout) and layout[i] in ".,"
-                                       and _next_token(layout, i)[0] is not None):
-            # Go accepts a fractional second after the seconds even if the layout has none
-            parts.append(g + _NUM_RANGES[tok] + f")(?P<f{len(names) - 1}>[.,]\\d+)?")
-        elif tok in _NUM_RANGES:
-            parts.append(g + _NUM_RANGES[tok] + ")")
-        elif tok in ("January", "Monday"):
-            parts.append(g + "[A-Za-z]+)")
-        elif tok in ("Jan", "Mon"):
-            parts.append(g + "[A-Za-z]{3})")
-        elif tok in ("PM", "pm"):
-            parts.append(g + "[AaPp][Mm])")
-        elif tok == "MST":
-            parts.append(g + "[A-Z]{3,5}|[+-]\\d{2,4})")
-        elif tok[0] in ".,":
-            digits = len(tok) - 1
-            parts.append(g + "[.,]\\d+)?" if tok[1] == "9" else g + f"[.,]\\d{{{digits}}})")
-        else:
-            z = "Z|" if tok.startswith("Z") else ""
-            parts.append(g + z + "[+-]\\d{2}(?::?\\d{2}(?::?\\d{2})?)?)")
-    m = re.fullmatch("".join(parts), value)
-    if m is None:
-        raise GoTimeError(f'parsing time "{value}" as "{layout}": cannot parse "{value}" as '
-                          f'"{layout}"')
-    year, month, day, hour, minute, sec, nsec = 1, 1, 1, 0, 0, 0, 0
-    pm: bool | None = None
-    off: int | None = None
-    zone_abbr: str | None = None
-    for idx, tok in enumerate(names):
-        v = m.group(f"g{idx}")
-        if v is None:
-            continue
-        if tok == "2006":
-            year = int(v)
-        elif tok == "06":
-            year = int(v) + (1900 if int(v) >= 69 else 2000)
-        elif tok in ("01", "1"):
-            month = int(v)
-        elif tok in ("January", "Jan"):
-            names_ = _MONTHS if tok == "January" else [x[:3] for x in _MONTHS]
-            if v not in names_:
-                raise GoTimeError(f'parsing time "{value}" as "{layout}": cannot parse '
-                                  f'"{v}" as "{tok}"')
-            month = names_.index(v) + 1
-        elif tok in ("02", "_2", "2"):
-            day = int(v)
-        elif tok in ("15", "03", "3"):
-            hour = int(v)
-            if tok != "15" and hour > 12:
-                raise GoTimeError(f'parsing time "{value}": hour out of range')
-        elif tok in ("04", "4"):
-            minute = int(v)
-        elif tok in ("05", "5"):
-            sec = int(v)
-            frac = m.groupdict().get(f"f{idx}")
-            if frac:
-                nsec = int((frac[1:] + "000000000")[:9])
-        elif tok in ("PM", "pm"):
-            pm = v.upper() == "PM"
-        elif tok[0] in ".,":
-            nsec = int((v[1:] + "000000000")[:9])
-        elif tok == "MST":
-            zone_abbr = v
-        elif tok not in ("Monday", "Mon", "002", "__2"):
-            if v == "Z":
-                off = 0
-            else:
-                sign = -1 if v[0] == "-" else 1
-                digits = v[1:].replace(":", "")
-                hh, mm, ss = int(digits[:2]), int(digits[2:4] or 0), int(digits[4:6] or 0)
-                off = sign * (hh * 3600 + mm * 60 + ss)
-    if pm is not None and hour <= 12:
-        if pm and hour < 12:
-            hour += 12
-        elif not pm and hour == 12:
-            hour = 0
-    for bad, what in ((not 1 <= month <= 12, "month"), (not 1 <= day <= 31, "day"),
-                      (hour >= 24, "hour"), (minute >= 60, "minute"), (sec >= 60, "second")):
-        if bad:
-            raise GoTimeError(f'parsing time "{value}": {what} out of range')
-    try:
-        naive = _dt.datetime(year, month, day, hour, minute, sec)
-    except ValueError:
-        raise GoTimeError(f'parsing time "{value}": day out of range') from None
-    if off is not None:
-        local = naive.replace(tzinfo=loc)
-        if local.utcoffset() == _dt.timedelta(seconds=off):
-            return GoTime(local, nsec)
-        if off == 0 and loc is _UTC:
-            return GoTime(naive.replace(tzinfo=_UTC), nsec)
-        tz = _dt.timezone(_dt.timedelta(seconds=off))
-        return GoTime(naive.replace(tzinfo=tz), nsec, zone="")
-    if zone_abbr is not None:
-        local = naive.replace(tzinfo=loc)
-        if local.tzname() == zone_abbr:
-            return GoTime(local, nsec)
-        if zone_abbr == "UTC":
-            return GoTime(naive.replace(tzinfo=_UTC), nsec)
-        return GoTime(naive.replace(tzinfo=_dt.timezone(_dt.timedelta(0))), nsec,
-                      zone=zone_abbr)
-    return GoTime(naive.replace(tzinfo=loc), nsec)
 
 
 # ---------------------------------------------------------------- durations

@@ -29,6 +29,7 @@ it prints ``<no value>``, unlike a nil interface which prints ``<nil>`` inside c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -93,6 +94,7 @@ class GoObject:
     go_type = "struct {}"
     go_kind = "struct"
     go_methods: frozenset[str] = frozenset()
+    go_results: dict[str, int] = {}  # methods with several results
     go_fields: tuple[str, ...] = ()
 
     def go_string(self) -> str | None:
@@ -101,6 +103,13 @@ class GoObject:
 
     def call_method(self, name: str, args: list[Any]) -> Any:
         return getattr(self, "m_" + name)(*args)
+
+    def method_impl(self, name: str, errorf: Callable[[str], Any]) -> Callable[..., Any]:
+        """The callable behind a method; Go refuses to call methods with several results."""
+        n = self.go_results.get(name)
+        if n:
+            return lambda *a: errorf(f'can\'t call method/function "{name}" with {n} results')
+        return lambda *a: self.call_method(name, list(a))
 
     def method_arity(self, name: str) -> tuple[list[str], bool]:
         """Parameter Go types of a method (all methods here take no arguments)."""

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .funcdef import ANY, BOOL, INT, MAP, STRING, GoError, GoFunc, fn
-from .gofmt import sprintf
+from .gofmt import quote, sprintf
 from .gotypes import MISSING, GoObject, StrList, kind, type_name
 from .sprig_lists import deep_equal
 
@@ -190,6 +190,11 @@ FUNCS["osIsAbs"] = GoFunc("osIsAbs", lambda p: p.startswith("/"), (STRING,), ret
 # ---------------------------------------------------------------- url
 @fn(FUNCS, "urlParse", (STRING,), returns=MAP)
 def url_parse(v: str) -> dict:
+    if any(c < " " or c == "\x7f" for c in v):
+        raise GoError(f"unable to parse url: parse {quote(v)}: net/url: invalid control "
+                      "character in URL")
+    if v.startswith(" "):  # no scheme nor authority for Go (urlsplit would strip the spaces)
+        return _url_path_only(v)
     try:
         u = urlsplit(v)
     except ValueError as e:
@@ -203,18 +208,38 @@ def url_parse(v: str) -> dict:
         hostname = hostname[1:].split("]", 1)[0]
     elif ":" in hostname:
         hostname = hostname.rsplit(":", 1)[0]
-    from urllib.parse import unquote
-
     return {
         "scheme": u.scheme,
         "host": host,
         "hostname": hostname,
-        "path": unquote(u.path),
+        "path": _unescape(v, u.path),
         "query": u.query,
         "opaque": "",
-        "fragment": u.fragment,
+        "fragment": _unescape(v, u.fragment),
         "userinfo": userinfo,
     }
+
+
+def _unescape(v: str, s: str) -> str:
+    """net/url unescape of a path or fragment; Go rejects malformed %-escapes."""
+    from urllib.parse import unquote
+
+    for m in re.finditer("%", s):
+        i = m.start()
+        if not re.fullmatch("[0-9A-Fa-f]{2}", s[i + 1:i + 3]):
+            raise GoError(f"unable to parse url: parse {quote(v)}: invalid URL escape "
+                          f"{quote(s[i:i + 3])}")
+    return unquote(s, errors="surrogateescape")
+
+
+def _url_path_only(v: str) -> dict:
+    rest, _, fragment = v.partition("#")
+    rest, _, query = rest.partition("?")
+    if ":" in rest.split("/", 1)[0]:
+        raise GoError(f"unable to parse url: parse {quote(v)}: first path segment in URL "
+                      "cannot contain colon")
+    return {"scheme": "", "host": "", "hostname": "", "path": _unescape(v, rest),
+            "query": query, "opaque": "", "fragment": _unescape(v, fragment), "userinfo": ""}
 
 
 @fn(FUNCS, "urlJoin", (MAP,), returns=STRING)

@@ -6,6 +6,7 @@ import datetime as _dt
 from typing import Any
 
 from .funcdef import ANY, STRING, TIME, GoError, GoFunc, fn
+from .goparse import parse_time
 from .gotime import (
     ZERO_TIME,
     GoTime,
@@ -18,7 +19,6 @@ from .gotime import (
     local_zone,
     now,
     parse_duration,
-    parse_time,
 )
 from .gotypes import I64
 
@@ -52,10 +52,7 @@ fn(FUNCS, "now", (), returns=TIME)(now)
 
 
 def _add(t: GoTime, ns: int) -> GoTime:
-    total = t.nsec + ns
-    secs, nsec = divmod(total, 1_000_000_000)
-    dt = (t.dt.astimezone(_dt.UTC) + _dt.timedelta(seconds=secs)).astimezone(t.dt.tzinfo)
-    return GoTime(dt, nsec, t.zone)
+    return t.add_ns(ns)
 
 
 def _date_modify(f: str, date: GoTime) -> GoTime:
