@@ -83,6 +83,7 @@ class HttpProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._head_size = 0
         self._too_large = False
+        self._expect_continue = False
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -135,8 +136,11 @@ class HttpProtocol(asyncio.Protocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        lname = name.decode("latin-1").lower()
+        self._headers.append((lname, value.decode("latin-1")))
         self._count_head(len(name) + len(value) + 4)
+        if lname == "expect" and value.lower() == b"100-continue":
+            self._expect_continue = True
 
     def _count_head(self, n: int) -> None:
         self._head_size += n
@@ -147,13 +151,12 @@ class HttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._gen = self.state.current
         self._gen.inflight += 1
-        for name, value in self._headers:
-            if name == "expect" and value.lower() == "100-continue":
-                # The body is always read, so say so at once (as Go's server does), instead
-                # of letting the client wait out its own timeout.
-                if self.transport is not None and self.parser.get_http_version() == "1.1":
-                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                break
+        if self._expect_continue:
+            # The body is always read, so say so at once (as Go's server does), instead of
+            # letting the client wait out its own timeout.
+            self._expect_continue = False
+            if self.transport is not None and self.parser.get_http_version() == "1.1":
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
