@@ -82,9 +82,9 @@ CASES: list[Case] = [
         L + ":4:14: extra_config.routr: unknown namespace `routr`, did you mean `router`? "
             "(namespaces accepted in the extra_config of the root: …"]),
     Case("endpoint-namespace-typo", _endpoint_extra({"qos/ratelimit/routr": {"max_rate": 1}}), [
-        L + ":7:32: endpoints[0].extra_config[\"qos/ratelimit/routr\"]: unknown namespace "
-            "`qos/ratelimit/routr`, did you mean `qos/ratelimit/router`? (namespaces accepted "
-            "in the extra_config of an endpoint: …"]),
+        P + ":7:32: endpoints[0].extra_config[\"qos/ratelimit/routr\"]: unknown namespace "
+            "`qos/ratelimit/routr`, did you mean `qos/ratelimit/router`? refused: a `qos/` "
+            "section asks for a protection, and requests would be served without it"]),
     Case("backend-namespace-at-endpoint", _endpoint_extra(
         {"backend/http": {"return_error_details": "x"}}), [
         L + ":7:25: endpoints[0].extra_config[\"backend/http\"]: misplaced component "

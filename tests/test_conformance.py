@@ -28,6 +28,14 @@ query_forwarding_1 query_forwarding_2 query_forwarding_3 router_404 router_405 r
 sequential_1 sequential_2 static timeout xml_1 xml_2
 """.split())
 
+# The fixture's protections tidegate does not implement yet: without the opt-out, `run` refuses
+# the fixture (fail closed). Drop each name as its component lands.
+NOT_IMPLEMENTED_YET = sorted("""
+auth/signer auth/validator modifier/lua-backend modifier/lua-proxy qos/circuit-breaker
+qos/http-cache security/bot-detector security/cors validation/cel validation/json-schema
+""".split())
+ALLOW = [arg for name in NOT_IMPLEMENTED_YET for arg in ("--allow-unimplemented", name)]
+
 
 def run_harness(tmp_path: Path, *extra: str, gateway: bool = True
                 ) -> tuple[dict[str, str], str]:
@@ -41,7 +49,7 @@ def run_harness(tmp_path: Path, *extra: str, gateway: bool = True
            "--log-dir", str(tmp_path / "logs"), *extra]
     if gateway:
         gateway_cmd = (f"{shlex.quote(sys.executable)} -m tidegate run -d -c {{config}} "
-                       f"-p {{port}} --workers 1")
+                       f"-p {{port}} --workers 1 {shlex.join(ALLOW)}")
         cmd += ["--gateway-port", str(free_port()), "--backend-port", str(free_port()),
                 "--gateway-cmd", gateway_cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
@@ -80,7 +88,7 @@ def test_specs_pass_the_same_after_reloads_a_b_a(tmp_path: Path) -> None:
     data_b = json.loads(text_a)
     data_b["cache_ttl"] = "1s"
     data_b["endpoints"] = [e for e in data_b["endpoints"] if e["endpoint"] != "/static"]
-    gw = Gateway(["run", "-d", "--watch", "-c", str(config), "--workers", "1"],
+    gw = Gateway(["run", "-d", "--watch", "-c", str(config), "--workers", "1", *ALLOW],
                  cwd=str(HARNESS.parent))
     try:
         gw.wait_for("listening on")

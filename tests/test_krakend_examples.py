@@ -11,7 +11,9 @@ import pytest
 
 from tests.support import SHARED, free_port
 from tidegate.cli import main
+from tidegate.config.loader import load_config
 from tidegate.gotemplate.flexible import render_flexible_config
+from tidegate.lint.failclosed import find_unprotected
 from tidegate.reload.builder import build_candidate
 
 CORPUS = SHARED / "gotmpl" / "public" / "krakend-examples.json"
@@ -61,11 +63,22 @@ def test_example_renders_checks_and_compiles(rec: dict[str, Any], tmp_path: Path
     monkeypatch.chdir(tmp_path)
     template, env = materialize(rec, tmp_path)
     assert render_flexible_config(str(template), env).text == rec["expected_output"]
-    candidate = build_candidate(str(template), env, port=None, debug=False)
+    # Protections tidegate does not implement yet are refused (fail closed) unless opted out.
+    unprotected = sorted({u.name for u in find_unprotected(load_config(str(template), env).data)})
+    allow = frozenset(unprotected)
+    candidate = build_candidate(str(template), env, port=None, debug=False,
+                                allow_unimplemented=allow)
     assert candidate.loaded.service.endpoints
+    assert candidate.unprotected == tuple(unprotected)
     for key, value in {**env, "KRAKEND_PORT": str(free_port()),
                        "KRAKEND_LISTEN_IP": "127.0.0.1"}.items():
         monkeypatch.setenv(key, value)
-    assert main(["check", "-tl", "-c", str(template)]) == 0, capsys.readouterr().err
+    if unprotected:
+        assert main(["check", "-tl", "-c", str(template)]) == 1
+        refused = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line]
+        assert refused and all("requests would be served without it" in line
+                               for line in refused), refused
+    flags = [arg for name in unprotected for arg in ("--allow-unimplemented", name)]
+    assert main(["check", "-tl", "-c", str(template), *flags]) == 0, capsys.readouterr().err
     err = capsys.readouterr().err
     assert "ERROR" not in err

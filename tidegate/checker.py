@@ -30,7 +30,7 @@ from tidegate.errors import (
     TemplateError,
 )
 from tidegate.lint.describe import describe_service
-from tidegate.reload.builder import Candidate, build_candidate
+from tidegate.reload.builder import Candidate, build_candidate, unprotected_lines
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -46,7 +46,8 @@ class _UsageError(Exception):
 def check_once(path: str, *, debug: int = 0, indent: str = "\t", test_gateway: bool = False,
                lint: bool = False, lint_schema: str | None = None,
                env: Mapping[str, str] | None = None, out: TextIO | None = None,
-               err: TextIO | None = None) -> int:
+               err: TextIO | None = None,
+               allow_unimplemented: frozenset[str] = frozenset()) -> int:
     """One verdict on stdout/stderr; returns the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
@@ -63,7 +64,8 @@ def check_once(path: str, *, debug: int = 0, indent: str = "\t", test_gateway: b
     candidate: Candidate | None = None
     build_errors: list[ConfigError] = []
     try:
-        candidate = build_candidate(path, dict(env), port=None, debug=False)
+        candidate = build_candidate(path, dict(env), port=None, debug=False,
+                                    allow_unimplemented=allow_unimplemented)
     except ConfigError as exc:
         if _unparsable(exc):
             print(f"ERROR parsing the configuration file: {exc}", file=err)
@@ -74,6 +76,9 @@ def check_once(path: str, *, debug: int = 0, indent: str = "\t", test_gateway: b
     lines = _problem_lines(doc, build_errors, validator)
     if candidate is not None and debug:
         print(describe_service(candidate.loaded.service, debug, indent, path), file=out)
+    if candidate is not None:
+        # The loudest warnings first: what is served without the protection it asks for.
+        lines[:0] = [((0, 0), f"WARNING: {line}") for line in unprotected_lines(candidate)]
     for _, text in lines:
         print(text, file=err)
     if any(text.startswith("ERROR") for _, text in lines):
@@ -189,7 +194,8 @@ def check_command(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     code = check_once(args.config, debug=args.debug, indent=args.indent,
                       test_gateway=args.test_gateway,
-                      lint=args.lint or args.lint_no_network, lint_schema=args.lint_schema)
+                      lint=args.lint or args.lint_no_network, lint_schema=args.lint_schema,
+                      allow_unimplemented=args.allow_unimplemented)
     sys.stdout.flush()
     sys.stderr.flush()
     return code

@@ -8,12 +8,15 @@ or audit findings at the selected severities, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+
+ALLOW_ENV = "TIDEGATE_ALLOW_UNIMPLEMENTED"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -31,6 +34,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="reload the configuration whenever its files change")
     run.add_argument("--workers", type=int, default=None,
                      help="worker processes (default: number of CPUs)")
+    _allow_flag(run)
 
     check = sub.add_parser("check", help="validate a configuration")
     check.add_argument("-c", "--config", required=True, help="configuration file")
@@ -47,6 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="lint against this JSON Schema file instead")
     check.add_argument("-w", "--watch", action="store_true",
                        help="check again on every change of the configuration files")
+    _allow_flag(check)
 
     audit = sub.add_parser("audit", help="security recommendations for a configuration")
     audit.add_argument("-c", "--config", required=True, help="configuration file")
@@ -71,6 +76,22 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _allow_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-unimplemented", action="append", default=[], metavar="NAME",
+        help="DEVELOPMENT ONLY: serve although the config asks for a protection tidegate does "
+             "not implement (a namespace such as auth/validator, or tls, client_tls, plugin); "
+             "repeatable; also TIDEGATE_ALLOW_UNIMPLEMENTED=a,b")
+
+
+def _allowed(args: argparse.Namespace) -> frozenset[str]:
+    """The fail-closed opt-outs of the flag and the environment; raises UnknownName."""
+    from tidegate.lint.failclosed import parse_allowed
+
+    env = os.environ.get(ALLOW_ENV, "")
+    return parse_allowed([*args.allow_unimplemented, env])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tidegate` command; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -85,6 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command == "version":
         return _version()
+    if args.command in ("run", "check"):
+        from tidegate.lint.failclosed import UnknownName
+
+        try:
+            args.allow_unimplemented = _allowed(args)
+        except UnknownName as exc:
+            print(f"tidegate {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.command == "run":
         from tidegate.server.supervisor import run_command
 

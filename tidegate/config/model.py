@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidegate.config.aliases import normalize_extra_config
 from tidegate.config.durations import DurationError, parse_duration
 from tidegate.errors import ConfigErrors, ConfigValueError, JsonPath
 
@@ -189,6 +190,10 @@ class _Reader:
                 out.append(item)
         return tuple(out)
 
+    def extra_config(self) -> dict[str, Any]:
+        """The ``extra_config`` of this level, legacy namespace names renamed to current ones."""
+        return normalize_extra_config(self.mapping("extra_config"))
+
     def mapping(self, key: str) -> dict[str, Any]:
         value = self.data.get(key)
         if value is None:
@@ -276,7 +281,7 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
         echo_endpoint=root.get("echo_endpoint", bool, False),
         disable_rest=root.get("disable_rest", bool, False),
         endpoints=tuple(endpoints),
-        extra_config=root.mapping("extra_config"),
+        extra_config=root.extra_config(),
         raw=data,
     )
     if errors:
@@ -314,13 +319,11 @@ def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, 
     concurrent = r.get("concurrent_calls", int, 1) or 1
     if concurrent < 1:
         r.fail("concurrent_calls", f"expected at least 1, got {concurrent}")
+    # KrakenD 2 ignores the v1 names (headers_to_pass, querystring_params): so does tidegate,
+    # and lint says which v3 name to use.
     input_headers = r.strings("input_headers")
-    if input_headers is None:
-        input_headers = r.strings("headers_to_pass")  # KrakenD v1 name
     input_query = r.strings("input_query_strings")
-    if input_query is None:
-        input_query = r.strings("querystring_params")  # KrakenD v1 name
-    extra = r.mapping("extra_config")
+    extra = r.extra_config()
     sequential = bool(isinstance(extra.get("proxy"), dict) and extra["proxy"].get("sequential"))
     backends_raw = raw.get("backend")
     backends: list[BackendConfig] = []
@@ -385,12 +388,12 @@ def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, 
         disable_host_sanitize=disable_sanitize,
         is_collection=r.get("is_collection", bool, False),
         group=r.get("group", str, None) or None, target=r.get("target", str, None) or None,
-        allow=r.strings("allow") or r.strings("whitelist") or (),
-        deny=r.strings("deny") or r.strings("blacklist") or (),
+        allow=r.strings("allow") or (),  # KrakenD 2 ignores the v1 whitelist / blacklist
+        deny=r.strings("deny") or (),
         mapping=mapping,
         input_headers=r.strings("input_headers"),
         input_query_strings=r.strings("input_query_strings"),
-        extra_config=r.mapping("extra_config"), raw=raw, path=path,
+        extra_config=r.extra_config(), raw=raw, path=path,
     )
 
 

@@ -33,7 +33,9 @@ from tidegate.lint.namespaces import (
     SHAPES,
     at_scope,
     implemented,
+    protects,
     registered_components,
+    root_setting_protects,
 )
 
 ERROR = "error"
@@ -46,7 +48,7 @@ class Issue:
     """One finding; `error` carries the message, the JSON path and, once located, the place."""
 
     severity: str
-    code: str  # unknown, misplaced, unsupported, deprecated, type, enum, required, ...
+    code: str  # unknown, misplaced, unsupported, deprecated, v1-ignored, type, enum, ...
     error: ConfigError
 
     @property
@@ -164,8 +166,13 @@ class _Walker:
                           if owner and scope else unknown_attribute_message(key, allowed))
                 continue
             if spec.replaced_by:
-                self.warn("deprecated", kpath,
-                          f"`{key}` is a KrakenD v1 name: use `{spec.replaced_by}`")
+                # KrakenD 2 ignores v1 attribute names (tidegate too): the value has no effect.
+                self.warn("v1-ignored", kpath,
+                          f"`{key}` is a KrakenD v1 name, ignored by KrakenD 2 and tidegate: "
+                          f"use `{spec.replaced_by}`")
+                continue
+            if scope == "service" and root_setting_protects(key, value):
+                continue  # not a warning: the fail-closed rule refuses it (lint.failclosed)
             if not spec.supported:
                 what = f"`{owner}` option `{key}`" if owner else f"`{key}`"
                 self.warn("unsupported", kpath,
@@ -193,6 +200,8 @@ class _Walker:
                 continue
             npath = (*path, name)
             ns = NAMESPACES.get(name)
+            if protects(name) and not implemented(name, self.registered):
+                continue  # not a warning: the fail-closed rule refuses it (lint.failclosed)
             if ns is None or scope not in ns.scopes:
                 self.warn("unknown" if ns is None else "misplaced", npath,
                           unknown_namespace_message(name, scope))
@@ -345,7 +354,11 @@ def lint(data: Any, validator: jsonschema.protocols.Validator | None = None,
     (unsupported features, v1 names), located, in document order."""
     validator = validator or builtin_validator()
     issues = lint_schema(data, validator)
-    issues += [i for i in walk(data) if i.code in ("unsupported", "deprecated")]
+    for issue in walk(data):
+        if issue.code == "v1-ignored":  # KrakenD's schema refuses them too
+            issue.severity = ERROR
+        if issue.code in ("unsupported", "deprecated", "v1-ignored"):
+            issues.append(issue)
     return sort_issues(locate(issues, document))
 
 

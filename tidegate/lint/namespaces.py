@@ -10,8 +10,11 @@ Scopes: ``service`` (root extra_config), ``endpoint`` and ``backend``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from tidegate.config.aliases import LEGACY_NAMESPACES, current_name
 from tidegate.lint.fields import FieldSpec
 
 SCOPE_NAMES = {"service": "the root", "endpoint": "an endpoint", "backend": "a backend"}
@@ -85,12 +88,7 @@ _BACKEND_HTTP_FIELDS = {
 SUPPORTED: tuple[Namespace, ...] = (
     Namespace("router", ("service",), True, {"service": _ROUTER_FIELDS}),
     Namespace("proxy", ("endpoint", "backend"), True, _PROXY_FIELDS),
-    # KrakenD v1's name of `proxy`, still read by tidegate.
-    Namespace("github.com/devopsfaith/krakend/proxy", ("endpoint", "backend"), True,
-              _PROXY_FIELDS, replaced_by="proxy"),
     Namespace("backend/http", ("backend",), True, {"backend": _BACKEND_HTTP_FIELDS}),
-    Namespace("github.com/devopsfaith/krakend/http", ("backend",), True,
-              {"backend": _BACKEND_HTTP_FIELDS}, replaced_by="backend/http"),
 )
 
 # KrakenD's namespaces (CE and Enterprise) by the levels that accept them: s, e, b.
@@ -99,7 +97,8 @@ _NOT_YET: dict[str, str] = {
     "auth/api-keys": "se", "auth/aws-sigv4": "b", "auth/basic": "se",
     "auth/client-credentials": "b", "auth/gcp": "b", "auth/ntlm": "b", "auth/revoker": "s",
     "auth/signer": "e", "auth/validator": "se",
-    "backend/amqp/consumer": "b", "backend/amqp/producer": "b", "backend/conditional": "b",
+    "async/amqp": "s", "backend/amqp/consumer": "b", "backend/amqp/producer": "b",
+    "backend/conditional": "b",
     "backend/graphql": "b", "backend/grpc": "b", "backend/http/client": "b",
     "backend/lambda": "b", "backend/pubsub/publisher": "b",
     "backend/pubsub/publisher/kafka": "b", "backend/pubsub/subscriber": "b",
@@ -121,7 +120,8 @@ _NOT_YET: dict[str, str] = {
     "security/bot-detector": "se", "security/cors": "se", "security/http": "se",
     "security/policies": "eb",
     "server/static-filesystem": "s", "server/virtualhost": "s",
-    "telemetry/gelf": "s", "telemetry/influx": "s", "telemetry/logging": "sb",
+    "telemetry/gelf": "s", "telemetry/influx": "s", "telemetry/influx2": "s",
+    "telemetry/logging": "sb",
     "telemetry/logstash": "s", "telemetry/metrics": "s", "telemetry/moesif": "s",
     "telemetry/newrelic": "s", "telemetry/opencensus": "s", "telemetry/opentelemetry": "seb",
     "telemetry/opentelemetry-security": "s",
@@ -130,12 +130,19 @@ _NOT_YET: dict[str, str] = {
 }
 _LETTER = {"s": "service", "e": "endpoint", "b": "backend"}
 
-NAMESPACES: dict[str, Namespace] = {
+_CURRENT: dict[str, Namespace] = {
     ns.name: ns for ns in (
         *SUPPORTED,
         *(Namespace(name, tuple(_LETTER[c] for c in letters), False)
           for name, letters in _NOT_YET.items()),
     )
+}
+
+# KrakenD v1 names: accepted where their current name is, applied as it is, linted for a rename.
+NAMESPACES: dict[str, Namespace] = {
+    **_CURRENT,
+    **{old: replace(_CURRENT[new], name=old, replaced_by=new)
+       for old, new in LEGACY_NAMESPACES.items()},
 }
 
 # Shapes referenced by name from the field tables (``FieldSpec.items``).
@@ -144,6 +151,30 @@ SHAPES: dict[str, dict[str, FieldSpec]] = {
     "flatmap_operation": _FLATMAP_OPERATION_FIELDS,
 }
 SHAPE_REQUIRED: dict[str, tuple[str, ...]] = {"flatmap_operation": ("type", "args")}
+
+
+# Families whose sections protect something: serving without them serves unprotected (see
+# `tidegate.lint.failclosed`). Lua modifiers are here because their scripts can reject requests.
+PROTECTING_FAMILIES = ("auth/", "security/", "qos/", "validation/", "governance/", "plugin/",
+                       "modifier/lua-")
+PROTECTING_NAMESPACES = frozenset({"backend/http/client"})  # EE: client TLS per backend
+
+
+def protects(namespace: str) -> bool:
+    """Whether serving without this namespace would serve something unprotected."""
+    name = current_name(namespace)
+    return name in PROTECTING_NAMESPACES or name.startswith(PROTECTING_FAMILIES)
+
+
+# Root settings that protect something; tidegate implements none of them yet.
+PROTECTING_ROOT_SETTINGS = ("tls", "client_tls", "plugin")
+
+
+def root_setting_protects(key: str, value: Any) -> bool:
+    """Whether a root setting asks for a protection (a disabled or empty section does not)."""
+    if key not in PROTECTING_ROOT_SETTINGS or value is None or value in ({}, []):
+        return False
+    return not (key == "tls" and isinstance(value, Mapping) and value.get("disabled") is True)
 
 
 def registered_components() -> frozenset[str]:
@@ -161,7 +192,7 @@ def implemented(name: str, registered: frozenset[str] | None = None) -> bool:
         return False
     if registered is None:
         registered = registered_components()
-    return ns.supported or name in registered
+    return ns.supported or current_name(name) in registered
 
 
 def at_scope(scope: str) -> dict[str, Namespace]:

@@ -34,6 +34,8 @@ def register(router: Router, gen: Generation, *, debug: bool, echo: bool) -> Non
             "generation": gen.describe(),
             "last_reload_error": gen.status.last_reload_error,
         }
+        if gen.unprotected:  # the fail-closed opt-out: say loudly what is served unprotected
+            body["allow_unimplemented"] = list(gen.unprotected)
         return Response(200, [("Content-Type", JSON)], dumps(body))
 
     router.add("GET", "/__health", health)

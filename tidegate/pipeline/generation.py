@@ -58,8 +58,11 @@ class Generation:
 
     def __init__(self, service: ServiceConfig, gen_id: int, chash: str, *, debug: bool,
                  status: ServerStatus, build_seconds: float = 0.0,
-                 pools: PoolRegistry | None = None) -> None:
+                 pools: PoolRegistry | None = None,
+                 unprotected: tuple[str, ...] = ()) -> None:
         self.service = service
+        # Protections the config asks for that the operator let through unimplemented.
+        self.unprotected = unprotected
         self.id = gen_id
         self.config_hash = chash
         self.status = status

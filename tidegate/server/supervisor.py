@@ -25,7 +25,12 @@ import orjson
 from tidegate.config.loader import watch_targets
 from tidegate.errors import ConfigError
 from tidegate.logs import setup_logging
-from tidegate.reload.builder import Candidate, build_candidate, describe_changes
+from tidegate.reload.builder import (
+    Candidate,
+    build_candidate,
+    describe_changes,
+    unprotected_lines,
+)
 from tidegate.reload.watcher import ConfigWatcher
 
 log = logging.getLogger("tidegate")
@@ -74,8 +79,10 @@ class Supervisor:
     """Owns sockets, workers and the current configuration."""
 
     def __init__(self, path: str | None, *, port: int | None, debug: bool, watch: bool,
-                 workers: int, env: dict[str, str]) -> None:
+                 workers: int, env: dict[str, str],
+                 allow_unimplemented: frozenset[str] = frozenset()) -> None:
         self.path = path
+        self.allow_unimplemented = allow_unimplemented
         self.port = port
         self.debug = debug
         self.watch = watch
@@ -138,7 +145,8 @@ class Supervisor:
     # building ----------------------------------------------------------------------------
     async def _build(self) -> Candidate:
         candidate = await asyncio.to_thread(build_candidate, self.path, self.env,
-                                            port=self.port, debug=self.debug)
+                                            port=self.port, debug=self.debug,
+                                            allow_unimplemented=self.allow_unimplemented)
         for warning in candidate.warnings:
             if warning not in self._warned:  # once per key, not on every save
                 self._warned.add(warning)
@@ -166,6 +174,12 @@ class Supervisor:
         log.info("listening on %s:%d with %d worker(s), generation %d, config %s (%s)",
                  *candidate.listen, self.nworkers, self.gen_id, candidate.config_hash,
                  candidate.loaded.source)
+        self._warn_unprotected(candidate)
+
+    def _warn_unprotected(self, candidate: Candidate) -> None:
+        """At every start, and whenever it changes: what the fail-closed opt-out lets through."""
+        for line in unprotected_lines(candidate):
+            log.warning("%s", line)
 
     async def _spawn(self, index: int, sock: socket.socket) -> WorkerHandle:
         control_r, control_w = os.pipe()
@@ -201,7 +215,8 @@ class Supervisor:
 
     def _send_load(self, worker: WorkerHandle, candidate: Candidate, gen: int) -> None:
         worker.send({"op": "load", "gen": gen, "hash": candidate.config_hash,
-                     "data": candidate.loaded.data, "debug": self.debug})
+                     "data": candidate.loaded.data, "debug": self.debug,
+                     "unprotected": list(candidate.unprotected)})
 
     async def _activate(self, candidate: Candidate, workers: list[WorkerHandle]) -> None:
         for w in workers:
@@ -254,6 +269,8 @@ class Supervisor:
                 return
             self.current = candidate
             self._clear_error()
+            if candidate.unprotected != old.unprotected:
+                self._warn_unprotected(candidate)
             changes = describe_changes(old.fingerprints if old else {}, candidate.fingerprints)
             log.info("%s: generation %d active, config %s, built in %.1f ms, %s", reason,
                      self.gen_id, candidate.config_hash, candidate.build_seconds * 1000, changes)
@@ -319,7 +336,8 @@ def run_command(args: argparse.Namespace) -> int:
     watch = args.watch or os.environ.get("TIDEGATE_WATCH", "") not in ("", "0", "false")
     workers = args.workers or int(os.environ.get("TIDEGATE_WORKERS", "0")) or os.cpu_count() or 1
     supervisor = Supervisor(args.config, port=args.port, debug=args.debug, watch=watch,
-                            workers=workers, env=dict(os.environ))
+                            workers=workers, env=dict(os.environ),
+                            allow_unimplemented=args.allow_unimplemented)
     try:
         import uvloop
 

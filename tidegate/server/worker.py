@@ -2,7 +2,8 @@
 
 The supervisor talks to a worker over two pipes of JSON lines:
 
-    supervisor → worker   {"op": "load", "gen": N, "hash": h, "data": {...}, "debug": bool}
+    supervisor → worker   {"op": "load", "gen": N, "hash": h, "data": {...}, "debug": bool,
+                           "unprotected": [names served without their protection]}
                           {"op": "status", "last_reload_error": {...} | null}
                           {"op": "stop"}
     worker → supervisor   {"op": "loaded", "gen": N} | {"op": "failed", "gen": N, "error": "..."}
@@ -145,7 +146,8 @@ class Worker:
         with collector_paused():
             service = build_service(msg["data"])
             return Generation(service, msg["gen"], msg["hash"], debug=msg.get("debug", False),
-                              status=self.state.status, pools=self.pools)
+                              status=self.state.status, pools=self.pools,
+                              unprotected=tuple(msg.get("unprotected", ())))
 
     async def _retire(self, gen: Generation) -> None:
         """Close a replaced generation once its in-flight requests are done."""
