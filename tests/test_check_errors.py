@@ -147,11 +147,19 @@ CASES: list[Case] = [
             "(expected a duration such as \"1m30s\", \"150ms\", \"2h\")"]),
     Case("duration-boolean", config(endpoint(), timeout=True), [
         P + ":3:14: timeout: expected a duration string such as \"2s\", got boolean true"]),
-    Case("unsupported-duration-bad", config(endpoint(), read_timeout="5 seconds"), [
-        L + ":3:19: read_timeout: time: unknown unit \" seconds\" in duration \"5 seconds\" "
+    Case("unsupported-duration-bad", config(endpoint(), dialer_timeout="5 seconds"), [
+        L + ":3:21: dialer_timeout: time: unknown unit \" seconds\" in duration \"5 seconds\" "
             "(expected a duration such as \"1m30s\", \"150ms\", \"2h\")",
-        W + ":3:19: read_timeout: `read_timeout` is not supported by tidegate yet: it is "
+        W + ":3:21: dialer_timeout: `dialer_timeout` is not supported by tidegate yet: it is "
             "ignored"]),
+    Case("server-timeout-bad", config(endpoint(), read_timeout="5 seconds"), [
+        P + ":3:19: read_timeout: time: unknown unit \" seconds\" in duration \"5 seconds\" "
+            "(expected a duration such as \"1m30s\", \"150ms\", \"2h\")"]),
+    Case("negative-integer-duration", config(endpoint(), timeout=-5), [
+        P + ":3:14: timeout: a negative duration is not allowed: -5"]),
+    Case("integer-duration-overflow", config(endpoint(), timeout=1 << 63), [
+        P + ":3:14: timeout: duration 9223372036854775808 ns overflows Go's time.Duration "
+            "(int64)"]),
     # --- routes and parameters ---------------------------------------------------------------
     Case("colliding-routes", config(endpoint("/a/{x}"), endpoint("/a/{y}")), [
         P + ":16:19: endpoints[1].endpoint: route GET /a/{y} collides with GET /a/{x} declared "

@@ -78,6 +78,43 @@ class EndpointConfig:
     path: JsonPath
 
 
+# tidegate's own bound where KrakenD (Go) has none by default: a request head must arrive, and
+# an idle keep-alive connection is closed, within this time (nginx: 60 s / 75 s).
+DEFAULT_HEADER_TIMEOUT = 60.0
+# Go's http.DefaultMaxHeaderBytes; Go reads up to 4 KiB more before it answers 431.
+DEFAULT_MAX_HEADER_BYTES = 1 << 20
+MAX_HEADER_SLACK = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeLimits:
+    """The HTTP server's bounds, with Go's http.Server meanings and fallbacks already applied.
+
+    0 means "no limit" for `read_timeout` and `write_timeout` (as in Go); the head and idle
+    timeouts always have a value.
+    """
+
+    header_timeout: float  # the whole request head, from its first byte (or the connection)
+    read_timeout: float  # the whole request, body included
+    write_timeout: float  # from the end of the head to the end of the response
+    idle_timeout: float  # a keep-alive connection waiting for its next request
+    max_header_bytes: int  # request line + headers; beyond it 431
+    keep_alive: bool
+
+    @classmethod
+    def from_go(cls, read_header: float, read: float, write: float, idle: float,
+                max_header_bytes: int, disable_keep_alives: bool) -> EdgeLimits:
+        """Go's fallbacks: the head timeout falls back on ReadTimeout, the idle one on
+        ReadTimeout then ReadHeaderTimeout; tidegate bounds both where Go would not."""
+        header = read_header or read or DEFAULT_HEADER_TIMEOUT
+        return cls(header, read, write, idle or read or read_header or DEFAULT_HEADER_TIMEOUT,
+                   (max_header_bytes or DEFAULT_MAX_HEADER_BYTES) + MAX_HEADER_SLACK,
+                   not disable_keep_alives)
+
+
+DEFAULT_EDGE = EdgeLimits.from_go(0, 0, 0, 0, 0, False)
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
     """The whole service: root settings plus endpoints, as KrakenD understands them."""
@@ -96,6 +133,7 @@ class ServiceConfig:
     endpoints: tuple[EndpointConfig, ...]
     extra_config: Mapping[str, Any]
     raw: Mapping[str, Any] = field(repr=False)
+    edge: EdgeLimits = DEFAULT_EDGE
 
 
 # --- typed accessors -------------------------------------------------------------------------
@@ -162,7 +200,13 @@ class _Reader:
             self.fail(key, f'expected a duration string such as "2s", got {_describe(value)}')
             return default
         if isinstance(value, int):
-            # KrakenD (viper) reads a bare number as nanoseconds.
+            # KrakenD (viper) reads a bare number as nanoseconds (a Go int64).
+            if value < 0:
+                self.fail(key, f"a negative duration is not allowed: {value}")
+                return default
+            if value >= 1 << 63:
+                self.fail(key, f"duration {value} ns overflows Go's time.Duration (int64)")
+                return default
             return value / 1e9
         try:
             seconds = parse_duration(value)
@@ -283,10 +327,22 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
         endpoints=tuple(endpoints),
         extra_config=root.extra_config(),
         raw=data,
+        edge=_edge_limits(root),
     )
     if errors:
         raise ConfigErrors(errors)
     return service
+
+
+def _edge_limits(root: _Reader) -> EdgeLimits:
+    max_header_bytes = root.get("max_header_bytes", int, 0)
+    if max_header_bytes < 0:
+        root.fail("max_header_bytes", f"expected at least 0, got {max_header_bytes}")
+        max_header_bytes = 0
+    return EdgeLimits.from_go(
+        root.duration("read_header_timeout", 0.0), root.duration("read_timeout", 0.0),
+        root.duration("write_timeout", 0.0), root.duration("idle_timeout", 0.0),
+        max_header_bytes, root.get("disable_keep_alives", bool, False))
 
 
 def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, Any],

@@ -64,18 +64,26 @@ ROOT_FIELDS: dict[str, FieldSpec] = {
     "endpoints": FieldSpec("array", "the endpoints", items="endpoint"),
     "extra_config": FieldSpec("extra_config", "service components, by namespace"),
     "disable_rest": FieldSpec("boolean", "allow non-RESTful endpoint paths", supported=False),
+    # The HTTP server's bounds, with Go's meanings (config.model.EdgeLimits).
+    "read_header_timeout": FieldSpec("duration", "time to receive a request head "
+                                     "(default: read_timeout, else 60s)"),
+    "read_timeout": FieldSpec("duration", "time to receive a whole request (default: none)"),
+    "write_timeout": FieldSpec("duration", "time from a request head to the end of its "
+                               "response (default: none)"),
+    "idle_timeout": FieldSpec("duration", "keep-alive wait for the next request (default: "
+                              "read_timeout, else read_header_timeout, else 60s)"),
+    "max_header_bytes": FieldSpec("integer", "request head size limit (default 1 MiB)",
+                                  minimum=0),
+    "disable_keep_alives": FieldSpec("boolean", "close every connection after its response"),
     # KrakenD settings of the HTTP server and client that tidegate does not apply yet.
     **{name: FieldSpec("duration", "HTTP server or client timeout", supported=False)
-       for name in ("read_timeout", "write_timeout", "idle_timeout", "read_header_timeout",
-                    "idle_connection_timeout", "response_header_timeout",
+       for name in ("idle_connection_timeout", "response_header_timeout",
                     "expect_continue_timeout", "dialer_timeout", "dialer_fallback_delay",
                     "dialer_keep_alive", "dns_cache_ttl", "max_shutdown_wait_time")},
     **{name: FieldSpec("boolean", "HTTP server or client switch", supported=False)
-       for name in ("disable_keep_alives", "disable_compression", "use_h2c",
-                    "sequential_start")},
+       for name in ("disable_compression", "use_h2c", "sequential_start")},
     **{name: FieldSpec("integer", "HTTP server or client limit", supported=False, minimum=0)
-       for name in ("max_idle_connections", "max_idle_connections_per_host",
-                    "max_header_bytes")},
+       for name in ("max_idle_connections", "max_idle_connections_per_host")},
     "tls": FieldSpec("object", "TLS of the listener", supported=False),
     "client_tls": FieldSpec("object", "TLS of the connections to backends", supported=False),
     "plugin": FieldSpec("object", "Go plugins to load", supported=False),

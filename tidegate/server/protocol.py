@@ -1,14 +1,21 @@
 """HTTP/1.1 server protocol: httptools parses, the current generation answers.
 
-Connection states (one request at a time; pipelined requests wait their turn):
+Connection phases (one request served at a time; pipelined requests wait their turn):
 
-    idle ──request complete──▶ busy ──response written──▶ idle   (keep-alive)
-                                  └──────────────────────▶ closed (Connection: close / draining)
+    HEAD ──head complete──▶ BODY ──message complete──▶ SERVING ──response written──▶ IDLE
+      ▲                                                   │ (Connection: close,
+      └───────────────────── first byte ◀──── IDLE ◀──────┘  draining: closed)
 
 Each request takes ``gen = server.current`` once, when its head is parsed, and uses only that
 generation until its response is written; the next request on the same keep-alive connection
 picks the newest generation. A malformed request gets 400 and the connection closes; no error of
 a handler ever escapes to the event loop (it becomes a 500).
+
+Every phase is bounded (``EdgeLimits``, Go's http.Server meanings): the head in time and size,
+the whole request and the response write in time when configured, an idle keep-alive connection
+in time. Deadlines are plain numbers on the connection that one `DeadlineSweeper` per worker
+checks a few times per shortest timeout, instead of a timer armed and cancelled per request
+(which would cost several per cent of a proxied request).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
+from tidegate.config.model import EdgeLimits
 from tidegate.server.messages import Request, Response, serialize
 
 if TYPE_CHECKING:
@@ -44,25 +52,29 @@ class ServerState(Protocol):
     current: Handler
     connections: set[HttpProtocol]
     draining: bool
+    limits: EdgeLimits
 
     def all_closed(self) -> None:
         """Called when the last connection closes while draining."""
 
 
-# Go's http.Server default (DefaultMaxHeaderBytes, plus its 4 KiB slack): a request head
-# larger than this gets 431 instead of growing the worker's memory without bound.
-MAX_HEADER_BYTES = (1 << 20) + 4096
-_HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                      b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-                      b"431 Request Header Fields Too Large")
+def _plain(status: str, detail: str = "") -> bytes:
+    """A response Go's server writes itself for a request it cannot serve (then it closes)."""
+    body = f"{status}: {detail}" if detail else status
+    return (f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Connection: close\r\n\r\n{body}").encode()
 
 
-class _HeadTooLarge(Exception):
-    """Raised from a parser callback to stop reading an oversized request head."""
+_BAD_REQUEST = _plain("400 Bad Request")
+_NO_HOST = _plain("400 Bad Request", "missing required Host header")
+_TWO_HOSTS = _plain("400 Bad Request", "too many Host headers")
+_HTTP09 = _plain("400 Bad Request", "malformed HTTP request line")
+_HEADERS_TOO_LARGE = _plain("431 Request Header Fields Too Large")
+_VERSION = _plain("505 HTTP Version Not Supported", "unsupported protocol version")
+_TIMEOUT = _plain("408 Request Timeout")
 
-
-_BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                b"Connection: close\r\n\r\n400 Bad Request")
+# Phases of a connection (small ints: compared on every event).
+HEAD, BODY, SERVING, IDLE = range(4)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -81,9 +93,16 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._head_size = 0
-        self._too_large = False
         self._expect_continue = False
+        self._hosts = 0
+        self._head_size = 0  # request line and headers, as parsed (exact)
+        # Bounds: the phase, bytes of the head so far, and the two deadlines (0: none).
+        self._phase = HEAD
+        self._head_bytes = 0  # bytes received while a head is incomplete (bounds its growth)
+        self._read_deadline = 0.0
+        self._write_deadline = 0.0
+        self._request_start = 0.0
+        self._reject_after: bytes | None = None  # an answer owed once the queue is served
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -92,6 +111,9 @@ class HttpProtocol(asyncio.Protocol):
         self.client_ip = peer[0] if peer else ""
         self.state.connections.add(self)
         self._loop = asyncio.get_running_loop()
+        # Go: the first request's head deadline runs from the moment the connection is taken.
+        self._request_start = now = self._loop.time()
+        self._read_deadline = now + self.state.limits.header_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
@@ -112,10 +134,29 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._reject()
+        except httptools.HttpParserUpgrade as upgrade:
+            # Go ignores Upgrade (h2c, websocket) on a plain endpoint and answers in HTTP/1.1:
+            # the request was parsed; go on with a fresh parser for whatever follows it.
+            self.parser = httptools.HttpRequestParser(self)
+            rest = data[upgrade.args[0]:] if upgrade.args else b""
+            if rest and not self._closing:
+                self.data_received(rest)
+            return
         except httptools.HttpParserError:
-            self._reject(_HEADERS_TOO_LARGE if self._too_large else _BAD_REQUEST)
+            if not self._closing:  # else a callback refused the request and answered already
+                self._reject(_BAD_REQUEST)
+            return
+        if self._phase == HEAD and not self._closing:
+            self._head_growing(data)
+
+    def _head_growing(self, data: bytes) -> None:
+        """A head still incomplete after this chunk: bound its size (in linear time: the
+        count is per chunk, not per header) and refuse an HTTP/0.9 request line at once."""
+        self._head_bytes += len(data)
+        if self._head_bytes > self.state.limits.max_header_bytes:
+            self._reject(_HEADERS_TOO_LARGE)
+        elif b"\n" in data and self.parser.get_http_version() == "0.0":
+            self._reject(_HTTP09)  # a request line without "HTTP/x.y"
 
     def eof_received(self) -> bool | None:
         # Half-closed by the client: finish what is queued, then close.
@@ -129,33 +170,51 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._body = []
+        self._hosts = 0
         self._head_size = 0
+        if self._phase == IDLE or not self._read_deadline:
+            # A keep-alive (or pipelined) request: its head deadline runs from its first byte.
+            self._request_start = now = self._loop.time()
+            self._read_deadline = now + self.state.limits.header_timeout
+            self._head_bytes = 0
+        self._phase = HEAD
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count_head(len(url))
+        self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
         lname = name.decode("latin-1").lower()
         self._headers.append((lname, value.decode("latin-1")))
-        self._count_head(len(name) + len(value) + 4)
-        if lname == "expect" and value.lower() == b"100-continue":
+        if lname == "host":
+            self._hosts += 1
+        elif lname == "expect" and value.lower() == b"100-continue":
             self._expect_continue = True
 
-    def _count_head(self, n: int) -> None:
-        self._head_size += n
-        if self._head_size > MAX_HEADER_BYTES:
-            self._too_large = True
-            raise _HeadTooLarge()
-
     def on_headers_complete(self) -> None:
+        parser = self.parser
+        if self._head_size > self.state.limits.max_header_bytes:
+            self._refuse(_HEADERS_TOO_LARGE)
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            self._refuse(_VERSION if version[0] not in "01" else _HTTP09)
+        if version == "1.1" and self._hosts != 1:  # RFC 9112 §3.2, as Go's server
+            self._refuse(_NO_HOST if not self._hosts else _TWO_HOSTS)
+        self._phase = BODY
+        limits = self.state.limits
+        now = self._loop.time()
+        self._read_deadline = (self._request_start + limits.read_timeout
+                               if limits.read_timeout else 0.0)
+        if limits.write_timeout and not self._busy:
+            self._write_deadline = now + limits.write_timeout
         self._gen = self.state.current
         self._gen.inflight += 1
         if self._expect_continue:
             # The body is always read, so say so at once (as Go's server does), instead of
             # letting the client wait out its own timeout.
             self._expect_continue = False
-            if self.transport is not None and self.parser.get_http_version() == "1.1":
+            if self.transport is not None and version == "1.1":
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -165,20 +224,22 @@ class HttpProtocol(asyncio.Protocol):
         gen = self._gen
         assert gen is not None
         self._gen = None
+        self._phase = SERVING
+        self._read_deadline = 0.0
         parser = self.parser
-        try:
-            url = httptools.parse_url(self._url)
-        except httptools.HttpParserInvalidURLError:
+        target = self._url.decode("latin-1")
+        split = split_target(target)
+        if split is None:
             gen.leave()
-            self._reject()
-            return
-        raw_path = url.path.decode("latin-1") if url.path else "/"
-        query = url.query.decode("latin-1") if url.query else ""
+            self._refuse(_BAD_REQUEST)
+        path, query, authority = split
         version = parser.get_http_version()
         request = Request(
-            parser.get_method().decode("ascii"), self._url.decode("latin-1"), raw_path, query,
-            self._headers, b"".join(self._body), self.client_ip, version)
-        keep_alive = parser.should_keep_alive()
+            parser.get_method().decode("ascii"), target, path, query, self._headers,
+            b"".join(self._body), self.client_ip, version)
+        if authority is not None:
+            request.host = authority  # RFC 9112 §3.2.2: the target's authority is the host
+        keep_alive = parser.should_keep_alive() and self.state.limits.keep_alive
         if self._busy:
             self._queue.append((request, gen, keep_alive))
             return
@@ -198,7 +259,9 @@ class HttpProtocol(asyncio.Protocol):
                 gen.leave()
             if self._closing and self.transport is None:
                 return
-            keep_alive = keep_alive and not self.state.draining and not self._closing
+            # A request refused after this one is still owed its answer on this connection.
+            keep_alive = keep_alive and not self.state.draining and (
+                not self._closing or self._reject_after is not None)
             transport = self.transport
             if transport is None or transport.is_closing():
                 return
@@ -208,9 +271,21 @@ class HttpProtocol(asyncio.Protocol):
                 self._drop_queue()
                 transport.close()
                 return
+            limits = self.state.limits
+            now = self._loop.time()
             if not self._queue:
                 self._busy = False
+                if self._reject_after is not None:  # a malformed request followed this one
+                    self._reject(self._reject_after)
+                    return
+                if self._phase == SERVING:
+                    self._phase = IDLE
+                    self._read_deadline = now + limits.idle_timeout
+                if not transport.get_write_buffer_size():
+                    self._write_deadline = 0.0
                 return
+            if limits.write_timeout:
+                self._write_deadline = now + limits.write_timeout
             request, gen, keep_alive = self._queue.popleft()
 
     def _drop_queue(self) -> None:
@@ -218,15 +293,45 @@ class HttpProtocol(asyncio.Protocol):
             _, gen, _ = self._queue.popleft()
             gen.leave()
 
+    def _refuse(self, answer: bytes) -> None:
+        """From a parser callback: answer (after what is queued) and stop parsing."""
+        self._reject(answer)
+        raise _Refused
+
     def _reject(self, answer: bytes = _BAD_REQUEST) -> None:
         if self._gen is not None:
             self._gen.leave()
             self._gen = None
-        if self.transport is not None and not self.transport.is_closing():
-            if not self._busy:
-                self.transport.write(answer)
-            self.transport.close()
         self._closing = True
+        self._read_deadline = 0.0
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._busy:
+            # Earlier pipelined requests are answered first, then this one (as Go does).
+            self._reject_after = answer
+            return
+        transport.write(answer)
+        transport.close()
+
+    # deadlines ---------------------------------------------------------------------------
+    def check_deadlines(self, now: float) -> None:
+        """Close the connection if a deadline passed (called by the worker's sweeper)."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self._write_deadline and now >= self._write_deadline:
+            # The response could not be written in time (slow handler or slow reader): Go
+            # gives up on the connection; so do we, and stop the request's backend calls.
+            transport.abort()
+            return
+        if self._read_deadline and now >= self._read_deadline:
+            started = self._phase in (HEAD, BODY) and (self._head_bytes or self._url
+                                                        or self._headers)
+            if started and not self._busy:
+                transport.write(_TIMEOUT)  # a request was on its way
+            self._closing = True
+            transport.close()
 
     # life cycle --------------------------------------------------------------------------
     @property
@@ -239,6 +344,70 @@ class HttpProtocol(asyncio.Protocol):
         self._closing = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a request that was refused."""
+
+
+def split_target(target: str) -> tuple[str, str, str | None] | None:
+    """(path, query, authority of an absolute-form target) of a request target, or None.
+
+    Done by hand rather than by the URL parser of httptools, which refuses targets over
+    64 KiB while Go serves them up to the head limit (1 MiB).
+    """
+    authority: str | None = None
+    if not target.startswith("/"):
+        if target == "*":
+            return "*", "", None
+        scheme, sep, rest = target.partition("://")
+        if not sep or not scheme.isalpha():
+            return None
+        authority, slash, rest = rest.partition("/")
+        if not authority:
+            return None
+        target = slash + rest if slash else "/"
+    path, _, query = target.partition("?")
+    path = path.partition("#")[0]
+    query = query.partition("#")[0]
+    return path or "/", query, authority
+
+
+class DeadlineSweeper:
+    """Checks every connection's deadlines a few times per shortest timeout."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self._handle: asyncio.TimerHandle | None = None
+
+    def interval(self) -> float:
+        """A quarter of the shortest bound, between 10 ms and 1 s."""
+        limits = self.state.limits
+        shortest = min(t for t in (limits.header_timeout, limits.idle_timeout,
+                                   limits.read_timeout, limits.write_timeout) if t > 0)
+        return min(1.0, max(0.01, shortest / 4))
+
+    def start(self) -> None:
+        """Sweep until `stop`."""
+        self._schedule()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._handle = loop.call_later(self.interval(), self._sweep)
+
+    def _sweep(self) -> None:
+        connections = self.state.connections
+        if connections:
+            now = asyncio.get_running_loop().time()
+            for conn in list(connections):
+                conn.check_deadlines(now)
+        self._schedule()
+
+    def stop(self) -> None:
+        """No more sweeps."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def protocol_factory(state: ServerState) -> Callable[[], HttpProtocol]:

@@ -28,12 +28,12 @@ from typing import Any
 
 import orjson
 
-from tidegate.config.model import build_service
+from tidegate.config.model import DEFAULT_EDGE, EdgeLimits, build_service
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
 from tidegate.pipeline.lifecycle import Phase
 from tidegate.reload.builder import collector_paused
-from tidegate.server.protocol import HttpProtocol, protocol_factory
+from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
 from tidegate.upstream.client import PoolRegistry
 
 log = logging.getLogger("tidegate.worker")
@@ -66,6 +66,7 @@ class WorkerState:
         self.draining = False
         self.closed = asyncio.Event()  # set when draining and the last connection is gone
         self.status = ServerStatus()
+        self.limits: EdgeLimits = DEFAULT_EDGE  # the current generation's server bounds
 
     def all_closed(self) -> None:
         """The protocol's signal that draining has nothing left to wait for."""
@@ -98,9 +99,12 @@ class Worker:
         control = asyncio.ensure_future(self._control(reader))
         self.server = await loop.create_server(
             protocol_factory(self.state), sock=self.sock, backlog=2048)
+        sweeper = DeadlineSweeper(self.state)
+        sweeper.start()
         await self.stopping.wait()
         control.cancel()
         await self._drain()
+        sweeper.stop()
 
     async def _control(self, reader: asyncio.StreamReader) -> None:
         while True:
@@ -134,6 +138,7 @@ class Worker:
             gc.collect()
             gc.freeze()
         self.state.current = gen
+        self.state.limits = gen.service.edge
         gen.lifecycle.advance(Phase.ACTIVE, f"built in {gen.build_seconds * 1000:.1f} ms")
         self._send({"op": "loaded", "gen": gen.id})
         if isinstance(old, Generation):
