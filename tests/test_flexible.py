@@ -185,6 +185,28 @@ def test_a_settings_file_that_is_not_json_is_reported_at_its_line_and_column(
         'JSON: Expecting value, near `"endpoints": [}`\n'))
 
 
+def test_each_of_several_value_errors_is_traced_and_health_shows_the_first(
+        tmp_path: Path) -> None:
+    (tmp_path / "settings").mkdir()
+    (tmp_path / "settings" / "s.json").write_text('{"t": "3x"}')
+    (tmp_path / "k.tmpl").write_text(
+        '{"version": 3,\n "timeout": "{{ .s.t }}",\n "endpoints": [{"endpoint": "/a", '
+        '"timeout": "{{ .s.t }}",\n  "backend": [{"host": ["http://x"], "url_pattern": "/"}]}]}')
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path / "k.tmpl"),
+                    {"FC_ENABLE": "1", "FC_SETTINGS": str(tmp_path / "settings")})
+    bad = 'time: unknown unit "x" in duration "3x" (expected a duration such as "1m30s", ' \
+          '"150ms", "2h")'
+    assert str(info.value).split("\n") == [
+        f'{tmp_path}/k.tmpl:2:13: timeout: {bad} (line 2:13 of the rendered output: '
+        '`"timeout": "3x",`)',
+        f'{tmp_path}/k.tmpl:3:46: endpoints[0].timeout: {bad} (line 3:46 of the rendered '
+        'output: `"endpoints": [{"endpoint": "/a", "timeout": "3x",`)']
+    shown = info.value.to_dict()  # what /__health shows as last_reload_error
+    assert (shown["line"], shown["col"]) == (2, 13)
+    assert shown["message"].endswith("(line 2:13 of the rendered output: `\"timeout\": \"3x\",`)")
+
+
 def test_reload_errors_name_the_template_and_settings_positions(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     env = tree(tmp_path, "http://127.0.0.1:9", ["/a"])

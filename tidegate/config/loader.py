@@ -137,7 +137,8 @@ def locate_error(exc: ConfigError, doc: sources.Document | None) -> ConfigError:
             if isinstance(doc, RenderedDocument):
                 explain_rendered(err, doc.rendered)
     if isinstance(exc, ConfigErrors):
-        exc.file, exc.line, exc.col = errors[0].file, errors[0].line, errors[0].col
+        first = errors[0]
+        exc.file, exc.line, exc.col, exc.message = first.file, first.line, first.col, first.message
     return exc
 
 
