@@ -95,7 +95,7 @@ def load_config(path: str | None, env: Mapping[str, str] | None = None, *,
         watch = (str(Path(path).resolve().parent),)
         ignore = ()
         if _flexible_enabled(env):
-            doc = _load_flexible(path, env)
+            doc = load_flexible(path, env)
             watch = tuple(sorted({*watch, *doc.rendered.watch_dirs}))
             out = env.get("FC_OUT")
             ignore = (str(Path(out).resolve()),) if out else ()
@@ -153,7 +153,9 @@ class RenderedDocument(sources.Document):
     rendered: RenderedConfig = field(kw_only=True, repr=False, compare=False)
 
 
-def _load_flexible(path: str, env: Mapping[str, str]) -> RenderedDocument:
+def load_flexible(path: str, env: Mapping[str, str]) -> RenderedDocument:
+    """Render (FC_* variables) and parse a flexible configuration; an error positioned in the
+    rendered text is traced to the template text that wrote it."""
     from tidegate.gotemplate.flexible import render_flexible_config
 
     rendered = render_flexible_config(path, env, locate_json=_json_syntax_error)
