@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidegate.config import sources
 from tidegate.config.durations import DurationError, parse_duration
 from tidegate.config.model import ServiceConfig, build_service
-from tidegate.errors import ConfigError, ConfigErrors, ConfigValueError
+from tidegate.errors import ConfigError, ConfigErrors, ConfigSyntaxError, ConfigValueError
+
+if TYPE_CHECKING:
+    from tidegate.gotemplate.flexible import RenderedConfig
 
 DEFAULT_CONFIG_NAME = "<built-in default>"
 
@@ -92,11 +95,8 @@ def load_config(path: str | None, env: Mapping[str, str] | None = None, *,
         watch = (str(Path(path).resolve().parent),)
         ignore = ()
         if _flexible_enabled(env):
-            from tidegate.gotemplate.flexible import render_flexible_config
-
-            rendered = render_flexible_config(path, env)
-            doc = sources.parse_text(rendered.text, path, sources.format_for(_inner_name(path)))
-            watch = tuple(sorted({*watch, *rendered.watch_dirs}))
+            doc = load_flexible(path, env)
+            watch = tuple(sorted({*watch, *doc.rendered.watch_dirs}))
             out = env.get("FC_OUT")
             ignore = (str(Path(out).resolve()),) if out else ()
         else:
@@ -134,9 +134,90 @@ def locate_error(exc: ConfigError, doc: sources.Document | None) -> ConfigError:
                 pos = doc.locate(err.path)
                 if pos is not None:
                     err.line, err.col = pos
+            if isinstance(doc, RenderedDocument):
+                explain_rendered(err, doc.rendered)
     if isinstance(exc, ConfigErrors):
-        exc.file, exc.line, exc.col = errors[0].file, errors[0].line, errors[0].col
+        first = errors[0]
+        exc.file, exc.line, exc.col, exc.message = first.file, first.line, first.col, first.message
     return exc
+
+
+# --- flexible configuration: errors found in the rendered text ---------------------------
+
+
+@dataclass(frozen=True)
+class RenderedDocument(sources.Document):
+    """A document parsed from a rendered template: its positions are those of the rendered
+    text, so `locate_error` traces them back to the template text that wrote them."""
+
+    rendered: RenderedConfig = field(kw_only=True, repr=False, compare=False)
+
+
+def load_flexible(path: str, env: Mapping[str, str]) -> RenderedDocument:
+    """Render (FC_* variables) and parse a flexible configuration; an error positioned in the
+    rendered text is traced to the template text that wrote it."""
+    from tidegate.gotemplate.flexible import render_flexible_config
+
+    rendered = render_flexible_config(path, env, locate_json=_json_syntax_error)
+    try:
+        doc = sources.parse_text(rendered.text, path, sources.format_for(_inner_name(path)))
+    except ConfigError as exc:
+        raise explain_rendered(exc, rendered) from None
+    return RenderedDocument(doc.data, doc.file, doc.fmt, doc._locator, rendered=rendered)
+
+
+def _json_syntax_error(path: str, raw: bytes) -> ConfigError | None:
+    """A settings file's JSON syntax error, located as for a configuration file."""
+    try:
+        sources.parse_text(raw.decode("utf-8", "replace"), path, "json")
+    except ConfigSyntaxError as exc:
+        return exc
+    return None
+
+
+def explain_rendered(err: ConfigError, rendered: RenderedConfig) -> ConfigError:
+    """Re-point an error positioned in the rendered text at the template text that wrote it.
+
+    The rendered line:col is only meaningful in the rendered text, so the message keeps it
+    (naming FC_OUT, where that text can be opened, or quoting the line), while the error's own
+    file:line:col become the template (or partial) position it was traced to; the template
+    file without a line when it cannot be traced.
+    """
+    if err.file != rendered.source_name or err.line is None:
+        return err
+    text = rendered.text
+    skip = 1 if text.startswith("\ufeff") else 0  # the parser never saw the BOM
+    col = err.col or 1
+    where = f"line {err.line}:{col}" if err.col else f"line {err.line}"
+    where = f"{where} of the rendered output"
+    offset = _offset(text, skip, err.line, col)
+    source = rendered.source_of(offset) if offset is not None else None
+    if source is not None and source.action:
+        where += f", produced by {source.action}"
+    if source is not None and source.included_at is not None:
+        where += f", included by {source.included_at.action} at {source.included_at}"
+    if rendered.out_path:
+        where += f", written to FC_OUT={rendered.out_path}"
+    else:
+        near = sources.excerpt(text[skip:], err.line, col)
+        if near and f"`{near}`" not in err.message:
+            where += f": `{near}`"
+    err.message = f"{err.message} ({where})"
+    if source is None:
+        err.line = err.col = None
+    else:
+        err.file, err.line, err.col = source.file, source.line, source.col
+    return err
+
+
+def _offset(text: str, skip: int, line: int, col: int) -> int | None:
+    """The character offset of a 1-based line:col, or None if the text has no such line."""
+    start = skip
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    return start + col - 1
 
 
 # --- KRAKEND_* environment overrides ---------------------------------------------------------

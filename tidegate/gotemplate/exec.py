@@ -29,6 +29,7 @@ from .gotypes import (
     type_name,
 )
 from .parse import Tree
+from .trace import OutputTrace
 
 NOFINAL: Any = object()  # Go's missingVal: no piped-in final argument
 MAX_DEPTH = 100000
@@ -126,6 +127,8 @@ class State:
         self.funcs = funcs
         self.tmpl = tree
         self.out: list[str] = []
+        # src[i] is the node that wrote out[i], so errors in the output find it (trace.py)
+        self.src: list[N.Node] = []
         self.vars: list[tuple[str, Any, bool]] = []
         self.node: N.Node | None = None
         self.depth = 0
@@ -181,10 +184,12 @@ class State:
             for n in node.nodes:
                 if n.kind == "text":
                     self.out.append(n.value)
+                    self.src.append(n)
                 else:
                     self.walk(dot, n)
         elif k == "text":
             self.out.append(node.value)
+            self.src.append(node)
         elif k == "action":
             val = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
@@ -193,6 +198,7 @@ class State:
                     self.out.append("<no value>")
                 else:
                     self.out.append(format_plain(val))
+                self.src.append(node)
         elif k == "if" or k == "with":
             self.walk_if_or_with(k, dot, node)
         elif k == "range":
@@ -579,8 +585,10 @@ def _is_hex_int(s: str) -> bool:
     return len(s) > 2 and s[0] == "0" and s[1] in "xX" and "p" not in s and "P" not in s
 
 
-def execute(trees: dict[str, Tree], funcs: dict[str, GoFunc], name: str, data: Any) -> str:
-    """Execute template `name` of the set with `data` as dot; returns the output text."""
+def execute(trees: dict[str, Tree], funcs: dict[str, GoFunc], name: str, data: Any
+            ) -> tuple[str, OutputTrace]:
+    """Execute template `name` of the set with `data` as dot: the output text, and where
+    each piece of it was written from."""
     tree = trees.get(name)
     if tree is None or tree.root is None:
         raise ExecError(f"template: no template {quote(name)} associated with template "
@@ -593,7 +601,7 @@ def execute(trees: dict[str, Tree], funcs: dict[str, GoFunc], name: str, data: A
         st.walk(data, tree.root)
     except RecursionError:
         st.depth_error()
-    return "".join(st.out)
+    return "".join(st.out), OutputTrace(st.out, st.src)
 
 
 __all__ = ["ExecError", "execute", "is_true", "sprint"]

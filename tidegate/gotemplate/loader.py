@@ -20,28 +20,50 @@ from .funcdef import GoFunc
 from .funcs import krakend_funcs
 from .parse import ParseError
 from .template import TemplateSet
+from .trace import OutputTrace
+
+
+@dataclass(frozen=True)
+class SettingsProblem:
+    """One settings file (or folder) that could not be loaded; `raw` holds a file's bytes when
+    they are not a JSON object, so a caller can locate the syntax error."""
+
+    path: str
+    message: str
+    raw: bytes | None = None
 
 
 class RenderError(Exception):
-    """A failed render: `kind` is settings/data/io/parse/exec, `message` is Go's text."""
+    """A failed render: `kind` is settings/data/io/parse/exec, `message` is Go's text.
+
+    A settings error lists its causes one by one in `problems`.
+    """
 
     def __init__(self, kind: str, message: str, file: str | None = None,
-                 line: int | None = None, col: int | None = None) -> None:
+                 line: int | None = None, col: int | None = None,
+                 problems: tuple[SettingsProblem, ...] = ()) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.file = file
         self.line = line
         self.col = col
+        self.problems = problems
 
 
 @dataclass
 class RenderResult:
-    """The output plus every file and directory the render looked at."""
+    """The output plus every file and directory the render looked at.
+
+    `trace` says which template text wrote each part of the output; `templates` maps the
+    name of each template file in the set (its basename) to its path.
+    """
 
     text: str
     files: list[str] = field(default_factory=list)
     dirs: list[str] = field(default_factory=list)
+    trace: OutputTrace | None = None
+    templates: dict[str, str] = field(default_factory=dict)
 
 
 def go_errno_text(e: OSError) -> str:
@@ -87,13 +109,13 @@ def load_settings(settings: str, templates: str, result: RenderResult
     """NewTemplateParser: settings values and template file list, or a settings error."""
     values: dict[str, Any] = {}
     tmpls: list[str] = []
-    errs: dict[str, str] = {}
+    errs: dict[str, SettingsProblem] = {}
     if settings:
         result.dirs.append(settings)
         try:
             entries = _read_dir(settings)
         except OSError as e:
-            errs[settings] = str(e)
+            errs[settings] = SettingsProblem(settings, str(e))
             entries = []
         for ent in entries:
             if not ent.name.endswith(".json"):
@@ -103,26 +125,27 @@ def load_settings(settings: str, templates: str, result: RenderResult
             try:
                 raw = _read_file(path)
             except OSError as e:
-                errs[ent.name] = str(e)
+                errs[ent.name] = SettingsProblem(path, str(e))
                 continue
             try:
                 values[ent.name[: -len(".json")]] = gojson.decode_object(raw)
             except gojson.JSONError as e:
-                errs[ent.name] = str(e)
+                errs[ent.name] = SettingsProblem(path, str(e), raw)
     if templates:
         result.dirs.append(templates)
         try:
             entries = _read_dir(templates)
         except OSError as e:
-            errs[templates] = str(e)
+            errs[templates] = SettingsProblem(templates, str(e))
             entries = []
         for ent in entries:
             if ent.name.endswith(".tmpl"):
                 tmpls.append(_join(templates, ent.name))
     if errs:
-        lines = [f"\t- {k}: {errs[k]}" for k in sorted(errs, key=lambda s: s.encode())]
+        keys = sorted(errs, key=lambda s: s.encode())
+        lines = [f"\t- {k}: {errs[k].message}" for k in keys]
         raise RenderError("settings", "loading flexible-config settings:\n" + "\n".join(lines),
-                          file=settings or templates)
+                          file=settings or templates, problems=tuple(errs[k] for k in keys))
     return values, tmpls
 
 
@@ -149,6 +172,7 @@ def render(base: str, *, settings: str = "", partials: str = "", templates: str 
     name = os.path.basename(base)
     for path in [base, *tmpls]:
         result.files.append(path)
+        result.templates[os.path.basename(path)] = path
         try:
             text = _read_file(path).decode("utf-8", "surrogateescape")
         except OSError as e:
@@ -158,7 +182,7 @@ def render(base: str, *, settings: str = "", partials: str = "", templates: str 
         except ParseError as e:
             raise RenderError("parse", e.message, file=path, line=e.line) from None
     try:
-        result.text = tset.execute(name, data)
+        result.text, result.trace = tset.execute_traced(name, data)
     except ExecError as e:
         where = _file_for(e.name, base, tmpls)
         raise RenderError("exec", e.message, file=where, line=e.line, col=e.col) from None

@@ -14,6 +14,7 @@ from .funcdef import GoFunc
 from .gofmt import quote
 from .nodes import is_empty_tree
 from .parse import ParseError, Tree, parse_template
+from .trace import OutputTrace
 
 __all__ = ["ExecError", "ParseError", "TemplateSet"]
 
@@ -40,6 +41,10 @@ class TemplateSet:
 
     def execute(self, name: str, data: Any) -> str:
         """ExecuteTemplate(name, data): the rendered text, or ExecError."""
+        return self.execute_traced(name, data)[0]
+
+    def execute_traced(self, name: str, data: Any) -> tuple[str, OutputTrace]:
+        """`execute`, also returning where each piece of the output was written from."""
         if name not in self.trees:
             raise ExecError(f"template: no template {quote(name)} associated with template "
                             f"{quote(name)}", name)
