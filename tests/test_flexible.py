@@ -235,3 +235,13 @@ def replace(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def test_warnings_of_a_flexible_config_point_at_the_template_line(tmp_path: Path) -> None:
+    env = twelfth_line_tree(tmp_path, '"3s", "timout": "1s"', {})
+    code, err = check(tmp_path / "krakend.tmpl", env)
+    assert code == 0
+    assert err.startswith(f"WARNING: {tmp_path}/krakend.tmpl:12:30: timout: unknown attribute "
+                          "`timout`, did you mean `timeout`?")
+    assert err.endswith("(line 30:30 of the rendered output: "
+                        '`"timeout": "3s", "timout": "1s",`)\n')

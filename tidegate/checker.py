@@ -136,11 +136,9 @@ def _document(path: str, env: Mapping[str, str]) -> sources.Document:
     Only called after `build_candidate` parsed it successfully, so it cannot fail here.
     """
     if "FC_ENABLE" in env:
-        from tidegate.config.loader import _inner_name
-        from tidegate.gotemplate.flexible import render_flexible_config
+        from tidegate.config.loader import load_flexible
 
-        rendered = render_flexible_config(path, env)
-        return sources.parse_text(rendered.text, path, sources.format_for(_inner_name(path)))
+        return load_flexible(path, env)
     return sources.load_file(path)
 
 

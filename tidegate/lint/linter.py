@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema
 
 from tidegate.config.durations import DurationError, parse_duration
+from tidegate.config.loader import locate_error
 from tidegate.config.sources import Document, describe
 from tidegate.errors import ConfigError, ConfigValueError, JsonPath
 from tidegate.lint import schema as S
@@ -69,13 +70,8 @@ def locate(issues: list[Issue], doc: Document | None) -> list[Issue]:
     if doc is None:
         return issues
     for issue in issues:
-        err = issue.error
-        if err.file is None:
-            err.file = doc.file
-        if err.line is None:
-            pos = doc.locate(err.path)
-            if pos is not None:
-                err.line, err.col = pos
+        # The loader's rule, so a flexible config's finding points at its template line too.
+        locate_error(issue.error, doc)
     return issues
 
 
