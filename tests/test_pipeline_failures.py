@@ -19,6 +19,7 @@ from tests.test_pipeline_support import (
     answer,
     backend_cfg,
     close_silently,
+    endless_head,
     endpoint,
     garbage,
     hang,
@@ -26,6 +27,7 @@ from tests.test_pipeline_support import (
     reset_mid_body,
     run,
     service,
+    switch_protocols,
 )
 
 GOOD = {"good": True, "n": 1}
@@ -46,6 +48,8 @@ ROUTES = {
     "/null": answer(200, b"null"),
     "/deep": answer(200, b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}"),
     "/no-content": answer(204, b"", ""),
+    "/switch": switch_protocols,
+    "/endless-head": endless_head,
 }
 
 # name → (path or None for a refused connection, error text the client sees)
@@ -60,6 +64,9 @@ FAILURES: dict[str, tuple[str | None, str]] = {
     "empty-body": ("/empty", "EOF"),
     "not-an-object": ("/array", "json: cannot unmarshal array into Go value of type"),
     "status-204": ("/no-content", "invalid status code 204 [GET /no-content]: http://"),
+    "switching-protocols": ("/switch", "unexpected 101 Switching Protocols from the backend"),
+    "endless-head": ("/endless-head", "net/http: server response headers exceeded 10485760 "
+                                      "bytes; aborted"),
 }
 
 

@@ -152,6 +152,27 @@ async def garbage(backend: ScriptedBackend, w: asyncio.StreamWriter, seen: Seen)
     return False
 
 
+async def switch_protocols(backend: ScriptedBackend, w: asyncio.StreamWriter,
+                           seen: Seen) -> bool:
+    """101 to a request that asked for no upgrade, then bytes of another protocol."""
+    w.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\n\r\n\x81\x05hello")
+    await w.drain()
+    await backend.release.wait()
+    return False
+
+
+async def endless_head(backend: ScriptedBackend, w: asyncio.StreamWriter, seen: Seen) -> bool:
+    """A status line, then one header that never ends (until 11 MiB were sent)."""
+    w.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+    with contextlib.suppress(ConnectionError):
+        for _ in range(176):
+            w.write(b"a" * 65536)
+            await w.drain()
+    await backend.release.wait()
+    return False
+
+
 async def close_silently(backend: ScriptedBackend, w: asyncio.StreamWriter, seen: Seen) -> bool:
     """Accept the request, close without a byte."""
     return False

@@ -24,6 +24,9 @@ from urllib.parse import urlsplit
 import httptools
 
 MAX_IDLE_PER_HOST = 256
+# Go's http.Transport default MaxResponseHeaderBytes: a backend head larger than this fails
+# the exchange instead of growing the worker's memory until the timeout.
+MAX_RESPONSE_HEADER_BYTES = 10 << 20
 
 
 class UpstreamError(Exception):
@@ -82,6 +85,7 @@ class _Connection(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_done",
+        "_head_bytes",
         "_head_only",
         "_headers",
         "_parser",
@@ -104,6 +108,7 @@ class _Connection(asyncio.Protocol):
         self._status = 0
         self._received = False
         self._head_only = False
+        self._head_bytes = 0  # bytes received while the answer's head is incomplete
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.reusable = False
@@ -116,9 +121,23 @@ class _Connection(asyncio.Protocol):
         self._received = True
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # 101 to a request that asked for no upgrade: nothing HTTP follows on this
+            # connection, so the exchange fails (and is logged by its caller, not the loop).
+            self._fail(UpstreamError("unexpected 101 Switching Protocols from the backend"))
+            self.close()
+            return
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"malformed HTTP response: {exc}"))
             self.close()
+            return
+        if not self._status and self._done is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_RESPONSE_HEADER_BYTES:
+                self._fail(UpstreamError(  # Go's words
+                    f"net/http: server response headers exceeded {MAX_RESPONSE_HEADER_BYTES} "
+                    "bytes; aborted"))
+                self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -173,6 +192,7 @@ class _Connection(asyncio.Protocol):
         self._body = []
         self._status = 0
         self._received = False
+        self._head_bytes = 0
         self._head_only = head_only
         self.reusable = False
         assert self.transport is not None
