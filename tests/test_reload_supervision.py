@@ -9,6 +9,7 @@ where a real one cannot be made to crash.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import subprocess
@@ -32,7 +33,8 @@ def test_a_build_that_never_returns_is_abandoned_and_the_lock_released() -> None
     lock = asyncio.Lock()
 
     def stuck() -> builder.Candidate:
-        release.wait(30)
+        with builder.collector_paused():  # as a real build does
+            release.wait(30)
         raise AssertionError("abandoned builds are never read")
 
     async def main() -> str:
@@ -42,6 +44,7 @@ def test_a_build_that_never_returns_is_abandoned_and_the_lock_released() -> None
             except ConfigBuildError as exc:
                 message = str(exc)
         assert not lock.locked()
+        assert gc.isenabled()  # the stuck build paused the collector; abandoning it resumes it
         # The next build runs although the stuck one still holds its thread.
         async with lock:
             done = await build_in_thread(lambda: "fresh", source="krakend.json",  # type: ignore
