@@ -67,6 +67,13 @@ class ConfigMapVolume:
         self.update(lambda path: path.write_text(json.dumps(data)))
 
 
+def save_text(path: Path, content: str) -> None:
+    """Atomic, as an editor saves: the watcher never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(content)
+    os.replace(tmp, path)
+
+
 def text(content: str) -> Callable[[Path], None]:
     return lambda path: path.write_text(content)
 
@@ -119,6 +126,28 @@ def pathological_saves(bport: int) -> list[tuple[Callable[[Path], None], str]]:
         (text(route(bport, "/__echo/{p}/x")), "GET /__echo/{p}/x collides"),
         (text(big % (2**70)), "integer out of range: 1180591620717411303424"),
     ]
+
+
+def test_a_save_that_broke_the_build_no_longer_ends_hot_reload(tmp_path: Path) -> None:
+    """Errors that used to escape the build (and end the watch task in silence) are located
+    rejections, and the next good save is applied."""
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, cfg(bport, "/a"))
+        port = free_port()
+        with gateway(str(config), port, "--watch") as gw:
+            save_text(config, '{"version": 3,\n "max_idle_connections": ' + f"{2**64}}}")
+            gw.wait_for(f"{config}:2:26: max_idle_connections: integer out of range")
+            assert health(port)["last_reload_error"]["kind"] == "syntax"
+            write_config(config, cfg(bport, "/a", "/__health"))
+            gw.wait_for("endpoints[1].endpoint: GET /__health collides with the built-in")
+            assert health(port)["last_reload_error"]["path"] == "endpoints[1].endpoint"
+            save_text(config, deep(10_000))
+            gw.wait_for("invalid JSON: nested deeper than 200 levels")
+            write_config(config, cfg(bport, "/a", "/b"))
+            gw.wait_for("generation 2 active")
+            assert request(port, "GET", "/b")[0] == 200
+            assert health(port)["last_reload_error"] is None
 
 
 def test_configmap_updates_are_each_applied(tmp_path: Path) -> None:
