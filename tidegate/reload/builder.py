@@ -139,9 +139,11 @@ async def build_in_thread(build: Callable[[], Candidate], *, source: str | None,
     finally:
         if stopper is not None:
             stopper.cancel()
-    if done.done():
+        finished = done.done()
+        if not finished:
+            done.cancel()  # abandoned (or the caller was cancelled): its outcome is dropped
+    if finished:
         return done.result()
-    done.cancel()
     if collecting:
         gc.enable()  # the abandoned build paused the collector and will not resume it
     if stop is not None and stop.is_set():
