@@ -37,21 +37,29 @@ class Gateway:
     queue so tests can wait for a log line."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None,
-                 cwd: str | None = None, command: list[str] | None = None) -> None:
+                 cwd: str | None = None, command: list[str] | None = None,
+                 tee: Path | None = None) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             command or [sys.executable, "-m", "tidegate", *args], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd or str(ROOT))
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
+        # Also append every output line to this file, as `tidegate run > gw.log` would.
+        self._tee = tee.open("a", encoding="utf-8") if tee is not None else None
         self._pump_thread = threading.Thread(target=self._pump, daemon=True)
         self._pump_thread.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            if self._tee is not None:
+                self._tee.write(line)
+                self._tee.flush()
             self.log.append(line)
             self.lines.put(line)
+        if self._tee is not None:
+            self._tee.close()
         self.lines.put("")
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
@@ -87,11 +95,11 @@ class Gateway:
 
 @contextmanager
 def gateway(config: str | None, port: int, *extra: str, env: dict[str, str] | None = None,
-            workers: int = 1) -> Iterator[Gateway]:
+            workers: int = 1, tee: Path | None = None) -> Iterator[Gateway]:
     args = ["run", "-p", str(port), "--workers", str(workers), *extra]
     if config is not None:
         args += ["-c", config]
-    gw = Gateway(args, env=env)
+    gw = Gateway(args, env=env, tee=tee)
     try:
         gw.wait_for("listening on")
         yield gw

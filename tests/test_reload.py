@@ -113,11 +113,16 @@ def test_keep_alive_connection_survives_and_sees_new_generation(setup) -> None:
     conn.close()
 
 
-def test_unchanged_save_does_not_make_a_generation(setup) -> None:
-    gw, config, bport, port = setup
-    write_config(config, cfg(bport, "/a", "/slow"))
-    gw.wait_for("configuration unchanged")
-    assert health(port)["generation"]["id"] == 1
+def test_unchanged_save_does_not_make_a_generation(tmp_path: Path) -> None:
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, cfg(bport, "/a"))
+        port = free_port()
+        with gateway(str(config), port, "--watch", env={"TIDEGATE_LOG_LEVEL": "DEBUG"}) as gw:
+            write_config(config, cfg(bport, "/a"))
+            line = gw.wait_for("configuration unchanged")
+            assert "[DEBUG] supervisor: change in krakend.json" in line  # not news: DEBUG
+            assert health(port)["generation"]["id"] == 1
 
 
 def test_sighup_reloads_without_watch(tmp_path: Path) -> None:

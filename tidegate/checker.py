@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from tidegate.config import sources
 from tidegate.errors import (
+    ConfigBuildError,
     ConfigError,
     ConfigErrors,
     ConfigIOError,
@@ -94,9 +95,10 @@ def check_once(path: str, *, debug: int = 0, indent: str = "\t", test_gateway: b
 
 
 def _unparsable(exc: ConfigError) -> bool:
-    """Syntax, I/O and template errors leave nothing to lint: they are reported alone."""
+    """Syntax, I/O, template and build failures leave nothing to lint: reported alone."""
     first = exc.errors[0] if isinstance(exc, ConfigErrors) else exc
-    return isinstance(first, ConfigSyntaxError | ConfigIOError | TemplateError)
+    return isinstance(first, ConfigSyntaxError | ConfigIOError | TemplateError
+                      | ConfigBuildError)
 
 
 def _validator(lint: bool, lint_schema: str | None) -> Any:

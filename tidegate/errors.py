@@ -103,6 +103,15 @@ class ConfigIOError(ConfigError):
     kind = "io"
 
 
+class ConfigBuildError(ConfigError):
+    """Building the configuration failed in an unforeseen way, or took longer than allowed.
+
+    Nothing was checked past that point, so it is reported alone, like a syntax error.
+    """
+
+    kind = "build"
+
+
 class TemplateError(ConfigError):
     """Flexible configuration could not be rendered (template parse or execution error)."""
 

@@ -57,22 +57,24 @@ def default_config(port: int = 8080) -> dict[str, Any]:
 
 
 def watch_targets(path: str | None, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
-    """(folders to watch, files to ignore) for a configuration: known before it is loaded.
+    """(paths to watch, files to ignore) for a configuration: known before it is loaded.
 
-    The config file's folder, and with flexible configuration the settings, partials and
-    templates folders wherever they are; the ``FC_OUT`` file is ignored (no reload loop).
+    The config file, and with flexible configuration the settings, partials and templates
+    folders: as the user gave them, not what they resolve to today (a Kubernetes ConfigMap
+    swaps the folder behind a symlink on every update). The ``FC_OUT`` file is ignored, so
+    writing it cannot cause a reload.
     """
     if path is None:
         return [], []
-    folders = [str(Path(path).resolve().parent)]
+    paths = [os.path.abspath(path)]
     ignore: list[str] = []
     if _flexible_enabled(env):
         for var in ("FC_SETTINGS", "FC_PARTIALS", "FC_TEMPLATES"):
             if env.get(var):
-                folders.append(str(Path(env[var]).resolve()))
+                paths.append(os.path.abspath(env[var]))
         if env.get("FC_OUT"):
-            ignore.append(str(Path(env["FC_OUT"]).resolve()))
-    return sorted(set(folders)), ignore
+            ignore.append(os.path.abspath(env["FC_OUT"]))
+    return sorted(set(paths)), ignore
 
 
 def _flexible_enabled(env: Mapping[str, str]) -> bool:

@@ -22,10 +22,13 @@ non-JSON decoders and say where they follow KrakenD's Go decoders.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
+import math
 import os
 import re
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,22 +139,32 @@ def parse_text(text: str, file: str, fmt: str | None = None) -> Document:
     else:
         # Imported on demand: the HCL grammar alone costs a noticeable start-up time.
         module = importlib.import_module(f"tidegate.config.sources_{fmt}")
-        data, builder = module.parse(text, file)
+        try:
+            data, builder = module.parse(text, file)
+        except RecursionError:
+            raise ConfigSyntaxError(f"the {fmt} nests deeper than {MAX_DEPTH} levels",
+                                    file=file) from None
+        except ValueError as exc:
+            # Python refuses to convert integer literals of more than 4,300 digits.
+            reason = ("integer out of range (a literal of thousands of digits)"
+                      if "integer string conversion" in str(exc) else str(exc))
+            raise ConfigSyntaxError(f"invalid {fmt}: {reason}", file=file) from None
         locator = IndexLocator(builder)
     if not isinstance(data, dict):
         raise ConfigSyntaxError(
             f"the top level of a configuration must be an object, not {describe(data)}",
             file=file, line=1, col=1,
         )
-    return Document(data=data, file=file, fmt=fmt, _locator=locator)
+    doc = Document(data=data, file=file, fmt=fmt, _locator=locator)
+    _check_limits(doc)
+    return doc
 
 
 def load_file(path: str) -> Document:
     """Read and decode a configuration file; unreadable files raise ConfigIOError."""
     fmt = format_for(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = read_regular_file(path)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigIOError(f"cannot read the configuration: {reason}", file=path) from exc
@@ -165,6 +178,96 @@ def load_file(path: str) -> Document:
             file=path, line=line, col=col,
         ) from exc
     return parse_text(text, path, fmt)
+
+
+def read_regular_file(path: str) -> bytes:
+    """The bytes of a regular file; anything else (a FIFO, a device, a socket) is refused.
+
+    Opened without blocking, then checked on the open descriptor: a FIFO would otherwise block
+    the open (and a device the read) forever, and checking the path before opening it would
+    race with a save that replaces the file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(mode):
+            raise OSError(f"not a regular file (a {_file_kind(mode)})")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "FIFO"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+# --------------------------------------------------------------------------- limits
+
+# Deeper nesting is refused where the file is read. The configuration travels to the workers
+# as JSON inside a message, and orjson (hashes, worker messages) stops at 254 levels; real
+# configurations nest about ten deep. 200 leaves room and fails early, with a position.
+MAX_DEPTH = 200
+# What the configuration's JSON encoder can carry (Go's int64 and uint64 together).
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+
+
+class _HugeInt(str):
+    """A JSON integer literal too long to convert (Python refuses over 4,300 digits)."""
+
+
+def _json_int(literal: str) -> int | _HugeInt:
+    # 20 digits and a sign are enough for anything in range; longer ones are reported by
+    # _check_limits with their position, instead of raising from inside the decoder.
+    return int(literal) if len(literal) <= 21 else _HugeInt(literal)
+
+
+def _check_limits(doc: Document) -> None:
+    """Refuse, with a position, values no later stage can carry: too deep, too big."""
+    found = _first_beyond_limits(doc.data)
+    if found is None:
+        return
+    path, problem = found
+    pos = doc.locate(path)
+    line, col = pos if pos is not None else (None, None)
+    if len(path) > 8:  # a path 200 levels long helps nobody: the position says where
+        path = ()
+    raise ConfigSyntaxError(problem, file=doc.file, line=line, col=col, path=path)
+
+
+def _first_beyond_limits(data: Any) -> tuple[JsonPath, str] | None:
+    """(path, problem) of the first value nested too deep or out of range; iterative."""
+    stack: list[tuple[Any, JsonPath]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            kind = type(child)
+            if kind is dict or kind is list or isinstance(child, dict | list):
+                if len(path) + 2 > MAX_DEPTH:  # the root is level 1
+                    return (*path, key), f"nested deeper than {MAX_DEPTH} levels"
+                stack.append((child, (*path, key)))
+            elif kind is int:
+                if not INT_MIN <= child <= INT_MAX:
+                    return (*path, key), f"integer out of range: {_shorten(str(child))}"
+            elif kind is _HugeInt:
+                return (*path, key), f"integer out of range: {_shorten(child)}"
+            elif kind is float and not math.isfinite(child):
+                return (*path, key), "number out of range"
+    return None
+
+
+def _shorten(digits: str) -> str:
+    return digits if len(digits) <= 40 else f"{digits[:12]}…{digits[-6:]} ({len(digits)} digits)"
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -233,7 +336,12 @@ _STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)', re.S)
 def _parse_json(text: str, file: str) -> tuple[Any, Locator]:
     """json.loads, with Go's strictness on NaN/Infinity and positioned errors."""
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_int=_json_int)
+    except RecursionError:
+        line, col = _json_depth_position(text)
+        raise syntax_error(
+            f"invalid JSON: nested deeper than {MAX_DEPTH} levels", file, text, line, col
+        ) from None
     except json.JSONDecodeError as exc:
         raise syntax_error(
             f"invalid JSON: {exc.msg}", file, text, exc.lineno, exc.colno
@@ -251,9 +359,26 @@ def _parse_json(text: str, file: str) -> tuple[Any, Locator]:
     return data, JsonLocator(text)
 
 
+_BRACKET_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
+
+
+def _json_depth_position(text: str) -> Position:
+    """Where the JSON first opens a container deeper than MAX_DEPTH (only after a failure)."""
+    depth = 0
+    for m in _BRACKET_OR_STRING.finditer(text):
+        char = m.group()
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line_col(text, m.start())
+        elif char in "]}":
+            depth -= 1
+    return 1, 1
+
+
 _WS = re.compile(r"[ \t\n\r]*")
 _KEY = re.compile(r'[ \t\n\r]*"((?:[^"\\]|\\.)*)"[ \t\n\r]*:[ \t\n\r]*', re.S)
-_DECODER = json.JSONDecoder()
+_DECODER = json.JSONDecoder(parse_int=_json_int)
 
 
 class JsonLocator:

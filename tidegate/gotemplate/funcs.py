@@ -9,6 +9,7 @@ from . import gojson
 from .funcdef import ANY, STRING, GoError, GoFunc
 from .funcs_builtin import BUILTINS
 from .gotypes import type_name
+from .readfile import read_regular
 from .sprig_misc import go_join
 
 
@@ -58,8 +59,7 @@ def krakend_funcs(partials: str, read_log: list[str] | None = None,
         if read_log is not None:
             read_log.append(path)
         try:
-            with open(path or ".", "rb") as fh:
-                return fh.read().decode("utf-8", "surrogateescape")
+            return read_regular(path or ".").decode("utf-8", "surrogateescape")
         except OSError:
             return ""
 

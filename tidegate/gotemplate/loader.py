@@ -19,6 +19,7 @@ from .exec import ExecError
 from .funcdef import GoFunc
 from .funcs import krakend_funcs
 from .parse import ParseError
+from .readfile import read_regular
 from .template import TemplateSet
 from .trace import OutputTrace
 
@@ -79,11 +80,12 @@ def go_errno_text(e: OSError) -> str:
 def _read_file(path: str) -> bytes:
     """os.ReadFile with Go's error texts."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        return read_regular(path)
     except IsADirectoryError as e:
         raise OSError(f"read {path}: {go_errno_text(e)}") from None
     except OSError as e:
+        if e.errno is None:
+            raise
         raise OSError(f"open {path}: {go_errno_text(e)}") from None
 
 

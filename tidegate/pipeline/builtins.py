@@ -23,6 +23,36 @@ def _now() -> str:
     return now.strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC")
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def builtin_routes(*, debug: bool, echo: bool) -> list[tuple[str, str]]:
+    """(method, path) of every built-in route a generation with these switches serves."""
+    routes = [("GET", "/__health")]
+    if debug:
+        routes += [(m, "/__debug/*") for m in _METHODS]
+    if echo:
+        routes += [(m, "/__echo/*") for m in _METHODS]
+    return routes
+
+
+def builtin_conflict(method: str, path: str, routes: list[tuple[str, str]]) -> str | None:
+    """The built-in route a user endpoint would collide with, as gin sees it (KrakenD panics).
+
+    A catch-all must be alone under its prefix in gin, so `/__debug/x` collides with
+    `/__debug/*` just as `/__health` collides with `/__health`.
+    """
+    for b_method, b_path in routes:
+        if b_method != method:
+            continue
+        if b_path.endswith("/*"):
+            if path.startswith(b_path[:-1]):
+                return b_path
+        elif path == b_path:
+            return b_path
+    return None
+
+
 def register(router: Router, gen: Generation, *, debug: bool, echo: bool) -> None:
     """Add the built-in routes of this generation to its router."""
 
@@ -46,14 +76,14 @@ def register(router: Router, gen: Generation, *, debug: bool, echo: bool) -> Non
         async def debug_handler(req: Request, params: dict[str, str]) -> Response:
             return Response(200, [("Content-Type", JSON)], pong)
 
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        for method in _METHODS:
             router.add(method, "/__debug/*", debug_handler)
 
     if echo:
         async def echo_handler(req: Request, params: dict[str, str]) -> Response:
             return Response(200, [("Content-Type", JSON)], dumps(echo_body(req)))
 
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        for method in _METHODS:
             router.add(method, "/__echo/*", echo_handler)
 
 

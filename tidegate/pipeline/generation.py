@@ -76,8 +76,16 @@ class Generation:
         extra = service.extra_config.get("router")
         self.return_error_msg = bool(isinstance(extra, dict) and extra.get("return_error_msg"))
         self.router: Router[EndpointHandler] = Router()
+        debug = debug or service.debug_endpoint
+        reserved = builtins.builtin_routes(debug=debug, echo=service.echo_endpoint)
         errors: list[ConfigValueError] = []
         for ep in service.endpoints:
+            taken = builtins.builtin_conflict(ep.method, ep.endpoint, reserved)
+            if taken is not None:
+                errors.append(ConfigValueError(
+                    f"{ep.method} {ep.endpoint} collides with the built-in route {taken}",
+                    path=(*ep.path, "endpoint")))
+                continue
             try:
                 handler = self._compile(ep)
                 self.router.add(ep.method, ep.endpoint, handler)
@@ -92,8 +100,7 @@ class Generation:
                 for host in backend.host:
                     with contextlib.suppress(ValueError):  # invalid hosts failed above
                         self.client.reserve(parse_target(host))
-        builtins.register(self.router, self, debug=debug or service.debug_endpoint,
-                          echo=service.echo_endpoint)
+        builtins.register(self.router, self, debug=debug, echo=service.echo_endpoint)
 
     def _compile(self, ep: EndpointConfig) -> EndpointHandler:
         backends = []

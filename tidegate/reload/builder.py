@@ -2,19 +2,25 @@
 
 `build_candidate` is what both the first start and every reload run: render, parse, override,
 type-check, and a trial compile of the whole generation (routes, pipelines, components), so a
-configuration that reaches the workers cannot fail there.
+configuration that reaches the workers cannot fail there. Whatever goes wrong in a build is a
+`ConfigError`, and `build_in_thread` gives up on a build that does not finish in time (a read
+from a hung network mount), so neither can stop the gateway from reloading or exiting.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import logging
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tidegate.config.loader import LoadedConfig, load_config, locate_error
-from tidegate.errors import ConfigError, ConfigErrors
+from tidegate.errors import ConfigBuildError, ConfigError, ConfigErrors
 from tidegate.lint import unknown_attribute_warnings
 from tidegate.lint.failclosed import find_unprotected, split_allowed
 from tidegate.pipeline.generation import (
@@ -60,17 +66,92 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+# How long a build may take before it is abandoned (seconds). A 1,000-endpoint configuration
+# builds in well under a second; only a read that never returns comes near this.
+BUILD_DEADLINE = 30.0
+
+log = logging.getLogger("tidegate")
+
+
 def build_candidate(path: str | None, env: Mapping[str, str], *, port: int | None,
                     debug: bool, allow_unimplemented: frozenset[str] = frozenset()
                     ) -> Candidate:
     """Everything a reload does before the swap; raises ConfigError with file and position.
 
     A protection the configuration asks for and tidegate does not implement is an error
-    (fail closed) unless its name is in `allow_unimplemented`.
+    (fail closed) unless its name is in `allow_unimplemented`. An exception no check
+    foresaw is a ConfigError too (the build is rejected, the gateway keeps serving and
+    watching); its traceback is logged at DEBUG for whoever fixes it.
     """
     with collector_paused():
-        return _build_candidate(path, env, port=port, debug=debug,
-                                allow_unimplemented=allow_unimplemented)
+        try:
+            return _build_candidate(path, env, port=port, debug=debug,
+                                    allow_unimplemented=allow_unimplemented)
+        except ConfigError:
+            raise
+        except RecursionError:
+            raise ConfigBuildError("the configuration nests too deeply to be built",
+                                   file=path) from None
+        except Exception as exc:
+            log.debug("unexpected error while building %s", path, exc_info=True)
+            raise ConfigBuildError(f"the configuration could not be built: "
+                                   f"{type(exc).__name__}: {exc}", file=path) from exc
+
+
+async def build_in_thread(build: Callable[[], Candidate], *, source: str | None,
+                          deadline: float = BUILD_DEADLINE,
+                          stop: asyncio.Event | None = None) -> Candidate:
+    """Run `build` off the event loop; give up on it after `deadline` seconds or on `stop`.
+
+    A thread cannot be stopped, only left behind: the build runs in a daemon thread of its
+    own (not the loop's executor, which is joined at exit), so a read that never returns
+    neither holds the caller's lock past the deadline nor keeps the process from exiting.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Candidate] = loop.create_future()
+    collecting = gc.isenabled()
+
+    def settle(result: Candidate | None, error: BaseException | None) -> None:
+        if done.done():
+            return  # abandoned: nobody waits for it any more
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = build()
+        except BaseException as exc:  # handed to the loop, which re-raises it in the caller
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="tidegate-build", daemon=True).start()
+    waiters: set[asyncio.Future[Any]] = {done}
+    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    if stopper is not None:
+        waiters.add(stopper)
+    try:
+        await asyncio.wait(waiters, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if stopper is not None:
+            stopper.cancel()
+        finished = done.done()
+        if not finished:
+            done.cancel()  # abandoned (or the caller was cancelled): its outcome is dropped
+    if finished:
+        return done.result()
+    if collecting:
+        gc.enable()  # the abandoned build paused the collector and will not resume it
+    if stop is not None and stop.is_set():
+        raise ConfigBuildError("the build was abandoned: the gateway is stopping", file=source)
+    raise ConfigBuildError(
+        f"the build did not finish within {deadline:g}s (a read that never returns, such as "
+        f"a hung network mount?); it was abandoned, the next save is built afresh",
+        file=source)
 
 
 def _build_candidate(path: str | None, env: Mapping[str, str], *, port: int | None,

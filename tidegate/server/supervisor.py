@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -28,10 +29,11 @@ from tidegate.logs import setup_logging
 from tidegate.reload.builder import (
     Candidate,
     build_candidate,
+    build_in_thread,
     describe_changes,
     unprotected_lines,
 )
-from tidegate.reload.watcher import ConfigWatcher
+from tidegate.reload.watcher import ConfigWatcher, supervise_watch
 
 log = logging.getLogger("tidegate")
 
@@ -110,8 +112,8 @@ class Supervisor:
         tasks = []
         if self.watch:
             # Watch before the first build, so that no save can fall between the two.
-            folders, ignore = watch_targets(self.path, self.env)
-            tasks.append(asyncio.ensure_future(self._watch(ConfigWatcher(folders, ignore))))
+            paths, ignore = watch_targets(self.path, self.env)
+            tasks.append(supervise_watch(lambda: ConfigWatcher(paths, ignore), self._on_change))
         try:
             return await self._serve()
         finally:
@@ -122,6 +124,8 @@ class Supervisor:
         try:
             candidate = await self._build()
         except ConfigError as exc:
+            if self.stop.is_set():  # stopped while the first build was stuck
+                return 0
             log.error("invalid configuration:\n%s", exc)
             if not self.watch:
                 return 1
@@ -144,9 +148,10 @@ class Supervisor:
 
     # building ----------------------------------------------------------------------------
     async def _build(self) -> Candidate:
-        candidate = await asyncio.to_thread(build_candidate, self.path, self.env,
-                                            port=self.port, debug=self.debug,
-                                            allow_unimplemented=self.allow_unimplemented)
+        build = functools.partial(build_candidate, self.path, self.env, port=self.port,
+                                  debug=self.debug,
+                                  allow_unimplemented=self.allow_unimplemented)
+        candidate = await build_in_thread(build, source=self.path, stop=self.stop)
         for warning in candidate.warnings:
             if warning not in self._warned:  # once per key, not on every save
                 self._warned.add(warning)
@@ -242,8 +247,8 @@ class Supervisor:
                 return
             if candidate.config_hash == self.current.config_hash:
                 self._clear_error()
-                log.info("%s: configuration unchanged (config %s)", reason,
-                         candidate.config_hash)
+                log.debug("%s: configuration unchanged (config %s)", reason,
+                          candidate.config_hash)
                 return
             old = self.current
             self.gen_id += 1
@@ -311,10 +316,9 @@ class Supervisor:
             self.reload_requested.clear()
             await self.reload("SIGHUP")
 
-    async def _watch(self, watcher: ConfigWatcher) -> None:
-        async for changed in watcher.changes():
-            names = ", ".join(sorted(os.path.basename(p) for p in changed))
-            await self.reload(f"change in {names}")
+    async def _on_change(self, changed: set[str]) -> None:
+        names = ", ".join(sorted(os.path.basename(p) for p in changed))
+        await self.reload(f"change in {names}")
 
     async def _stop_workers(self, workers: list[WorkerHandle]) -> None:
         for w in workers:
