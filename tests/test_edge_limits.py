@@ -6,6 +6,7 @@ Go's answers. Raw sockets on 127.0.0.1; every wait is bounded by a socket timeou
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -205,3 +206,30 @@ def test_an_upgrade_request_is_answered_in_http1_and_the_connection_goes_on(
                      b"GET /__health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         answer = _read_all(sock)
     assert answer.count(b"HTTP/1.1 200 OK\r\n") == 2
+
+
+# --- what reaches the backend ---------------------------------------------------------------
+
+
+def test_decoded_path_parameters_cannot_change_the_backend_url(tmp_path: Path) -> None:
+    """`%2e%2e`, `%3F`, `%23`, `%25` arrive decoded; put back verbatim they would climb a
+    segment, start a query or a fragment, or be decoded twice: they are encoded again."""
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, {"version": 3, "endpoints": [
+            {"endpoint": "/p/{id}", "backend": [{"host": [f"http://127.0.0.1:{bport}"],
+                                                 "url_pattern": "/echo/{id}?x={id}"}]}]})
+        port = free_port()
+        with gateway(str(config), port):
+            def seen(path: str) -> tuple[str, str]:
+                status, _, body = request(port, "GET", path)
+                assert status == 200
+                data = json.loads(body)
+                return data["path"], data["query"]
+
+            assert seen("/p/%2e%2e") == ("/echo/%2E%2E", "x=..")
+            assert seen("/p/a%3Fadmin=true") == ("/echo/a%3Fadmin=true", "x=a?admin=true")
+            assert seen("/p/a%23frag") == ("/echo/a%23frag", "x=a%23frag")
+            assert seen("/p/a%2541") == ("/echo/a%2541", "x=a%2541")
+            assert seen("/p/a%26b=1") == ("/echo/a&b=1", "x=a%26b=1")
+            assert seen("/p/plain") == ("/echo/plain", "x=plain")

@@ -89,13 +89,50 @@ def compile_path(url_pattern: str) -> Callable[[dict[str, str]], str]:
         pieces.append((False, url_pattern[pos:]))
     if not any(is_param for is_param, _ in pieces):
         return lambda params: url_pattern
-    parts = tuple((text, "{{." + text + "}}" if is_param else None) for is_param, text in pieces)
+    parts: list[tuple[str, str | None, Callable[[str], str] | None]] = []
+    in_query = False
+    for is_param, text in pieces:
+        if is_param:
+            parts.append((text, "{{." + text + "}}", _query_safe if in_query else _path_safe))
+        else:
+            parts.append((text, None, None))
+            in_query = in_query or "?" in text
+    frozen = tuple(parts)
 
     def render(params: dict[str, str]) -> str:
-        return "".join(text if missing is None else params.get(text, missing)
-                       for text, missing in parts)
+        out = []
+        for text, missing, escape in frozen:
+            if escape is None:
+                out.append(text)
+            else:
+                value = params.get(text)
+                out.append(missing if value is None else escape(value))
+        return "".join(out)
 
     return render
+
+
+# A route parameter arrives percent-decoded (as in KrakenD). Put back verbatim, `%2F`, `%3F`,
+# `%23`, `%2e%2e` or `%25` would turn into a path separator, a query, a fragment, a parent
+# segment or a second decoding at the backend: those few characters are encoded again, so the
+# backend URL means what the client's did (nginx and Envoy forward them encoded). Everything
+# else is inserted as KrakenD inserts it.
+_PATH_SPECIAL = re.compile(r"[/?#%]")
+_QUERY_SPECIAL = re.compile(r"[&#%]")
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def _path_safe(value: str) -> str:
+    if _PATH_SPECIAL.search(value) is None:
+        return value if value not in _DOT_SEGMENTS else value.replace(".", "%2E")
+    return (value.replace("%", "%25").replace("/", "%2F").replace("?", "%3F")
+            .replace("#", "%23"))
+
+
+def _query_safe(value: str) -> str:
+    if _QUERY_SPECIAL.search(value) is None:
+        return value
+    return value.replace("%", "%25").replace("&", "%26").replace("#", "%23")
 
 
 def request_target(raw: str, base: str) -> str:
