@@ -1,15 +1,13 @@
 """A worker process: serves the inherited listening socket with the generation it is handed.
 
-The supervisor talks to a worker over two pipes of JSON lines:
+The supervisor talks to a worker over two pipes of JSON lines, the typed messages of
+`reload.control` (Load, Status, Stop one way; Loaded, Failed the other).
 
-    supervisor → worker   {"op": "load", "gen": N, "hash": h, "data": {...}, "debug": bool,
-                           "unprotected": [names served without their protection]}
-                          {"op": "status", "last_reload_error": {...} | null}
-                          {"op": "stop"}
-    worker → supervisor   {"op": "loaded", "gen": N} | {"op": "failed", "gen": N, "error": "..."}
-
-A worker compiles each configuration itself (the supervisor already validated it) and swaps it
-in by reference; the retired generation closes its upstream pools once its last request ends.
+A worker compiles each configuration itself (the supervisor already validated it) and hands it
+to its `GenerationSlot`, which swaps it in by reference and retires the one it replaces. The
+worker accepts no connection before its first generation is in the slot: until then the
+listening socket's backlog holds them, so the first request of a start is answered by the
+configuration, never by a "not loaded yet" placeholder.
 """
 
 from __future__ import annotations
@@ -26,47 +24,35 @@ import sys
 import time
 from typing import Any
 
-import orjson
-
 from tidegate.config.model import DEFAULT_EDGE, EdgeLimits, build_service
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
-from tidegate.pipeline.lifecycle import Phase
 from tidegate.reload.builder import collector_paused
+from tidegate.reload.control import Failed, Load, Loaded, Status, Stop, ToSupervisor, decode, encode
+from tidegate.reload.slot import GenerationSlot
 from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
 from tidegate.upstream.client import PoolRegistry
 
 log = logging.getLogger("tidegate.worker")
 
 DRAIN_SECONDS = 10.0
-RETIRE_SECONDS = 60.0
-
-
-class _Placeholder:
-    """Answers 503 until the first generation arrives (never serves for long)."""
-
-    inflight = 0
-    id = 0
-
-    async def handle(self, request: Any) -> Any:
-        from tidegate.server.messages import Response
-
-        return Response.text(503, "503 no configuration loaded yet")
-
-    def leave(self) -> None:
-        self.inflight -= 1
 
 
 class WorkerState:
     """What the protocol reads on every request: the current generation."""
 
     def __init__(self) -> None:
-        self.current: Any = _Placeholder()
+        self.current: Any = None  # never read before the first swap: nothing is accepted
         self.connections: set[HttpProtocol] = set()
         self.draining = False
         self.closed = asyncio.Event()  # set when draining and the last connection is gone
         self.status = ServerStatus()
         self.limits: EdgeLimits = DEFAULT_EDGE  # the current generation's server bounds
+
+    def publish(self, gen: Generation) -> None:
+        """What a swap changes for the request path: the generation and its server bounds."""
+        self.current = gen
+        self.limits = gen.service.edge
 
     def all_closed(self) -> None:
         """The protocol's signal that draining has nothing left to wait for."""
@@ -82,9 +68,9 @@ class Worker:
         self.ack = os.fdopen(ack_fd, "wb", buffering=0)
         self.index = index
         self.state = WorkerState()
+        self.slot = GenerationSlot(self.state.publish)  # type: ignore[arg-type]
         self.stopping = asyncio.Event()
         self.server: asyncio.AbstractServer | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
         # Upstream keep-alive pools outlive generations: a reload keeps backend connections.
         self.pools = PoolRegistry()
 
@@ -97,12 +83,18 @@ class Worker:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
                                      os.fdopen(self.control_fd, "rb", buffering=0))
         control = asyncio.ensure_future(self._control(reader))
-        self.server = await loop.create_server(
-            protocol_factory(self.state), sock=self.sock, backlog=2048)
+        ready = asyncio.ensure_future(self.slot.first.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait([ready, stop], return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if not self.stopping.is_set():
+            self.server = await loop.create_server(
+                protocol_factory(self.state), sock=self.sock, backlog=2048)
         sweeper = DeadlineSweeper(self.state)
         sweeper.start()
-        await self.stopping.wait()
+        await stop
         control.cancel()
+        await asyncio.gather(control, return_exceptions=True)
         await self._drain()
         sweeper.stop()
 
@@ -112,62 +104,46 @@ class Worker:
             if not line:  # the supervisor is gone: stop serving
                 self.stopping.set()
                 return
-            msg = orjson.loads(line)
-            op = msg.get("op")
-            if op == "load":
+            msg = decode(line)
+            if isinstance(msg, Load):
                 await self._load(msg)
-            elif op == "status":
-                self.state.status.last_reload_error = msg.get("last_reload_error")
-            elif op == "stop":
+            elif isinstance(msg, Status):
+                self.state.status.last_reload_error = msg.last_reload_error
+            elif isinstance(msg, Stop):
                 self.stopping.set()
                 return
 
-    async def _load(self, msg: dict[str, Any]) -> None:
+    async def _load(self, msg: Load) -> None:
         started = time.perf_counter()
         try:
             gen = await asyncio.to_thread(self._build, msg)
         except Exception as exc:  # validated upstream; a failure here is reported, not fatal
-            log.error("worker %d could not build generation %s: %s", self.index, msg["gen"], exc)
-            self._send({"op": "failed", "gen": msg["gen"], "error": str(exc)})
+            log.error("worker %d could not build generation %s: %s", self.index, msg.gen, exc)
+            self._send(Failed(msg.gen, str(exc)))
             return
         gen.build_seconds = time.perf_counter() - started
-        old = self.state.current
-        if not isinstance(old, Generation):
+        if self.slot.current is None:
             # Everything alive now (modules, the first generation) lives as long as the worker:
             # keep it out of every future collection.
             gc.collect()
             gc.freeze()
-        self.state.current = gen
-        self.state.limits = gen.service.edge
-        gen.lifecycle.advance(Phase.ACTIVE, f"built in {gen.build_seconds * 1000:.1f} ms")
-        self._send({"op": "loaded", "gen": gen.id})
-        if isinstance(old, Generation):
-            old.lifecycle.advance(Phase.DRAINING, f"{old.inflight} requests in flight")
-            task = asyncio.ensure_future(self._retire(old))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+        self.slot.swap(gen, f"built in {gen.build_seconds * 1000:.1f} ms")
+        self._send(Loaded(gen.id))
 
-    def _build(self, msg: dict[str, Any]) -> Generation:
+    def _build(self, msg: Load) -> Generation:
         with collector_paused():
-            service = build_service(msg["data"])
-            return Generation(service, msg["gen"], msg["hash"], debug=msg.get("debug", False),
+            service = build_service(msg.data)
+            return Generation(service, msg.gen, msg.config_hash, debug=msg.debug,
                               status=self.state.status, pools=self.pools,
-                              unprotected=tuple(msg.get("unprotected", ())))
-
-    async def _retire(self, gen: Generation) -> None:
-        """Close a replaced generation once its in-flight requests are done."""
-        try:
-            await asyncio.wait_for(gen.drained(), RETIRE_SECONDS)
-        except TimeoutError:
-            log.warning("generation %d still had %d requests after %.0fs; closing it",
-                        gen.id, gen.inflight, RETIRE_SECONDS)
-        await asyncio.shield(gen.close())
-        gen.lifecycle.advance(Phase.RETIRED)
+                              unprotected=tuple(msg.unprotected))
 
     async def _drain(self) -> None:
         """Graceful stop: no new connections, finish in-flight requests, close idle ones."""
-        assert self.server is not None
-        self.server.close()
+        if self.server is not None:
+            self.server.close()
+        # The listening socket closes here too: once the supervisor's copy is closed as well,
+        # a client of this address is refused at once instead of waiting in a dead backlog.
+        self.sock.close()
         self.state.draining = True
         # Busy connections close themselves after their response (no keep-alive while
         # draining); idle ones are closed now. The last one to go sets `closed`.
@@ -179,13 +155,11 @@ class Worker:
                 await asyncio.wait_for(self.state.closed.wait(), DRAIN_SECONDS)
         for conn in list(self.state.connections):
             conn.close()
-        current = self.state.current
-        if isinstance(current, Generation):
-            await current.close()
+        await self.slot.close()
 
-    def _send(self, msg: dict[str, Any]) -> None:
+    def _send(self, msg: ToSupervisor) -> None:
         try:
-            self.ack.write(orjson.dumps(msg) + b"\n")
+            self.ack.write(encode(msg))
         except OSError:
             self.stopping.set()
 

@@ -1,0 +1,90 @@
+"""The control pipe between the supervisor and a worker, as typed values.
+
+One JSON object per line, tagged by ``op``. Both sides import this module, so a field added
+here is added to both ends at once; `decode` refuses what it does not know instead of guessing.
+
+    supervisor → worker   Load (compile and swap in generation `gen`), Status, Stop
+    worker → supervisor   Loaded (`gen` is serving), Failed (`gen` could not be built)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Compile `data` (already validated by the supervisor) and serve it as generation `gen`."""
+
+    op: ClassVar[str] = "load"
+    gen: int
+    config_hash: str
+    data: dict[str, Any]
+    debug: bool = False
+    # Protections the config asks for that the operator let through (--allow-unimplemented):
+    # the workers show them on /__health.
+    unprotected: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Server-wide facts for `/__health` that do not make a generation."""
+
+    op: ClassVar[str] = "status"
+    last_reload_error: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Drain and exit (SIGTERM does the same)."""
+
+    op: ClassVar[str] = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """Generation `gen` is swapped in and serving."""
+
+    op: ClassVar[str] = "loaded"
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Generation `gen` could not be built here; the worker keeps what it served."""
+
+    op: ClassVar[str] = "failed"
+    gen: int
+    error: str
+
+
+ToWorker = Load | Status | Stop
+ToSupervisor = Loaded | Failed
+Message = ToWorker | ToSupervisor
+
+_TYPES: dict[str, type[Any]] = {t.op: t for t in (Load, Status, Stop, Loaded, Failed)}
+
+
+class ProtocolError(ValueError):
+    """A line on the control pipe that is not one of the messages above: a bug, not input."""
+
+
+def encode(msg: Message) -> bytes:
+    """One line of JSON, newline included."""
+    return orjson.dumps({"op": msg.op, **asdict(msg)}) + b"\n"
+
+
+def decode(line: bytes) -> Message:
+    """The message a line carries; raises ProtocolError on anything else."""
+    try:
+        raw = orjson.loads(line)
+        cls = _TYPES[raw.pop("op")]
+        names = {f.name for f in fields(cls)}
+        if set(raw) != names:
+            raise ProtocolError(f"{cls.op}: fields {sorted(raw)}, expected {sorted(names)}")
+        return cls(**raw)
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise ProtocolError(f"not a control message: {line[:80]!r}") from exc
