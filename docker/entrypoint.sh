@@ -4,7 +4,9 @@
 # `docker run IMAGE -d ...` behave as with the KrakenD image; any other command is run as is.
 #
 #   watch [ARGS...]         tidegate run --watch -c "${KRAKEND_CONFIG:-krakend.json}" ARGS...
-#   run|check|render|version|schema|audit [ARGS...], or -FLAG...   tidegate "$@"
+#   -FLAG [ARGS...]         tidegate run -c "${KRAKEND_CONFIG:-krakend.json}" -FLAG ARGS...
+#                           (extra flags for the default command: `-d`, `-p 9000`, `-h`...)
+#   run|check|render|version|schema|audit [ARGS...]   tidegate "$@"
 #   anything else           exec'd unchanged (sh, ls, ...)
 #
 # FC_* (flexible configuration) and KRAKEND_* variables reach tidegate through the environment.
@@ -29,7 +31,10 @@ case "$1" in
         shift
         run_tidegate run --watch -c "${KRAKEND_CONFIG:-krakend.json}" "$@"
         ;;
-    run | check | render | version | schema | audit | -*)
+    -*)
+        run_tidegate run -c "${KRAKEND_CONFIG:-krakend.json}" "$@"
+        ;;
+    run | check | render | version | schema | audit)
         run_tidegate "$@"
         ;;
     *)

@@ -89,6 +89,16 @@ def test_leading_flag_goes_to_tidegate(workdir: Path) -> None:
     assert result.stdout.startswith("usage: tidegate")
 
 
+def test_leading_flags_are_added_to_the_default_run(workdir: Path, container) -> None:
+    """`docker run IMAGE -d -p N`: the mounted krakend.json served, with those flags."""
+    port = free_port()
+    c = container("-d", "-p", str(port), "--workers", "1")
+    c.wait_for("listening on")
+    status, _, body = request(port, "POST", "/__debug/anything", body=b"hi")
+    assert status == 200, body
+    assert c.stop() == 0, "".join(c.log)
+
+
 def test_other_command_is_execd(workdir: Path) -> None:
     result = entrypoint(workdir, "echo", "hi")
     assert (result.returncode, result.stdout) == (0, "hi\n")
