@@ -1,7 +1,7 @@
 """Hot reload under load: 0 failed requests while the config is rewritten every 100 ms.
 
     python bench/reload_under_load.py [--seconds 20] [--interval 0.1] [--workers 1]
-                                      [--broken-every 0]
+                                      [--broken-every 0] [--kill-every 0]
 
 wrk (-c64; wrk never retries) hammers a route present in every version of the config, first
 for `--seconds` with the watcher on and no writes (baseline), then for `--seconds` while a writer
@@ -9,15 +9,20 @@ rewrites the config atomically (temp file + rename) every `--interval` with a re
 route added and an old one removed, and `cache_ttl` alternating. For each write, a probe on its
 own keep-alive connection measures the delay until the new route answers. With
 `--broken-every N`, every Nth write is a broken file: it must change nothing that serves, show on
-`/__health`, and the next good write must recover.
+`/__health`, and the next good write must recover. With `--kill-every S`, one worker (in turn)
+is killed with SIGKILL every S seconds during the storm: only the requests that worker held may
+fail (at most one per connection it had), it comes back on the current generation, and the
+reload storm goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
+import signal
 import statistics
 import tempfile
 import threading
@@ -51,15 +56,42 @@ def probe(port: int, path: str, since: float, limit: float) -> float | None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         while time.monotonic() - since < limit:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            resp.read()
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+            except (OSError, http.client.HTTPException):  # its worker was killed: reconnect
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                continue
             if resp.status == 200:
                 return time.monotonic() - since
             time.sleep(0.02)  # light polling (20 ms resolution): the probe must not steal CPU
     finally:
         conn.close()
     return None
+
+
+def workers_cpu(pid: int) -> float:
+    """CPU seconds of the workers alive now (a killed worker's time is lost with it)."""
+    total = 0.0
+    for w in children(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(w)
+    return total
+
+
+def killer(pid: int, every: float, stop: threading.Event, kills: list[int]) -> None:
+    """SIGKILL one worker every `every` seconds, in turn, until `stop`."""
+    while not stop.wait(every):
+        workers = children(pid)
+        if workers:
+            victim = workers[len(kills) % len(workers)]
+            try:
+                os.kill(victim, signal.SIGKILL)
+                kills.append(victim)
+            except ProcessLookupError:
+                pass
 
 
 def health(port: int) -> dict:
@@ -78,6 +110,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--broken-every", type=int, default=0)
+    parser.add_argument("--kill-every", type=float, default=0.0,
+                        help="SIGKILL a worker every S seconds during the storm (0: never)")
     parser.add_argument("--writes", type=int, default=210, help="config writes (at most)")
     parser.add_argument("--pin", action="store_true",
                         help="gateway (supervisor and workers) on core 0, the rest on core 1")
@@ -100,10 +134,10 @@ def main() -> None:
             log=folder / "gateway.log", cpus=gw_cpus) as gateway:
         url = f"http://127.0.0.1:{port}/bench"
         wrk(url, seconds=2, cpus=other)
-        workers = children(gateway.pid)
-        cpu0 = cpu_seconds(gateway.pid), sum(cpu_seconds(w) for w in workers)
+        cpu0 = cpu_seconds(gateway.pid), workers_cpu(gateway.pid)
         baseline = wrk(url, seconds=args.seconds, connections=args.connections, cpus=other)
-        cpu1 = cpu_seconds(gateway.pid), sum(cpu_seconds(w) for w in workers)
+        cpu1 = cpu_seconds(gateway.pid), workers_cpu(gateway.pid)
+        kills: list[int] = []
 
         stop = threading.Event()
         probes: list[threading.Thread] = []
@@ -137,10 +171,17 @@ def main() -> None:
 
         w = threading.Thread(target=writer)
         w.start()
+        k = None
+        if args.kill_every:
+            k = threading.Thread(target=killer, args=(gateway.pid, args.kill_every, stop, kills))
+            k.start()
         storm = wrk(url, seconds=args.seconds, connections=args.connections, cpus=other)
-        cpu2 = cpu_seconds(gateway.pid), sum(cpu_seconds(w) for w in workers)
+        cpu2 = cpu_seconds(gateway.pid), workers_cpu(gateway.pid)
         stop.set()
         w.join()
+        if k is not None:
+            k.join()
+        alive = children(gateway.pid)
         for th in probes:
             th.join()
         final = health(port)
@@ -187,6 +228,13 @@ def main() -> None:
           f"applied: {len(delays)}, not applied in time: {len(missed)}")
     print(f"write -> live delay: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
           f"max {max(delays) * 1000 if delays else float('nan'):.0f} ms")
+    if args.kill_every:
+        per_kill = storm["errors"] / max(1, len(kills))
+        print(f"workers killed (SIGKILL every {args.kill_every:g} s): {len(kills)}; failed "
+              f"requests in the storm: {storm['errors']} ({per_kill:.1f} per kill; "
+              f"{args.connections} connections open); workers alive "
+              f"at the end: {len(alive)}, deaths noticed: "
+              f"{log_text.count('exited unexpectedly') + log_text.count('died while loading')}")
     if args.broken_every:
         print(f"broken writes shown on /__health: {sum(broken_seen)}/{len(broken_seen)}")
     print(f"final generation {final['generation']['id']}, "
