@@ -62,6 +62,11 @@ class GenerationSlot:
         """How many replaced generations are still draining or closing."""
         return len(self._retiring)
 
+    async def wait_retired(self) -> None:
+        """Return once every replaced generation has been retired."""
+        while self._retiring:
+            await asyncio.gather(*self._retiring.values(), return_exceptions=True)
+
     async def _retire(self, gen: Retirable) -> None:
         try:
             await asyncio.wait_for(gen.drained(), self._retire_seconds)

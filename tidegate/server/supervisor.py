@@ -132,7 +132,7 @@ class Supervisor:
 
 def default_workers(env: dict[str, str]) -> int:
     """TIDEGATE_WORKERS, else one per CPU this process may actually run on."""
-    return int(env.get("TIDEGATE_WORKERS", "0")) or available_cpus()
+    return int(env.get("TIDEGATE_WORKERS") or 0) or available_cpus()
 
 
 def run_command(args: argparse.Namespace) -> int:
