@@ -22,6 +22,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import statistics
 import tempfile
@@ -222,19 +223,22 @@ def main() -> None:
         print(f"interleaved {args.pairs} x ({args.window}s quiet + {args.window}s storm): "
               f"storm / quiet = {storm_total / quiet_total:.3f}")
     for label, (a, b) in (("baseline", (cpu0, cpu1)), ("storm", (cpu1, cpu2))):
+        workers_cpu_text = ("n/a (killed workers take theirs along)"
+                            if args.kill_every and label == "storm" else f"{b[1] - a[1]:.2f} s")
         print(f"CPU during {label}: supervisor (watcher, builds) {b[0] - a[0]:.2f} s, "
-              f"workers {b[1] - a[1]:.2f} s, over {args.seconds} s")
+              f"workers {workers_cpu_text}, over {args.seconds} s")
     print(f"config writes: {writes}; good writes probed: {len(delays) + len(missed)}, "
           f"applied: {len(delays)}, not applied in time: {len(missed)}")
     print(f"write -> live delay: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
           f"max {max(delays) * 1000 if delays else float('nan'):.0f} ms")
     if args.kill_every:
         per_kill = storm["errors"] / max(1, len(kills))
+        socket_errors = re.search(r"Socket errors:.*", storm["raw"])
         print(f"workers killed (SIGKILL every {args.kill_every:g} s): {len(kills)}; failed "
-              f"requests in the storm: {storm['errors']} ({per_kill:.1f} per kill; "
-              f"{args.connections} connections open); workers alive "
-              f"at the end: {len(alive)}, deaths noticed: "
-              f"{log_text.count('exited unexpectedly') + log_text.count('died while loading')}")
+              f"requests in the storm: {storm['errors']} ({per_kill:.1f} per kill, "
+              f"{args.connections} connections over {args.workers} workers; "
+              f"{socket_errors.group(0) if socket_errors else 'no socket errors'}); "
+              f"workers alive at the end: {len(alive)}")
     if args.broken_every:
         print(f"broken writes shown on /__health: {sum(broken_seen)}/{len(broken_seen)}")
     print(f"final generation {final['generation']['id']}, "

@@ -53,7 +53,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
-        tasks = []
+        tasks = [asyncio.ensure_future(self._on_hup())]
         if self.watch:
             # Watch before the first build, so that no save can fall between the two.
             paths, ignore = watch_targets(self.path, self.env)
@@ -61,10 +61,13 @@ class Supervisor:
         try:
             return await self._serve()
         finally:
+            # A reload in flight is cancelled first, so nothing spawns while the workers stop.
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.coordinator.shutdown()
+            if self.stop.is_set():
+                log.info("stopped")
 
     async def _serve(self) -> int:
         try:
@@ -85,12 +88,7 @@ class Supervisor:
         except ActivationError as exc:
             log.error("could not start: %s", exc)
             return 1
-        hup = asyncio.ensure_future(self._on_hup())
         await self.stop.wait()
-        hup.cancel()
-        await asyncio.gather(hup, return_exceptions=True)
-        await self.coordinator.shutdown()
-        log.info("stopped")
         return 0
 
     # building ----------------------------------------------------------------------------

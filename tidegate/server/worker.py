@@ -139,10 +139,11 @@ class Worker:
 
     async def _drain(self) -> None:
         """Graceful stop: no new connections, finish in-flight requests, close idle ones."""
+        # The listening socket closes now (uvloop's server.close() closes it; without a server
+        # it is closed here): once the supervisor's copy is closed too, a client of this
+        # address is refused at once instead of waiting in a backlog nobody accepts from.
         if self.server is not None:
             self.server.close()
-        # The listening socket closes here too: once the supervisor's copy is closed as well,
-        # a client of this address is refused at once instead of waiting in a dead backlog.
         self.sock.close()
         self.state.draining = True
         # Busy connections close themselves after their response (no keep-alive while
