@@ -22,6 +22,7 @@ from tidegate.reload.slot import GenerationSlot
 
 @pytest.mark.parametrize("msg", [
     Load(3, "abc", {"version": 3, "endpoints": []}, debug=True),
+    Load(4, "def", {}, unprotected=["auth/validator", "tls"]),
     Status({"message": "bad", "line": 4}), Status(None), Stop(), Loaded(3),
     Failed(3, "boom")])
 def test_every_message_round_trips(msg: object) -> None:
