@@ -225,7 +225,7 @@ def test_worker_killed_in_the_middle_of_reloads_comes_back_on_the_reported_gener
             assert "restoring config" not in log and "Traceback" not in log, log
 
 
-def test_killed_worker_loses_only_the_requests_it_held(tmp_path: Path) -> None:
+def test_killed_worker_is_restarted_on_the_current_generation_others_answer(tmp_path: Path) -> None:
     with backend() as bport:
         config = tmp_path / "krakend.json"
         write_config(config, cfg(bport, version=3))

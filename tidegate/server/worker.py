@@ -28,7 +28,17 @@ from tidegate.config.model import DEFAULT_EDGE, EdgeLimits, build_service
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
 from tidegate.reload.builder import collector_paused
-from tidegate.reload.control import Failed, Load, Loaded, Status, Stop, ToSupervisor, decode, encode
+from tidegate.reload.control import (
+    Failed,
+    Load,
+    Loaded,
+    ProtocolError,
+    Status,
+    Stop,
+    ToSupervisor,
+    decode,
+    encode,
+)
 from tidegate.reload.slot import GenerationSlot
 from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
 from tidegate.upstream.client import PoolRegistry
@@ -104,7 +114,12 @@ class Worker:
             if not line:  # the supervisor is gone: stop serving
                 self.stopping.set()
                 return
-            msg = decode(line)
+            try:
+                msg = decode(line)
+            except ProtocolError as exc:  # a bug, not input: stop rather than guess
+                log.error("worker %d: %s; stopping", self.index, exc)
+                self.stopping.set()
+                return
             if isinstance(msg, Load):
                 await self._load(msg)
             elif isinstance(msg, Status):

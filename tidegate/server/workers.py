@@ -23,7 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import tidegate
-from tidegate.reload.control import Load, ProtocolError, ToSupervisor, ToWorker, decode, encode
+from tidegate.reload.control import (
+    Failed,
+    Load,
+    Loaded,
+    ProtocolError,
+    ToSupervisor,
+    ToWorker,
+    decode,
+    encode,
+)
 
 log = logging.getLogger("tidegate")
 
@@ -93,6 +102,8 @@ class WorkerProcess:
         try:
             while line := await acks.readline():
                 msg = decode(line)
+                if not isinstance(msg, Loaded | Failed):
+                    raise ProtocolError(f"a worker does not send {msg.op!r}")
                 fut = self._waiting.pop(msg.gen, None)
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
