@@ -4,10 +4,12 @@
        └──────────┴──▶ rejected
 
 Rules: only the supervisor's build moves a configuration from loading to validated or
-rejected; only a worker's swap makes a generation active, and the generation it replaces
+rejected; a validated one is rejected when it equals the serving one, its address cannot be
+bound or a worker cannot build it; it is active once swapped in (in each worker's slot, and
+for the reload coordinator once every worker acknowledged), and the generation it replaces
 starts draining at that moment; a draining generation is retired once its last request has
-finished (or its drain deadline passed) and its resources are closed. Every transition is
-logged with the generation id and config hash.
+finished (or its drain deadline passed, or the worker stops) and its resources are closed.
+Every transition is logged (DEBUG) with the generation id and config hash.
 """
 
 from __future__ import annotations
