@@ -185,3 +185,35 @@ def test_watches_follow_the_path_as_given_through_a_configmap_layout(tmp_path: P
     assert plan.matters(str(tmp_path))  # the folder itself removed or made again
     assert not plan.matters(str(tmp_path / "gw.log"))
     assert not plan.matters(str(tmp_path / "..2026_02"))
+
+
+def test_a_sighup_reload_that_fails_unexpectedly_does_not_end_sighup_reloads(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from tidegate.server.supervisor import Supervisor
+
+    async def scenario() -> list[str]:
+        sup = Supervisor(None, port=None, debug=False, watch=False, workers=1, env={})
+        calls: list[str] = []
+        first, second = asyncio.Event(), asyncio.Event()
+
+        async def reload(reason: str) -> None:
+            calls.append(reason)
+            if len(calls) == 1:
+                first.set()
+                raise RuntimeError("injected fault")
+            second.set()
+
+        sup.reload = reload  # type: ignore[method-assign]
+        task = asyncio.ensure_future(sup._on_hup())
+        sup.reload_requested.set()
+        await asyncio.wait_for(first.wait(), 5)
+        sup.reload_requested.set()  # the handler cleared the first request before reloading
+        await asyncio.wait_for(second.wait(), 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return calls
+
+    with caplog.at_level(logging.ERROR, logger="tidegate"):
+        assert asyncio.run(scenario()) == ["SIGHUP", "SIGHUP"]
+    assert "SIGHUP: the reload failed unexpectedly" in caplog.text
+    assert "injected fault" in caplog.text

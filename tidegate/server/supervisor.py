@@ -118,10 +118,16 @@ class Supervisor:
         await self.coordinator.reload(reason)
 
     async def _on_hup(self) -> None:
+        """Reload on each SIGHUP; a reload that fails unexpectedly is logged and the next
+        SIGHUP still works (as the watch loop, `supervise_watch`)."""
         while True:
             await self.reload_requested.wait()
             self.reload_requested.clear()
-            await self.reload("SIGHUP")
+            try:
+                await self.reload("SIGHUP")
+            except Exception:
+                log.exception("SIGHUP: the reload failed unexpectedly; still serving the "
+                              "current generation")
 
     async def _on_change(self, changed: set[str]) -> None:
         names = ", ".join(sorted(os.path.basename(p) for p in changed))
