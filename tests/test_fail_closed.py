@@ -92,7 +92,7 @@ def test_a_save_that_adds_an_unimplemented_protection_is_rejected(tmp_path: Path
         config = tmp_path / "krakend.json"
         write_config(config, _config(bport))
         port = free_port()
-        with gateway(str(config), port, "--watch") as gw:
+        with gateway(str(config), port, "--watch", "-d") as gw:  # -d: error details
             assert request(port, "GET", "/private")[0] == 200
             data = _config(bport, **{"github_com/devopsfaith/krakend-cors":
                                      {"allow_origins": ["https://a.example"]}})

@@ -77,7 +77,7 @@ def test_settings_change_reloads_the_gateway(tmp_path: Path) -> None:
         host = f"http://127.0.0.1:{bport}"
         env = tree(tmp_path, host, ["/a"])
         port = free_port()
-        with gateway(str(tmp_path / "krakend.tmpl"), port, "--watch", env=env) as gw:
+        with gateway(str(tmp_path / "krakend.tmpl"), port, "--watch", "-d", env=env) as gw:
             status, _, body = request(port, "GET", "/a")
             assert status == 200 and json.loads(body)["path"] == "/u/a"
             write_settings(tmp_path, host, ["/a", "/b"])
@@ -211,7 +211,7 @@ def test_reload_errors_name_the_template_and_settings_positions(tmp_path: Path) 
     (tmp_path / "out").mkdir()
     env = tree(tmp_path, "http://127.0.0.1:9", ["/a"])
     port = free_port()
-    with gateway(str(tmp_path / "krakend.tmpl"), port, "--watch", env=env) as gw:
+    with gateway(str(tmp_path / "krakend.tmpl"), port, "--watch", "-d", env=env) as gw:
         endpoint = tmp_path / "templates" / "endpoint.tmpl"
         replace(endpoint, ENDPOINT.replace("}]}", "}]]}"))
         gw.wait_for(f"{endpoint}:2:37: invalid JSON: Expecting ',' delimiter")

@@ -50,7 +50,7 @@ def setup(tmp_path: Path):
         config = tmp_path / "krakend.json"
         write_config(config, cfg(bport, "/a", "/slow"))
         port = free_port()
-        with gateway(str(config), port, "--watch") as gw:
+        with gateway(str(config), port, "--watch", "-d") as gw:  # -d: reload error details
             yield gw, config, bport, port
 
 
@@ -159,7 +159,7 @@ def test_port_change_binds_new_socket_before_old_one_stops(tmp_path: Path) -> No
         gw_port_flagless = None
         from tests.support import Gateway
 
-        gw = Gateway(["run", "--workers", "1", "--watch", "-c", str(config)])
+        gw = Gateway(["run", "--workers", "1", "--watch", "-d", "-c", str(config)])
         try:
             gw.wait_for("listening on")
             write_config(config, cfg(bport, "/a", port=new_port))
@@ -220,7 +220,7 @@ def test_port_change_to_a_busy_port_keeps_serving(tmp_path: Path) -> None:
         config = tmp_path / "krakend.json"
         port = free_port()
         write_config(config, cfg(bport, "/a", port=port))
-        gw = Gateway(["run", "--workers", "1", "--watch", "-c", str(config)])
+        gw = Gateway(["run", "--workers", "1", "--watch", "-d", "-c", str(config)])
         try:
             gw.wait_for("listening on")
             write_config(config, cfg(bport, "/a", port=busy.getsockname()[1]))
@@ -232,3 +232,23 @@ def test_port_change_to_a_busy_port_keeps_serving(tmp_path: Path) -> None:
             assert request(port, "GET", "/b")[0] == 200
         finally:
             assert gw.stop() == 0
+
+
+def test_health_shows_rejection_details_only_in_debug_mode(tmp_path: Path) -> None:
+    """Anyone can read /__health: the path and the text of a rejected save (which quotes the
+    configuration) stay in the log unless the gateway runs in debug mode."""
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, cfg(bport, "/a"))
+        port = free_port()
+        with gateway(str(config), port, "--watch") as gw:
+            data = cfg(bport, "/a")
+            data["endpoints"][0]["timeout"] = "secret-value"
+            write_config(config, data)
+            gw.wait_for("configuration rejected")
+            body = request(port, "GET", "/__health")[2].decode()
+            assert str(tmp_path) not in body and "secret-value" not in body
+            error = json.loads(body)["last_reload_error"]
+            assert error == {"kind": "value", "details": "in the gateway's log (shown here in "
+                                                         "debug mode: run -d or debug_endpoint)"}
+            assert any("secret-value" in line for line in gw.log)  # the log has it all

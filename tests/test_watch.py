@@ -135,7 +135,7 @@ def test_a_save_that_broke_the_build_no_longer_ends_hot_reload(tmp_path: Path) -
         config = tmp_path / "krakend.json"
         write_config(config, cfg(bport, "/a"))
         port = free_port()
-        with gateway(str(config), port, "--watch") as gw:
+        with gateway(str(config), port, "--watch", "-d") as gw:
             save_text(config, '{"version": 3,\n "max_idle_connections": ' + f"{2**64}}}")
             gw.wait_for(f"{config}:2:26: max_idle_connections: integer out of range")
             assert health(port)["last_reload_error"]["kind"] == "syntax"
@@ -156,7 +156,7 @@ def test_configmap_updates_are_each_applied(tmp_path: Path) -> None:
         volume = ConfigMapVolume(tmp_path / "config")
         volume.save(cfg(bport, "/v0"))
         port = free_port()
-        with gateway(str(volume.config), port, "--watch") as gw:
+        with gateway(str(volume.config), port, "--watch", "-d") as gw:
             for n in range(1, 4):
                 volume.save(cfg(bport, f"/v{n}"))
                 gw.wait_for(f"generation {n + 1} active")
@@ -188,7 +188,7 @@ def test_config_folder_deleted_and_made_again_is_watched_again(tmp_path: Path) -
         config = folder_ / "krakend.json"
         write_config(config, cfg(bport, "/a"))
         port = free_port()
-        with gateway(str(config), port, "--watch") as gw:
+        with gateway(str(config), port, "--watch", "-d") as gw:
             shutil.rmtree(folder_)
             gw.wait_for(f"{config}: cannot read the configuration: No such file or directory")
             assert request(port, "GET", "/a")[0] == 200  # still serving the last good one
@@ -224,7 +224,7 @@ def test_fifo_config_is_refused_and_shutdown_is_prompt(tmp_path: Path) -> None:
         config = tmp_path / "krakend.json"
         write_config(config, cfg(bport, "/a"))
         port = free_port()
-        with gateway(str(config), port, "--watch") as gw:
+        with gateway(str(config), port, "--watch", "-d") as gw:
             config.unlink()
             os.mkfifo(config)
             gw.wait_for(f"{config}: cannot read the configuration: not a regular file (a FIFO)")
@@ -246,7 +246,7 @@ def test_watcher_survives_a_storm_of_updates(tmp_path: Path) -> None:
         volume = ConfigMapVolume(tmp_path / "config")
         volume.save(cfg(bport, "/v0"))
         port = free_port()
-        with gateway(str(volume.config), port, "--watch") as gw:
+        with gateway(str(volume.config), port, "--watch", "-d") as gw:
             gen = 1
             for n in range(1, 4):
                 volume.save(cfg(bport, f"/v{n}"))

@@ -24,6 +24,7 @@ def _now() -> str:
 
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+HIDDEN_DETAILS = "in the gateway's log (shown here in debug mode: run -d or debug_endpoint)"
 
 
 def builtin_routes(*, debug: bool, echo: bool) -> list[tuple[str, str]]:
@@ -57,12 +58,17 @@ def register(router: Router, gen: Generation, *, debug: bool, echo: bool) -> Non
     """Add the built-in routes of this generation to its router."""
 
     async def health(req: Request, params: dict[str, str]) -> Response:
+        error = gen.status.last_reload_error
+        if error is not None and not debug:
+            # Anyone can read /__health: a rejected save's file path and message (which may
+            # quote the configuration) are for the log, and here only in debug mode (-d).
+            error = {"kind": error.get("kind"), "details": HIDDEN_DETAILS}
         body = {
             "agents": {},
             "now": _now(),
             "status": "ok",
             "generation": gen.describe(),
-            "last_reload_error": gen.status.last_reload_error,
+            "last_reload_error": error,
         }
         if gen.unprotected:  # the fail-closed opt-out: say loudly what is served unprotected
             body["allow_unimplemented"] = list(gen.unprotected)
