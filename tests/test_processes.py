@@ -285,3 +285,18 @@ def test_stop_retires_the_current_generation_and_those_still_draining(tmp_path: 
         for gen in (1, 2):
             assert re.search(rf"w0: generation {gen} \(config \w+\): draining -> retired", log), log
         assert "Task was destroyed" not in log and "Traceback" not in log
+
+
+def test_respawning_workers_leaks_no_descriptor_in_the_supervisor(tmp_path: Path) -> None:
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, cfg(bport, version=3))
+        port = free_port()
+        with gateway(str(config), port) as gw:
+            fds = f"/proc/{gw.proc.pid}/fd"
+            before = len(os.listdir(fds))
+            for kill in range(1, 11):
+                os.kill(child_pids(gw.proc.pid)[0], signal.SIGKILL)
+                gw.wait_for("restarted on generation 1")
+                assert served_version(port) == 3, f"after kill {kill}"
+            assert len(os.listdir(fds)) == before

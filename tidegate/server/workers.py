@@ -73,7 +73,8 @@ class WorkerProcess:
     """
 
     def __init__(self, index: int, proc: asyncio.subprocess.Process, control_w: int,
-                 acks: asyncio.StreamReader) -> None:
+                 acks: asyncio.StreamReader,
+                 acks_transport: asyncio.BaseTransport | None = None) -> None:
         self.index = index
         self.proc = proc
         self.pid = proc.pid
@@ -81,6 +82,9 @@ class WorkerProcess:
         self.expected_exit = False
         self.dead = False
         self._waiting: dict[int, asyncio.Future[ToSupervisor | None]] = {}
+        # The read end of the ack pipe: a stream protocol keeps it open after EOF (half-close
+        # semantics), so it is closed here when the reader ends, or every respawn leaks one.
+        self._acks_transport = acks_transport
         self._reader = asyncio.ensure_future(self._read_acks(acks))
 
     def send(self, msg: ToWorker) -> None:
@@ -112,6 +116,8 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         finally:
+            if self._acks_transport is not None:
+                self._acks_transport.close()
             self.dead = True
             for fut in self._waiting.values():
                 if not fut.done():
@@ -154,9 +160,9 @@ class WorkerFleet:
             os.close(ack_w)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                     os.fdopen(ack_r, "rb", buffering=0))
-        worker = WorkerProcess(index, proc, control_w, reader)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(ack_r, "rb", buffering=0))
+        worker = WorkerProcess(index, proc, control_w, reader, transport)
         self.alive.add(worker)
         task = asyncio.ensure_future(self._watch(worker))
         self._tasks.add(task)
