@@ -10,13 +10,14 @@ keep answering), and the worker's RSS. 127.0.0.1 only; bounded by the timeout pl
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import selectors
 import socket
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import children, free_port, tidegate
@@ -29,11 +30,9 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-T0 = [time.monotonic()]
-
-
-def probe(port: int, stop: threading.Event, out: list[float]) -> None:
-    """One keep-alive client asking /__health in a loop; records each latency (ms)."""
+def probe(port: int, stop: Any, out: Any, t0: float) -> None:
+    """One keep-alive client asking /__health in a loop (in its own process, so the
+    attacking client's work does not delay it); sends each latency (ms) to `out`."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     try:
         while not stop.is_set():
@@ -42,12 +41,15 @@ def probe(port: int, stop: threading.Event, out: list[float]) -> None:
             data = b""
             while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
                 data += sock.recv(65536)
-            out.append((time.perf_counter() - started) * 1000)
-            if out[-1] > 50:
-                print(f"  probe stalled {out[-1]:.0f} ms at {time.monotonic() - T0[0]:.2f} s")
+            latency = (time.perf_counter() - started) * 1000
+            out.put(latency)
+            if latency > 50:
+                print(f"  probe stalled {latency:.0f} ms at {time.monotonic() - t0:.2f} s",
+                      flush=True)
             time.sleep(0.01)
     finally:
         sock.close()
+        out.put(None)
 
 
 def main() -> int:
@@ -63,11 +65,11 @@ def main() -> int:
         worker = children(proc.pid)[0]
         idle_rss = rss_mib(worker)
         latencies: list[float] = []
-        stop = threading.Event()
-        prober = threading.Thread(target=probe, args=(port, stop, latencies), daemon=True)
+        stop, queue = multiprocessing.Event(), multiprocessing.Queue()
+        started = time.monotonic()
+        prober = multiprocessing.Process(target=probe, args=(port, stop, queue, started))
         prober.start()
         sel = selectors.DefaultSelector()
-        started = T0[0] = time.monotonic()
         socks = []
         for i in range(args.connections):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -95,6 +97,8 @@ def main() -> int:
                     sel.unregister(s)
                     s.close()  # type: ignore[union-attr]
         stop.set()
+        while (latency := queue.get(timeout=10)) is not None:
+            latencies.append(latency)
         prober.join(5)
         for s in socks:
             s.close()
