@@ -36,6 +36,9 @@ class FakeWorker:
     def send(self, msg: ToWorker) -> None:
         self.sent.append(msg)
 
+    async def wait_ready(self) -> None:
+        """Started at once."""
+
     def load(self, msg: Load) -> asyncio.Future[ToSupervisor | None]:
         fut: asyncio.Future[ToSupervisor | None] = asyncio.get_running_loop().create_future()
         action = "die" if self.dead else self.plan(msg)

@@ -4,7 +4,8 @@ One JSON object per line, tagged by ``op``. Both sides import this module, so a 
 here is added to both ends at once; `decode` refuses what it does not know instead of guessing.
 
     supervisor → worker   Load (compile and swap in generation `gen`), Status, Stop
-    worker → supervisor   Loaded (`gen` is serving), Failed (`gen` could not be built)
+    worker → supervisor   Ready (started, reading its control pipe), Loaded (`gen` is
+                          serving), Failed (`gen` could not be built)
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class Ready:
+    """The worker has started (imports done) and reads its control pipe: a Load now costs
+    only the compile."""
+
+    op: ClassVar[str] = "ready"
+
+
+@dataclass(frozen=True, slots=True)
 class Loaded:
     """Generation `gen` is swapped in and serving."""
 
@@ -62,10 +71,10 @@ class Failed:
 
 
 ToWorker = Load | Status | Stop
-ToSupervisor = Loaded | Failed
+ToSupervisor = Ready | Loaded | Failed
 Message = ToWorker | ToSupervisor
 
-_TYPES: dict[str, type[Any]] = {t.op: t for t in (Load, Status, Stop, Loaded, Failed)}
+_TYPES: dict[str, type[Any]] = {t.op: t for t in (Load, Status, Stop, Ready, Loaded, Failed)}
 
 
 class ProtocolError(ValueError):

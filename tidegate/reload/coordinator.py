@@ -44,6 +44,9 @@ class WorkerLink(Protocol):
     def load(self, msg: Load) -> asyncio.Future[ToSupervisor | None]:
         """Send `msg`; resolves to the worker's answer, or None if it died first."""
 
+    async def wait_ready(self) -> None:
+        """Until the process has started (imports done), died, or a bound passed."""
+
 
 class Listener(Protocol):
     """A bound listening socket."""
@@ -302,11 +305,25 @@ class ReloadCoordinator:
         task.add_done_callback(self._tasks.discard)
 
     async def _restart(self, dead: Any) -> None:
-        """Replace a dead worker with one serving the current generation, under the lock."""
+        """Replace a dead worker with one serving the current generation.
+
+        The process starts outside the lock (an interpreter takes ~0.4 s to start, and saves
+        must not wait for that); what it loads is decided under the lock, so it can only
+        come up on the generation that is current then.
+        """
+        if self._stopping or self.current is None or dead not in self.workers:
+            return
+        listener = self._listener
+        spare = await self.fleet.spawn(dead.index, listener)
+        await spare.wait_ready()
         async with self._lock:
             if self._stopping or self.current is None or dead not in self.workers:
-                return  # stopping, or already replaced by the activation that saw it die
-            replacement = await self.fleet.spawn(dead.index, self._listener)
+                await self.fleet.stop([spare])  # already replaced, or stopping
+                return
+            if listener is not self._listener:  # the address moved meanwhile
+                await self.fleet.stop([spare])
+                spare = await self.fleet.spawn(dead.index, self._listener)
+            replacement = spare
             self.workers[self.workers.index(dead)] = replacement
             try:
                 await self._activate(self.current, self.gen_id, self.workers, self._listener,

@@ -33,6 +33,7 @@ from tidegate.reload.control import (
     Load,
     Loaded,
     ProtocolError,
+    Ready,
     Status,
     Stop,
     ToSupervisor,
@@ -93,6 +94,7 @@ class Worker:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
                                      os.fdopen(self.control_fd, "rb", buffering=0))
         control = asyncio.ensure_future(self._control(reader))
+        self._send(Ready())
         ready = asyncio.ensure_future(self.slot.first.wait())
         stop = asyncio.ensure_future(self.stopping.wait())
         await asyncio.wait([ready, stop], return_when=asyncio.FIRST_COMPLETED)

@@ -28,6 +28,7 @@ from tidegate.reload.control import (
     Load,
     Loaded,
     ProtocolError,
+    Ready,
     ToSupervisor,
     ToWorker,
     decode,
@@ -37,6 +38,7 @@ from tidegate.reload.control import (
 log = logging.getLogger("tidegate")
 
 STOP_TIMEOUT = 15.0
+READY_TIMEOUT = 30.0
 BACKLOG = 2048
 
 PACKAGE_PARENT = str(Path(tidegate.__file__).resolve().parent.parent)
@@ -85,7 +87,14 @@ class WorkerProcess:
         # The read end of the ack pipe: a stream protocol keeps it open after EOF (half-close
         # semantics), so it is closed here when the reader ends, or every respawn leaks one.
         self._acks_transport = acks_transport
+        self._ready = asyncio.Event()  # set by the worker's Ready, or by its death
         self._reader = asyncio.ensure_future(self._read_acks(acks))
+
+    async def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Until the worker has started (or died, or `timeout` passed: a Load still works
+        then, it only waits longer)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
 
     def send(self, msg: ToWorker) -> None:
         """Write one message (a dead worker's pipe is ignored: its exit is noticed elsewhere)."""
@@ -106,6 +115,9 @@ class WorkerProcess:
         try:
             while line := await acks.readline():
                 msg = decode(line)
+                if isinstance(msg, Ready):
+                    self._ready.set()
+                    continue
                 if not isinstance(msg, Loaded | Failed):
                     raise ProtocolError(f"a worker does not send {msg.op!r}")
                 fut = self._waiting.pop(msg.gen, None)
@@ -119,6 +131,7 @@ class WorkerProcess:
             if self._acks_transport is not None:
                 self._acks_transport.close()
             self.dead = True
+            self._ready.set()
             for fut in self._waiting.values():
                 if not fut.done():
                     fut.set_result(None)
