@@ -14,6 +14,7 @@ from typing import Any
 
 from tidegate.config.aliases import normalize_extra_config
 from tidegate.config.durations import DurationError, parse_duration
+from tidegate.config.gourl import host_error
 from tidegate.errors import ConfigErrors, ConfigValueError, JsonPath
 
 DEFAULT_PORT = 8080
@@ -267,6 +268,15 @@ def sanitize_host(host: str) -> str:
     return host.rstrip("/")
 
 
+def _check_hosts(hosts: tuple[str, ...], path: JsonPath,
+                 errors: list[ConfigValueError]) -> None:
+    """A host Go cannot parse fails every request: refused where it is written."""
+    for k, host in enumerate(hosts):
+        problem = host_error(host)
+        if problem:
+            errors.append(ConfigValueError(problem, path=(*path, k)))
+
+
 def endpoint_params(endpoint: str) -> list[str]:
     """Parameter names of an endpoint path, in order (``/a/{id}/*`` → ``["id", "*"]``)."""
     names = PLACEHOLDER.findall(endpoint)
@@ -296,6 +306,7 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
         root.fail("port", f"port {port} out of range 0-65535")
     output_encoding = root.choice("output_encoding", OUTPUT_ENCODINGS, DEFAULT_OUTPUT_ENCODING)
     hosts = root.strings("host") or ()
+    _check_hosts(tuple(sanitize_host(h) for h in hosts), ("host",), errors)
     endpoints_raw = data.get("endpoints", [])
     endpoints: list[EndpointConfig] = []
     if not isinstance(endpoints_raw, list):
@@ -422,11 +433,14 @@ def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, 
     if not url_pattern.startswith("/"):
         url_pattern = "/" + url_pattern
     disable_sanitize = r.get("disable_host_sanitize", bool, False)
-    hosts = r.strings("host") or tuple(inherited["host"])
+    own_hosts = r.strings("host")
+    hosts = own_hosts or tuple(inherited["host"])
     if not hosts:
         r.fail("host", "no host for this backend: set \"host\" here or at the root of the config")
     if not disable_sanitize:
         hosts = tuple(sanitize_host(h) for h in hosts)
+    if own_hosts:  # inherited ones are checked once, at the root
+        _check_hosts(hosts, (*path, "host"), errors)
     method = (r.get("method", str, "") or inherited["method"]).upper()
     if method not in HTTP_METHODS:
         r.fail("method", f"unknown HTTP method {method!r}")
