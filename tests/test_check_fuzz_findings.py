@@ -78,3 +78,30 @@ def test_a_root_host_is_checked_once_where_it_is_written(tmp_path: Path) -> None
 def test_hosts_go_parses_are_accepted(tmp_path: Path, host: str) -> None:
     code, out, err = check(write(tmp_path, one_backend(host)))
     assert (code, out, err) == (0, "Syntax OK!\n", "")
+
+
+# --- integer durations are nanoseconds: below 1 ms is surely a mistake ----------------------
+
+@pytest.mark.parametrize("lint", [False, True])
+def test_an_integer_duration_below_a_millisecond_is_a_warning(tmp_path: Path,
+                                                              lint: bool) -> None:
+    data = one_backend("http://h")
+    data["timeout"] = 3000
+    data["endpoints"][0]["backend"][0]["timeout"] = 1500  # type: ignore[index]
+    path = write(tmp_path, data)
+    code, out, err = check(path, lint=lint)
+    assert code == 0
+    assert out == "Syntax OK!\n"
+    assert err.splitlines() == [
+        f'WARNING: {path}:12:17: endpoints[0].backend[0].timeout: 1500 is read as 1.5\u00b5s (an '
+        'integer duration is in nanoseconds): did you mean "1500ms" or "1.5s"?',
+        f'WARNING: {path}:17:13: timeout: 3000 is read as 3\u00b5s (an integer duration is in '
+        'nanoseconds): did you mean "3000ms" or "3s"?',
+    ]
+
+
+def test_an_integer_duration_of_a_millisecond_or_more_says_nothing(tmp_path: Path) -> None:
+    data = one_backend("http://h")
+    data["timeout"] = 1_000_000
+    code, _, err = check(write(tmp_path, data), lint=True)
+    assert (code, err) == (0, "")

@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema
 
-from tidegate.config.durations import DurationError, parse_duration
+from tidegate.config.durations import DurationError, format_duration, parse_duration
 from tidegate.config.loader import locate_error
 from tidegate.config.sources import Document, describe
 from tidegate.errors import ConfigError, ConfigValueError, JsonPath
@@ -178,7 +178,9 @@ class _Walker:
 
     def value(self, value: Any, spec: FieldSpec, path: JsonPath, scope: str | None) -> None:
         """Descend into the value of a known attribute."""
-        if spec.kind == "extra_config" and scope and isinstance(value, Mapping):
+        if spec.kind == "duration" and type(value) is int and 0 < value < 1_000_000:
+            self.warn("tiny-duration", path, tiny_duration_message(value))
+        elif spec.kind == "extra_config" and scope and isinstance(value, Mapping):
             self.extra_config(value, path, scope)
         elif spec.kind == "array" and spec.items and isinstance(value, list):
             item_fields = SCOPES.get(spec.items) or SHAPES.get(spec.items)
@@ -307,6 +309,13 @@ def _show(value: Any) -> str:
     return "a list" if isinstance(value, list) else describe(value)
 
 
+def tiny_duration_message(nanoseconds: int) -> str:
+    """KrakenD reads a bare number as nanoseconds: 3000 is 3µs, and every request times out."""
+    seconds = f"{nanoseconds // 1000}s" if nanoseconds % 1000 == 0 else f"{nanoseconds / 1000:g}s"
+    return (f"{nanoseconds} is read as {format_duration(nanoseconds / 1e9)} (an integer duration "
+            f"is in nanoseconds): did you mean \"{nanoseconds}ms\" or \"{seconds}\"?")
+
+
 def duration_message(value: Any) -> str:
     """Why a value is no duration, in the model's words (Go's for a malformed string)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -353,7 +362,7 @@ def lint(data: Any, validator: jsonschema.protocols.Validator | None = None,
     for issue in walk(data):
         if issue.code == "v1-ignored":  # KrakenD's schema refuses them too
             issue.severity = ERROR
-        if issue.code in ("unsupported", "deprecated", "v1-ignored"):
+        if issue.code in ("unsupported", "deprecated", "v1-ignored", "tiny-duration"):
             issues.append(issue)
     return sort_issues(locate(issues, document))
 
