@@ -105,3 +105,15 @@ def test_an_integer_duration_of_a_millisecond_or_more_says_nothing(tmp_path: Pat
     data["timeout"] = 1_000_000
     code, _, err = check(write(tmp_path, data), lint=True)
     assert (code, err) == (0, "")
+
+
+# --- strings: a lone surrogate is read as U+FFFD, as Go reads it -----------------------------
+
+def test_a_lone_surrogate_escape_is_read_as_a_replacement_character(tmp_path: Path) -> None:
+    path = tmp_path / "krakend.json"
+    path.write_text('{"version": 3, "name": "a\\ud800b", "endpoints": [{"endpoint": "/a",'
+                    ' "backend": [{"host": ["http://h"], "url_pattern": "/\\udcff"}]}]}')
+    out, err = io.StringIO(), io.StringIO()
+    code = check_once(str(path), env={}, out=out, err=err, debug=1)
+    assert (code, err.getvalue()) == (0, "")
+    assert "Name: a\ufffdb" in out.getvalue()

@@ -155,9 +155,29 @@ def parse_text(text: str, file: str, fmt: str | None = None) -> Document:
             f"the top level of a configuration must be an object, not {describe(data)}",
             file=file, line=1, col=1,
         )
+    if _MAY_HOLD_SURROGATES.search(text):
+        data = _replace_surrogates(data)
     doc = Document(data=data, file=file, fmt=fmt, _locator=locator)
     _check_limits(doc)
     return doc
+
+
+# A lone surrogate escape ("\ud800") or an undecodable byte of a rendered template (kept as a
+# surrogate) cannot be encoded as UTF-8, so no hash or message could carry it; Go's decoders
+# read both as U+FFFD.
+_MAY_HOLD_SURROGATES = re.compile(r"[\ud800-\udfff]|\\[uU]0*[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings and keys replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_replace_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def load_file(path: str) -> Document:
