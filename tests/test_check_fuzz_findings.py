@@ -117,3 +117,86 @@ def test_a_lone_surrogate_escape_is_read_as_a_replacement_character(tmp_path: Pa
     code = check_once(str(path), env={}, out=out, err=err, debug=1)
     assert (code, err.getvalue()) == (0, "")
     assert "Name: a\ufffdb" in out.getvalue()
+
+
+# --- flexible configuration --------------------------------------------------------------
+
+def flexible(tmp_path: Path, template: str, settings: bytes = b'{"a": 1}') -> tuple[Path, dict]:
+    (tmp_path / "settings").mkdir()
+    (tmp_path / "settings" / "s.json").write_bytes(settings)
+    path = tmp_path / "krakend.json"
+    path.write_text(template)
+    return path, {"FC_ENABLE": "1", "FC_SETTINGS": str(tmp_path / "settings")}
+
+
+CONFIG = ('{"version": 3, "name": "%s",\n "endpoints": [{"endpoint": "/a", '
+          '"backend": [{"host": ["http://h"], "url_pattern": "/"}]}]}')
+
+
+@pytest.mark.parametrize("depth", [101, 5_000, 10_001])
+def test_parentheses_nested_too_deep_are_a_template_error(tmp_path: Path, depth: int) -> None:
+    snippet = "{{ " + "(" * depth + "1" + ")" * depth + " }}"
+    path, env = flexible(tmp_path, CONFIG % "n" + "\n" + snippet)
+    code, _, err = check(path, env=env)
+    assert (code, err) == (1, f"{P}{path}:3: template: krakend.json:3: max expression depth "
+                              "exceeded (tidegate nests at most 100 levels of parentheses, if, "
+                              "with, range and block)\n")
+
+
+@pytest.mark.parametrize("nested", [
+    "{{ if true }}" * 5_000 + "{{ end }}" * 5_000,
+    "{{ range $i := list 1 }}" * 5_000 + "{{ end }}" * 5_000,
+    "{{ if false }}" + "{{ else if false }}" * 5_000 + "{{ end }}",
+    '{{ block "b" . }}' * 200 + "{{ end }}" * 200,
+])
+def test_actions_nested_too_deep_are_a_template_error(tmp_path: Path, nested: str) -> None:
+    path, env = flexible(tmp_path, "\n" + CONFIG % nested)
+    code, _, err = check(path, env=env)
+    assert (code, err) == (1, f"{P}{path}:2: template: krakend.json:2: max control depth "
+                              "exceeded (tidegate nests at most 100 levels of parentheses, if, "
+                              "with, range and block)\n")
+
+
+def test_a_hundred_levels_of_nesting_render(tmp_path: Path) -> None:
+    nested = ("{{ with 1 }}" * 50 + "{{ " + "(" * 49 + "print 1" + ")" * 49 + " }}"
+              + "{{ end }}" * 50)
+    path, env = flexible(tmp_path, CONFIG % nested)
+    assert check(path, env=env) == (0, "Syntax OK!\n", "")
+
+
+def test_template_calls_deeper_than_the_stack_are_located_at_the_deepest_call(
+        tmp_path: Path) -> None:
+    chain = "".join(f'{{{{define "d{i}"}}}}{{{{template "d{i + 1}"}}}}{{{{end}}}}'
+                    for i in range(2_000))
+    path, env = flexible(tmp_path, chain + '{{define "d2000"}}x{{end}}\n'
+                         + CONFIG % '{{template "d0"}}')
+    code, _, err = check(path, env=env)
+    assert code == 1
+    assert err.startswith(f"{P}{path}:1:")
+    assert "exceeded maximum template depth: tidegate's stack ends after" in err
+
+
+def test_a_byte_that_is_not_utf8_in_a_rendered_string_is_read_as_u_fffd(
+        tmp_path: Path) -> None:
+    path, env = flexible(tmp_path, CONFIG % 'a{{ "\\xff" }}b')
+    out, err = io.StringIO(), io.StringIO()
+    code = check_once(str(path), env=env, out=out, err=err, debug=1)
+    assert (code, err.getvalue()) == (0, "")
+    assert "Name: a\ufffdb" in out.getvalue()
+
+
+def test_a_settings_file_with_a_byte_order_mark_is_located(tmp_path: Path) -> None:
+    path, env = flexible(tmp_path, CONFIG % "n", settings=b'\xef\xbb\xbf{"a": 1}')
+    code, _, err = check(path, env=env)
+    assert (code, err) == (1, f"{P}{tmp_path}/settings/s.json:1:1: loading flexible-config "
+                              "settings: invalid character '\u00ef' looking for beginning of "
+                              "value (a byte order mark)\n")
+
+
+def test_a_settings_file_nested_past_the_stack_is_located(tmp_path: Path) -> None:
+    deep = b'{"a":\n' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    path, env = flexible(tmp_path, CONFIG % "n", settings=deep)
+    code, _, err = check(path, env=env)
+    assert code == 1
+    assert err.startswith(f"{P}{tmp_path}/settings/s.json:2:200: loading flexible-config "
+                          "settings: invalid JSON: nested deeper than 200 levels")

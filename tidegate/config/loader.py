@@ -170,6 +170,9 @@ def load_flexible(path: str, env: Mapping[str, str]) -> RenderedDocument:
 
 def _json_syntax_error(path: str, raw: bytes) -> ConfigError | None:
     """A settings file's JSON syntax error, located as for a configuration file."""
+    if raw.startswith(b"\xef\xbb\xbf"):  # a configuration may start with a BOM, Go's JSON not
+        return ConfigSyntaxError("invalid character '\u00ef' looking for beginning of value "
+                                 "(a byte order mark)", file=path, line=1, col=1)
     try:
         sources.parse_text(raw.decode("utf-8", "replace"), path, "json")
     except ConfigSyntaxError as exc:

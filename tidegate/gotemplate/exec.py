@@ -307,8 +307,20 @@ class State:
             self.tmpl, self.vars, self.dot_iface = saved
 
     def depth_error(self) -> None:
-        """Python runs out of stack long before Go's MAX_DEPTH {{template}} levels."""
-        self.node, self.tmpl = call_at_depth(self.overflow or [], MAX_DEPTH)
+        """Python runs out of stack long before Go's MAX_DEPTH {{template}} levels.
+
+        An endless recursion is reported where Go would stop it; a finite chain of calls too
+        deep for Python's stack, at its deepest call (re-raised when no call was under way).
+        """
+        chain = self.overflow or []
+        try:
+            self.node, self.tmpl = call_at_depth(chain, MAX_DEPTH)
+        except RecursionError:
+            if not chain:
+                raise
+            self.node, self.tmpl = chain[-1]
+            self.errorf(f"exceeded maximum template depth: tidegate's stack ends after "
+                        f"{len(chain)} nested template calls")
         self.errorf(f"exceeded maximum template depth ({MAX_DEPTH})")
 
     # ---------------------------------------------------------------- pipelines

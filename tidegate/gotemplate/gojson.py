@@ -59,7 +59,10 @@ def decode(raw: bytes) -> Any:
         raise
     except (ValueError, RecursionError):
         # Go's scanner feeds one ' ' at EOF before giving up, so e.g. "nul" fails on ' '
-        _GoScanner(text + " ").check()
+        try:
+            _GoScanner(text + " ").check()
+        except RecursionError:  # Go nests 10,000 levels; Python's stack ends before
+            raise JSONError("invalid JSON: nested too deeply to be decoded") from None
         raise JSONError("invalid JSON") from None
     if _SURR_ESC.search(text) or _SURR.search(text):
         v = _fix_strings(v)

@@ -37,6 +37,13 @@ from .nodes import (
     is_empty_tree,
 )
 
+# Go stops parenthesized pipelines at 10,000 levels (parse.go maxStackDepth, "max expression
+# depth exceeded") and leaves {{if}}/{{with}}/{{range}}/{{block}} nesting to its growable
+# stacks. Python's stack ends after ~1,000 frames and each level costs several (in the parser,
+# and again when it is executed), so both kinds share one bound, far above what a real template
+# nests, and a deeper one is a parse error at its line instead of a RecursionError.
+MAX_NESTING = 100
+
 
 class ParseError(Exception):
     """A template parse error with Go's text (``template: NAME:LINE: msg``)."""
@@ -82,7 +89,7 @@ class Parser:
     """Parses one tree; `tree_set` collects every template defined in the text."""
 
     def __init__(self, tree: Tree, stream: _Stream, tree_set: dict[str, Tree],
-                 has_func: Callable[[str], bool]) -> None:
+                 has_func: Callable[[str], bool], nesting: int = 0) -> None:
         self.tree = tree
         self.stream = stream
         self.tree_set = tree_set
@@ -92,6 +99,7 @@ class Parser:
         self.vars: list[str] = ["$"]
         self.action_line = 0
         self.range_depth = 0
+        self.nesting = nesting  # open parentheses and control actions around this point
 
     # ---------------------------------------------------------------- tokens
     def next(self) -> L.Item:
@@ -312,8 +320,16 @@ class Parser:
             if c.args[0].kind in ("bool", "dot", "nil", "number", "string"):
                 self.errorf(f"non executable command in pipeline stage {i + 2}")
 
+    def nest(self, what: str) -> None:
+        """Enter one more level of nesting, or stop at MAX_NESTING with a parse error."""
+        if self.nesting >= MAX_NESTING:
+            self.errorf(f"max {what} depth exceeded (tidegate nests at most {MAX_NESTING} "
+                        "levels of parentheses, if, with, range and block)")
+        self.nesting += 1
+
     def parse_control(self, allow_else_if: bool, context: str) -> tuple:
         nvars = len(self.vars)
+        self.nest("control")
         try:
             pipe = self.pipeline(context, L.RIGHT_DELIM)
             if context == "range":
@@ -333,6 +349,7 @@ class Parser:
                         self.errorf(f"expected end; found {nxt}")
             return pipe.pos, self.tree, pipe.line, pipe, lst, else_list
         finally:
+            self.nesting -= 1
             del self.vars[nvars:]
 
     def end_control(self) -> Node:
@@ -350,8 +367,10 @@ class Parser:
         tok = self.next_non_space()
         name = self.parse_template_name(tok, context)
         pipe = self.pipeline(context, L.RIGHT_DELIM)
+        self.nest("control")
         sub = Parser(Tree(name, self.tree.parse_name, self.tree.text), self.stream,
-                     self.tree_set, self.has_func)
+                     self.tree_set, self.has_func, self.nesting)
+        self.nesting -= 1
         root, end = sub.item_list()
         sub.tree.root = root
         if end.kind != "end":
@@ -441,7 +460,11 @@ class Parser:
             except LiteralError as e:
                 self.errorf(str(e))
         if t == L.LEFT_PAREN:
-            return self.pipeline("parenthesized pipeline", L.RIGHT_PAREN)
+            self.nest("expression")
+            try:
+                return self.pipeline("parenthesized pipeline", L.RIGHT_PAREN)
+            finally:
+                self.nesting -= 1
         if t in (L.STRING, L.RAW_STRING):
             try:
                 s = unquote(tok.val)
