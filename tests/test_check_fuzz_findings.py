@@ -200,3 +200,16 @@ def test_a_settings_file_nested_past_the_stack_is_located(tmp_path: Path) -> Non
     assert code == 1
     assert err.startswith(f"{P}{tmp_path}/settings/s.json:2:200: loading flexible-config "
                           "settings: invalid JSON: nested deeper than 200 levels")
+
+
+# --- components ------------------------------------------------------------------------------
+
+def test_a_static_strategy_that_is_not_a_string_is_located(tmp_path: Path) -> None:
+    data = one_backend("http://h")
+    data["endpoints"][0]["extra_config"] = {  # type: ignore[index]
+        "proxy": {"static": {"strategy": ["always"], "data": {}}}}
+    path = write(tmp_path, data)
+    code, _, err = check(path)
+    assert code == 1
+    assert err.startswith(f"{P}{path}:4:3: ")
+    assert "endpoints[0]: unknown static strategy ['always']" in err

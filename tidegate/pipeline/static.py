@@ -33,7 +33,7 @@ def compile_static(extra_config: Mapping[str, Any], inner: Proxy) -> Proxy:
     if not isinstance(static, dict):
         raise StaticConfigError("proxy.static must be an object with \"strategy\" and \"data\"")
     strategy = static.get("strategy", "always")
-    match = _STRATEGIES.get(strategy)
+    match = _STRATEGIES.get(strategy) if isinstance(strategy, str) else None
     if match is None:
         raise StaticConfigError(f"unknown static strategy {strategy!r}: expected one of "
                                 f"{', '.join(_STRATEGIES)}")
