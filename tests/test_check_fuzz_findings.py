@@ -213,3 +213,14 @@ def test_a_static_strategy_that_is_not_a_string_is_located(tmp_path: Path) -> No
     assert code == 1
     assert err.startswith(f"{P}{path}:4:3: ")
     assert "endpoints[0]: unknown static strategy ['always']" in err
+
+
+# --- KRAKEND_* overrides -----------------------------------------------------------------
+
+def test_an_integer_override_beyond_64_bits_is_located(tmp_path: Path) -> None:
+    path = write(tmp_path, one_backend("http://h"))
+    out, err = io.StringIO(), io.StringIO()
+    code = check_once(str(path), env={"KRAKEND_MAX_HEADER_BYTES": "9" * 30}, out=out, err=err)
+    assert (code, err.getvalue()) == (1, f"{P}{path}:1:1: max_header_bytes: environment "
+                                         f"variable KRAKEND_MAX_HEADER_BYTES: integer out of "
+                                         f"range: {'9' * 30}\n")

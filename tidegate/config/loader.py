@@ -264,10 +264,13 @@ def _typed_override(key: str, raw: str, current: Any, var: str) -> Any:
         raise ConfigValueError(f"{where}: expected a boolean, got {raw!r}", path=(key,))
     if key in _INT_KEYS or (isinstance(current, int) and not isinstance(current, bool)):
         try:
-            return int(raw, 0)
+            value = int(raw, 0)
         except ValueError:
             raise ConfigValueError(f"{where}: expected an integer, got {raw!r}",
                                    path=(key,)) from None
+        if not sources.INT_MIN <= value <= sources.INT_MAX:  # as for the file's own integers
+            raise ConfigValueError(f"{where}: integer out of range: {raw}", path=(key,))
+        return value
     if key.endswith("timeout") or key.endswith("_ttl"):
         try:
             parse_duration(raw)
