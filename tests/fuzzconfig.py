@@ -112,6 +112,24 @@ STRING_ODDITIES = [
     "\u202e", "\ufeff", "\U0001d518\U0001d52b",
 ]
 
+DOT_PATHS = ["a", "a.b", "a..b", "", ".", "a.", "*", "a.*.b", "a.*", "0", "a.0.b", "a.-1",
+             "\x00", "a b", "x" * 300, ".".join(["a"] * 300), "__proto__", "a.*.*.*"]
+KIND_VALUES: dict[str, list[Any]] = {
+    "boolean": [True, False, "true", 1, 0, None],
+    "integer": [0, -1, 1, 2**31, 2**63 - 1, -(2**63), 2**64 - 1, 1.5, "1", 1e308],
+    "string": ["", "/", "/__health", "/__debug/", "no-slash", "/a b", "/{x}", "x" * 5000,
+               "\x00", "%zz", "é"],
+    "strings": [[], [""], ["*"], ["a", "a"], DOT_PATHS, ["\r\n"], "a", [1]],
+    "enum": ["", "x", "JSON", None, 1],
+    "mapping": [{"a": "b"}, {"a": ""}, {"": "b"}, {"a": "a.b"}, {"a.b": "c"}, {"a": 1}, []],
+    "object": [{}, {"a": 1}, [], "x", {"error": {"x": [1, 2]}}],
+    "array": [[], [{}], [{"type": "move", "args": ["a", "b"]}],
+              [{"type": "del", "args": DOT_PATHS}], [{"type": "append", "args": ["a"]}],
+              [{"type": "move", "args": ["a"]}], [{"type": "x"}], [1], "x"],
+    "shape": [{}, {"strategy": "always", "data": {"a": 1}}, {"strategy": "x"},
+              {"strategy": "success", "data": []}, {"data": {"a": {"b": None}}}, []],
+}
+
 # Placeholders replaced in the serialized text (the structures they stand for would be too
 # deep or too big to walk as Python data).
 _DEEP = "\x00DEEP:"
@@ -407,6 +425,41 @@ class Mutator:
                     {str(i): x for i, x in enumerate(v)} if isinstance(v, list) else [v])
             self.what.append(f"swap type {k!r}")
 
+    def schema_field(self, data: Any) -> None:
+        """Set an attribute tidegate acts on (from its own field tables) at its level."""
+        from tidegate.lint.fields import SCOPES
+        from tidegate.lint.namespaces import NAMESPACES as KNOWN
+
+        levels: list[tuple[str, Any]] = [("service", data)] if isinstance(data, dict) else []
+        for ep in _items(data, "endpoints"):
+            levels.append(("endpoint", ep))
+            levels.extend(("backend", be) for be in _items(ep, "backend"))
+        if not levels:
+            return
+        scope, obj = self.rng.choice(levels)
+        fields = dict(SCOPES[scope])
+        owner = obj
+        if self.rng.random() < 0.5:
+            spaces = [n for n, ns in KNOWN.items() if ns.supported and ns.fields
+                      and scope in ns.fields]
+            if spaces:
+                name = self.rng.choice(spaces)
+                extra = obj.setdefault("extra_config", {})
+                if not isinstance(extra, dict):
+                    obj["extra_config"] = extra = {}
+                owner = extra.setdefault(name, {})
+                if not isinstance(owner, dict):
+                    extra[name] = owner = {}
+                fields = dict(KNOWN[name].fields[scope])
+        key = self.rng.choice(sorted(fields))
+        kind = fields[key].kind
+        values = KIND_VALUES.get(kind, [])
+        if kind == "duration":
+            values = DURATIONS + DURATION_INTS
+        owner[key] = self.rng.choice(values) if values and self.rng.random() < 0.8 \
+            else self.extreme(key)
+        self.what.append(f"{scope} {key}={_short(owner[key])}")
+
     def add_root_key(self, data: Any) -> None:
         if isinstance(data, dict):
             k = self.rng.choice(ROOT_KEYS)
@@ -424,12 +477,22 @@ class Mutator:
             (lambda d: self.mutate_list_value(d, "output_encoding", ENCODINGS), 1),
             (lambda d: self.mutate_list_value(d, "endpoint", ENDPOINTS), 2),
             (self.clone_endpoint, 1), (self.rename_key, 1), (self.swap_type, 1),
-            (self.add_root_key, 2),
+            (self.add_root_key, 2), (self.schema_field, 6),
         ]
         funcs = [f for f, _ in ops]
         weights = [w for _, w in ops]
         for _ in range(count):
             self.rng.choices(funcs, weights)[0](data)
+
+
+def _items(obj: Any, key: str) -> list[dict[str, Any]]:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def mutate_text(rng: random.Random, text: str, what: list[str]) -> str:
@@ -491,6 +554,11 @@ def generate(rng: random.Random, index: int, seeds: list[dict[str, Any]]) -> Cas
     case.files[case.config] = _encode(text)
     _maybe_allow(rng, case, seed)
     _maybe_flags(rng, case)
+    if rng.random() < 0.05:
+        key = rng.choice(ROOT_KEYS).upper().lstrip("$")
+        value = rng.choice([*DURATIONS, *map(str, BIG_INTS), *HOSTS, "true", "yes", "[[["])
+        case.env[f"KRAKEND_{key}"] = value.replace("\x00", "")  # no NUL in the environment
+        case.what.append(f"KRAKEND_{key}={value!r}")
     return case
 
 

@@ -168,7 +168,7 @@ def write_case(case: Case, folder: str) -> None:
         with open(path, "wb") as fh:
             fh.write(content)
     for sub in ("settings", "partials", "templates"):
-        if case.env:
+        if "FC_ENABLE" in case.env:
             os.makedirs(os.path.join(folder, sub), exist_ok=True)
 
 
