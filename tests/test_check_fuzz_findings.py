@@ -202,6 +202,15 @@ def test_a_settings_file_nested_past_the_stack_is_located(tmp_path: Path) -> Non
                           "settings: invalid JSON: nested deeper than 200 levels")
 
 
+def test_a_settings_number_beyond_float64_under_a_repeated_key_is_located(
+        tmp_path: Path) -> None:
+    path, env = flexible(tmp_path, CONFIG % "n", settings=b'{"a": 1,\n "b": -1e400, "b": 2}')
+    code, _, err = check(path, env=env)
+    assert (code, err) == (1, f"{P}{tmp_path}/settings/s.json:2:7: loading flexible-config "
+                              "settings: json: cannot unmarshal number -1e400 into Go value of "
+                              "type float64\n")
+
+
 # --- components ------------------------------------------------------------------------------
 
 def test_a_static_strategy_that_is_not_a_string_is_located(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ overrides → typed model. Any failure raises a `ConfigError` that names the fil
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,11 +175,22 @@ def _json_syntax_error(path: str, raw: bytes) -> ConfigError | None:
     if raw.startswith(b"\xef\xbb\xbf"):  # a configuration may start with a BOM, Go's JSON not
         return ConfigSyntaxError("invalid character '\u00ef' looking for beginning of value "
                                  "(a byte order mark)", file=path, line=1, col=1)
+    text = raw.decode("utf-8", "replace")
     try:
-        sources.parse_text(raw.decode("utf-8", "replace"), path, "json")
+        sources.parse_text(text, path, "json")
     except ConfigSyntaxError as exc:
         return exc
+    # Parsed, yet Go refused it: a number beyond float64 whose key is given again later (the
+    # parser kept only the last value). Go reads each one.
+    for m in _STRING_OR_NUMBER.finditer(text):
+        if m.group(1) and math.isinf(float(m.group(1))):
+            line, col = sources.line_col(text, m.start(1))
+            return ConfigSyntaxError(f"json: cannot unmarshal number {m.group(1)} into Go value "
+                                     "of type float64", file=path, line=line, col=col)
     return None
+
+
+_STRING_OR_NUMBER = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)')
 
 
 def explain_rendered(err: ConfigError, rendered: RenderedConfig) -> ConfigError:
