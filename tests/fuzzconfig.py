@@ -533,9 +533,68 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def generate(rng: random.Random, index: int, seeds: list[dict[str, Any]]) -> Case:
+@dataclass
+class FlexibleSeed:
+    """A real flexible-config tree: its files and the FC_* variables of its run."""
+
+    files: dict[str, bytes]
+    config: str
+    env: dict[str, str]
+
+
+def load_flexible_seeds() -> list[FlexibleSeed]:
+    """The shared corpus's flexible configurations that run as plain CE ones."""
+    out: list[FlexibleSeed] = []
+    with contextlib.suppress(OSError):
+        rows = (SHARED / "realworld" / "FC_RUNS.tsv").read_text().splitlines()[1:]
+        for row in rows:
+            cols = (row.split("\t") + [""] * 6)[:6]
+            folder, template, settings, partials, templates, extra = cols
+            if "+" in settings or "@" in extra:
+                continue
+            root = SHARED / "realworld" / folder
+            files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+                     if p.is_file() and p.stat().st_size < 200_000}
+            env = {"FC_ENABLE": "1"}
+            for var, sub in (("FC_SETTINGS", settings), ("FC_PARTIALS", partials),
+                             ("FC_TEMPLATES", templates)):
+                if sub:
+                    env[var] = "{dir}/" + sub
+            env.update(pair.split("=", 1) for pair in extra.split() if "=" in pair)
+            out.append(FlexibleSeed(files, template, env))
+    return out
+
+
+def _generate_real_flexible(rng: random.Random, index: int, seed: FlexibleSeed) -> Case:
+    files = dict(seed.files)
+    what = [f"flexible {seed.config} of {len(files)} files"]
+    texts = sorted(n for n, b in files.items() if n.endswith((".tmpl", ".json", ".txt")))
+    for _ in range(rng.choice([1, 1, 2])):
+        name = rng.choice(texts or [seed.config])
+        text = files[name].decode("utf-8", "replace")
+        if name.endswith(".json") and rng.random() < 0.6:
+            with contextlib.suppress(ValueError):
+                data = json.loads(text)
+                m = Mutator(rng)
+                m.mutate(data, rng.choice([1, 2]))
+                files[name] = _encode(to_json(data))
+                what += [f"{name} {w}" for w in m.what]
+                continue
+        snippet = _snippet(rng.choice(TEMPLATE_SNIPPETS))
+        pos = rng.randrange(len(text) + 1)
+        files[name] = _encode(text[:pos] + snippet + text[pos:])
+        what.append(f"{name}@{pos}: {_short(snippet)}")
+    case = Case(index, files, seed.config, dict(seed.env), what=what)
+    _maybe_flags(rng, case)
+    return case
+
+
+def generate(rng: random.Random, index: int, seeds: list[dict[str, Any]],
+             flexible: list[FlexibleSeed] | None = None) -> Case:
     """One case: a mutated JSON (sometimes YAML) configuration, or a mutated flexible config."""
-    if rng.random() < 0.2:
+    if flexible and rng.random() < 0.1:
+        return _generate_real_flexible(rng, index, rng.choice(flexible))
+    if rng.random() < 0.15:
         return _generate_flexible(rng, index)
     seed = json.loads(json.dumps(rng.choice(seeds)))
     m = Mutator(rng)
@@ -619,5 +678,6 @@ def cases(seed: int, count: int) -> Iterator[Case]:
     """`count` cases, the same for the same seed."""
     rng = random.Random(seed)
     seeds = load_seeds()
+    flexible = load_flexible_seeds()
     for i in range(count):
-        yield generate(random.Random(rng.getrandbits(64)), i, seeds)
+        yield generate(random.Random(rng.getrandbits(64)), i, seeds, flexible)
