@@ -80,6 +80,31 @@ def test_hosts_go_parses_are_accepted(tmp_path: Path, host: str) -> None:
     assert (code, out, err) == (0, "Syntax OK!\n", "")
 
 
+@pytest.mark.parametrize(("pattern", "message"), [
+    ("/a\r\nb", 'parse "http://h/a\\r\\nb": net/url: invalid control character in URL'),
+    ("/a\x00", 'parse "http://h/a\\x00": net/url: invalid control character in URL'),
+    ("/%zz", 'parse "http://h/%zz": invalid URL escape "%zz"'),
+    ("/{x}%", 'parse "http://h/{x}%": invalid URL escape "%"'),
+])
+def test_a_url_pattern_go_cannot_parse_is_a_located_error(tmp_path: Path, pattern: str,
+                                                          message: str) -> None:
+    data = one_backend("http://h")
+    data["endpoints"][0]["endpoint"] = "/a/{x}"  # type: ignore[index]
+    data["endpoints"][0]["backend"][0]["url_pattern"] = pattern  # type: ignore[index]
+    path = write(tmp_path, data)
+    code, _, err = check(path)
+    assert (code, err) == (1, f"{P}{path}:8:21: endpoints[0].backend[0].url_pattern: "
+                              f"{message}\n")
+
+
+@pytest.mark.parametrize("pattern", ["/a b", "/q?x=%zz", "/%2F{x}", "/a?ids=1%2C2"])
+def test_url_patterns_go_parses_are_accepted(tmp_path: Path, pattern: str) -> None:
+    data = one_backend("http://h")
+    data["endpoints"][0]["endpoint"] = "/a/{x}"  # type: ignore[index]
+    data["endpoints"][0]["backend"][0]["url_pattern"] = pattern  # type: ignore[index]
+    assert check(write(tmp_path, data)) == (0, "Syntax OK!\n", "")
+
+
 # --- integer durations are nanoseconds: below 1 ms is surely a mistake ----------------------
 
 @pytest.mark.parametrize("lint", [False, True])

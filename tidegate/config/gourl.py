@@ -8,6 +8,8 @@ where the host is written.
 
 from __future__ import annotations
 
+import re
+
 from tidegate.gotemplate.gostrconv import quote
 
 # Bytes Go accepts unescaped in a host name, besides letters and digits (shouldEscape with
@@ -25,6 +27,22 @@ def host_error(url: str) -> str | None:
     if problem.startswith("dial tcp"):
         return problem
     return f"parse {quote(url.split('#', 1)[0])}: {problem}"
+
+
+def pattern_error(host: str, url_pattern: str) -> str | None:
+    """Go's error for the backend URL KrakenD builds from `host` and `url_pattern` (every
+    ``{param}`` stands for a plain value), as far as the url_pattern goes; None if it parses."""
+    path = re.sub(r"\{[^{}]*\}", "x", url_pattern)
+    url = host + url_pattern
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return f"parse {quote(url)}: net/url: invalid control character in URL"
+    m = _BAD_ESCAPE.search(path.split("#", 1)[0].split("?", 1)[0])
+    if m:
+        return f"parse {quote(url)}: invalid URL escape {quote(m.group())}"
+    return None
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2}).{0,2}", re.S)
 
 
 def _parse(url: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tidegate.config.aliases import normalize_extra_config
 from tidegate.config.durations import DurationError, parse_duration
-from tidegate.config.gourl import host_error
+from tidegate.config.gourl import host_error, pattern_error
 from tidegate.errors import ConfigErrors, ConfigValueError, JsonPath
 
 DEFAULT_PORT = 8080
@@ -441,6 +441,9 @@ def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, 
         hosts = tuple(sanitize_host(h) for h in hosts)
     if own_hosts:  # inherited ones are checked once, at the root
         _check_hosts(hosts, (*path, "host"), errors)
+    problem = pattern_error(hosts[0] if hosts else "", url_pattern)
+    if problem:
+        r.fail("url_pattern", problem)
     method = (r.get("method", str, "") or inherited["method"]).upper()
     if method not in HTTP_METHODS:
         r.fail("method", f"unknown HTTP method {method!r}")
