@@ -44,6 +44,9 @@ def main() -> int:
     print(f"\n{len(outcomes)} cases, seed {args.seed}, {elapsed:.0f} s "
           f"(slowest case {max(o.seconds for o in outcomes):.2f} s)")
     print(summary(outcomes))
+    for o in sorted(outcomes, key=lambda o: -o.seconds)[:3]:
+        print(f"slow: {o.seconds:.2f} s case {o.case.index} ({o.kind}): "
+              f"{'; '.join(o.case.what)[:200]}")
     shown = 0
     for o in outcomes:
         if o.kind in BUGS and shown < args.show:
