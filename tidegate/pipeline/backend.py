@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from tidegate.bodies import BodyStream, BodyTooLarge
 from tidegate.components import DEFAULT_REGISTRY, Level, Registry
 from tidegate.config.model import PLACEHOLDER, BackendConfig
 from tidegate.encoding.decoders import DecodeError, decoder_for
@@ -31,6 +32,7 @@ from tidegate.pipeline.messages import (
     BackendStatusError,
     BackendTimeout,
     BackendUnavailable,
+    PayloadTooLarge,
     ProxyRequest,
     ProxyResponse,
     canonical_header,
@@ -184,7 +186,8 @@ class CompiledBackend:
     """A backend ready to serve: call it with the endpoint's ProxyRequest."""
 
     def __init__(self, cfg: BackendConfig, client: UpstreamClient, user_agent: str,
-                 registry: Registry = DEFAULT_REGISTRY) -> None:
+                 registry: Registry = DEFAULT_REGISTRY, *, stream_answer: bool = False
+                 ) -> None:
         self.cfg = cfg
         self.client = client
         self.user_agent = user_agent
@@ -193,6 +196,8 @@ class CompiledBackend:
         self.path = compile_path(cfg.url_pattern)
         self.error_prefix = f"[{cfg.method} {lura_pattern(cfg.url_pattern)}]"
         self.no_op = cfg.encoding == "no-op"
+        # A no-op answer that alone makes the endpoint's answer is copied out as it arrives.
+        self.stream_answer = self.no_op and stream_answer and cfg.concurrent_calls <= 1
         self.decode = None if self.no_op else decoder_for(cfg.encoding, cfg.is_collection)
         self.format = compile_backend_formatter(dict(cfg.raw))
         # lura's GetHTTPStatusHandler: return_error_details wins whenever the key is present.
@@ -255,7 +260,7 @@ class CompiledBackend:
         headers = req.headers if self.header_filter is None else {
             k: vs for k, vs in req.headers.items() if self.header_filter(k)}
         return self.send(ProxyRequest(self.cfg.method, self.path(req.params), req.params,
-                                      headers, query, req.body))
+                                      headers, query, req.body, req.stream))
 
     async def _send(self, req: ProxyRequest) -> ProxyResponse:
         """The innermost stage: one HTTP exchange, status check, decode, manipulation."""
@@ -269,16 +274,22 @@ class CompiledBackend:
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            status, resp_headers, body, url = await self._exchange(
-                target, req.method, target.base_path + path, headers, req.body, deadline)
+            status, resp_headers, body, url, stream = await self._exchange(
+                target, req.method, target.base_path + path, headers, req.body, deadline,
+                req.stream)
         except UpstreamTimeout:
             raise BackendTimeout() from None
+        except BodyTooLarge:
+            raise PayloadTooLarge() from None
         except UpstreamError as exc:
             raise BackendUnavailable(f'{req.method.title()} "{base}{path}": {exc}') from None
         except Exception as exc:  # whatever the wire does, it is this backend's failure
             log.debug("backend %s%s failed", base, path, exc_info=True)
             raise BackendUnavailable(f'{req.method.title()} "{base}{path}": {exc}') from None
         if self.no_op:
+            if stream is not None:
+                return ProxyResponse({}, True, status, _header_map(resp_headers),
+                                     stream=stream)
             return ProxyResponse({}, True, status, _header_map(resp_headers), body)
         if status != 200 and status != 201:
             return self._bad_status(status, resp_headers, body, url)
@@ -308,19 +319,25 @@ class CompiledBackend:
         return ProxyResponse({self.error_details: detail}, False, status)
 
     async def _exchange(self, target: Target, method: str, request_target: str,
-                        headers: list[tuple[str, str]], body: bytes, deadline: float
-                        ) -> tuple[int, list[tuple[str, str]], bytes, str]:
+                        headers: list[tuple[str, str]], body: bytes, deadline: float,
+                        body_stream: BodyStream | None
+                        ) -> tuple[int, list[tuple[str, str]], bytes, str, Any]:
         """Send, following redirects as Go's http.Client does (at most 10), all before
-        `deadline` (a timer on the connection: cheaper than a timeout scope per request)."""
+        `deadline` (a timer on the connection: cheaper than a timeout scope per request).
+        A streamed body cannot be sent twice: a 307/308 to it is the answer, as in Go."""
         url = f"{target.scheme}://{target.host_header}{request_target}"
         for _ in range(_MAX_REDIRECTS + 1):
             resp = await self.client.send(target, method, request_target, headers, body,
-                                          deadline)
-            if resp.status not in (301, 302, 303, 307, 308):
-                return resp.status, resp.headers, resp.body, url
+                                          deadline, body_stream=body_stream,
+                                          stream=self.stream_answer)
+            if resp.status not in (301, 302, 303, 307, 308) or (
+                    body_stream is not None and resp.status in (307, 308)):
+                return resp.status, resp.headers, resp.body, url, resp.stream
             location = resp.header("Location")
             if not location:
-                return resp.status, resp.headers, resp.body, url
+                return resp.status, resp.headers, resp.body, url, resp.stream
+            if resp.stream is not None:
+                resp.stream.abandon()
             previous, url = url, urljoin(url, location)
             parts = urlsplit(url)
             new_target = parse_target(f"{parts.scheme}://{parts.netloc}")
@@ -332,7 +349,7 @@ class CompiledBackend:
             target = new_target
             request_target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             if resp.status in (301, 302, 303) and method not in ("GET", "HEAD"):
-                method, body = "GET", b""
+                method, body, body_stream = "GET", b"", None
         raise UpstreamError("stopped after 10 redirects")
 
 

@@ -6,7 +6,9 @@ import datetime as dt
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from tidegate.bodies import BodyTooLarge
 from tidegate.encoding.gojson import dumps
+from tidegate.pipeline.endpoint import HELD_BODY_LIMIT
 from tidegate.pipeline.messages import canonical_header
 from tidegate.server.messages import Request, Response
 
@@ -87,6 +89,12 @@ def register(router: Router, gen: Generation, *, debug: bool, echo: bool) -> Non
 
     if echo:
         async def echo_handler(req: Request, params: dict[str, str]) -> Response:
+            if req.stream is not None:  # the echo reads the body: hold it, bounded
+                try:
+                    req.body = await req.stream.read_all(HELD_BODY_LIMIT)
+                except BodyTooLarge:
+                    return Response.text(413, "413 Request Entity Too Large")
+                req.stream = None
             return Response(200, [("Content-Type", JSON)], dumps(echo_body(req)))
 
         for method in _METHODS:

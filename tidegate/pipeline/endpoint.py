@@ -6,6 +6,11 @@ static proxy → endpoint flatmap → merge of backends (parallel or sequential)
 backend with the endpoint timeout → per-backend stacks; then the router's rendering
 (X-KrakenD-Completed, Cache-Control, output encoding, status code rules). Components come from
 :mod:`tidegate.components` and are chosen here, once.
+
+A request body that arrives as a stream is sent on as it arrives when one backend receives it
+(as Go does); when several do (a merge, ``concurrent_calls``) it is held, up to ``max_payload``
+or `HELD_BODY_LIMIT`, and 413 answers a larger one. ``max_payload`` (KrakenD EE: root
+``router`` or endpoint ``proxy`` namespace) bounds every body, held or streamed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tidegate import KRAKEND_COMPAT_VERSION
+from tidegate.bodies import BodyTooLarge
 from tidegate.components import DEFAULT_REGISTRY, Level, Registry
 from tidegate.config.model import PLACEHOLDER, EndpointConfig
 from tidegate.encoding.renderers import renderer_for, select_output_encoding
@@ -31,6 +37,7 @@ from tidegate.pipeline.merge import (
 from tidegate.pipeline.messages import (
     BackendFailure,
     BackendTimeout,
+    PayloadTooLarge,
     ProxyRequest,
     ProxyResponse,
     canonical_header,
@@ -45,6 +52,9 @@ COMPLETED_HEADER = "X-Krakend-Completed"
 # KrakenD stamps every endpoint answer with its version; tidegate states the version it follows.
 VERSION_HEADER = ("X-Krakend", f"Version {KRAKEND_COMPAT_VERSION}")
 DEFAULT_INPUT_HEADERS = ("Content-Type",)
+# The largest request body held whole when no max_payload says otherwise (several backends
+# need it more than once; Go holds it without bound).
+HELD_BODY_LIMIT = 32 << 20
 # Framing headers are recomputed by the server; the rest of a no-op answer passes as is.
 _NOT_PASSED = frozenset({"Content-Length", "Transfer-Encoding", "Connection", "Date",
                          "Keep-Alive"})
@@ -111,7 +121,7 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str
             pairs = parse_qsl(req.query, keep_blank_values=True)
             query = pairs if all_query else [(k, v) for k, v in pairs if k in wanted_query]
         params = {param_key(k): v for k, v in route_params.items()}
-        return ProxyRequest(req.method, req.path, params, headers, query, req.body)
+        return ProxyRequest(req.method, req.path, params, headers, query, req.body, req.stream)
 
     return build
 
@@ -199,10 +209,37 @@ def _single(call: BackendCall, timeout: float | None) -> Proxy:
     return proxy
 
 
+def max_payload(extra_config: Mapping[str, Any], namespace: str) -> int | None:
+    """``max_payload`` of a namespace (bytes), None when absent; ValueError when not a
+    non-negative integer (KrakenD EE's meaning: 0 is no limit)."""
+    section = extra_config.get(namespace)
+    if not isinstance(section, dict) or "max_payload" not in section:
+        return None
+    value = section["max_payload"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{namespace}.max_payload must be a non-negative integer (bytes), "
+                         f"not {value!r}")
+    return value
+
+
+def _body_limit(max_payloads: tuple[int | None, int | None], holds: bool) -> int:
+    """The bound on this endpoint's request bodies (0: none): the smaller of the service's
+    and the endpoint's max_payload; a held body is bounded even without one."""
+    limits = [n for n in max_payloads if n]
+    if limits:
+        return min(limits)
+    return HELD_BODY_LIMIT if holds else 0
+
+
 def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_agent: str,
                      return_error_msg: bool, *, registry: Registry = DEFAULT_REGISTRY,
-                     service_extra_config: Mapping[str, Any] | None = None) -> EndpointHandler:
+                     service_extra_config: Mapping[str, Any] | None = None,
+                     max_payloads: tuple[int | None, int | None] = (None, None)
+                     ) -> EndpointHandler:
     """The whole endpoint as one coroutine function of (client request, route params)."""
+    # One backend, called once, reads a body once: it can take it as it arrives.
+    holds = len(backends) != 1 or cfg.backend[0].concurrent_calls > 1
+    limit = _body_limit(max_payloads, holds)
     build = compile_request_builder(cfg, user_agent)
     proxy = compile_proxy(cfg, backends, registry)
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
@@ -212,6 +249,20 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         if int(cfg.cache_ttl) else None
 
     async def handle(req: Request, route_params: dict[str, str]) -> Response:
+        stream = req.stream
+        if stream is not None:
+            try:
+                if holds:
+                    req.body = await stream.read_all(limit)
+                    req.stream = None
+                elif limit:
+                    if stream.length is not None and stream.length > limit:
+                        raise BodyTooLarge(limit)
+                    stream.limit = limit  # the backend exchange fails past it
+            except BodyTooLarge:
+                return too_large()
+        elif limit and len(req.body) > limit:
+            return too_large()
         resp, err = await proxy(build(req, route_params))
         headers: list[tuple[str, str]] = [VERSION_HEADER]
         complete = "false"
@@ -230,6 +281,10 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         status, body, content_type = render(resp.data, req.header("accept"))
         headers.append(("Content-Type", content_type))
         return Response(status or 200, headers, body)
+
+    def too_large() -> Response:
+        headers = [VERSION_HEADER, (COMPLETED_HEADER, "false")]
+        return error_response(PayloadTooLarge(), headers, return_error_msg)
 
     return registry.wrap(Level.ROUTER, handle, cfg.extra_config, scope="endpoint",
                          endpoint=cfg, service_extra_config=service_extra_config)
@@ -274,5 +329,5 @@ def _render_no_op(resp: ProxyResponse, headers: list[tuple[str, str]]) -> Respon
             if k in _NOT_PASSED:
                 continue
             headers.extend((k, v) for v in vs)
-    return Response(resp.status, headers, resp.raw or b"")
+    return Response(resp.status, headers, resp.raw or b"", resp.stream)
 

@@ -22,7 +22,12 @@ from tidegate.config.model import EndpointConfig, ServiceConfig
 from tidegate.errors import ConfigErrors, ConfigValueError
 from tidegate.pipeline import builtins
 from tidegate.pipeline.backend import CompiledBackend
-from tidegate.pipeline.endpoint import COMPLETED_HEADER, EndpointHandler, compile_endpoint
+from tidegate.pipeline.endpoint import (
+    COMPLETED_HEADER,
+    EndpointHandler,
+    compile_endpoint,
+    max_payload,
+)
 from tidegate.pipeline.lifecycle import Lifecycle, Phase
 from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteConflict, Router
 from tidegate.server.messages import Request, Response
@@ -75,6 +80,11 @@ class Generation:
         self.client = UpstreamClient(pools)
         extra = service.extra_config.get("router")
         self.return_error_msg = bool(isinstance(extra, dict) and extra.get("return_error_msg"))
+        try:
+            self.max_payload = max_payload(service.extra_config, "router")
+        except ValueError as exc:
+            raise ConfigErrors([ConfigValueError(
+                str(exc), path=("extra_config", "router", "max_payload"))]) from None
         self.router: Router[EndpointHandler] = Router()
         debug = debug or service.debug_endpoint
         reserved = builtins.builtin_routes(debug=debug, echo=service.echo_endpoint)
@@ -104,13 +114,20 @@ class Generation:
 
     def _compile(self, ep: EndpointConfig) -> EndpointHandler:
         backends = []
+        alone = len(ep.backend) == 1  # its answer is the endpoint's: no-op can stream it
         for b in ep.backend:
             try:
-                backends.append(CompiledBackend(b, self.client, USER_AGENT))
+                backends.append(CompiledBackend(b, self.client, USER_AGENT, stream_answer=alone))
             except ValueError as exc:
                 raise ConfigValueError(str(exc), path=b.path) from None
+        try:
+            endpoint_max = max_payload(ep.extra_config, "proxy")
+        except ValueError as exc:
+            raise ConfigValueError(str(exc), path=(*ep.path, "extra_config", "proxy",
+                                                   "max_payload")) from None
         return compile_endpoint(ep, backends, USER_AGENT, self.return_error_msg,
-                                service_extra_config=self.service.extra_config)
+                                service_extra_config=self.service.extra_config,
+                                max_payloads=(self.max_payload, endpoint_max))
 
     async def handle(self, request: Request) -> Response:
         """Route and answer one request on this generation."""

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tidegate.bodies import BodyStream
+    from tidegate.server.messages import ChunkSource
 
 _CANONICAL: dict[str, str] = {}
 
@@ -27,7 +31,8 @@ class ProxyRequest:
     """What the backends of one endpoint are asked: built once per client request.
 
     ``params`` are keyed like lura's (first letter upper-cased: ``{foo}`` → ``Foo``);
-    ``headers`` use canonical names; ``query`` keeps repeated keys in order.
+    ``headers`` use canonical names; ``query`` keeps repeated keys in order. A body sent on
+    as it arrives is ``stream`` (then ``body`` is empty); only a single backend gets one.
     """
 
     method: str
@@ -36,6 +41,7 @@ class ProxyRequest:
     headers: dict[str, list[str]]
     query: list[tuple[str, str]]
     body: bytes
+    stream: BodyStream | None = None
 
     def clone(self) -> ProxyRequest:
         """A shallow copy a backend may modify (sequential proxies add params)."""
@@ -52,6 +58,7 @@ class ProxyResponse:
     status: int = 200
     headers: dict[str, list[str]] = field(default_factory=dict)
     raw: bytes | None = None  # no-op: the body as the backend sent it
+    stream: ChunkSource | None = None  # no-op, single backend: the body as it arrives
 
 
 class BackendFailure(Exception):
@@ -90,6 +97,15 @@ class BackendHTTPError(BackendFailure):
 
     def body(self) -> bytes:
         return self.raw_body
+
+
+class PayloadTooLarge(BackendFailure):
+    """The client's body passed ``max_payload`` (or the bound on a body that must be held)."""
+
+    status = 413
+
+    def __init__(self) -> None:
+        super().__init__("http: request body too large")
 
 
 class BackendTimeout(BackendFailure):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tidegate.bodies import BodyStream
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
@@ -13,7 +17,7 @@ class Request:
     """One parsed client request. Header names are kept lower-cased for lookups."""
 
     __slots__ = ("body", "client_ip", "headers", "host", "method", "path", "query", "raw_target",
-                 "version")
+                 "stream", "version")
 
     def __init__(self, method: str, raw_target: str, path: str, query: str,
                  headers: list[tuple[str, str]], body: bytes, client_ip: str,
@@ -27,6 +31,8 @@ class Request:
         self.client_ip = client_ip
         self.version = version
         self.host = self.header("host") or ""
+        # A body too large to arrive with its head flows here instead (``body`` stays b"").
+        self.stream: BodyStream | None = None
 
     def header(self, lname: str) -> str | None:
         """First value of a header (name given lower-case)."""
@@ -40,16 +46,28 @@ class Request:
         return [v for k, v in self.headers if k == lname]
 
 
-class Response:
-    """What the pipeline answers: status, headers in order, body bytes."""
+class ChunkSource(Protocol):
+    """A body read in pieces (`tidegate.bodies.BodyStream` or a decoding view of one)."""
 
-    __slots__ = ("body", "headers", "status")
+    length: int | None
+
+    async def read(self) -> bytes: ...
+
+    def abandon(self) -> None: ...
+
+
+class Response:
+    """What the pipeline answers: status, headers in order, and the body as bytes or, for an
+    answer passed through as it arrives, as a `ChunkSource` the server copies out."""
+
+    __slots__ = ("body", "headers", "status", "stream")
 
     def __init__(self, status: int, headers: list[tuple[str, str]] | None = None,
-                 body: bytes = b"") -> None:
+                 body: bytes = b"", stream: ChunkSource | None = None) -> None:
         self.status = status
         self.headers = headers if headers is not None else []
         self.body = body
+        self.stream = stream
 
     @classmethod
     def text(cls, status: int, body: str, content_type: str = "text/plain") -> Response:
@@ -78,7 +96,10 @@ DATE = _DateCache()
 
 
 def serialize(resp: Response, keep_alive: bool, http10: bool, head: bool) -> bytes:
-    """The bytes of a response on the wire, with Date and Content-Length as Go's server adds."""
+    """The bytes of a response on the wire, with Date and Content-Length as Go's server adds.
+
+    For a streamed response, only the head: Content-Length when the length is known, else
+    chunked (HTTP/1.0: the caller closes the connection after the body)."""
     status = resp.status
     reason = _REASONS.get(status, "")
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode())]
@@ -87,7 +108,14 @@ def serialize(resp: Response, keep_alive: bool, http10: bool, head: bool) -> byt
     parts.append(b"Date: " + DATE.get() + b"\r\n")
     body = resp.body
     if status >= 200 and status not in (204, 304):
-        parts.append(b"Content-Length: %d\r\n" % len(body))
+        stream = resp.stream
+        if stream is None:
+            parts.append(b"Content-Length: %d\r\n" % len(body))
+        elif stream.length is not None:
+            parts.append(b"Content-Length: %d\r\n" % stream.length)
+        elif not http10:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        # else: HTTP/1.0 without a length, the body ends with the connection
     if not keep_alive:
         parts.append(b"Connection: close\r\n")
     elif http10:

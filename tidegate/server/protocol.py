@@ -11,6 +11,12 @@ generation until its response is written; the next request on the same keep-aliv
 picks the newest generation. A malformed request gets 400 and the connection closes; no error of
 a handler ever escapes to the event loop (it becomes a 500).
 
+A body that does not arrive within `STREAM_AFTER` bytes is not held: the request is served at
+once with its body as a `BodyStream` the pipeline reads (or sends on) while it arrives, and the
+transport stops reading while the stream is full. A response with a stream is copied out as it
+comes, waiting whenever the client's transport asks for a pause: memory per connection is
+bounded by these buffers, not by the size of a body.
+
 Every phase is bounded (``EdgeLimits``, Go's http.Server meanings): the head in time and size,
 the whole request and the response write in time when configured, an idle keep-alive connection
 in time. Deadlines are plain numbers on the connection that one `DeadlineSweeper` per worker
@@ -27,8 +33,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
+from tidegate.bodies import HIGH_WATER, BodyStream
 from tidegate.config.model import EdgeLimits
-from tidegate.server.messages import Request, Response, serialize
+from tidegate.server.messages import ChunkSource, Request, Response, serialize
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -75,6 +82,8 @@ _TIMEOUT = _plain("408 Request Timeout")
 
 # Phases of a connection (small ints: compared on every event).
 HEAD, BODY, SERVING, IDLE = range(4)
+# A body larger than this is not waited for: the request is served with a stream of it.
+STREAM_AFTER = HIGH_WATER
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -88,6 +97,12 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
+        self._body_size = 0
+        self._stream: BodyStream | None = None  # the body of a request being received
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._chunked = False  # framing and keep-alive of the streamed response being written
+        self._keep_alive = False
         self._gen: Handler | None = None
         self._queue: deque[tuple[Request, Handler, bool]] = deque()
         self._busy = False
@@ -125,6 +140,10 @@ class HttpProtocol(asyncio.Protocol):
         if self._gen is not None:  # a request whose body never arrived
             self._gen.leave()
             self._gen = None
+        if self._stream is not None:
+            self._stream.fail(ConnectionResetError("client closed the connection"))
+            self._stream = None
+        self._wake_writer()
         self._drop_queue()
         task = self._task
         if task is not None and not task.done():
@@ -158,8 +177,23 @@ class HttpProtocol(asyncio.Protocol):
         elif b"\n" in data and self.parser.get_http_version() == "0.0":
             self._reject(_HTTP09)  # a request line without "HTTP/x.y"
 
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def eof_received(self) -> bool | None:
         # Half-closed by the client: finish what is queued, then close.
+        if self._stream is not None:  # in the middle of a body: it will never complete
+            self._stream.fail(ConnectionResetError("unexpected EOF in the request body"))
+            self._stream = None
         if not self._busy:
             self.close()
         self._closing = True
@@ -170,6 +204,8 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._body = []
+        self._body_size = 0
+        self._stream = None
         self._hosts = 0
         self._head_size = 0
         if self._phase == IDLE or not self._read_deadline:
@@ -218,14 +254,44 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
+        stream = self._stream
+        if stream is not None:
+            stream.feed(body)
+            return
         self._body.append(body)
+        self._body_size += len(body)
+        if self._body_size > STREAM_AFTER:
+            # Too large to wait for: serve the request now, its body flows as it arrives.
+            stream = self._stream = BodyStream(self._pause_reading, self._resume_reading,
+                                               _content_length(self._headers))
+            for part in self._body:
+                stream.feed(part)
+            self._body = []
+            self._dispatch(b"", stream)
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def on_message_complete(self) -> None:
+        self._phase = SERVING
+        self._read_deadline = 0.0
+        stream = self._stream
+        if stream is not None:  # the request is being served already
+            self._stream = None
+            stream.finish()
+            return
+        self._dispatch(b"".join(self._body), None)
+
+    def _dispatch(self, body: bytes, stream: BodyStream | None) -> None:
+        """Hand the parsed request to its generation (or queue it behind the one served)."""
         gen = self._gen
         assert gen is not None
         self._gen = None
-        self._phase = SERVING
-        self._read_deadline = 0.0
         parser = self.parser
         target = self._url.decode("latin-1")
         split = split_target(target)
@@ -236,7 +302,8 @@ class HttpProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         request = Request(
             parser.get_method().decode("ascii"), target, path, query, self._headers,
-            b"".join(self._body), self.client_ip, version)
+            body, self.client_ip, version)
+        request.stream = stream
         if authority is not None:
             request.host = authority  # RFC 9112 §3.2.2: the target's authority is the host
         keep_alive = parser.should_keep_alive() and self.state.limits.keep_alive
@@ -250,27 +317,23 @@ class HttpProtocol(asyncio.Protocol):
     async def _serve(self, request: Request, gen: Handler, keep_alive: bool) -> None:
         while True:
             try:
-                response = await gen.handle(request)
-            except Exception:  # a bug must never take the connection or the worker down
-                log.exception("unhandled error serving %s %s", request.method, request.path)
-                response = Response.text(500, "500 Internal Server Error",
-                                         "text/plain; charset=utf-8")
+                try:
+                    response = await gen.handle(request)
+                except Exception:  # a bug must never take the connection or the worker down
+                    log.exception("unhandled error serving %s %s", request.method, request.path)
+                    response = Response.text(500, "500 Internal Server Error",
+                                             "text/plain; charset=utf-8")
+                # The generation is left once the response is written: a streamed answer
+                # still reads from its pools.
+                transport = self._respond(request, response, keep_alive)
+                if transport is None:
+                    return
+                if response.stream is not None:
+                    transport = await self._copy_out(request, response.stream, transport)
+                    if transport is None:
+                        return
             finally:
                 gen.leave()
-            if self._closing and self.transport is None:
-                return
-            # A request refused after this one is still owed its answer on this connection.
-            keep_alive = keep_alive and not self.state.draining and (
-                not self._closing or self._reject_after is not None)
-            transport = self.transport
-            if transport is None or transport.is_closing():
-                return
-            transport.write(serialize(response, keep_alive, request.version == "1.0",
-                                      request.method == "HEAD"))
-            if not keep_alive:
-                self._drop_queue()
-                transport.close()
-                return
             limits = self.state.limits
             now = self._loop.time()
             if not self._queue:
@@ -287,6 +350,86 @@ class HttpProtocol(asyncio.Protocol):
             if limits.write_timeout:
                 self._write_deadline = now + limits.write_timeout
             request, gen, keep_alive = self._queue.popleft()
+
+    def _respond(self, request: Request, response: Response, keep_alive: bool
+                 ) -> asyncio.Transport | None:
+        """Write the response (the head only for a streamed one); the transport while the
+        connection goes on, None when it is closed or closing."""
+        stream = response.stream
+        if self._closing and self.transport is None:
+            if stream is not None:
+                stream.abandon()
+            return None
+        # A request refused after this one is still owed its answer on this connection.
+        keep_alive = keep_alive and not self.state.draining and (
+            not self._closing or self._reject_after is not None)
+        http10 = request.version == "1.0"
+        if request.stream is not None and not request.stream.done:
+            keep_alive = False  # the rest of an unread body is not worth reading (Go: 256 KiB)
+        head = request.method == "HEAD"
+        if stream is not None:
+            if head or response.status in (204, 304) or response.status < 200:
+                stream.abandon()
+                response.stream = stream = None
+            elif stream.length is None and http10:
+                keep_alive = False  # the body ends with the connection
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            if stream is not None:
+                stream.abandon()
+            return None
+        transport.write(serialize(response, keep_alive, http10, head))
+        if stream is not None:
+            self._chunked = stream.length is None and not http10
+            self._keep_alive = keep_alive
+            return transport
+        if not keep_alive:
+            self._drop_queue()
+            transport.close()
+            return None
+        return transport
+
+    async def _copy_out(self, request: Request, stream: ChunkSource,
+                        transport: asyncio.Transport) -> asyncio.Transport | None:
+        """Copy a streamed body to the client, waiting while its transport is paused: what is
+        held is one chunk plus the stream's buffer, whatever the size of the body."""
+        chunked = self._chunked
+        finished = False
+        try:
+            while True:
+                try:
+                    chunk = await stream.read()
+                except Exception as exc:  # the backend failed mid-body: the answer is cut
+                    log.warning("%s %s: backend answer cut: %s", request.method, request.path,
+                                exc)
+                    finished = True  # nothing left to abandon
+                    self._drop_queue()
+                    transport.close()
+                    return None
+                if self.transport is None:
+                    return None
+                if not chunk:
+                    finished = True
+                    if chunked:
+                        transport.write(b"0\r\n\r\n")
+                    break
+                if chunked:
+                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    transport.write(chunk)
+                if self._write_paused:
+                    self._drain = waiter = self._loop.create_future()
+                    await waiter
+                    if self.transport is None:
+                        return None
+        finally:
+            if not finished:
+                stream.abandon()
+        if not self._keep_alive or transport.is_closing():
+            self._drop_queue()
+            transport.close()
+            return None
+        return transport
 
     def _drop_queue(self) -> None:
         while self._queue:
@@ -347,6 +490,17 @@ class HttpProtocol(asyncio.Protocol):
         self._closing = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    """The announced body size (httptools checked the header already)."""
+    for name, value in headers:
+        if name == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 class _Refused(Exception):

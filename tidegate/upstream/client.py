@@ -7,6 +7,13 @@ per host, ``Accept-Encoding: gzip`` with transparent decoding, Content-Length, c
 close-delimited bodies, and a retry of a request that died on a stale pooled connection before
 any byte of the answer arrived (Go retries those too).
 
+Bodies need not be held: a request body given as a `BodyStream` is sent chunked as it is read,
+waiting whenever the connection's transport asks for a pause; an answer asked for as a stream
+is handed over when its head arrives, its body flows through a `BodyStream` that pauses the
+connection's reading while it is full, and the connection returns to its pool only when that
+body is done. Gzip is undone in bounded steps, and a held answer that inflates past
+`MAX_DECODED_BODY` fails instead of filling the worker's memory.
+
 One `UpstreamClient` belongs to one generation; closing it closes its pools.
 """
 
@@ -23,10 +30,16 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from tidegate.bodies import BodyStream, DecodedTooLarge, InflatingStream, inflate
+
 MAX_IDLE_PER_HOST = 256
 # Go's http.Transport default MaxResponseHeaderBytes: a backend head larger than this fails
 # the exchange instead of growing the worker's memory until the timeout.
 MAX_RESPONSE_HEADER_BYTES = 10 << 20
+# The largest gzip answer, once inflated, that is held whole (to be decoded as JSON, XML...).
+# Go has no bound; without one a 1 MiB body can ask for gigabytes. A streamed (no-op) answer
+# is inflated as it is copied out and needs none.
+MAX_DECODED_BODY = 32 << 20
 
 
 class UpstreamError(Exception):
@@ -64,11 +77,13 @@ class UpstreamTimeout(UpstreamError):
 
 @dataclass(slots=True)
 class UpstreamResponse:
-    """A complete backend answer; header names keep the backend's spelling."""
+    """A backend answer; header names keep the backend's spelling. A streamed answer has an
+    empty ``body`` and its body in ``stream`` (read it to the end, or abandon it)."""
 
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    stream: BodyStream | InflatingStream | None = None
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitive."""
@@ -85,13 +100,17 @@ class _Connection(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_done",
+        "_drain",
         "_head_bytes",
         "_head_only",
         "_headers",
         "_parser",
         "_received",
         "_status",
+        "_stream",
+        "_streaming",
         "_timer",
+        "_write_paused",
         "closed",
         "pool",
         "reusable",
@@ -110,12 +129,25 @@ class _Connection(asyncio.Protocol):
         self._head_only = False
         self._head_bytes = 0  # bytes received while the answer's head is incomplete
         self._timer: asyncio.TimerHandle | None = None
+        self._streaming = False  # hand the answer over at its head, its body as a stream
+        self._stream: BodyStream | None = None  # the body being streamed
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
         self.closed = False
         self.reusable = False
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         self._received = True
@@ -142,6 +174,19 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
+        self.resume_writing()  # a body being sent stops waiting (its next write fails)
+        stream = self._stream
+        if stream is not None:
+            self._stream = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if not self._parser.should_keep_alive():
+                stream.finish()  # a close-delimited body ends with the connection
+            else:
+                stream.fail(UpstreamError(go_error_text(exc, "read") if exc else
+                                          "unexpected EOF"))
+            return
         done = self._done
         if self._timer is not None and (done is None or not done.done()) and (
                 not self._status or self._parser.should_keep_alive()):
@@ -162,12 +207,17 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
-        if self._head_only or self._status in (204, 304):
+        self._status = status = self._parser.get_status_code()
+        if self._head_only or status in (204, 304):
             self._finish()
+        elif self._streaming and status >= 200:
+            self._start_stream()
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        if self._stream is not None:
+            self._stream.feed(body)
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
         if self._status and 100 <= self._status < 200:
@@ -175,12 +225,47 @@ class _Connection(asyncio.Protocol):
             self._headers = []
             self._status = 0
             return
+        stream = self._stream
+        if stream is not None:
+            self._stream = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.reusable = not self.closed and self._parser.should_keep_alive()
+            stream.on_abandon = None
+            stream.finish()
+            self.pool.release(self)  # only now: the body was on this connection
+            return
         self._finish()
 
+    @property
+    def streaming_body(self) -> bool:
+        """An answer's body is still flowing through a stream."""
+        return self._stream is not None
+
+    def _start_stream(self) -> None:
+        """Hand the answer over now; its body follows through a stream that pauses reading
+        from the backend while the reader is behind."""
+        done = self._done
+        if done is None or done.done():
+            return
+        transport = self.transport
+        assert transport is not None
+        length = None
+        for name, value in self._headers:
+            if name.lower() == "content-length" and value.isdigit():
+                length = int(value)
+        stream = self._stream = BodyStream(transport.pause_reading, transport.resume_reading,
+                                           length)
+        stream.on_abandon = self.close  # half an answer: the connection cannot be reused
+        done.set_result(UpstreamResponse(self._status, self._headers, b"", stream))
+        self._done = None
+
     # exchange ----------------------------------------------------------------------------
-    def send(self, data: bytes, head_only: bool, deadline: float | None
-             ) -> asyncio.Future[UpstreamResponse]:
-        """Write a request; the future fails with UpstreamTimeout at `deadline` (loop time).
+    def send(self, data: bytes, head_only: bool, deadline: float | None,
+             streaming: bool = False) -> asyncio.Future[UpstreamResponse]:
+        """Write a request; the future fails with UpstreamTimeout at `deadline` (loop time),
+        which also bounds a streamed answer's body.
 
         A timer on the loop is much cheaper than an asyncio.timeout() scope per request.
         """
@@ -194,10 +279,29 @@ class _Connection(asyncio.Protocol):
         self._received = False
         self._head_bytes = 0
         self._head_only = head_only
+        self._streaming = streaming
         self.reusable = False
         assert self.transport is not None
         self.transport.write(data)
         return self._done
+
+    async def send_body(self, body: BodyStream) -> None:
+        """Send a streamed request body chunked, as it is read, waiting while the transport
+        is paused. A failure reading it (client gone, body too large) fails the exchange."""
+        try:
+            while chunk := await body.read():
+                transport = self.transport
+                if self.closed or transport is None:
+                    return
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                if self._write_paused:
+                    self._drain = waiter = asyncio.get_running_loop().create_future()
+                    await waiter
+            if not self.closed and self.transport is not None:
+                self.transport.write(b"0\r\n\r\n")
+        except Exception as exc:
+            self._fail(exc)
+            self.close()
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -223,6 +327,10 @@ class _Connection(asyncio.Protocol):
             self._timer = None
         if self._done is not None and not self._done.done():
             self._done.set_exception(exc)
+        stream = self._stream
+        if stream is not None:
+            self._stream = None
+            stream.fail(exc)
 
     def close(self) -> None:
         self.closed = True
@@ -366,17 +474,20 @@ class UpstreamClient:
 
     async def send(self, target: Target, method: str, request_target: str,
                    headers: list[tuple[str, str]], body: bytes | None,
-                   deadline: float | None = None) -> UpstreamResponse:
+                   deadline: float | None = None, *, body_stream: BodyStream | None = None,
+                   stream: bool = False) -> UpstreamResponse:
         """One exchange, failing with UpstreamTimeout at `deadline` (event loop time).
 
-        Cancellation closes the connection (it may hold half an answer)."""
+        `body_stream` is sent chunked as it arrives (instead of `body`); with `stream` the
+        answer comes back at its head, its body in ``stream``. Cancellation closes the
+        connection (it may hold half an answer)."""
         head = [f"{method} {request_target} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
         wants_gzip = True
         for name, value in headers:
             if name == "Accept-Encoding" or name == "Range":
                 wants_gzip = False
             head.append(f"{name}: {value}\r\n")
-        if body:
+        if body or body_stream is not None:
             head.append("Transfer-Encoding: chunked\r\n")
         elif method in ("POST", "PUT", "PATCH"):
             head.append("Content-Length: 0\r\n")
@@ -389,28 +500,60 @@ class UpstreamClient:
         pool = self._pool(target)
         head_only = method == "HEAD"
         conn = pool.take_idle()
+        resp: UpstreamResponse | None = None
         if conn is not None:
             try:
-                resp = await self._exchange(pool, conn, data, head_only, deadline)
-            except _Stale:
-                conn = None
-            else:
-                return _decode(resp) if wants_gzip else resp
-        conn = await pool.connect(deadline)
-        try:
-            resp = await self._exchange(pool, conn, data, head_only, deadline)
-        except _Stale as exc:
-            raise UpstreamError(str(exc.args[0]) if exc.args else "connection reset") from None
-        return _decode(resp) if wants_gzip else resp
+                resp = await self._exchange(pool, conn, data, head_only, deadline,
+                                            body_stream, stream)
+            except _Stale as exc:
+                if body_stream is not None and body_stream.consumed:
+                    # Part of a body that cannot be read again went to a dead connection.
+                    raise UpstreamError(str(exc.args[0]) if exc.args else
+                                        "connection reset") from None
+        if resp is None:
+            conn = await pool.connect(deadline)
+            try:
+                resp = await self._exchange(pool, conn, data, head_only, deadline,
+                                            body_stream, stream)
+            except _Stale as exc:
+                raise UpstreamError(str(exc.args[0]) if exc.args else
+                                    "connection reset") from None
+        if wants_gzip and _gzipped(resp):
+            return await _decode(resp, deadline)
+        return resp
 
     async def _exchange(self, pool: _Pool, conn: _Connection, data: bytes,
-                        head_only: bool, deadline: float | None) -> UpstreamResponse:
+                        head_only: bool, deadline: float | None,
+                        body: BodyStream | None, streaming: bool) -> UpstreamResponse:
         try:
-            resp = await conn.send(data, head_only, deadline)
+            answer = conn.send(data, head_only, deadline, streaming)
+            if body is None:
+                resp = await answer
+            else:
+                resp = await self._with_body(conn, answer, body)
         except BaseException:
             conn.close()
             raise
-        pool.release(conn)
+        if resp.stream is None:
+            pool.release(conn)  # else when its body is done (see _Connection)
+        return resp
+
+    @staticmethod
+    async def _with_body(conn: _Connection, answer: asyncio.Future[UpstreamResponse],
+                         body: BodyStream) -> UpstreamResponse:
+        """Await the answer while the body is sent; an answer that comes before the whole
+        body was sent leaves the connection unusable (Go closes it too)."""
+        sender = asyncio.ensure_future(conn.send_body(body))
+        try:
+            resp = await answer
+        finally:
+            if not sender.done():
+                sender.cancel()
+                conn.reusable = False
+                if conn.streaming_body:
+                    conn.closed = True  # not reused once the answer's body is done
+                else:
+                    conn.close()
         return resp
 
     async def close(self) -> None:
@@ -423,15 +566,26 @@ class UpstreamClient:
         self._pools.clear()
 
 
-def _decode(resp: UpstreamResponse) -> UpstreamResponse:
-    """Undo the gzip the client asked for, as Go's transport does (headers removed too)."""
+def _gzipped(resp: UpstreamResponse) -> bool:
     enc = resp.header("Content-Encoding")
-    if enc is None or enc.lower() != "gzip" or not resp.body:
-        return resp
-    try:
-        body = zlib.decompress(resp.body, 16 + zlib.MAX_WBITS)
-    except zlib.error as exc:
-        raise UpstreamError(f"gzip: invalid body: {exc}") from exc
+    return enc is not None and enc.lower() == "gzip" and (bool(resp.body)
+                                                          or resp.stream is not None)
+
+
+async def _decode(resp: UpstreamResponse, deadline: float | None) -> UpstreamResponse:
+    """Undo the gzip the client asked for, as Go's transport does (headers removed too): a
+    streamed body as it is read, a held one in bounded steps up to `MAX_DECODED_BODY`."""
     headers = [(k, v) for k, v in resp.headers
                if k.lower() not in ("content-encoding", "content-length")]
+    if resp.stream is not None:
+        assert isinstance(resp.stream, BodyStream)
+        return UpstreamResponse(resp.status, headers, b"", InflatingStream(resp.stream))
+    try:
+        body = await inflate(resp.body, MAX_DECODED_BODY, deadline)
+    except zlib.error as exc:
+        raise UpstreamError(f"gzip: invalid body: {exc}") from exc
+    except DecodedTooLarge as exc:
+        raise UpstreamError(str(exc)) from None
+    except TimeoutError:
+        raise UpstreamTimeout() from None
     return UpstreamResponse(resp.status, headers, body)
