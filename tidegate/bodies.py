@@ -178,7 +178,14 @@ class Inflater:
         """Inflate `data` (or what the previous step left); ``b""`` once the input needs
         more. Raises ``zlib.error`` on a corrupt stream."""
         src = self._tail + data if self._tail and data else (data or self._tail)
+        if self._d.eof and src:  # another gzip member follows (Go reads them all)
+            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         out = self._d.decompress(src, INFLATE_STEP)
+        if self._d.eof and self._d.unused_data and len(out) < INFLATE_STEP:
+            self._tail = self._d.unused_data
+            self._full = True  # come back for the next member
+            self.produced += len(out)
+            return out
         self._tail = self._d.unconsumed_tail
         # A full step may leave output inside zlib even when all the input was taken.
         self._full = len(out) >= INFLATE_STEP and not self._d.eof

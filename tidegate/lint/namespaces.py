@@ -56,7 +56,8 @@ _PROXY_FIELDS = {
         "sequential_propagated_params": FieldSpec(
             "strings", "response values made available to the next backends"),
         "combiner": FieldSpec("string", "custom response combiner", supported=False),
-        "max_payload": FieldSpec("integer", "request body limit", supported=False, minimum=0),
+        "max_payload": FieldSpec("integer", "request body limit (bytes): 413 beyond it",
+                                 minimum=0),
         "decompress_gzip": FieldSpec("boolean", "decompress gzip requests", supported=False),
     },
     "backend": {
@@ -73,7 +74,8 @@ _ROUTER_FIELDS = {
         "disable_redirect_fixed_path", "disable_redirect_trailing_slash",
         "forwarded_by_client_ip", "hide_version_header", "remove_extra_slash", "use_h2c")},
     **{name: FieldSpec("integer", "router limit", supported=False, minimum=0)
-       for name in ("decompress_gzip", "max_multipart_memory", "max_payload")},
+       for name in ("decompress_gzip", "max_multipart_memory")},
+    "max_payload": FieldSpec("integer", "request body limit (bytes): 413 beyond it", minimum=0),
     **{name: FieldSpec("strings", "router list", supported=False)
        for name in ("logger_skip_paths", "remote_ip_headers", "trusted_proxies")},
     "health_path": FieldSpec("string", "path of the health endpoint", supported=False),

@@ -1,0 +1,170 @@
+"""Helpers for measuring a gateway worker's memory and a probe's latency during a transfer.
+
+A backend that sinks uploads, serves large bodies and gzip bombs without holding them itself
+(so the test process's memory stays out of the measurement), the worker's pid and RSS from
+/proc, and a probe thread that times `/__health` while a big transfer runs.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+MiB = 1 << 20
+_PIECE = b"x" * (64 << 10)
+_BOMBS: dict[int, bytes] = {}
+
+
+def gzip_bomb(size: int) -> bytes:
+    """`size` bytes of JSON whitespace, gzipped (about 1/1000 of the size)."""
+    if size not in _BOMBS:
+        comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        block = b" " * MiB
+        _BOMBS[size] = b"".join([*(comp.compress(block) for _ in range(size // MiB)),
+                                 comp.flush()])
+    return _BOMBS[size]
+
+
+class BulkHandler(BaseHTTPRequestHandler):
+    """``POST /sink`` counts a body, ``GET /blob?size=N`` sends N bytes as they are written,
+    ``GET /bomb?size=N`` sends gzip that inflates to N bytes."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        received = 0
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                left = size
+                while left:
+                    left -= len(self.rfile.read(min(left, 1 << 20)))
+                received += size
+                self.rfile.readline()
+        else:
+            left = int(self.headers.get("Content-Length") or 0)
+            while left:
+                chunk = self.rfile.read(min(left, 1 << 20))
+                left -= len(chunk)
+                received += len(chunk)
+        self._json({"received": received})
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        size = int(dict(p.split("=") for p in query.split("&") if "=" in p).get("size", "0"))
+        if path == "/bomb":
+            body = gzip_bomb(size)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if path == "/json":
+            self._json({"ok": True})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        left = size
+        try:
+            while left:
+                piece = _PIECE if left >= len(_PIECE) else _PIECE[:left]
+                self.wfile.write(piece)
+                left -= len(piece)
+        except OSError:
+            pass
+
+    def _json(self, data: dict[str, Any]) -> None:
+        payload = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def bulk_backend() -> Iterator[int]:
+    """A `BulkHandler` server on 127.0.0.1; yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BulkHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def worker_pid(supervisor: int) -> int:
+    """The only worker of a gateway started with ``--workers 1``."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/<pid>/status, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+class Probe:
+    """Times `GET /__health` on one keep-alive connection, over and over, until stopped: the
+    longest answer is how long the worker's loop kept other clients waiting."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.times: list[float] = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                conn.request("GET", "/__health")
+                conn.getresponse().read()
+            except OSError:
+                self.errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                continue
+            self.times.append(time.perf_counter() - started)
+            self._stop.wait(0.005)  # a probe every ~5 ms: the pace, not a synchronisation
+        conn.close()
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(35)
+
+    @property
+    def worst(self) -> float:
+        """The longest probe, in seconds."""
+        return max(self.times, default=0.0)
