@@ -33,6 +33,12 @@ def gzip_bomb(size: int) -> bytes:
     return _BOMBS[size]
 
 
+def pattern(offset: int, length: int) -> bytes:
+    """Bytes offset..offset+length of a body that shows where each byte came from."""
+    start = offset % 256
+    return (bytes(range(256)) * ((start + length) // 256 + 1))[start:start + length]
+
+
 class BulkHandler(BaseHTTPRequestHandler):
     """``POST /sink`` counts a body, ``GET /blob?size=N`` sends N bytes as they are written,
     ``GET /bomb?size=N`` sends gzip that inflates to N bytes."""
@@ -62,7 +68,8 @@ class BulkHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
-        size = int(dict(p.split("=") for p in query.split("&") if "=" in p).get("size", "0"))
+        args = dict(p.split("=") for p in query.split("&") if "=" in p)
+        size = int(args.get("size", "0"))
         if path == "/bomb":
             body = gzip_bomb(size)
             self.send_response(200)
@@ -74,6 +81,9 @@ class BulkHandler(BaseHTTPRequestHandler):
             return
         if path == "/json":
             self._json({"ok": True})
+            return
+        if path == "/chunked":  # `size` bytes in chunks, gzipped when `gzip=1`
+            self._chunked(size, args.get("gzip") == "1")
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
@@ -87,6 +97,25 @@ class BulkHandler(BaseHTTPRequestHandler):
                 left -= len(piece)
         except OSError:
             pass
+
+    def _chunked(self, size: int, gzipped: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
+        self.end_headers()
+        comp = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gzipped else None
+        left = size
+        while left:
+            piece = pattern(size - left, min(left, 65536))
+            left -= len(piece)
+            data = comp.compress(piece) if comp is not None else piece
+            if comp is not None and not left:
+                data += comp.flush()
+            if data:
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _json(self, data: dict[str, Any]) -> None:
         payload = json.dumps(data).encode()

@@ -84,6 +84,10 @@ _TIMEOUT = _plain("408 Request Timeout")
 HEAD, BODY, SERVING, IDLE = range(4)
 # A body larger than this is not waited for: the request is served with a stream of it.
 STREAM_AFTER = HIGH_WATER
+# Go's rstAvoidanceDelay: after answering a request whose body was not read, the connection is
+# half-closed and the rest of the body discarded this long, so that closing does not reset
+# the connection (and lose the answer) while the client is still sending.
+LINGER = 0.5
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -103,6 +107,7 @@ class HttpProtocol(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._chunked = False  # framing and keep-alive of the streamed response being written
         self._keep_alive = False
+        self._discarding = False  # answered and closing: whatever arrives is dropped
         self._gen: Handler | None = None
         self._queue: deque[tuple[Request, Handler, bool]] = deque()
         self._busy = False
@@ -151,6 +156,8 @@ class HttpProtocol(asyncio.Protocol):
             task.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -384,10 +391,27 @@ class HttpProtocol(asyncio.Protocol):
             self._keep_alive = keep_alive
             return transport
         if not keep_alive:
-            self._drop_queue()
-            transport.close()
+            self._end(request, transport)
             return None
         return transport
+
+    def _end(self, request: Request, transport: asyncio.Transport) -> None:
+        """Close after an answer; with a request body still arriving, linger first."""
+        self._drop_queue()
+        body = request.stream
+        if body is None or body.done or transport.is_closing():
+            transport.close()
+            return
+        self._discarding = True
+        self._closing = True
+        self._read_deadline = 0.0
+        if self._stream is not None:
+            self._stream.fail(ConnectionAbortedError("answered before the body was read"))
+            self._stream = None
+        transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(LINGER, transport.close)
 
     async def _copy_out(self, request: Request, stream: ChunkSource,
                         transport: asyncio.Transport) -> asyncio.Transport | None:
@@ -426,8 +450,7 @@ class HttpProtocol(asyncio.Protocol):
             if not finished:
                 stream.abandon()
         if not self._keep_alive or transport.is_closing():
-            self._drop_queue()
-            transport.close()
+            self._end(request, transport)
             return None
         return transport
 
