@@ -7,10 +7,10 @@ A backend that sinks uploads, serves large bodies and gzip bombs without holding
 
 from __future__ import annotations
 
-import http.client
 import json
+import subprocess
+import sys
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,41 +159,58 @@ def status_kib(pid: int, field: str) -> int:
 
 
 class Probe:
-    """Times `GET /__health` on one keep-alive connection, over and over, until stopped: the
+    """Times `GET /__health` on one keep-alive connection, over and over, from a process of
+    its own (so that this process's threads do not add their GIL waits), until stopped: the
     longest answer is how long the worker's loop kept other clients waiting."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.times: list[float] = []
         self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            try:
-                conn.request("GET", "/__health")
-                conn.getresponse().read()
-            except OSError:
-                self.errors += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                continue
-            self.times.append(time.perf_counter() - started)
-            self._stop.wait(0.005)  # a probe every ~5 ms: the pace, not a synchronisation
-        conn.close()
+        self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Probe:
-        self._thread.start()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _PROBE, str(self.port)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        assert self._proc.stdout.readline() == "ready\n"  # the first probe was tried
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(35)
+        proc = self._proc
+        assert proc is not None
+        out, _ = proc.communicate("", timeout=60)  # closing its stdin stops it
+        result = json.loads(out)
+        self.times, self.errors = result["times"], result["errors"]
 
     @property
     def worst(self) -> float:
         """The longest probe, in seconds."""
         return max(self.times, default=0.0)
+
+
+_PROBE = """
+import http.client, json, sys, threading, time
+port = int(sys.argv[1])
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+times, errors, first = [], 0, True
+while not stop.is_set():
+    started = time.perf_counter()
+    try:
+        conn.request("GET", "/__health")
+        conn.getresponse().read()
+        if not first:
+            times.append(time.perf_counter() - started)
+    except OSError:
+        errors += 1
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    if first:
+        first = False
+        print("ready", flush=True)
+    stop.wait(0.005)  # a probe every ~5 ms: the pace, not a synchronisation
+print(json.dumps({"times": times, "errors": errors}))
+"""
