@@ -328,8 +328,7 @@ class CompiledBackend:
         url = f"{target.scheme}://{target.host_header}{request_target}"
         for _ in range(_MAX_REDIRECTS + 1):
             resp = await self.client.send(target, method, request_target, headers, body,
-                                          deadline, body_stream=body_stream,
-                                          stream=self.stream_answer)
+                                          deadline, body_stream, self.stream_answer)
             if resp.status not in (301, 302, 303, 307, 308) or (
                     body_stream is not None and resp.status in (307, 308)):
                 return resp.status, resp.headers, resp.body, url, resp.stream

@@ -21,7 +21,7 @@ class Request:
 
     def __init__(self, method: str, raw_target: str, path: str, query: str,
                  headers: list[tuple[str, str]], body: bytes, client_ip: str,
-                 version: str) -> None:
+                 version: str, stream: BodyStream | None = None) -> None:
         self.method = method
         self.raw_target = raw_target
         self.path = path
@@ -32,7 +32,7 @@ class Request:
         self.version = version
         self.host = self.header("host") or ""
         # A body too large to arrive with its head flows here instead (``body`` stays b"").
-        self.stream: BodyStream | None = None
+        self.stream = stream
 
     def header(self, lname: str) -> str | None:
         """First value of a header (name given lower-case)."""

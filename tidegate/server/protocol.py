@@ -309,8 +309,7 @@ class HttpProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         request = Request(
             parser.get_method().decode("ascii"), target, path, query, self._headers,
-            body, self.client_ip, version)
-        request.stream = stream
+            body, self.client_ip, version, stream)
         if authority is not None:
             request.host = authority  # RFC 9112 §3.2.2: the target's authority is the host
         keep_alive = parser.should_keep_alive() and self.state.limits.keep_alive
@@ -332,13 +331,30 @@ class HttpProtocol(asyncio.Protocol):
                                              "text/plain; charset=utf-8")
                 # The generation is left once the response is written: a streamed answer
                 # still reads from its pools.
-                transport = self._respond(request, response, keep_alive)
-                if transport is None:
-                    return
-                if response.stream is not None:
-                    transport = await self._copy_out(request, response.stream, transport)
-                    if transport is None:
+                if response.stream is None and request.stream is None:  # the common case
+                    if self._closing and self.transport is None:
                         return
+                    # A request refused after this one is still owed its answer here.
+                    keep_alive = keep_alive and not self.state.draining and (
+                        not self._closing or self._reject_after is not None)
+                    transport = self.transport
+                    if transport is None or transport.is_closing():
+                        return
+                    transport.write(serialize(response, keep_alive, request.version == "1.0",
+                                              request.method == "HEAD"))
+                    if not keep_alive:
+                        self._drop_queue()
+                        transport.close()
+                        return
+                else:
+                    streamed = self._respond(request, response, keep_alive)
+                    if streamed is None:
+                        return
+                    if response.stream is not None:
+                        streamed = await self._copy_out(request, response.stream, streamed)
+                        if streamed is None:
+                            return
+                    transport = streamed
             finally:
                 gen.leave()
             limits = self.state.limits
@@ -360,8 +376,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def _respond(self, request: Request, response: Response, keep_alive: bool
                  ) -> asyncio.Transport | None:
-        """Write the response (the head only for a streamed one); the transport while the
-        connection goes on, None when it is closed or closing."""
+        """Write a response that has a streamed body or answers a streamed request (the head
+        only for a streamed body); the transport while the connection goes on, None when it
+        is closed or closing."""
         stream = response.stream
         if self._closing and self.transport is None:
             if stream is not None:

@@ -474,7 +474,7 @@ class UpstreamClient:
 
     async def send(self, target: Target, method: str, request_target: str,
                    headers: list[tuple[str, str]], body: bytes | None,
-                   deadline: float | None = None, *, body_stream: BodyStream | None = None,
+                   deadline: float | None = None, body_stream: BodyStream | None = None,
                    stream: bool = False) -> UpstreamResponse:
         """One exchange, failing with UpstreamTimeout at `deadline` (event loop time).
 
