@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def worker_of(supervisor: int, timeout: float = 20.0) -> int:
+    """The pid of the gateway's only worker (the port is bound before it starts)."""
+    deadline = time.monotonic() + timeout
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children")
+    while time.monotonic() < deadline:
+        found = children.read_text().split()
+        if found:
+            return int(found[0])
+        time.sleep(0.05)
+    raise RuntimeError(f"no worker under {supervisor}")
+
+
 @contextmanager
 def gateway_in(checkout: Path, cfg: dict, port: int, cpus: str | None) -> Iterator[int]:
     """`python -m tidegate run` with the code of `checkout` (its folder is the cwd)."""
@@ -47,8 +60,7 @@ def gateway_in(checkout: Path, cfg: dict, port: int, cpus: str | None) -> Iterat
             env={**os.environ, "TIDEGATE_LOG_LEVEL": "WARNING"})
         try:
             wait_port(port)
-            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-            yield int(children[0])  # the worker
+            yield worker_of(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
