@@ -38,6 +38,9 @@ def _config(bport: int, **root: Any) -> dict[str, Any]:
          "extra_config": {"proxy": {"max_payload": 1 * MiB}},
          "backend": [{"host": host, "url_pattern": "/sink", "group": "a"},
                      {"host": host, "url_pattern": "/sink", "group": "b"}]},
+        {"endpoint": "/upload-small", "method": "POST",
+         "extra_config": {"proxy": {"max_payload": 1000}},
+         "backend": [{"host": host, "url_pattern": "/sink"}]},
         {"endpoint": "/download", "output_encoding": "no-op", "input_query_strings": ["size"],
          "backend": [{"host": host, "url_pattern": "/blob", "encoding": "no-op"}]},
         {"endpoint": "/bomb", "input_query_strings": ["size"],
@@ -101,6 +104,9 @@ def test_a_body_several_backends_need_is_held_up_to_max_payload(tmp_path: Path) 
                                                        "b": {"received": 1000}}
         status, _, _ = request(port, "POST", "/upload-twice", b"a" * (MiB + 1))
         assert status == 413
+        # A small body (it came with its head) is bounded by an endpoint's max_payload too.
+        assert request(port, "POST", "/upload-small", b"a" * 1000)[0] == 200
+        assert request(port, "POST", "/upload-small", b"a" * 1001)[0] == 413
     # A streamed body (one backend) is bounded by the root max_payload too.
     with _measured(tmp_path, extra_config={"router": {"max_payload": 2 * MiB,
                                                       "return_error_msg": True}}) as (
