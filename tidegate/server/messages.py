@@ -124,3 +124,26 @@ def serialize(resp: Response, keep_alive: bool, http10: bool, head: bool) -> byt
     if not head and body and status not in (204, 304):
         parts.append(body)
     return b"".join(parts)
+
+
+def split_target(target: str) -> tuple[str, str, str | None] | None:
+    """(path, query, authority of an absolute-form target) of a request target, or None.
+
+    Done by hand rather than by the URL parser of httptools, which refuses targets over
+    64 KiB while Go serves them up to the head limit (1 MiB).
+    """
+    authority: str | None = None
+    if not target.startswith("/"):
+        if target == "*":
+            return "*", "", None
+        scheme, sep, rest = target.partition("://")
+        if not sep or not scheme.isalpha():
+            return None
+        authority, slash, rest = rest.partition("/")
+        if not authority:
+            return None
+        target = slash + rest if slash else "/"
+    path, _, query = target.partition("?")
+    path = path.partition("#")[0]
+    query = query.partition("#")[0]
+    return path or "/", query, authority

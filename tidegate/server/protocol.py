@@ -35,7 +35,7 @@ import httptools
 
 from tidegate.bodies import HIGH_WATER, BodyStream
 from tidegate.config.model import EdgeLimits
-from tidegate.server.messages import ChunkSource, Request, Response, serialize
+from tidegate.server.messages import ChunkSource, Request, Response, serialize, split_target
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -545,29 +545,6 @@ def _content_length(headers: list[tuple[str, str]]) -> int | None:
 
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a request that was refused."""
-
-
-def split_target(target: str) -> tuple[str, str, str | None] | None:
-    """(path, query, authority of an absolute-form target) of a request target, or None.
-
-    Done by hand rather than by the URL parser of httptools, which refuses targets over
-    64 KiB while Go serves them up to the head limit (1 MiB).
-    """
-    authority: str | None = None
-    if not target.startswith("/"):
-        if target == "*":
-            return "*", "", None
-        scheme, sep, rest = target.partition("://")
-        if not sep or not scheme.isalpha():
-            return None
-        authority, slash, rest = rest.partition("/")
-        if not authority:
-            return None
-        target = slash + rest if slash else "/"
-    path, _, query = target.partition("?")
-    path = path.partition("#")[0]
-    query = query.partition("#")[0]
-    return path or "/", query, authority
 
 
 # Connections closed in one go by the sweeper (each close costs ~50 us of loop time).
