@@ -240,17 +240,16 @@ class HttpProtocol(asyncio.Protocol):
         if self._head_size > self.state.limits.max_header_bytes:
             self._refuse(_HEADERS_TOO_LARGE)
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
+        if version != "1.1" and version != "1.0":
             self._refuse(_VERSION if version[0] not in "01" else _HTTP09)
         if version == "1.1" and self._hosts != 1:  # RFC 9112 §3.2, as Go's server
             self._refuse(_NO_HOST if not self._hosts else _TWO_HOSTS)
         self._phase = BODY
         limits = self.state.limits
-        now = self._loop.time()
         self._read_deadline = (self._request_start + limits.read_timeout
                                if limits.read_timeout else 0.0)
         if limits.write_timeout and not self._busy:
-            self._write_deadline = now + limits.write_timeout
+            self._write_deadline = self._loop.time() + limits.write_timeout
         self._gen = self.state.current
         self._gen.inflight += 1
         if self._expect_continue:
@@ -301,11 +300,15 @@ class HttpProtocol(asyncio.Protocol):
         self._gen = None
         parser = self.parser
         target = self._url.decode("latin-1")
-        split = split_target(target)
-        if split is None:
-            gen.leave()
-            self._refuse(_BAD_REQUEST)
-        path, query, authority = split
+        if target[:1] == "/" and "#" not in target:  # origin form, nearly every request
+            path, _, query = target.partition("?")
+            authority = None
+        else:
+            split = split_target(target)
+            if split is None:
+                gen.leave()
+                self._refuse(_BAD_REQUEST)
+            path, query, authority = split
         version = parser.get_http_version()
         request = Request(
             parser.get_method().decode("ascii"), target, path, query, self._headers,
@@ -357,8 +360,6 @@ class HttpProtocol(asyncio.Protocol):
                     transport = streamed
             finally:
                 gen.leave()
-            limits = self.state.limits
-            now = self._loop.time()
             if not self._queue:
                 self._busy = False
                 if self._reject_after is not None:  # a malformed request followed this one
@@ -366,12 +367,12 @@ class HttpProtocol(asyncio.Protocol):
                     return
                 if self._phase == SERVING:
                     self._phase = IDLE
-                    self._read_deadline = now + limits.idle_timeout
-                if not transport.get_write_buffer_size():
+                    self._read_deadline = self._loop.time() + self.state.limits.idle_timeout
+                if self._write_deadline and not transport.get_write_buffer_size():
                     self._write_deadline = 0.0
                 return
-            if limits.write_timeout:
-                self._write_deadline = now + limits.write_timeout
+            if self.state.limits.write_timeout:
+                self._write_deadline = self._loop.time() + self.state.limits.write_timeout
             request, gen, keep_alive = self._queue.popleft()
 
     def _respond(self, request: Request, response: Response, keep_alive: bool
