@@ -16,12 +16,12 @@ import asyncio
 import itertools
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from tidegate.bodies import BodyStream, BodyTooLarge
-from tidegate.components import DEFAULT_REGISTRY, Level, Registry
+from tidegate.components import DEFAULT_REGISTRY, BackendProxy, Level, Registry
 from tidegate.config.model import PLACEHOLDER, BackendConfig
 from tidegate.encoding.decoders import DecodeError, decoder_for
 from tidegate.pipeline.manipulation import compile_backend_formatter
@@ -45,7 +45,8 @@ from tidegate.upstream.client import (
     parse_target,
 )
 
-BackendCall = Callable[[ProxyRequest], Awaitable[ProxyResponse]]
+# A compiled backend is a coroutine function: a merge hands its calls to loop.create_task().
+BackendCall = Callable[[ProxyRequest], Coroutine[Any, Any, ProxyResponse]]
 
 log = logging.getLogger("tidegate.backend")
 
@@ -91,13 +92,13 @@ def compile_path(url_pattern: str) -> Callable[[dict[str, str]], str]:
         pieces.append((False, url_pattern[pos:]))
     if not any(is_param for is_param, _ in pieces):
         return lambda params: url_pattern
-    parts: list[tuple[str, str | None, Callable[[str], str] | None]] = []
+    parts: list[tuple[str, str, Callable[[str], str] | None]] = []
     in_query = False
     for is_param, text in pieces:
         if is_param:
             parts.append((text, "{{." + text + "}}", _query_safe if in_query else _path_safe))
         else:
-            parts.append((text, None, None))
+            parts.append((text, "", None))
             in_query = in_query or "?" in text
     frozen = tuple(parts)
 
@@ -217,7 +218,7 @@ class CompiledBackend:
         self.timeout = cfg.timeout
         self.concurrent = cfg.concurrent_calls
         self.concurrent_timeout = cfg.timeout * CONCURRENT_SHARE
-        self.send: BackendCall = registry.wrap(
+        self.send: BackendProxy = registry.wrap(
             Level.BACKEND, self._send, cfg.extra_config, scope="backend", backend=cfg)
 
     async def __call__(self, req: ProxyRequest) -> ProxyResponse:
@@ -306,17 +307,19 @@ class CompiledBackend:
     def _bad_status(self, status: int, resp_headers: list[tuple[str, str]], body: bytes,
                     url: str) -> ProxyResponse:
         """lura's HTTP status handlers: default, return_error_details, return_error_code."""
-        if self.error_details is None and not self.error_code:
+        details = self.error_details
+        if details is None and not self.error_code:
             raise BackendStatusError(status, self.error_prefix, url)
         ctype = next((v for k, v in resp_headers if k.lower() == "content-type"), "")
         if self.error_code:
             raise BackendHTTPError(status, body, ctype)
+        assert details is not None  # one of the two handlers is set when this runs
         detail: dict[str, Any] = {"http_status_code": status}
         if body:
             detail["http_body"] = body.decode("utf-8", "replace")
         if ctype:
             detail["http_body_encoding"] = ctype
-        return ProxyResponse({self.error_details: detail}, False, status)
+        return ProxyResponse({details: detail}, False, status)
 
     async def _exchange(self, target: Target, method: str, request_target: str,
                         headers: list[tuple[str, str]], body: bytes, deadline: float,

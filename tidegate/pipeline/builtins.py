@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from tidegate.bodies import BodyTooLarge
@@ -13,6 +13,7 @@ from tidegate.pipeline.messages import canonical_header
 from tidegate.server.messages import Request, Response
 
 if TYPE_CHECKING:
+    from tidegate.pipeline.endpoint import EndpointHandler
     from tidegate.pipeline.generation import Generation
     from tidegate.pipeline.router import Router
 
@@ -56,7 +57,7 @@ def builtin_conflict(method: str, path: str, routes: list[tuple[str, str]]) -> s
     return None
 
 
-def register(router: Router, gen: Generation, *, debug: bool, echo: bool) -> None:
+def register(router: Router[EndpointHandler], gen: Generation, *, debug: bool, echo: bool) -> None:
     """Add the built-in routes of this generation to its router."""
 
     async def health(req: Request, params: dict[str, str]) -> Response:
@@ -65,7 +66,7 @@ def register(router: Router, gen: Generation, *, debug: bool, echo: bool) -> Non
             # Anyone can read /__health: a rejected save's file path and message (which may
             # quote the configuration) are for the log, and here only in debug mode (-d).
             error = {"kind": error.get("kind"), "details": HIDDEN_DETAILS}
-        body = {
+        body: dict[str, Any] = {
             "agents": {},
             "now": _now(),
             "status": "ok",

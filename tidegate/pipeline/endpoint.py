@@ -180,7 +180,7 @@ def _with_flatmap(inner: Proxy, flatmap: Formatter) -> Proxy:
     async def proxy(req: ProxyRequest) -> tuple[ProxyResponse | None, BaseException | None]:
         resp, err = await inner(req)
         if err is None and resp is not None:
-            resp.data = flatmap(resp.data)  # type: ignore[assignment]
+            resp.data = flatmap(resp.data)
         return resp, err
 
     return proxy
@@ -215,7 +215,7 @@ def max_payload(extra_config: Mapping[str, Any], namespace: str) -> int | None:
     section = extra_config.get(namespace)
     if not isinstance(section, dict) or "max_payload" not in section:
         return None
-    value = section["max_payload"]
+    value: object = section["max_payload"]
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{namespace}.max_payload must be a non-negative integer (bytes), "
                          f"not {value!r}")

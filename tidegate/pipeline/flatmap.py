@@ -234,16 +234,27 @@ def parse_flatmap_ops(raw: Any, strict: bool = True) -> list[FlatmapOp] | None:
     return ops or None
 
 
+def _bound_pair(op: Callable[[_Node, list[str], list[str]], None], src: list[str],
+                dst: list[str]) -> Callable[[_Node], None]:
+    """``op`` with its source and destination fixed (a closure, typed unlike a lambda's
+    default arguments)."""
+    return lambda root: op(root, src, dst)
+
+
+def _bound_delete(paths: list[list[str]]) -> Callable[[_Node], None]:
+    return lambda root: _delete_all(root, paths)
+
+
 def compile_flatmap(ops: list[FlatmapOp]) -> Callable[[Any], Any]:
     """A function applying the operations to response data (the input may be mutated)."""
     steps: list[Callable[[_Node], None]] = []
     for kind, paths in ops:
         if kind == "move":
-            steps.append(lambda r, s=paths[0], d=paths[1]: _move(r, s, d))
+            steps.append(_bound_pair(_move, paths[0], paths[1]))
         elif kind == "append":
-            steps.append(lambda r, s=paths[0], d=paths[1]: _append(r, s, d))
+            steps.append(_bound_pair(_append, paths[0], paths[1]))
         elif kind == "del":
-            steps.append(lambda r, ps=paths: _delete_all(r, ps))
+            steps.append(_bound_delete(paths))
 
     def apply(data: Any) -> Any:
         if data is None:  # tree.New refuses nil: the data is left alone

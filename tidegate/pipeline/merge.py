@@ -53,7 +53,7 @@ def _result(acc: MergeAccumulator, answered: bool, errors: list[BaseException]) 
     if not answered:
         return None, err
     data, complete = acc.result()
-    return ProxyResponse(data, complete), err  # type: ignore[arg-type]  # lura keeps nil data
+    return ProxyResponse(data, complete), err
 
 
 def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProxy:
@@ -70,13 +70,17 @@ def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProx
             if len(arrived) == total and not all_in.done():
                 all_in.set_result(None)
 
-        tasks = []
+        tasks: list[asyncio.Task[ProxyResponse]] = []
         for b in backends:
             t = loop.create_task(b(req.clone()))
             t.add_done_callback(on_done)
             tasks.append(t)
         # One future and one timer instead of asyncio.wait(): this runs on every request.
-        timer = loop.call_later(timeout, lambda: all_in.done() or all_in.set_result(None))
+        def expire() -> None:
+            if not all_in.done():
+                all_in.set_result(None)
+
+        timer = loop.call_later(timeout, expire)
         try:
             await all_in
         finally:
@@ -91,10 +95,10 @@ def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProx
         acc = MergeAccumulator(total)
         errors: list[BaseException] = []
         answered = False
-        for t in done:
-            exc = t.exception()
+        for fut in done:
+            exc = fut.exception()
             if exc is None:
-                resp = t.result()
+                resp = fut.result()
                 acc.add(resp.data, resp.complete)
                 answered = True
             elif isinstance(exc, BackendFailure):

@@ -53,7 +53,7 @@ class ProxyRequest:
 class ProxyResponse:
     """A backend's (or the merge's) answer: decoded data plus what the router renders."""
 
-    data: dict[str, Any]
+    data: dict[str, Any] | None  # None: a backend that answered JSON null (lura keeps nil data)
     complete: bool = True
     status: int = 200
     headers: dict[str, list[str]] = field(default_factory=dict)

@@ -47,7 +47,7 @@ def compile_static(extra_config: Mapping[str, Any], inner: Proxy) -> Proxy:
             return resp, err
         if resp is None:
             resp = ProxyResponse({}, False)
-        elif resp.data is None:  # a backend that answered `null`
+        if resp.data is None:  # a backend that answered `null`
             resp.data = {}
         resp.data.update(data)
         return resp, err
