@@ -117,10 +117,11 @@ async def build_in_thread(build: Callable[[], Candidate], *, source: str | None,
         if error is not None:
             done.set_exception(error)
         else:
-            done.set_result(result)  # type: ignore[arg-type]
+            assert result is not None  # build() returned it
+            done.set_result(result)
 
     def run() -> None:
-        result: Any = None
+        result: Candidate | None = None
         error: BaseException | None = None
         try:
             result = build()
@@ -159,7 +160,8 @@ def _build_candidate(path: str | None, env: Mapping[str, str], *, port: int | No
     started = time.perf_counter()
     loaded = load_config(path, env, port=port)
     found = find_unprotected(loaded.data)
-    errors, unprotected = split_allowed(found, allow_unimplemented)
+    refused, unprotected = split_allowed(found, allow_unimplemented)
+    errors: list[ConfigError] = list(refused)
     trial: Generation | None = None
     try:
         trial = Generation(loaded.service, 0, "", debug=debug, status=ServerStatus())

@@ -74,7 +74,7 @@ ToWorker = Load | Status | Stop
 ToSupervisor = Ready | Loaded | Failed
 Message = ToWorker | ToSupervisor
 
-_TYPES: dict[str, type[Any]] = {t.op: t for t in (Load, Status, Stop, Ready, Loaded, Failed)}
+_TYPES: dict[str, type[Message]] = {t.op: t for t in (Load, Status, Stop, Ready, Loaded, Failed)}
 
 
 class ProtocolError(ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from tidegate.pipeline.lifecycle import Lifecycle, Phase
 
@@ -34,19 +34,22 @@ class Retirable(Protocol):
         """Release what the generation owns."""
 
 
-class GenerationSlot:
+G = TypeVar("G", bound=Retirable)
+
+
+class GenerationSlot(Generic[G]):
     """The current generation of one worker, and the ones still draining behind it."""
 
-    def __init__(self, publish: Callable[[Retirable], None],
+    def __init__(self, publish: Callable[[G], None],
                  retire_seconds: float = RETIRE_SECONDS) -> None:
-        self.current: Retirable | None = None
+        self.current: G | None = None
         self._publish = publish  # what the request path reads (one attribute, no indirection)
         self._retire_seconds = retire_seconds
-        self._retiring: dict[Retirable, asyncio.Task[None]] = {}
-        self._closing: dict[Retirable, asyncio.Future[None]] = {}
+        self._retiring: dict[G, asyncio.Task[None]] = {}
+        self._closing: dict[G, asyncio.Future[None]] = {}
         self.first = asyncio.Event()  # set by the first swap: only then may the worker accept
 
-    def swap(self, gen: Retirable, detail: str = "") -> None:
+    def swap(self, gen: G, detail: str = "") -> None:
         """Serve `gen` from now on; the generation it replaces starts draining."""
         old = self.current
         self.current = gen
@@ -67,7 +70,7 @@ class GenerationSlot:
         while self._retiring:
             await asyncio.gather(*self._retiring.values(), return_exceptions=True)
 
-    async def _retire(self, gen: Retirable) -> None:
+    async def _retire(self, gen: G) -> None:
         try:
             await asyncio.wait_for(gen.drained(), self._retire_seconds)
         except TimeoutError:
@@ -76,7 +79,7 @@ class GenerationSlot:
         await self._finish(gen)
         self._retiring.pop(gen, None)
 
-    async def _finish(self, gen: Retirable) -> None:
+    async def _finish(self, gen: G) -> None:
         """Close once (shielded: a cancelled caller never leaves resources half closed)."""
         closing = self._closing.get(gen)
         if closing is None:
@@ -89,7 +92,7 @@ class GenerationSlot:
         except Exception:  # a close that fails must not stop the others
             log.exception("closing generation %d failed", gen.id)
 
-    def _closed(self, gen: Retirable) -> None:
+    def _closed(self, gen: G) -> None:
         self._closing.pop(gen, None)
         if gen.lifecycle.phase is Phase.DRAINING:
             gen.lifecycle.advance(Phase.RETIRED)

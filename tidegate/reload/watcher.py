@@ -52,7 +52,7 @@ class ConfigFilter(watchfiles.DefaultFilter):
 
     def __init__(self, ignore_paths: Iterable[str]) -> None:
         super().__init__(ignore_dirs=tuple(_IGNORED_DIRS), ignore_entity_patterns=())
-        self.ignore_paths = {os.path.realpath(p) for p in ignore_paths}
+        self.ignored_real = {os.path.realpath(p) for p in ignore_paths}
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         name = os.path.basename(path)
@@ -61,7 +61,7 @@ class ConfigFilter(watchfiles.DefaultFilter):
         parts = Path(path).parts
         if any(p in _IGNORED_DIRS for p in parts):
             return False
-        return os.path.realpath(path) not in self.ignore_paths
+        return os.path.realpath(path) not in self.ignored_real
 
 
 # --- what to watch -----------------------------------------------------------------------------

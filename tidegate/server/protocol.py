@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 import httptools
 
@@ -126,6 +126,8 @@ class HttpProtocol(asyncio.Protocol):
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A TCP connection's transport is an asyncio.Transport; asyncio's signature names the
+        # base class shared with datagram and pipe transports (no runtime check on this path).
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
@@ -477,7 +479,7 @@ class HttpProtocol(asyncio.Protocol):
             _, gen, _ = self._queue.popleft()
             gen.leave()
 
-    def _refuse(self, answer: bytes) -> None:
+    def _refuse(self, answer: bytes) -> NoReturn:
         """From a parser callback: answer (after what is queued) and stop parsing."""
         self._reject(answer)
         raise _Refused

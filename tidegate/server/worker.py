@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tidegate.config.model import DEFAULT_EDGE, EdgeLimits, build_service
@@ -79,7 +80,7 @@ class Worker:
         self.ack = os.fdopen(ack_fd, "wb", buffering=0)
         self.index = index
         self.state = WorkerState()
-        self.slot = GenerationSlot(self.state.publish)  # type: ignore[arg-type]
+        self.slot = GenerationSlot(self.state.publish)
         self.stopping = asyncio.Event()
         self.server: asyncio.AbstractServer | None = None
         # Upstream keep-alive pools outlive generations: a reload keeps backend connections.
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
 
-        runner = uvloop.run
+        runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
         runner = asyncio.run
     worker = Worker(sock, args.control_fd, args.ack_fd, args.index)

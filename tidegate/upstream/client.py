@@ -138,6 +138,8 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A TCP connection's transport is an asyncio.Transport; asyncio's signature names the
+        # base class shared with datagram and pipe transports (no runtime check on this path).
         self.transport = transport  # type: ignore[assignment]
 
     def pause_writing(self) -> None:
