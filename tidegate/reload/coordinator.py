@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from tidegate.errors import ConfigError
 from tidegate.pipeline.lifecycle import Lifecycle, Phase
@@ -55,18 +55,23 @@ class Listener(Protocol):
         """Stop listening (the workers close their copies as they stop)."""
 
 
-class Fleet(Protocol):
-    """The worker processes (implemented by `server.workers.WorkerFleet`)."""
+W = TypeVar("W", bound=WorkerLink)
+L = TypeVar("L", bound=Listener)
 
-    on_exit: Callable[[Any, int], None] | None
 
-    def bind(self, listen: tuple[str, int]) -> Any:
+class Fleet(Protocol[W, L]):
+    """The worker processes (implemented by `server.workers.WorkerFleet`), of worker type `W`
+    listening on `L`."""
+
+    on_exit: Callable[[W, int], None] | None
+
+    def bind(self, listen: tuple[str, int]) -> L:
         """A listening socket on `listen`; raises OSError."""
 
-    async def spawn(self, index: int, listener: Any) -> Any:
+    async def spawn(self, index: int, listener: L) -> W:
         """Start worker `index` on `listener`."""
 
-    async def stop(self, workers: list[Any]) -> None:
+    async def stop(self, workers: list[W]) -> None:
         """Stop these workers (they drain first)."""
 
     async def stop_all(self) -> None:
@@ -90,10 +95,10 @@ class ListenError(Exception):
         return ConfigError(str(self), file=self.source, path=("port",))
 
 
-class ReloadCoordinator:
+class ReloadCoordinator(Generic[W, L]):
     """Serialises every change of what the workers serve."""
 
-    def __init__(self, build: Callable[[], Awaitable[Candidate]], fleet: Fleet, *,
+    def __init__(self, build: Callable[[], Awaitable[Candidate]], fleet: Fleet[W, L], *,
                  workers: int, debug: bool) -> None:
         self._build = build
         self.fleet = fleet
@@ -102,11 +107,11 @@ class ReloadCoordinator:
         self.gen_id = 0
         self.current: Candidate | None = None
         self.listen: tuple[str, int] | None = None
-        self.workers: list[Any] = []
+        self.workers: list[W] = []
         self.last_error: str | None = None
         self._error_info: dict[str, Any] | None = None
         self.started = asyncio.Event()
-        self._listener: Any = None
+        self._listener: L | None = None
         self._active: Lifecycle | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
@@ -204,6 +209,7 @@ class ReloadCoordinator:
     async def _apply(self, candidate: Candidate, lc: Lifecycle, reason: str) -> None:
         old = self.current
         assert old is not None
+        assert self._listener is not None  # bound since the generation that is current
         listener = None
         if candidate.listen != self.listen:
             try:  # bound before any id is spent: a busy port changes nothing
@@ -241,7 +247,7 @@ class ReloadCoordinator:
         log.info("%s: generation %d active, config %s, built in %.1f ms, %s", reason,
                  self.gen_id, candidate.config_hash, candidate.build_seconds * 1000, changes)
 
-    async def _move(self, candidate: Candidate, listener: Any) -> None:
+    async def _move(self, candidate: Candidate, listener: L) -> None:
         """A new listen address: new socket and workers first, then the old ones drain."""
         new_workers = [await self.fleet.spawn(i, listener) for i in range(self.nworkers)]
         try:
@@ -251,6 +257,7 @@ class ReloadCoordinator:
             listener.close()
             raise
         old_workers, old_listener = self.workers, self._listener
+        assert old_listener is not None
         self.workers, self._listener, self.listen = new_workers, listener, candidate.listen
         log.info("now listening on %s:%d; draining the workers on the old address",
                  *candidate.listen)
@@ -259,8 +266,8 @@ class ReloadCoordinator:
         old_listener.close()
         await self.fleet.stop(old_workers)
 
-    async def _activate(self, candidate: Candidate, gen: int, workers: list[Any],
-                        listener: Any, only: list[Any] | None = None) -> None:
+    async def _activate(self, candidate: Candidate, gen: int, workers: list[W],
+                        listener: L, only: list[W] | None = None) -> None:
         """Every worker of `workers` (or of `only`) serving `gen`, or ActivationError.
 
         A worker that dies meanwhile is replaced in `workers` and loaded too: an activation
@@ -295,7 +302,7 @@ class ReloadCoordinator:
                 worker.send(Status(self._error_info))
 
     # workers that die ------------------------------------------------------------------------
-    def _worker_exited(self, worker: Any, status: int) -> None:
+    def _worker_exited(self, worker: W, status: int) -> None:
         if self._stopping:
             return
         log.error("worker %d exited unexpectedly (status %s); restarting it", worker.index,
@@ -304,7 +311,7 @@ class ReloadCoordinator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _restart(self, dead: Any) -> None:
+    async def _restart(self, dead: W) -> None:
         """Replace a dead worker with one serving the current generation.
 
         The process starts outside the lock (an interpreter takes ~0.4 s to start, and saves
@@ -314,19 +321,22 @@ class ReloadCoordinator:
         if self._stopping or self.current is None or dead not in self.workers:
             return
         listener = self._listener
+        assert listener is not None  # bound since the generation that is current
         spare = await self.fleet.spawn(dead.index, listener)
         await spare.wait_ready()
         async with self._lock:
             if self._stopping or self.current is None or dead not in self.workers:
                 await self.fleet.stop([spare])  # already replaced, or stopping
                 return
-            if listener is not self._listener:  # the address moved meanwhile
+            serving = self._listener
+            assert serving is not None
+            if listener is not serving:  # the address moved meanwhile
                 await self.fleet.stop([spare])
-                spare = await self.fleet.spawn(dead.index, self._listener)
+                spare = await self.fleet.spawn(dead.index, serving)
             replacement = spare
             self.workers[self.workers.index(dead)] = replacement
             try:
-                await self._activate(self.current, self.gen_id, self.workers, self._listener,
+                await self._activate(self.current, self.gen_id, self.workers, serving,
                                      only=[replacement])
             except ActivationError as exc:
                 log.error("worker %d could not be restarted: %s", dead.index, exc)
