@@ -21,16 +21,20 @@ from tests.test_pipeline_support import (
 )
 from tidegate.components import (
     DEFAULT_REGISTRY,
-    BackendProxy,
     ComponentContext,
-    EndpointHandler,
     Level,
-    Proxy,
     Registry,
 )
 from tidegate.errors import ConfigErrors
-from tidegate.pipeline.messages import ProxyRequest, ProxyResponse
-from tidegate.server.messages import Request, Response
+from tidegate.messages import (
+    BackendProxy,
+    EndpointHandler,
+    Proxy,
+    ProxyRequest,
+    ProxyResponse,
+    Request,
+    Response,
+)
 
 NS = "test/stamp"
 FIRST = {"id": 5, "n": {"list": [1, 2]}}

@@ -295,8 +295,8 @@ def test_static_on_errored_single_backend_renders_200() -> None:
 
 
 def test_client_ip_follows_gin_forwarded_headers() -> None:
+    from tidegate.messages import Request as ClientRequest
     from tidegate.pipeline.endpoint import client_ip
-    from tidegate.server.messages import Request as ClientRequest
 
     def ip(*headers: tuple[str, str]) -> str:
         return client_ip(ClientRequest("GET", "/", "/", "", list(headers), b"", "10.0.0.9",

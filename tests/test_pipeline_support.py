@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidegate.config.model import build_service
+from tidegate.messages import Request, Response
 from tidegate.pipeline.generation import Generation, ServerStatus
-from tidegate.server.messages import Request, Response
 
 
 @dataclass

@@ -13,7 +13,8 @@ KrakenD CE stacks its components at three places (``handler_factory.go``,
   and filtered headers and query, and returns the decoded, manipulated ``ProxyResponse`` or
   raises a ``BackendFailure`` (Lua backend, martian, circuit breaker, backend rate limit...).
 
-One factory signature per level: ``factory(ctx, next) -> wrapped``, called once when a
+One factory signature per level: ``factory(ctx, next) -> wrapped`` (the stage types are
+``EndpointHandler``, ``Proxy`` and ``BackendProxy`` of `tidegate.messages`), called once when a
 generation is compiled; nothing is looked up per request. A factory may raise ``ValueError``
 for a configuration it cannot serve (the generation is then rejected with the location).
 
@@ -25,7 +26,7 @@ compiled from it share nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -33,23 +34,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from tidegate.config.model import BackendConfig, EndpointConfig
-    from tidegate.pipeline.messages import ProxyRequest, ProxyResponse
-    from tidegate.server.messages import Request, Response
 
 __all__ = [
     "DEFAULT_REGISTRY",
-    "BackendProxy",
     "ComponentContext",
-    "EndpointHandler",
     "Level",
-    "Proxy",
     "Registry",
 ]
-
-EndpointHandler = Callable[["Request", dict[str, str]], Awaitable["Response"]]
-Proxy = Callable[["ProxyRequest"],
-                 Awaitable[tuple["ProxyResponse | None", "BaseException | None"]]]
-BackendProxy = Callable[["ProxyRequest"], Awaitable["ProxyResponse"]]
 
 Stage = TypeVar("Stage")
 

@@ -21,14 +21,14 @@ from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from tidegate.bodies import BodyStream, BodyTooLarge
-from tidegate.components import DEFAULT_REGISTRY, BackendProxy, Level, Registry
+from tidegate.components import DEFAULT_REGISTRY, Level, Registry
 from tidegate.config.model import PLACEHOLDER, BackendConfig
 from tidegate.encoding.decoders import DecodeError, decoder_for
-from tidegate.pipeline.manipulation import compile_backend_formatter
-from tidegate.pipeline.messages import (
+from tidegate.messages import (
     BackendDecodeError,
     BackendFailure,
     BackendHTTPError,
+    BackendProxy,
     BackendStatusError,
     BackendTimeout,
     BackendUnavailable,
@@ -37,6 +37,7 @@ from tidegate.pipeline.messages import (
     ProxyResponse,
     canonical_header,
 )
+from tidegate.pipeline.manipulation import compile_backend_formatter
 from tidegate.upstream.client import (
     Target,
     UpstreamClient,

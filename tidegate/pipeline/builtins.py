@@ -8,9 +8,8 @@ from urllib.parse import parse_qsl
 
 from tidegate.bodies import BodyTooLarge
 from tidegate.encoding.gojson import dumps
+from tidegate.messages import Request, Response, canonical_header
 from tidegate.pipeline.endpoint import HELD_BODY_LIMIT
-from tidegate.pipeline.messages import canonical_header
-from tidegate.server.messages import Request, Response
 
 if TYPE_CHECKING:
     from tidegate.pipeline.endpoint import EndpointHandler

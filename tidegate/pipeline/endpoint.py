@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,6 +26,18 @@ from tidegate.bodies import BodyTooLarge
 from tidegate.components import DEFAULT_REGISTRY, Level, Registry
 from tidegate.config.model import PLACEHOLDER, EndpointConfig
 from tidegate.encoding.renderers import renderer_for, select_output_encoding
+from tidegate.messages import (
+    BackendFailure,
+    BackendTimeout,
+    EndpointHandler,
+    PayloadTooLarge,
+    Proxy,
+    ProxyRequest,
+    ProxyResponse,
+    Request,
+    Response,
+    canonical_header,
+)
 from tidegate.pipeline.backend import BackendCall, param_key
 from tidegate.pipeline.manipulation import PROXY_NAMESPACES, Formatter, compile_endpoint_flatmap
 from tidegate.pipeline.merge import (
@@ -34,19 +46,7 @@ from tidegate.pipeline.merge import (
     merge_sequential,
     sequential_replacements,
 )
-from tidegate.pipeline.messages import (
-    BackendFailure,
-    BackendTimeout,
-    PayloadTooLarge,
-    ProxyRequest,
-    ProxyResponse,
-    canonical_header,
-)
 from tidegate.pipeline.static import compile_static
-from tidegate.server.messages import Request, Response
-
-Proxy = Callable[[ProxyRequest], Awaitable[tuple[ProxyResponse | None, BaseException | None]]]
-EndpointHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 
 COMPLETED_HEADER = "X-Krakend-Completed"
 # KrakenD stamps every endpoint answer with its version; tidegate states the version it follows.

@@ -20,17 +20,16 @@ import orjson
 from tidegate import __version__
 from tidegate.config.model import EndpointConfig, ServiceConfig
 from tidegate.errors import ConfigErrors, ConfigValueError
+from tidegate.messages import EndpointHandler, Request, Response
 from tidegate.pipeline import builtins
 from tidegate.pipeline.backend import CompiledBackend
 from tidegate.pipeline.endpoint import (
     COMPLETED_HEADER,
-    EndpointHandler,
     compile_endpoint,
     max_payload,
 )
 from tidegate.pipeline.lifecycle import Lifecycle, Phase
 from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteConflict, Router
-from tidegate.server.messages import Request, Response
 from tidegate.upstream.client import PoolRegistry, UpstreamClient, parse_target
 
 USER_AGENT = f"tidegate/{__version__}"

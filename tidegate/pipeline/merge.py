@@ -26,15 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidegate.encoding.gojson import GoNumber, go_json_float
-from tidegate.pipeline.backend import BackendCall
-from tidegate.pipeline.manipulation import MergeAccumulator
-from tidegate.pipeline.messages import (
+from tidegate.messages import (
     BackendFailure,
     BackendTimeout,
     MergeError,
     ProxyRequest,
     ProxyResponse,
 )
+from tidegate.pipeline.backend import BackendCall
+from tidegate.pipeline.manipulation import MergeAccumulator
 
 Result = tuple[ProxyResponse | None, BaseException | None]
 MergeProxy = Callable[[ProxyRequest], Awaitable[Result]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from tidegate.pipeline.messages import ProxyRequest, ProxyResponse
+from tidegate.messages import ProxyRequest, ProxyResponse
 
 Result = tuple[ProxyResponse | None, BaseException | None]
 Proxy = Callable[[ProxyRequest], Awaitable[Result]]

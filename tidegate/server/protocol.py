@@ -35,7 +35,8 @@ import httptools
 
 from tidegate.bodies import HIGH_WATER, BodyStream
 from tidegate.config.model import EdgeLimits
-from tidegate.server.messages import ChunkSource, Request, Response, serialize, split_target
+from tidegate.messages import ChunkSource, Request, Response
+from tidegate.server.wire import serialize, split_target
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

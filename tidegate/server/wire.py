@@ -1,78 +1,16 @@
-"""The request and response values that flow between the protocol and the pipeline."""
+"""The wire around `tidegate.messages`: the bytes of a response head, the parts of a target."""
 
 from __future__ import annotations
 
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tidegate.bodies import BodyStream
+    from tidegate.messages import Response
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
-
-
-class Request:
-    """One parsed client request. Header names are kept lower-cased for lookups."""
-
-    __slots__ = ("body", "client_ip", "headers", "host", "method", "path", "query", "raw_target",
-                 "stream", "version")
-
-    def __init__(self, method: str, raw_target: str, path: str, query: str,
-                 headers: list[tuple[str, str]], body: bytes, client_ip: str,
-                 version: str, stream: BodyStream | None = None) -> None:
-        self.method = method
-        self.raw_target = raw_target
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
-        self.client_ip = client_ip
-        self.version = version
-        self.host = self.header("host") or ""
-        # A body too large to arrive with its head flows here instead (``body`` stays b"").
-        self.stream = stream
-
-    def header(self, lname: str) -> str | None:
-        """First value of a header (name given lower-case)."""
-        for k, v in self.headers:
-            if k == lname:
-                return v
-        return None
-
-    def header_values(self, lname: str) -> list[str]:
-        """Every value of a header (name given lower-case)."""
-        return [v for k, v in self.headers if k == lname]
-
-
-class ChunkSource(Protocol):
-    """A body read in pieces (`tidegate.bodies.BodyStream` or a decoding view of one)."""
-
-    length: int | None
-
-    async def read(self) -> bytes: ...
-
-    def abandon(self) -> None: ...
-
-
-class Response:
-    """What the pipeline answers: status, headers in order, and the body as bytes or, for an
-    answer passed through as it arrives, as a `ChunkSource` the server copies out."""
-
-    __slots__ = ("body", "headers", "status", "stream")
-
-    def __init__(self, status: int, headers: list[tuple[str, str]] | None = None,
-                 body: bytes = b"", stream: ChunkSource | None = None) -> None:
-        self.status = status
-        self.headers = headers if headers is not None else []
-        self.body = body
-        self.stream = stream
-
-    @classmethod
-    def text(cls, status: int, body: str, content_type: str = "text/plain") -> Response:
-        """A plain-text answer such as gin's ``404 page not found``."""
-        return cls(status, [("Content-Type", content_type)], body.encode())
 
 
 class _DateCache:

@@ -1,13 +1,82 @@
-"""Values that travel through the proxy stages (lura's proxy.Request / proxy.Response)."""
+"""The values every layer speaks: a client request and its response, what the proxy stages
+pass to the backends and back, and the seam's stage signatures.
+
+They sit at the bottom so that the wire (`server/`), the stages (`pipeline/`) and the
+components all import them from below: the protocol fills a `Request`, the pipeline answers a
+`Response`; between them `ProxyRequest`/`ProxyResponse` are lura's proxy.Request/Response and
+`BackendFailure` is a backend call that produced no data.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tidegate.bodies import BodyStream
-    from tidegate.server.messages import ChunkSource
+
+class Request:
+    """One parsed client request. Header names are kept lower-cased for lookups."""
+
+    __slots__ = ("body", "client_ip", "headers", "host", "method", "path", "query", "raw_target",
+                 "stream", "version")
+
+    def __init__(self, method: str, raw_target: str, path: str, query: str,
+                 headers: list[tuple[str, str]], body: bytes, client_ip: str,
+                 version: str, stream: BodyStream | None = None) -> None:
+        self.method = method
+        self.raw_target = raw_target
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.client_ip = client_ip
+        self.version = version
+        self.host = self.header("host") or ""
+        # A body too large to arrive with its head flows here instead (``body`` stays b"").
+        self.stream = stream
+
+    def header(self, lname: str) -> str | None:
+        """First value of a header (name given lower-case)."""
+        for k, v in self.headers:
+            if k == lname:
+                return v
+        return None
+
+    def header_values(self, lname: str) -> list[str]:
+        """Every value of a header (name given lower-case)."""
+        return [v for k, v in self.headers if k == lname]
+
+
+class ChunkSource(Protocol):
+    """A body read in pieces (`tidegate.bodies.BodyStream` or a decoding view of one)."""
+
+    length: int | None
+
+    async def read(self) -> bytes: ...
+
+    def abandon(self) -> None: ...
+
+
+class Response:
+    """What the pipeline answers: status, headers in order, and the body as bytes or, for an
+    answer passed through as it arrives, as a `ChunkSource` the server copies out."""
+
+    __slots__ = ("body", "headers", "status", "stream")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]] | None = None,
+                 body: bytes = b"", stream: ChunkSource | None = None) -> None:
+        self.status = status
+        self.headers = headers if headers is not None else []
+        self.body = body
+        self.stream = stream
+
+    @classmethod
+    def text(cls, status: int, body: str, content_type: str = "text/plain") -> Response:
+        """A plain-text answer such as gin's ``404 page not found``."""
+        return cls(status, [("Content-Type", content_type)], body.encode())
+
 
 _CANONICAL: dict[str, str] = {}
 
@@ -129,3 +198,10 @@ class MergeError(BackendFailure):
     def __init__(self, errors: list[BaseException]) -> None:
         super().__init__("\n".join(str(e) for e in errors))
         self.errors = errors
+
+
+# The seam's stage signatures (see `tidegate.components`): an endpoint's HTTP handler, the
+# endpoint's proxy (answer or error, as lura's proxy.Proxy), one backend's exchange.
+EndpointHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
+Proxy = Callable[[ProxyRequest], Awaitable[tuple[ProxyResponse | None, BaseException | None]]]
+BackendProxy = Callable[[ProxyRequest], Awaitable[ProxyResponse]]
