@@ -88,6 +88,18 @@ def test_debug_level_2_adds_settings_and_component_configs(tmp_path: Path, capsy
     assert "Read timeout" not in out
 
 
+def test_debug_level_2_prints_numbers_as_go_prints_a_float64(tmp_path: Path, capsys) -> None:
+    """KrakenD decodes the configuration into float64s: %v keeps the sign of zero and writes
+    the exponent from 1e+06."""
+    config = {"version": 3, "extra_config": {"router": {
+        "a": -0.0, "b": 1000000, "c": 0.00001, "d": [1.5, 123456]}}}
+    path = _write(tmp_path, config)
+    assert main(["check", "-ddc", path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for line in ["\ta: -0", "\tb: 1e+06", "\tc: 1e-05", "\td: [1.5 123456]"]:
+        assert line in lines, line
+
+
 def test_debug_level_3_adds_server_settings(tmp_path: Path, capsys) -> None:
     path = _write(tmp_path, CONFIG)
     assert main(["check", "-dddc", path, *ALLOW]) == 0

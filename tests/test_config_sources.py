@@ -298,6 +298,14 @@ def test_yaml_scalars_decode_as_krakend_sees_them() -> None:
     }
 
 
+def test_yaml_keys_that_are_not_strings_print_as_go_prints_them() -> None:
+    """KrakenD stringifies a non-string key with %v: a float64 key in Go's layout."""
+    text = "m:\n  1e6: a\n  1234567.0: b\n  1.5e-7: c\n  0.5: d\n  -0.0: e\n  true: f\n  7: g\n"
+    assert parse("k.yaml", text).data == {"m": {
+        "1e+06": "a", "1.234567e+06": "b", "1.5e-07": "c", "0.5": "d", "-0": "e", "true": "f",
+        "7": "g"}}
+
+
 def test_yaml_reads_only_the_first_document() -> None:
     assert parse("k.yaml", "a: 1\n---\nb: 2\n").data == {"a": 1}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tidegate.encoding.decoders import DecodeError, decoder_for
-from tidegate.encoding.gojson import GoNumber, decode_first, dumps, go_float_g, loads
 from tidegate.encoding.renderers import (
     NO_RESPONSE,
     negotiate_format,
@@ -14,6 +13,8 @@ from tidegate.encoding.renderers import (
 )
 from tidegate.encoding.xmlcodec import dumps_xml, loads_xml
 from tidegate.encoding.yamlcodec import dumps_yaml
+from tidegate.golang.floats import format_v
+from tidegate.golang.json_wire import GoNumber, decode_first, dumps, loads
 
 # The conformance mock backend's /xml document, byte for byte.
 XML_DOCUMENT = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -44,6 +45,10 @@ XML_AS_JSON = (b'{"user":{"-type":"admin","name":"Elliot","social":{"facebook":"
 def test_numbers_print_as_go(value, expected):
     assert dumps(value) == expected
     assert dumps([value]) == b"[" + expected + b"]"
+    # The same text from the float rewrite (1e16 forces it) and from the exact encoder (2**70):
+    # both once wrote 1e-07 where Go's encoding/json cleans the exponent up to 1e-7.
+    assert dumps([value, 1e16]) == b"[" + expected + b",10000000000000000]"
+    assert dumps([value, 2**70]) == b"[" + expected + b",1180591620717411303424]"
 
 
 def test_keys_sorted_and_html_escaped_like_go():
@@ -98,7 +103,7 @@ def test_syntax_errors_read_like_go(body, message):
 
 
 def test_go_float_g_is_fmt_v():
-    assert [go_float_g(v) for v in (100.0, 123456789.0, 1e20, 1e-5, 0.1, 1e6, 123456.5)] == [
+    assert [format_v(v) for v in (100.0, 123456789.0, 1e20, 1e-5, 0.1, 1e6, 123456.5)] == [
         "100", "1.23456789e+08", "1e+20", "1e-05", "0.1", "1e+06", "123456.5"]
 
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from tidegate.encoding.decoders import decoder_for
-from tidegate.encoding.gojson import dumps
+from tidegate.golang.json_wire import dumps
 from tidegate.pipeline.manipulation import (
     MergeAccumulator,
     compile_backend_formatter,

@@ -23,8 +23,9 @@ from tests.test_pipeline_support import (
     run,
     service,
 )
-from tidegate.encoding.gojson import GoNumber
-from tidegate.pipeline.merge import go_v, sequential_replacements
+from tidegate.golang.json_wire import GoNumber
+from tidegate.golang.sprint import sprint_json_numbers as go_v
+from tidegate.pipeline.merge import sequential_replacements
 
 TEAPOT = answer(418, b'{"msg":"short and stout"}', "application/vnd.teapot+json")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from tidegate.golang.json_values import JSONError, decode
 from tidegate.gotemplate.funcs import krakend_funcs
-from tidegate.gotemplate.gojson import JSONError, decode
 from tidegate.gotemplate.template import ExecError, TemplateSet
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tidegate.errors import TemplateError
+from tidegate.golang.json_values import decode
 from tidegate.gotemplate import render_flexible_config
 from tidegate.gotemplate.cli import main as cli_main
 from tidegate.gotemplate.funcs import krakend_funcs
-from tidegate.gotemplate.gojson import decode
 from tidegate.gotemplate.template import ExecError, ParseError, TemplateSet
 
 
@@ -31,6 +31,13 @@ def json_data(raw: str) -> object:
 ])
 def test_json_numbers_print_as_float64(raw: str, want: str) -> None:
     assert render("{{ . }}", json_data(raw)) == want
+
+
+def test_to_json_escapes_as_the_gateway_does() -> None:
+    """Sprig's toJson is Go 1.22+'s encoding/json, as the rendered responses: \\b and \\f, and
+    a small float64 with a one-digit exponent."""
+    data = json_data('{"s": "\\b\\f\\u0001<", "f": 0.0000001}')
+    assert render("{{ toJson . }}", data) == '{"f":1e-7,"s":"\\b\\f\\u0001\\u003c"}'
 
 
 def test_missing_and_null_values() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from tidegate.gotemplate.gostrconv import quote
+from tidegate.golang.strconv import quote
 
 # Bytes Go accepts unescaped in a host name, besides letters and digits (shouldEscape with
 # encodeHost); any other ASCII byte is an "invalid character ... in host name".

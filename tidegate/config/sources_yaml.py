@@ -24,6 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from tidegate.config.sources import IndexBuilder, PositionIndex, syntax_error
 from tidegate.errors import ConfigSyntaxError, JsonPath
+from tidegate.golang.sprint import sprint
 
 try:  # libyaml makes composing about ten times faster; its marks count characters too
     from yaml.cyaml import CParser as _Parser
@@ -80,24 +81,6 @@ def go_number(text: str) -> int | float | str:
     return text
 
 
-def go_key(key: Any) -> str:
-    """A mapping key as Go's fmt.Sprint would print it (KrakenD stringifies non-string keys)."""
-    if isinstance(key, str):
-        return key
-    if key is None:
-        return "<nil>"
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if isinstance(key, float):
-        if key != key:
-            return "NaN"
-        if math.isinf(key):
-            return "+Inf" if key > 0 else "-Inf"
-        text = f"{key:g}" if abs(key) >= 1e21 or (key and abs(key) < 1e-4) else repr(key)
-        return text.removesuffix(".0")
-    return str(key)
-
-
 class _GoConstructor(yaml.constructor.SafeConstructor):
     """SafeConstructor with yaml.v3's answers for numbers, timestamps, sets and unknown tags."""
 
@@ -115,7 +98,7 @@ class _GoConstructor(yaml.constructor.SafeConstructor):
         data: dict[str, Any] = {}
         yield data
         for key_node, _ in node.value:
-            data[go_key(self.construct_object(key_node))] = None
+            data[sprint(self.construct_object(key_node))] = None
 
     def construct_by_kind(self, _suffix: Any, node: Node) -> Any:
         # A custom tag (`!env foo`) does not change what yaml.v3 decodes into interface{}.
@@ -134,7 +117,7 @@ class _GoConstructor(yaml.constructor.SafeConstructor):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = go_key(self.construct_object(key_node, deep=True))
+            key = sprint(self.construct_object(key_node, deep=True))
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None,
@@ -145,7 +128,7 @@ class _GoConstructor(yaml.constructor.SafeConstructor):
         self.flatten_mapping(node)
         mapping: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = go_key(self.construct_object(key_node, deep=True))
+            key = sprint(self.construct_object(key_node, deep=True))
             mapping[key] = self.construct_object(value_node, deep=deep)
         return mapping
 
@@ -222,7 +205,7 @@ def _positions(text: str) -> PositionIndex:
                     if isinstance(source, MappingNode):
                         merged.extend(pairs(source))
             elif isinstance(key_node, ScalarNode):
-                own.append((go_key(keys.construct_object(key_node)), value_node))
+                own.append((sprint(keys.construct_object(key_node)), value_node))
         names = {name for name, _ in own}
         return [p for p in merged if p[0] not in names] + own
 

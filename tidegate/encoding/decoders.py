@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tidegate.encoding.gojson import JSONError, decode_first
 from tidegate.encoding.xmlcodec import XMLError, loads_xml
+from tidegate.golang.json_wire import JSONError, decode_first
 
 __all__ = [
     "JSON",

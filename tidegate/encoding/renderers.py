@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from tidegate.encoding.gojson import dumps
 from tidegate.encoding.xmlcodec import XMLError, dumps_xml
 from tidegate.encoding.yamlcodec import dumps_yaml
+from tidegate.golang.json_wire import dumps
 
 __all__ = [
     "CT_JSON",

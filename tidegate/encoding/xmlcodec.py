@@ -16,7 +16,8 @@ import re
 from typing import Any
 from xml.parsers import expat
 
-from tidegate.encoding.gojson import GoNumber, go_float_g
+from tidegate.golang.floats import format_v
+from tidegate.golang.json_wire import GoNumber
 
 __all__ = ["XMLError", "dumps_xml", "loads_xml"]
 
@@ -173,7 +174,7 @@ def _scalar(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return go_float_g(value)
+        return format_v(value)
     return None
 
 

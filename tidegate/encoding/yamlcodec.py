@@ -12,7 +12,8 @@ import math
 import re
 from typing import Any
 
-from tidegate.encoding.gojson import GoNumber, go_float_g
+from tidegate.golang.floats import format_v
+from tidegate.golang.json_wire import GoNumber
 
 __all__ = ["dumps_yaml"]
 
@@ -123,7 +124,7 @@ def _scalar(value: Any, indent: int) -> str:
             return ".nan"
         if math.isinf(value):
             return ".inf" if value > 0 else "-.inf"
-        text = go_float_g(value)
+        text = format_v(value)
         return text if ("." in text or "e" in text) else text + ".0"
     if isinstance(value, str):
         return _string(value, indent)

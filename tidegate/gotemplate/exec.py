@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import nodes as N
-from .depth import call_at_depth
-from .funcdef import ANY, BOOL, FLOAT64, INT, INT64, RV, STRING, UINT32, GoError, GoFunc
-from .gofmt import format_plain, quote, sprint
-from .gotypes import (
+from tidegate.golang.types import (
     I64,
     LIST_TYPES,
     MAP_TYPES,
@@ -28,6 +24,11 @@ from .gotypes import (
     elem_is_iface,
     type_name,
 )
+
+from . import nodes as N
+from .depth import call_at_depth
+from .funcdef import ANY, BOOL, FLOAT64, INT, INT64, RV, STRING, UINT32, GoError, GoFunc
+from .gofmt import format_plain, quote, sprint
 from .parse import Tree
 from .trace import OutputTrace
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import gojson
+from tidegate.golang import json_values
+from tidegate.golang.types import type_name
+
 from .funcdef import ANY, STRING, GoError, GoFunc
 from .funcs_builtin import BUILTINS
-from .gotypes import type_name
 from .readfile import read_regular
 from .sprig_misc import go_join
 
@@ -48,8 +49,8 @@ def krakend_funcs(partials: str, read_log: list[str] | None = None,
 
     def marshal(v: Any) -> str:
         try:
-            return gojson.encode(v)
-        except gojson.JSONError:
+            return json_values.encode(v)
+        except json_values.JSONError:
             return ""
 
     def include(v: Any) -> str:

@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote_plus
 
-from .funcdef import ANY, RV, STRING, GoError, GoFunc
-from .gofmt import decode_rune, format_plain, is_print, sprint, sprintf, sprintln
-from .gotypes import (
+from tidegate.golang.types import (
     I64,
     LIST_TYPES,
     MAP_TYPES,
@@ -24,6 +22,9 @@ from .gotypes import (
     kind,
     type_name,
 )
+
+from .funcdef import ANY, RV, STRING, GoError, GoFunc
+from .gofmt import decode_rune, format_plain, is_print, sprint, sprintf, sprintln
 
 BUILTINS: dict[str, GoFunc] = {}
 

@@ -8,17 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gofloat import format_float, format_v
-from .gofmt_verbs import (
-    int_from_arg,
-    parse_arg_number,
-    parse_num,
-    rune_count,
-    rune_str,
-    sharp_float,
-)
-from .gostrconv import can_backquote, decode_rune, is_print, quote, quote_rune
-from .gotypes import (
+from tidegate.golang.floats import format_float, format_v
+from tidegate.golang.strconv import can_backquote, decode_rune, is_print, quote, quote_rune
+from tidegate.golang.types import (
     I64,
     MISSING,
     GoObject,
@@ -29,6 +21,15 @@ from .gotypes import (
     StrMap,
     elem_is_iface,
     type_name,
+)
+
+from .gofmt_verbs import (
+    int_from_arg,
+    parse_arg_number,
+    parse_num,
+    rune_count,
+    rune_str,
+    sharp_float,
 )
 
 _LIST_T = (list, StrList, IntList, ListList)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gotypes import I64
+from tidegate.golang.types import I64
 
 
 def rune_count(s: str) -> int:

@@ -9,7 +9,7 @@ import time as _time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .gotypes import I64, GoObject
+from tidegate.golang.types import I64, GoObject
 
 _UTC = _dt.UTC
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import gojson
+from tidegate.golang import json_values
+
 from .exec import ExecError
 from .funcdef import GoFunc
 from .funcs import krakend_funcs
@@ -130,8 +131,8 @@ def load_settings(settings: str, templates: str, result: RenderResult
                 errs[ent.name] = SettingsProblem(path, str(e))
                 continue
             try:
-                values[ent.name[: -len(".json")]] = gojson.decode_object(raw)
-            except gojson.JSONError as e:
+                values[ent.name[: -len(".json")]] = json_values.decode_object(raw)
+            except json_values.JSONError as e:
                 errs[ent.name] = SettingsProblem(path, str(e), raw)
     if templates:
         result.dirs.append(templates)
@@ -161,10 +162,10 @@ def render(base: str, *, settings: str = "", partials: str = "", templates: str 
     if data_file is not None:
         result.files.append(data_file)
         try:
-            data = gojson.decode(_read_file(data_file))
+            data = json_values.decode(_read_file(data_file))
         except OSError as e:
             raise RenderError("data", str(e), file=data_file) from None
-        except gojson.JSONError as e:
+        except json_values.JSONError as e:
             raise RenderError("data", str(e), file=data_file) from None
     if partials:
         result.dirs.append(partials)

@@ -19,8 +19,9 @@ import secrets
 import warnings
 from typing import Any
 
+from tidegate.golang.types import GoObject, from_bytes, go_bytes
+
 from .funcdef import INT, LIST, STRING, GoError, GoFunc, fn
-from .gotypes import GoObject, from_bytes, go_bytes
 from .sprig_crypto_keys import (
     FUNCS as KEY_FUNCS,
 )

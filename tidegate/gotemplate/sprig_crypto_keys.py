@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tidegate.golang.types import from_bytes, go_bytes
+
 from .funcdef import STRING, GoError, GoFunc, fn
-from .gotypes import from_bytes, go_bytes
 from .sprig_encoding import go_b64decode
 
 FUNCS: dict[str, GoFunc] = {}

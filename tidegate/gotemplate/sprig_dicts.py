@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tidegate.golang.types import MISSING, NilMap, StrList, type_name
+
 from .funcdef import ANY, MAP, STRING, GoError, GoFunc, fn
-from .gotypes import MISSING, NilMap, StrList, type_name
 from .sprig_strings import strval
 
 FUNCS: dict[str, GoFunc] = {}

@@ -12,9 +12,10 @@ import uuid
 import zlib
 from typing import Any
 
-from . import gojson
+from tidegate.golang import json_values
+from tidegate.golang.types import from_bytes, go_bytes
+
 from .funcdef import ANY, INT, STRING, UINT32, GoError, GoFunc, fn
-from .gotypes import from_bytes, go_bytes
 
 FUNCS: dict[str, GoFunc] = {}
 
@@ -111,50 +112,50 @@ fn(FUNCS, "adler32sum", (STRING,), returns=STRING)(lambda s: str(zlib.adler32(go
 
 def _to_json(v: Any) -> str:
     try:
-        return gojson.encode(v)
-    except gojson.JSONError:
+        return json_values.encode(v)
+    except json_values.JSONError:
         return ""
 
 
 def _must_to_json(v: Any) -> str:
     try:
-        return gojson.encode(v)
-    except gojson.JSONError as e:
+        return json_values.encode(v)
+    except json_values.JSONError as e:
         raise GoError(str(e)) from None
 
 
 def _to_pretty(v: Any) -> str:
     try:
-        return gojson.encode(v, indent="  ")
-    except gojson.JSONError:
+        return json_values.encode(v, indent="  ")
+    except json_values.JSONError:
         return ""
 
 
 def _must_to_pretty(v: Any) -> str:
     try:
-        return gojson.encode(v, indent="  ")
-    except gojson.JSONError as e:
+        return json_values.encode(v, indent="  ")
+    except json_values.JSONError as e:
         raise GoError(str(e)) from None
 
 
 def _must_to_raw(v: Any) -> str:
     try:
-        return gojson.encode(v, escape_html=False)
-    except gojson.JSONError as e:
+        return json_values.encode(v, escape_html=False)
+    except json_values.JSONError as e:
         raise GoError(str(e)) from None
 
 
 def _from_json(s: str) -> Any:
     try:
-        return gojson.decode(go_bytes(s))
-    except gojson.JSONError:
+        return json_values.decode(go_bytes(s))
+    except json_values.JSONError:
         return None
 
 
 def _must_from_json(s: str) -> Any:
     try:
-        return gojson.decode(go_bytes(s))
-    except gojson.JSONError as e:
+        return json_values.decode(go_bytes(s))
+    except json_values.JSONError as e:
         raise GoError(str(e)) from None
 
 

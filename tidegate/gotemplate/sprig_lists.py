@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tidegate.golang.types import I64, LIST_TYPES, MISSING, ListList, kind
+
 from .funcdef import ANY, INT, GoError, GoFunc, fn
-from .gotypes import I64, LIST_TYPES, MISSING, ListList, kind
 
 FUNCS: dict[str, GoFunc] = {}
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tidegate.golang.types import GoObject
+
 from .funcdef import STRING, GoError, GoFunc, fn
-from .gotypes import GoObject
 
 FUNCS: dict[str, GoFunc] = {}
 

@@ -7,9 +7,10 @@ import string as _string
 import unicodedata
 from typing import Any
 
+from tidegate.golang.types import MISSING, GoObject, StrList, StrMap, from_bytes, go_bytes
+
 from .funcdef import ANY, INT, STRING, GoFunc, alias, fn
 from .gofmt import Printer, quote, sprintf
-from .gotypes import MISSING, GoObject, StrList, StrMap, from_bytes, go_bytes
 
 FUNCS: dict[str, GoFunc] = {}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
+from tidegate.golang.types import I64
+
 from .funcdef import ANY, STRING, TIME, GoError, GoFunc, fn
 from .goparse import parse_time
 from .gotime import (
@@ -20,7 +22,6 @@ from .gotime import (
     now,
     parse_duration,
 )
-from .gotypes import I64
 
 FUNCS: dict[str, GoFunc] = {}
 

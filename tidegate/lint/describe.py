@@ -9,12 +9,12 @@ implement yet are marked on their line: they are accepted and ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from tidegate.config.durations import DurationError, format_duration, parse_duration
 from tidegate.config.model import PLACEHOLDER, BackendConfig, EndpointConfig, ServiceConfig
 from tidegate.encoding.renderers import select_output_encoding
+from tidegate.golang.sprint import sprint_float64
 from tidegate.lint.namespaces import NAMESPACES, implemented, registered_components
 
 # Level 3 shows the HTTP server and client settings KrakenD parses (label, key, default).
@@ -34,50 +34,6 @@ _SERVER_SETTINGS = (
     ("Max idle connections", "max_idle_connections", 0),
     ("Max idle connections per host", "max_idle_connections_per_host", 250),
 )
-
-
-def go_value(value: Any) -> str:
-    """A decoded value as Go's ``%v`` prints it once KrakenD has decoded it (numbers are
-    float64, maps print sorted as ``map[k:v]``, lists as ``[a b]``)."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _go_float(float(value))
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "[" + " ".join(go_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "map[" + " ".join(f"{k}:{go_value(value[k])}" for k in sorted(value)) + "]"
-    return str(value)
-
-
-def _go_float(x: float) -> str:
-    """``%v`` of a float64: shortest digits, exponent form from 1e+06 or below 1e-04."""
-    if x != x:
-        return "NaN"
-    if x in (float("inf"), float("-inf")):
-        return "+Inf" if x > 0 else "-Inf"
-    if x == 0:
-        return "0"
-    sign, digits, exp = Decimal(repr(x)).normalize().as_tuple()
-    assert isinstance(exp, int)
-    nd = len(digits)
-    dp = exp + nd
-    eprec = 6  # strconv's choice for the shortest form
-    text = "".join(map(str, digits))
-    minus = "-" if sign else ""
-    if dp - 1 < -4 or dp - 1 >= eprec:
-        mant = text[0] + ("." + text[1:] if nd > 1 else "")
-        e = dp - 1
-        return f"{minus}{mant}e{'+' if e >= 0 else '-'}{abs(e):02d}"
-    if dp <= 0:
-        return f"{minus}0.{'0' * -dp}{text}"
-    if dp >= nd:
-        return f"{minus}{text}{'0' * (dp - nd)}"
-    return f"{minus}{text[:dp]}.{text[dp:]}"
 
 
 def gin_route(endpoint: str) -> str:
@@ -128,9 +84,9 @@ def _components(out: _Out, depth: int, extra: Mapping[str, Any], label: str,
         cfg = extra[name]
         if isinstance(cfg, Mapping):
             for key in sorted(cfg):
-                out.add(depth + 1, f"{key}: {go_value(cfg[key])}")
+                out.add(depth + 1, f"{key}: {sprint_float64(cfg[key])}")
         else:
-            out.add(depth + 1, go_value(cfg))
+            out.add(depth + 1, sprint_float64(cfg))
 
 
 def describe_service(service: ServiceConfig, level: int, indent: str = "\t",
@@ -145,14 +101,14 @@ def describe_service(service: ServiceConfig, level: int, indent: str = "\t",
     if level >= 2:
         out.add(1, f"Default cache TTL: {format_duration(service.cache_ttl)}")
         out.add(1, f"Default timeout: {format_duration(service.timeout)}")
-        out.add(1, f"Default backend hosts: {go_value(list(service.host))}")
+        out.add(1, f"Default backend hosts: {sprint_float64(list(service.host))}")
     if level >= 3:
         for label, key, default in _SERVER_SETTINGS:
             value = raw.get(key)
             if default == "duration":
                 out.add(1, f"{label}: {_duration(value)}")
             else:
-                out.add(1, f"{label}: {go_value(default if value is None else value)}")
+                out.add(1, f"{label}: {sprint_float64(default if value is None else value)}")
     if level >= 2:
         out.add(1, "TLS section defined (not supported by tidegate yet)" if raw.get("tls")
                 else "No TLS section defined")
@@ -171,9 +127,9 @@ def _endpoint(out: _Out, ep: EndpointConfig, level: int) -> None:
         out.add(1, f"Endpoint: {ep.method} {ep.endpoint}")
     out.add(1, f"Timeout: {format_duration(ep.timeout)}")
     if level >= 2:
-        out.add(1, f"QueryString: {go_value(list(ep.input_query_strings or ()))}")
+        out.add(1, f"QueryString: {sprint_float64(list(ep.input_query_strings or ()))}")
         out.add(1, f"CacheTTL: {format_duration(ep.cache_ttl)}")
-        out.add(1, f"Headers to pass: {go_value(list(ep.input_headers or ()))}")
+        out.add(1, f"Headers to pass: {sprint_float64(list(ep.input_headers or ()))}")
         encoding = select_output_encoding(ep.output_encoding, [b.encoding for b in ep.backend])
         out.add(1, f"OutputEncoding: {encoding}")
         out.add(1, f"Concurrent calls: {ep.concurrent_calls}")
@@ -190,15 +146,15 @@ def _backend(out: _Out, b: BackendConfig, level: int) -> None:
     if level >= 2:
         out.add(2, f"URL: {b.url_pattern}")
     out.add(2, f"Timeout: {format_duration(b.timeout)}")
-    out.add(2, f"Hosts: {go_value(list(b.host))}")
+    out.add(2, f"Hosts: {sprint_float64(list(b.host))}")
     if level >= 2:
         out.add(2, f"Concurrent calls: {b.concurrent_calls}")
-        out.add(2, f"Host sanitization disabled: {go_value(b.disable_host_sanitize)}")
+        out.add(2, f"Host sanitization disabled: {sprint_float64(b.disable_host_sanitize)}")
         out.add(2, f"Target: {b.target or ''}")
-        out.add(2, f"Deny: {go_value(list(b.deny))}, Allow: {go_value(list(b.allow))}")
-        out.add(2, f"Mapping: {go_value(dict(b.mapping))}")
+        out.add(2, f"Deny: {sprint_float64(list(b.deny))}, Allow: {sprint_float64(list(b.allow))}")
+        out.add(2, f"Mapping: {sprint_float64(dict(b.mapping))}")
         out.add(2, f"Group: {b.group or ''}")
         out.add(2, f"Encoding: {b.encoding}")
-        out.add(2, f"Is collection: {go_value(b.is_collection)}")
-        out.add(2, f"SD: {go_value(b.raw.get('sd', ''))}")
+        out.add(2, f"Is collection: {sprint_float64(b.is_collection)}")
+        out.add(2, f"SD: {sprint_float64(b.raw.get('sd', ''))}")
     _components(out, 2, b.extra_config, "backend", level)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from tidegate.bodies import BodyTooLarge
-from tidegate.encoding.gojson import dumps
+from tidegate.golang.json_wire import dumps
 from tidegate.messages import Request, Response, canonical_header
 from tidegate.pipeline.endpoint import HELD_BODY_LIMIT
 

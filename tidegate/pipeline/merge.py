@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tidegate.encoding.gojson import GoNumber, go_json_float
+from tidegate.golang.sprint import sprint_json_numbers
 from tidegate.messages import (
     BackendFailure,
     BackendTimeout,
@@ -219,31 +219,9 @@ def _apply(reps: list[Replacement], i: int, parts: list[ProxyResponse | None],
         value = data.get(r.source[-1], _MISSING)
         if value is _MISSING:
             continue
-        text = ",".join(go_v(v) for v in value) if isinstance(value, list) else go_v(value)
+        text = (",".join(sprint_json_numbers(v) for v in value) if isinstance(value, list)
+                else sprint_json_numbers(value))
         params[r.destination] = found[r.destination] = text
 
 
 _MISSING = object()
-
-
-def go_v(value: Any) -> str:
-    """Go's ``fmt.Sprintf("%v", v)`` of a decoded JSON value (numbers are json.Number)."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "<nil>"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, GoNumber):
-        return value.literal
-    if isinstance(value, float):
-        return go_json_float(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + " ".join(go_v(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_v(value[k])}" for k in sorted(value)) + "]"
-    return str(value)

@@ -1,40 +1,33 @@
-"""Go's strconv float formatting ('g' shortest, 'e', 'f', 'x'), which Python's repr does not match.
+"""Go's strconv float formatting, which Python's repr does not match.
 
-Go prints float64 with the shortest digits that round-trip (like Python's repr) but switches
-to exponent form when the exponent is < -4 or >= 6 for %v (>= 21 for JSON) and writes at least
-two exponent digits (``1e+06``).
+One place for every float text Go writes: fmt's ``%v`` and ``strconv.FormatFloat(v, 'g', -1,
+64)`` (`format_v`), encoding/json's (`format_json`) and the other verbs of fmt and strconv
+(`format_float`). Go prints float64 with the shortest digits that round-trip (as Python's
+repr) but lays them out its own way: exponent form when the exponent is < -4 or >= 6 for
+``%v`` (>= 21 or < -6 for JSON), at least two exponent digits (``1e+06``), except JSON which
+cleans ``e-07`` up to ``e-7``; the sign of zero is kept (``-0``).
 """
 
 from __future__ import annotations
 
 import math
 
+__all__ = ["format_float", "format_json", "format_v", "shortest_digits"]
+
 
 def shortest_digits(v: float) -> tuple[str, int]:
-    """Shortest round-trip decimal digits of abs(v) and the decimal point position.
+    """Shortest round-trip digits of ``|v|`` and the decimal point: ``|v| == 0.DIGITS * 10**point``.
 
-    ``digits`` has no leading/trailing zeros ("0" for zero); the value is 0.digits * 10**dp.
+    ``digits`` has no leading or trailing zeros ("0" for zero). Python's repr and Go's strconv
+    pick the same shortest digits; only the layout differs.
     """
-    r = repr(abs(v))
-    if "e" in r:
-        mant, exp_s = r.split("e")
-        exp = int(exp_s)
-    else:
-        mant, exp = r, 0
-    if "." in mant:
-        ip, fp = mant.split(".")
-    else:
-        ip, fp = mant, ""
-    if fp == "0":
-        fp = ""
-    digits = ip + fp
-    dp = len(ip) + exp
-    stripped = digits.lstrip("0")
-    dp -= len(digits) - len(stripped)
-    digits = stripped.rstrip("0")
-    if not digits:
+    if v == 0:
         return "0", 1
-    return digits, dp
+    mantissa, _, exp = repr(abs(v)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    point = len(whole) + (int(exp) if exp else 0) - (len(whole + frac) - len(digits))
+    return digits.rstrip("0") or "0", point
 
 
 def _exp_str(exp: int, letter: str = "e", min_digits: int = 2) -> str:
@@ -50,34 +43,49 @@ def _special(v: float) -> str | None:
     return None
 
 
-def format_g_shortest(v: float, upper: bool = False, eprec: int = 6) -> str:
-    """strconv.FormatFloat(v, 'g', -1, 64): exponent form when exp < -4 or exp >= 6."""
+def _layout_f(digits: str, point: int) -> str:
+    if point <= 0:
+        return "0." + "0" * (-point) + digits
+    if point >= len(digits):
+        return digits + "0" * (point - len(digits))
+    return digits[:point] + "." + digits[point:]
+
+
+def _layout_e(digits: str, point: int, letter: str = "e") -> str:
+    exp = point - 1 if digits != "0" else 0
+    mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return mant + _exp_str(exp, letter)
+
+
+def _format_g_shortest(v: float, upper: bool = False) -> str:
+    """``strconv.FormatFloat(v, 'g', -1, 64)``: exponent form when exp < -4 or exp >= 6."""
     s = _special(v)
     if s is not None:
         return s
-    digits, dp = shortest_digits(v)
-    neg = math.copysign(1.0, v) < 0
-    nd = len(digits)
-    exp = dp - 1
-    if digits == "0":
-        exp = 0
-    if exp < -4 or exp >= max(eprec, 0):
-        out = digits[0]
-        if nd > 1:
-            out += "." + digits[1:]
-        out += _exp_str(exp, "E" if upper else "e")
-    elif dp <= 0:
-        out = "0." + "0" * (-dp) + digits
-    elif dp >= nd:
-        out = digits + "0" * (dp - nd)
-    else:
-        out = digits[:dp] + "." + digits[dp:]
-    return ("-" if neg else "") + out
+    digits, point = shortest_digits(v)
+    exp = point - 1
+    body = _layout_e(digits, point, "E" if upper else "e") if (exp < -4 or exp >= 6) \
+        and digits != "0" else _layout_f(digits, point)
+    return ("-" if math.copysign(1.0, v) < 0 else "") + body
 
 
 def format_v(v: float) -> str:
-    """%v of a float64 (shortest 'g')."""
-    return format_g_shortest(v)
+    """fmt's ``%v`` of a float64, which is ``strconv.FormatFloat(v, 'g', -1, 64)``."""
+    return _format_g_shortest(v)
+
+
+def format_json(v: float) -> str:
+    """encoding/json's float64 text: 'f' format unless < 1e-6 or >= 1e21, then 'e' with
+    ``e-09`` cleaned up to ``e-9``. NaN and infinities are the caller's to refuse."""
+    digits, point = shortest_digits(v)
+    mag = abs(v)
+    if mag != 0 and (mag < 1e-6 or mag >= 1e21):
+        text = _layout_e(digits, point)
+        if text[-3] == "-" and text[-2] == "0":
+            text = text[:-2] + text[-1]
+    else:
+        text = _layout_f(digits, point)
+    return ("-" if math.copysign(1.0, v) < 0 else "") + text
 
 
 def format_float(v: float, verb: str, prec: int) -> str:
@@ -87,7 +95,7 @@ def format_float(v: float, verb: str, prec: int) -> str:
         return s
     if verb in "gG":
         if prec < 0:
-            return format_g_shortest(v, upper=verb == "G")
+            return _format_g_shortest(v, upper=verb == "G")
         return _fmt_g_prec(v, prec, verb == "G")
     if verb in "eE":
         if prec < 0:
@@ -197,16 +205,3 @@ def _fmt_x(v: float, prec: int, upper: bool) -> str:
     if upper:
         out = out.upper()
     return ("-" if neg else "") + out
-
-
-def format_json_float(v: float) -> str:
-    """encoding/json's float64 text: 'f' format unless < 1e-6 or >= 1e21, then 'e' (e-7)."""
-    a = abs(v)
-    if a != 0 and (a < 1e-6 or a >= 1e21):
-        s = format_float(v, "e", -1)
-        # clean up e-09 to e-9
-        n = len(s)
-        if n >= 4 and s[n - 4] == "e" and s[n - 3] == "-" and s[n - 2] == "0":
-            s = s[: n - 2] + s[n - 1:]
-        return s
-    return format_float(v, "f", -1)

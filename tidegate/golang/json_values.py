@@ -1,4 +1,5 @@
-"""encoding/json as Go does it: float64 numbers, Go's error texts, Go's escaping on output.
+"""encoding/json as Go's json.Unmarshal into interface{} and json.Marshal(Indent) do it, for
+templates and settings files: float64 numbers, Go's error texts, Go's escaping on output.
 
 Decoding takes Python's fast parser for valid input and falls back to a Go-style scanner only to
 produce Go's exact syntax error message.  Encoding is hand-written because Go formats float64
@@ -12,14 +13,11 @@ import math
 import re
 from typing import Any
 
-from .gofloat import format_float, format_json_float
-from .gotypes import MISSING, GoObject, NilMap
+from tidegate.golang.json_wire import JSONError, json_float
+from tidegate.golang.strconv import quote
+from tidegate.golang.types import MISSING, GoObject, NilMap
 
 # ---------------------------------------------------------------- decoding
-
-
-class JSONError(ValueError):
-    """A Go json error text (``invalid character ...``, ``json: cannot unmarshal ...``)."""
 
 
 def _raise_const(name: str) -> Any:
@@ -86,8 +84,6 @@ def _quote_char(c: str) -> str:
         return "'\\''"
     if c == '"':
         return "'\"'"
-    from .gofmt import quote
-
     q = quote(c)
     return "'" + q[1:-1] + "'"
 
@@ -266,6 +262,7 @@ class _GoScanner:
 _ESC_RE = re.compile(r'[\x00-\x1f"\\<>&\u2028\u2029\udc80-\udcff]')
 _ESC_RAW_RE = re.compile(r'[\x00-\x1f"\\\u2028\u2029\udc80-\udcff]')
 _ESC_MAP = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+            "\b": "\\b", "\f": "\\f",  # Go 1.22+, as json_wire
             "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
             "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -303,9 +300,7 @@ def _enc(v: Any, out: list[str], html: bool, indent: str | None, cur: str) -> No
     if t is str:
         out.append(encode_string(v, html))
     elif t is float:
-        if math.isnan(v) or math.isinf(v):
-            raise UnsupportedError(f"json: unsupported value: {format_float(v, 'g', -1)}")
-        out.append(format_json_float(v))
+        out.append(json_float(v))
     elif t is bool:
         out.append("true" if v else "false")
     elif v is None or v is MISSING or t is NilMap:

@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 
+from tidegate.golang.floats import format_json, format_v
+
 __all__ = [
     "GoNumber",
     "JSONError",
     "decode_first",
     "dumps",
-    "go_float_g",
-    "go_json_float",
     "loads",
 ]
 
@@ -51,67 +51,15 @@ class GoNumber(float):
 
 
 class JSONError(ValueError):
-    """A body that Go's JSON decoder rejects; the message reads like Go's."""
+    """What Go's encoding/json refuses (a body it cannot decode, a value it cannot encode);
+    the message reads like Go's."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Go float formatting (strconv.FormatFloat with the shortest precision)
-
-
-def _shortest(value: float) -> tuple[str, int]:
-    """Shortest round-trip digits and decimal point: ``|value| == 0.DIGITS * 10**point``.
-
-    Python's repr and Go's strconv pick the same shortest digits; only the layout differs.
-    """
-    if value == 0:
-        return "0", 1
-    mantissa, _, exp = repr(abs(value)).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    digits = (whole + frac).lstrip("0")
-    point = len(whole) + (int(exp) if exp else 0) - (len(whole + frac) - len(digits))
-    return digits.rstrip("0") or "0", point
-
-
-def _layout_f(digits: str, point: int) -> str:
-    if point <= 0:
-        return "0." + "0" * (-point) + digits
-    if point >= len(digits):
-        return digits + "0" * (point - len(digits))
-    return digits[:point] + "." + digits[point:]
-
-
-def _layout_e(digits: str, point: int) -> str:
-    exp = point - 1 if digits != "0" else 0
-    mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-    return f"{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-
-
-def go_float_g(value: float) -> str:
-    """``strconv.FormatFloat(v, 'g', -1, 64)``, which is also fmt's ``%v`` for a float64."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    digits, point = _shortest(value)
-    exp = point - 1
-    body = _layout_e(digits, point) if (exp < -4 or exp >= 6) and digits != "0" \
-        else _layout_f(digits, point)
-    return ("-" if math.copysign(1.0, value) < 0 else "") + body
-
-
-def go_json_float(value: float) -> str:
-    """encoding/json's float64 text: plain decimals, exponent only below 1e-6 or from 1e21."""
-    if math.isnan(value) or math.isinf(value):
-        raise JSONError(f"json: unsupported value: {go_float_g(value)}")
-    digits, point = _shortest(value)
-    mag = abs(value)
-    if mag != 0 and (mag < 1e-6 or mag >= 1e21):
-        text = _layout_e(digits, point)
-        if text[-4:-2] == "-0":  # Go cleans e-07 up to e-7
-            text = text[:-2] + text[-1]
-    else:
-        text = _layout_f(digits, point)
-    return ("-" if math.copysign(1.0, value) < 0 else "") + text
+def json_float(value: float) -> str:
+    """A float64 as json.Marshal writes it; NaN and infinities are refused as Go refuses them."""
+    if value != value or value in (math.inf, -math.inf):
+        raise JSONError(f"json: unsupported value: {format_v(value)}")
+    return format_json(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +99,7 @@ def _float_sub(m: re.Match[bytes]) -> bytes:
     tok = m.group()
     if tok[0] == 34 or (b"." not in tok and b"e" not in tok):  # a string or an int
         return tok
-    return go_json_float(float(tok)).encode()
+    return json_float(float(tok)).encode()
 
 
 # How many GoNumber literals orjson has written: the float rewrite below must not touch them.
@@ -217,7 +165,7 @@ def _encode(value: Any, out: list[str]) -> None:
     elif isinstance(value, int):
         out.append(str(int(value)))
     elif isinstance(value, float):
-        out.append(go_json_float(value))
+        out.append(json_float(value))
     elif isinstance(value, dict):
         items = sorted((str(k), v) for k, v in value.items())
         out.append("{")
