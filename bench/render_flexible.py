@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tidegate.gotemplate import render_flexible_config
+from tidegate.config.flexible import render_flexible_config
 
 BASE = """{
   "version": 3,

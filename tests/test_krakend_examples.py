@@ -11,8 +11,8 @@ import pytest
 
 from tests.support import SHARED, free_port
 from tidegate.cli import main
+from tidegate.config.flexible import render_flexible_config
 from tidegate.config.loader import load_config
-from tidegate.gotemplate.flexible import render_flexible_config
 from tidegate.lint.failclosed import find_unprotected
 from tidegate.reload.builder import build_candidate
 

@@ -137,7 +137,9 @@ def _document(path: str, env: Mapping[str, str]) -> sources.Document:
 
     Only called after `build_candidate` parsed it successfully, so it cannot fail here.
     """
-    if "FC_ENABLE" in env:
+    from tidegate.config.flexible import FlexibleEnv
+
+    if FlexibleEnv.read(env).enabled:
         from tidegate.config.loader import load_flexible
 
         return load_flexible(path, env)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tidegate.config.flexible import render_flexible_config
 from tidegate.errors import TemplateError
 from tidegate.golang.json_values import decode
-from tidegate.gotemplate import render_flexible_config
 from tidegate.gotemplate.cli import main as cli_main
 from tidegate.gotemplate.funcs import krakend_funcs
 from tidegate.gotemplate.template import ExecError, ParseError, TemplateSet

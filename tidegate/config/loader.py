@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from tidegate.config import sources
 from tidegate.config.durations import DurationError, parse_duration
+from tidegate.config.flexible import FlexibleEnv
 from tidegate.config.model import ServiceConfig, build_service
 from tidegate.errors import ConfigError, ConfigErrors, ConfigSyntaxError, ConfigValueError
 
 if TYPE_CHECKING:
-    from tidegate.gotemplate.flexible import RenderedConfig
+    from tidegate.config.flexible import RenderedConfig
 
 DEFAULT_CONFIG_NAME = "<built-in default>"
 
@@ -70,18 +71,12 @@ def watch_targets(path: str | None, env: Mapping[str, str]) -> tuple[list[str], 
         return [], []
     paths = [os.path.abspath(path)]
     ignore: list[str] = []
-    if _flexible_enabled(env):
-        for var in ("FC_SETTINGS", "FC_PARTIALS", "FC_TEMPLATES"):
-            if env.get(var):
-                paths.append(os.path.abspath(env[var]))
-        if env.get("FC_OUT"):
-            ignore.append(os.path.abspath(env["FC_OUT"]))
+    fc = FlexibleEnv.read(env)
+    if fc.enabled:
+        paths += [os.path.abspath(d) for d in fc.folders]
+        if fc.out:
+            ignore.append(os.path.abspath(fc.out))
     return sorted(set(paths)), ignore
-
-
-def _flexible_enabled(env: Mapping[str, str]) -> bool:
-    # KrakenD documents that any value, even "0", enables flexible configuration.
-    return "FC_ENABLE" in env
 
 
 def load_config(path: str | None, env: Mapping[str, str] | None = None, *,
@@ -98,11 +93,11 @@ def load_config(path: str | None, env: Mapping[str, str] | None = None, *,
         source = path
         watch = (str(Path(path).resolve().parent),)
         ignore = ()
-        if _flexible_enabled(env):
+        fc = FlexibleEnv.read(env)
+        if fc.enabled:
             doc = load_flexible(path, env)
             watch = tuple(sorted({*watch, *doc.rendered.watch_dirs}))
-            out = env.get("FC_OUT")
-            ignore = (str(Path(out).resolve()),) if out else ()
+            ignore = (str(Path(fc.out).resolve()),) if fc.out else ()
         else:
             doc = sources.load_file(path)
         data = doc.data
@@ -160,7 +155,7 @@ class RenderedDocument(sources.Document):
 def load_flexible(path: str, env: Mapping[str, str]) -> RenderedDocument:
     """Render (FC_* variables) and parse a flexible configuration; an error positioned in the
     rendered text is traced to the template text that wrote it."""
-    from tidegate.gotemplate.flexible import render_flexible_config
+    from tidegate.config.flexible import render_flexible_config
 
     rendered = render_flexible_config(path, env, locate_json=_json_syntax_error)
     try:

@@ -1,4 +1,5 @@
-"""Flexible configuration for the gateway: FC_SETTINGS / FC_PARTIALS / FC_TEMPLATES / FC_OUT.
+"""Flexible configuration for the gateway: FC_ENABLE / FC_SETTINGS / FC_PARTIALS /
+FC_TEMPLATES / FC_OUT, read here (`FlexibleEnv`) and nowhere else.
 
 Behaves like krakend-flexibleconfig, except that a template problem is an error (KrakenD
 silently falls back to parsing the raw file, which hides the real cause). Like KrakenD, the
@@ -10,16 +11,39 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tidegate.errors import ConfigError, ConfigErrors, TemplateError
 
-from .loader import RenderError, render
-from .sprig_misc import go_join
-from .trace import Origin, OutputTrace
+if TYPE_CHECKING:  # the template engine is imported only when a configuration needs it
+    from tidegate.gotemplate.loader import RenderError
+    from tidegate.gotemplate.trace import Origin, OutputTrace
 
 # Given a settings file's path and bytes that Go's decoder rejected, the located JSON syntax
 # error (the config layer owns JSON positions), or None when it has no position to offer.
 JsonErrorLocator = Callable[[str, bytes], ConfigError | None]
+
+
+@dataclass(frozen=True)
+class FlexibleEnv:
+    """The FC_* variables of an environment."""
+
+    enabled: bool
+    settings: str = ""
+    partials: str = ""
+    templates: str = ""
+    out: str = ""
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> FlexibleEnv:
+        # KrakenD documents that any value of FC_ENABLE, even "0", enables flexible config.
+        return cls("FC_ENABLE" in env, env.get("FC_SETTINGS", ""), env.get("FC_PARTIALS", ""),
+                   env.get("FC_TEMPLATES", ""), env.get("FC_OUT", ""))
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The settings, partials and templates folders that are set."""
+        return tuple(d for d in (self.settings, self.partials, self.templates) if d)
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,8 @@ class RenderedConfig:
 
     def _position(self, origin: Origin) -> SourcePosition:
         if origin.partial:
+            from tidegate.gotemplate.sprig_misc import go_join
+
             via = self._position(origin.via) if origin.via is not None else None
             return SourcePosition(go_join(self.partials, origin.name), origin.line, origin.col,
                                   included_at=via)
@@ -77,10 +103,10 @@ def render_flexible_config(config_path: str, env: Mapping[str, str], *,
     Template problems raise TemplateError; a settings file that is not JSON raises the error
     `locate_json` gives for it (file:line:col), or a TemplateError naming the file.
     """
-    settings = env.get("FC_SETTINGS", "")
-    partials = env.get("FC_PARTIALS", "")
-    templates = env.get("FC_TEMPLATES", "")
-    out = env.get("FC_OUT", "")
+    from tidegate.gotemplate.loader import RenderError, render
+
+    fc = FlexibleEnv.read(env)
+    settings, partials, templates, out = fc.settings, fc.partials, fc.templates, fc.out
     try:
         result = render(config_path, settings=settings, partials=partials, templates=templates,
                         env=env)
@@ -92,7 +118,7 @@ def render_flexible_config(config_path: str, env: Mapping[str, str], *,
                 fh.write(result.text.encode("utf-8", "surrogateescape"))
         except OSError as e:
             raise TemplateError(f"writing FC_OUT: {e}", file=out) from None
-    dirs = [d for d in (settings, partials, templates) if d]
+    dirs = list(fc.folders)
     dirs.append(os.path.dirname(os.path.abspath(config_path)))
     return RenderedConfig(text=result.text, source_name=config_path,
                           files=_dedupe(result.files), watch_dirs=_dedupe(dirs), out_path=out,
