@@ -80,7 +80,7 @@ class RenderedConfig:
 
     def _position(self, origin: Origin) -> SourcePosition:
         if origin.partial:
-            from tidegate.gotemplate.sprig_misc import go_join
+            from tidegate.gotemplate.sprig.misc import go_join
 
             via = self._position(origin.via) if origin.via is not None else None
             return SourcePosition(go_join(self.partials, origin.name), origin.line, origin.col,

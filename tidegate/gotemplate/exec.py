@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tidegate.golang.fmt import format_plain, quote, sprint
 from tidegate.golang.types import (
     I64,
     LIST_TYPES,
@@ -28,7 +29,6 @@ from tidegate.golang.types import (
 from . import nodes as N
 from .depth import call_at_depth
 from .funcdef import ANY, BOOL, FLOAT64, INT, INT64, RV, STRING, UINT32, GoError, GoFunc
-from .gofmt import format_plain, quote, sprint
 from .parse import Tree
 from .trace import OutputTrace
 
@@ -252,7 +252,7 @@ class State:
                     if isinstance(val, LIST_TYPES):
                         pairs: Any = enumerate(val)
                     else:
-                        from .gofmt import sorted_items
+                        from tidegate.golang.fmt import sorted_items
 
                         pairs = sorted_items(val)
                     old_iface = self.dot_iface

@@ -11,19 +11,19 @@ from tidegate.golang.types import type_name
 from .funcdef import ANY, STRING, GoError, GoFunc
 from .funcs_builtin import BUILTINS
 from .readfile import read_regular
-from .sprig_misc import go_join
+from .sprig.misc import go_join
 
 
 def _sprig() -> dict[str, GoFunc]:
-    from .sprig_crypto_certs import FUNCS as certs
-    from .sprig_dicts import FUNCS as dicts
-    from .sprig_encoding import FUNCS as encoding
-    from .sprig_lists import FUNCS as lists
-    from .sprig_math import FUNCS as math_
-    from .sprig_misc import FUNCS as misc
-    from .sprig_semver import FUNCS as semver
-    from .sprig_strings import FUNCS as strings_
-    from .sprig_time import FUNCS as time_
+    from .sprig.crypto_certs import FUNCS as certs
+    from .sprig.dicts import FUNCS as dicts
+    from .sprig.encoding import FUNCS as encoding
+    from .sprig.lists import FUNCS as lists
+    from .sprig.math import FUNCS as math_
+    from .sprig.misc import FUNCS as misc
+    from .sprig.semver import FUNCS as semver
+    from .sprig.strings import FUNCS as strings_
+    from .sprig.time import FUNCS as time_
 
     out: dict[str, GoFunc] = {}
     for table in (strings_, lists, dicts, math_, encoding, certs, misc, time_, semver):
@@ -65,7 +65,7 @@ def krakend_funcs(partials: str, read_log: list[str] | None = None,
             return ""
 
     if env is not None:
-        from .sprig_misc import expandenv
+        from .sprig.misc import expandenv
 
         def env_(name: str) -> str:
             return env.get(name, "")

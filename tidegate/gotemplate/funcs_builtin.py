@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote_plus
 
+from tidegate.golang.fmt import decode_rune, format_plain, is_print, sprint, sprintf, sprintln
 from tidegate.golang.types import (
     I64,
     LIST_TYPES,
@@ -24,7 +25,6 @@ from tidegate.golang.types import (
 )
 
 from .funcdef import ANY, RV, STRING, GoError, GoFunc
-from .gofmt import decode_rune, format_plain, is_print, sprint, sprintf, sprintln
 
 BUILTINS: dict[str, GoFunc] = {}
 

@@ -76,7 +76,7 @@ class Item(NamedTuple):
             return self.val
         if self.typ > KEYWORD:
             return f"<{self.val}>"
-        from .gofmt import quote
+        from tidegate.golang.fmt import quote
 
         if len(self.val.encode("utf-8", "surrogateescape")) > 10:
             return quote(self.val[:10]) + "..."
@@ -93,7 +93,7 @@ def _is_alnum(ch: str) -> bool:
 def _go_rune_repr(ch: str) -> str:
     """%#U of a rune: U+002D '-'."""
     o = ord(ch)
-    from .gofmt import is_print
+    from tidegate.golang.fmt import is_print
 
     s = f"U+{o:04X}"
     if is_print(o):
@@ -467,7 +467,7 @@ class Lexer:
 
 
 def _q(s: str) -> str:
-    from .gofmt import quote
+    from tidegate.golang.fmt import quote
 
     return quote(s)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gofmt import quote
+from tidegate.golang.fmt import quote
 
 
 class Node:

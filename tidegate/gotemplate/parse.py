@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tidegate.golang.literals import LiteralError, char_value, parse_float, parse_int, unquote
+
 from . import lexer as L
-from .golit import LiteralError, char_value, parse_float, parse_int, unquote
 from .nodes import (
     ActionNode,
     BoolNode,
@@ -483,7 +484,7 @@ class Parser:
 
 
 def _q(s: str) -> str:
-    from .gofmt import quote
+    from tidegate.golang.fmt import quote
 
     return quote(s)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tidegate.golang.fmt import quote
+
 from .exec import ExecError, execute
 from .funcdef import GoFunc
-from .gofmt import quote
 from .nodes import is_empty_tree
 from .parse import ParseError, Tree, parse_template
 from .trace import OutputTrace

@@ -7,10 +7,10 @@ import string as _string
 import unicodedata
 from typing import Any
 
+from tidegate.golang.fmt import Printer, quote, sprintf
 from tidegate.golang.types import MISSING, GoObject, StrList, StrMap, from_bytes, go_bytes
 
-from .funcdef import ANY, INT, STRING, GoFunc, alias, fn
-from .gofmt import Printer, quote, sprintf
+from ..funcdef import ANY, INT, STRING, GoFunc, alias, fn
 
 FUNCS: dict[str, GoFunc] = {}
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from tidegate.golang.types import from_bytes, go_bytes
 
-from .funcdef import STRING, GoError, GoFunc, fn
-from .sprig_encoding import go_b64decode
+from ..funcdef import STRING, GoError, GoFunc, fn
+from .encoding import go_b64decode
 
 FUNCS: dict[str, GoFunc] = {}
 

@@ -21,18 +21,18 @@ from typing import Any
 
 from tidegate.golang.types import GoObject, from_bytes, go_bytes
 
-from .funcdef import INT, LIST, STRING, GoError, GoFunc, fn
-from .sprig_crypto_keys import (
+from ..funcdef import INT, LIST, STRING, GoError, GoFunc, fn
+from .crypto_keys import (
     FUNCS as KEY_FUNCS,
 )
-from .sprig_crypto_keys import (
+from .crypto_keys import (
     DSAKey,
     _rsa_key,
     parse_private_key_pem,
     pem_decode,
     pem_for_key,
 )
-from .sprig_encoding import go_b64decode
+from .encoding import go_b64decode
 
 FUNCS: dict[str, GoFunc] = dict(KEY_FUNCS)
 
@@ -67,7 +67,7 @@ class Certificate(GoObject):
 
 
 def _str_items(values: list[Any] | None, what: str) -> list[str]:
-    from .gofmt import format_plain
+    from tidegate.golang.fmt import format_plain
 
     out: list[str] = []
     for v in values or ():
@@ -215,7 +215,7 @@ def _cert_and_key(tpl: _Template, signee: Any, parent: Any | None, signer: Any) 
     if aki:
         exts.append((x509.AuthorityKeyIdentifier(aki, None, None), False))
     if tpl.dns or tpl.ips:
-        from .gofmt import sprintf
+        from tidegate.golang.fmt import sprintf
 
         names: list[Any] = []
         for d in tpl.dns:

@@ -15,7 +15,7 @@ from typing import Any
 from tidegate.golang import json_values
 from tidegate.golang.types import from_bytes, go_bytes
 
-from .funcdef import ANY, INT, STRING, UINT32, GoError, GoFunc, fn
+from ..funcdef import ANY, INT, STRING, UINT32, GoError, GoFunc, fn
 
 FUNCS: dict[str, GoFunc] = {}
 

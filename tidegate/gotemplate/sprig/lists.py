@@ -7,7 +7,7 @@ from typing import Any
 
 from tidegate.golang.types import I64, LIST_TYPES, MISSING, ListList, kind
 
-from .funcdef import ANY, INT, GoError, GoFunc, fn
+from ..funcdef import ANY, INT, GoError, GoFunc, fn
 
 FUNCS: dict[str, GoFunc] = {}
 
@@ -105,7 +105,7 @@ _pair("reverse", "", lambda lst: _must("reverse", lst, "find reverse")[::-1])
 
 
 def _compact(lst: Any) -> list:
-    from .sprig_misc import empty
+    from .misc import empty
 
     return [x for x in _must("compact", lst, "compact") if not empty(x)]
 
@@ -145,7 +145,7 @@ _pair("has", "", _has, (ANY, ANY))
 
 
 def _slice(lst: Any, *indices: Any) -> Any:
-    from .sprig_math import to_int
+    from .math import to_int
 
     k = _kind_of(lst)
     if not isinstance(lst, LIST_TYPES):

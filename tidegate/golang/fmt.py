@@ -9,6 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from tidegate.golang.floats import format_float, format_v
+from tidegate.golang.fmt_verbs import (
+    int_from_arg,
+    parse_arg_number,
+    parse_num,
+    rune_count,
+    rune_str,
+    sharp_float,
+)
 from tidegate.golang.strconv import can_backquote, decode_rune, is_print, quote, quote_rune
 from tidegate.golang.types import (
     I64,
@@ -21,15 +29,6 @@ from tidegate.golang.types import (
     StrMap,
     elem_is_iface,
     type_name,
-)
-
-from .gofmt_verbs import (
-    int_from_arg,
-    parse_arg_number,
-    parse_num,
-    rune_count,
-    rune_str,
-    sharp_float,
 )
 
 _LIST_T = (list, StrList, IntList, ListList)

@@ -1,15 +1,11 @@
-"""Sprig date functions (date.go) over `gotime`."""
+"""Sprig date functions (date.go) over `tidegate.golang.time`."""
 
 from __future__ import annotations
 
 import datetime as _dt
 from typing import Any
 
-from tidegate.golang.types import I64
-
-from .funcdef import ANY, STRING, TIME, GoError, GoFunc, fn
-from .goparse import parse_time
-from .gotime import (
+from tidegate.golang.time import (
     ZERO_TIME,
     GoTime,
     GoTimeError,
@@ -22,6 +18,10 @@ from .gotime import (
     now,
     parse_duration,
 )
+from tidegate.golang.time_parse import parse_time
+from tidegate.golang.types import I64
+
+from ..funcdef import ANY, STRING, TIME, GoError, GoFunc, fn
 
 FUNCS: dict[str, GoFunc] = {}
 

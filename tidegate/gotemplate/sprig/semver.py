@@ -7,7 +7,7 @@ from typing import Any
 
 from tidegate.golang.types import GoObject
 
-from .funcdef import STRING, GoError, GoFunc, fn
+from ..funcdef import STRING, GoError, GoFunc, fn
 
 FUNCS: dict[str, GoFunc] = {}
 

@@ -1,4 +1,5 @@
-"""Helpers of `gofmt`'s Printf: verb argument parsing ("%[2]*.*d") and digit-level formatting."""
+"""Helpers of `tidegate.golang.fmt`'s Printf: verb argument parsing ("%[2]*.*d") and
+digit-level formatting."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from tidegate.golang.types import MISSING, NilMap, StrList, type_name
 
-from .funcdef import ANY, MAP, STRING, GoError, GoFunc, fn
-from .sprig_strings import strval
+from ..funcdef import ANY, MAP, STRING, GoError, GoFunc, fn
+from .strings import strval
 
 FUNCS: dict[str, GoFunc] = {}
 

@@ -6,11 +6,11 @@ import math
 from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation, localcontext
 from typing import Any
 
+from tidegate.golang.fmt import sprint
+from tidegate.golang.literals import parse_float, parse_int
 from tidegate.golang.types import I64, MISSING, IntList, is_int
 
-from .funcdef import ANY, FLOAT64, INT, GoError, GoFunc, fn
-from .gofmt import sprint
-from .golit import parse_float, parse_int
+from ..funcdef import ANY, FLOAT64, INT, GoError, GoFunc, fn
 
 FUNCS: dict[str, GoFunc] = {}
 

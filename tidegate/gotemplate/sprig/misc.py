@@ -8,11 +8,11 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+from tidegate.golang.fmt import quote, sprintf
 from tidegate.golang.types import MISSING, GoObject, StrList, kind, type_name
 
-from .funcdef import ANY, BOOL, INT, MAP, STRING, GoError, GoFunc, fn
-from .gofmt import quote, sprintf
-from .sprig_lists import deep_equal
+from ..funcdef import ANY, BOOL, INT, MAP, STRING, GoError, GoFunc, fn
+from .lists import deep_equal
 
 FUNCS: dict[str, GoFunc] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import datetime as _dt
 
-from .gotime import _MONTHS, GoTime, GoTimeError, make_time
+from tidegate.golang.time import _MONTHS, GoTime, GoTimeError, make_time
 
 _UTC = _dt.UTC
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
