@@ -8,11 +8,10 @@ from urllib.parse import parse_qsl
 
 from tidegate.bodies import BodyTooLarge
 from tidegate.golang.json_wire import dumps
-from tidegate.messages import Request, Response, canonical_header
+from tidegate.messages import EndpointHandler, Request, Response, canonical_header
 from tidegate.pipeline.endpoint import HELD_BODY_LIMIT
 
 if TYPE_CHECKING:
-    from tidegate.pipeline.endpoint import EndpointHandler
     from tidegate.pipeline.generation import Generation
     from tidegate.pipeline.router import Router
 
