@@ -16,8 +16,7 @@ import re
 from typing import Any
 from xml.parsers import expat
 
-from tidegate.golang.floats import format_v
-from tidegate.golang.json_wire import GoNumber
+from tidegate.golang.sprint import sprint
 
 __all__ = ["XMLError", "dumps_xml", "loads_xml"]
 
@@ -165,16 +164,8 @@ def _escape(text: str) -> str:
 
 def _scalar(value: Any) -> str | None:
     """fmt's %v for the scalar types mxj writes as text; None for anything else."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, GoNumber):
-        return value.literal
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return format_v(value)
+    if isinstance(value, bool | int | float):
+        return sprint(value)
     return None
 
 
