@@ -96,7 +96,8 @@ def test_a_flexible_config_settings_fifo_is_refused(tmp_path: Path) -> None:
     env = {"FC_ENABLE": "1", "FC_SETTINGS": str(tmp_path / "settings")}
     with pytest.raises(ConfigError) as info:
         build_candidate(str(tmpl), env, port=None, debug=False)
-    assert "svc.json: not a regular file" in str(info.value)
+    assert "svc.json: loading flexible-config settings: not a regular file (a FIFO)" in str(
+        info.value)
 
 
 @pytest.mark.parametrize(("endpoint", "builtin", "switches"), [

@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("encoding",),                   # backend decoders, output renderers
     ("config",),                     # sources, flexible config, the typed model
     ("gotemplate",),                 # Go text/template + Sprig
-    ("messages", "bodies", "errors", "logs", "__init__"),  # the vocabulary every layer speaks
+    # the vocabulary every layer speaks
+    ("messages", "bodies", "errors", "files", "logs", "__init__"),
     ("golang",),                     # Go value semantics
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -22,19 +22,18 @@ non-JSON decoders and say where they follow KrakenD's Go decoders.
 
 from __future__ import annotations
 
-import errno
 import importlib
 import json
 import math
 import os
 import re
-import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tidegate.errors import ConfigIOError, ConfigSyntaxError, JsonPath, PathPart
+from tidegate.files import read_regular
 
 # A position is 1-based (line, column), the column counted in characters.
 Position = tuple[int, int]
@@ -184,7 +183,7 @@ def load_file(path: str) -> Document:
     """Read and decode a configuration file; unreadable files raise ConfigIOError."""
     fmt = format_for(path)
     try:
-        raw = read_regular_file(path)
+        raw = read_regular(path)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigIOError(f"cannot read the configuration: {reason}", file=path) from exc
@@ -198,36 +197,6 @@ def load_file(path: str) -> Document:
             file=path, line=line, col=col,
         ) from exc
     return parse_text(text, path, fmt)
-
-
-def read_regular_file(path: str) -> bytes:
-    """The bytes of a regular file; anything else (a FIFO, a device, a socket) is refused.
-
-    Opened without blocking, then checked on the open descriptor: a FIFO would otherwise block
-    the open (and a device the read) forever, and checking the path before opening it would
-    race with a save that replaces the file.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-        if not stat.S_ISREG(mode):
-            raise OSError(f"not a regular file (a {_file_kind(mode)})")
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read()
-    finally:
-        os.close(fd)
-
-
-def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "FIFO"),
-                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return name
-    return "special file"
 
 
 # --------------------------------------------------------------------------- limits

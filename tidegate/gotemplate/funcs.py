@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tidegate.files import read_regular
 from tidegate.golang import json_values
 from tidegate.golang.types import type_name
 
 from .funcdef import ANY, STRING, GoError, GoFunc
 from .funcs_builtin import BUILTINS
-from .readfile import read_regular
 from .sprig.misc import go_join
 
 

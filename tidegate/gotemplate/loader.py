@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidegate.files import read_regular
 from tidegate.golang import json_values
 
 from .exec import ExecError
 from .funcdef import GoFunc
 from .funcs import krakend_funcs
 from .parse import ParseError
-from .readfile import read_regular
 from .template import TemplateSet
 from .trace import OutputTrace
 
