@@ -180,9 +180,7 @@ class _Connection(asyncio.Protocol):
         stream = self._stream
         if stream is not None:
             self._stream = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._stop_timer()
             if not self._parser.should_keep_alive():
                 stream.finish()  # a close-delimited body ends with the connection
             else:
@@ -190,10 +188,9 @@ class _Connection(asyncio.Protocol):
                                           "unexpected EOF"))
             return
         done = self._done
-        if self._timer is not None and (done is None or not done.done()) and (
+        if (done is None or not done.done()) and (
                 not self._status or self._parser.should_keep_alive()):
-            self._timer.cancel()
-            self._timer = None
+            self._stop_timer()
         if done is not None and not done.done():
             if self._status and not self._parser.should_keep_alive():
                 # A close-delimited body ends with the connection.
@@ -230,9 +227,7 @@ class _Connection(asyncio.Protocol):
         stream = self._stream
         if stream is not None:
             self._stream = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._stop_timer()
             self.reusable = not self.closed and self._parser.should_keep_alive()
             stream.on_abandon = None
             stream.finish()
@@ -314,19 +309,21 @@ class _Connection(asyncio.Protocol):
         done = self._done
         if done is None or done.done():
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         self.reusable = (not self._head_only and not self.closed
                          and self._parser.should_keep_alive())
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
         done.set_result(UpstreamResponse(self._status, self._headers, body))
         self._done = None
 
-    def _fail(self, exc: Exception) -> None:
+    def _stop_timer(self) -> None:
+        """The exchange's deadline no longer applies (answered, failed or handed over)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _fail(self, exc: Exception) -> None:
+        self._stop_timer()
         if self._done is not None and not self._done.done():
             self._done.set_exception(exc)
         stream = self._stream
