@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.support import backend
 
 MiB = 1 << 20
 _PIECE = b"x" * (64 << 10)
@@ -132,15 +133,8 @@ class BulkHandler(BaseHTTPRequestHandler):
 @contextmanager
 def bulk_backend() -> Iterator[int]:
     """A `BulkHandler` server on 127.0.0.1; yields its port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BulkHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
+    with backend(BulkHandler) as port:
+        yield port
 
 
 def worker_pid(supervisor: int) -> int:

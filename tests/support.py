@@ -197,9 +197,10 @@ class EchoHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def backend() -> Iterator[int]:
-    """A threaded HTTP/1.1 backend on 127.0.0.1; yields its port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+def backend(handler: type[BaseHTTPRequestHandler] = EchoHandler) -> Iterator[int]:
+    """A threaded HTTP/1.1 backend on 127.0.0.1 (the echo one unless another `handler` is
+    given); yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
