@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import free_port, nginx, taskset, wait_port, wrk
+from common import free_port, nginx, stop, taskset, wait_port, wrk
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -62,12 +62,7 @@ def gateway_in(checkout: Path, cfg: dict, port: int, cpus: str | None) -> Iterat
             wait_port(port)
             yield worker_of(proc.pid)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, signal.SIGTERM, 20)
 
 
 def main() -> None:

@@ -42,6 +42,16 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Stop a process this bench started: `sig` (a graceful stop), SIGKILL after `timeout`."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def taskset(cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
 
@@ -84,12 +94,7 @@ http {{
         wait_port(listen_port)
         yield
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGQUIT, 10)
         shutil.rmtree(prefix, ignore_errors=True)
 
 
@@ -112,12 +117,7 @@ def tidegate(config: dict[str, Any], port: int, *, workers: int = 1, cpus: str |
         wait_port(port)
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGTERM, 20)
         out.close()
         if config_path is None:
             shutil.rmtree(folder, ignore_errors=True)
