@@ -187,3 +187,34 @@ def test_crash_loop_is_bounded() -> None:
     c = asyncio.run(scenario())
     assert c.current is not None and c.current.config_hash == "a"
     assert len(fleet.spawned) < 20
+
+
+def test_a_worker_that_keeps_dying_is_restarted_with_a_growing_delay() -> None:
+    c = coordinator([], FakeFleet())
+    delays = [c.restart_delay(0, float(t)) for t in range(10)]
+    assert delays[:6] == [0.0] * 6  # the first deaths: at once
+    assert delays[6:] == sorted(delays[6:]) and 0 < delays[6] < delays[-1] <= 30
+    assert c.restart_delay(1, 9.0) == 0.0  # per worker
+    assert c.restart_delay(0, 200.0) == 0.0  # a minute later, forgotten
+
+
+def test_a_restart_waiting_out_its_delay_is_cancelled_by_shutdown(
+        caplog: pytest.LogCaptureFixture) -> None:
+    fleet = FakeFleet()
+
+    async def scenario() -> ReloadCoordinator:
+        c = coordinator([candidate("a")], fleet)
+        await c.start()
+        for death in range(1, 8):  # the seventh death in a row waits before its restart
+            victim = c.workers[0]
+            victim.dead = True
+            fleet.on_exit(victim, -9)
+            if death < 7:
+                await asyncio.gather(*c._tasks)  # restarted at once
+        await c.shutdown()
+        return c
+
+    with caplog.at_level(logging.ERROR, logger="tidegate"):
+        asyncio.run(scenario())
+    assert "restarting it in 0.5 s (it keeps dying)" in caplog.text
+    assert len(fleet.spawned) == 2 + 6  # the delayed seventh restart never spawned

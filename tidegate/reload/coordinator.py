@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -31,6 +33,10 @@ log = logging.getLogger("tidegate")
 ACK_TIMEOUT = 30.0
 # Worker deaths tolerated within one activation before it counts as failed (a crash loop).
 MAX_RESPAWNS = 8
+# A worker that dies outside an activation is restarted after these delays (seconds), by the
+# number of its deaths within CRASH_WINDOW: at once for the first ones, then backing off.
+RESTART_BACKOFF = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+CRASH_WINDOW = 60.0
 
 
 class WorkerLink(Protocol):
@@ -116,6 +122,7 @@ class ReloadCoordinator(Generic[W, L]):
         self._lock = asyncio.Lock()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deaths: dict[int, deque[float]] = {}  # recent death times, by worker index
         fleet.on_exit = self._worker_exited
 
     # entry points ----------------------------------------------------------------------------
@@ -302,22 +309,39 @@ class ReloadCoordinator(Generic[W, L]):
                 worker.send(Status(self._error_info))
 
     # workers that die ------------------------------------------------------------------------
+    def restart_delay(self, index: int, now: float) -> float:
+        """Seconds to wait before restarting worker `index`, which just died at `now`.
+
+        The first deaths are restarted at once; a worker that keeps dying (a crash loop:
+        a bug hit by every request, a resource gone) waits longer each time, so the
+        supervisor does not spin starting interpreters. Deaths older than a minute are
+        forgotten.
+        """
+        deaths = self._deaths.setdefault(index, deque())
+        while deaths and now - deaths[0] > CRASH_WINDOW:
+            deaths.popleft()
+        deaths.append(now)
+        return RESTART_BACKOFF[min(len(deaths), len(RESTART_BACKOFF)) - 1]
+
     def _worker_exited(self, worker: W, status: int) -> None:
         if self._stopping:
             return
-        log.error("worker %d exited unexpectedly (status %s); restarting it", worker.index,
-                  status)
-        task = asyncio.ensure_future(self._restart(worker))
+        delay = self.restart_delay(worker.index, time.monotonic())
+        log.error("worker %d exited unexpectedly (status %s); restarting it%s", worker.index,
+                  status, f" in {delay:g} s (it keeps dying)" if delay else "")
+        task = asyncio.ensure_future(self._restart(worker, delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _restart(self, dead: W) -> None:
+    async def _restart(self, dead: W, delay: float = 0.0) -> None:
         """Replace a dead worker with one serving the current generation.
 
         The process starts outside the lock (an interpreter takes ~0.4 s to start, and saves
         must not wait for that); what it loads is decided under the lock, so it can only
         come up on the generation that is current then.
         """
+        if delay:
+            await asyncio.sleep(delay)  # cancelled by shutdown like any restart
         if self._stopping or self.current is None or dead not in self.workers:
             return
         listener = self._listener
