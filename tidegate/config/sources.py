@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from tidegate.errors import ConfigIOError, ConfigSyntaxError, JsonPath, PathPart
 from tidegate.files import read_regular
+from tidegate.golang.json_values import replace_surrogates
 
 # A position is 1-based (line, column), the column counted in characters.
 Position = tuple[int, int]
@@ -155,7 +156,7 @@ def parse_text(text: str, file: str, fmt: str | None = None) -> Document:
             file=file, line=1, col=1,
         )
     if _MAY_HOLD_SURROGATES.search(text):
-        data = _replace_surrogates(data)
+        data = replace_surrogates(data)
     doc = Document(data=data, file=file, fmt=fmt, _locator=locator)
     _check_limits(doc)
     return doc
@@ -165,18 +166,6 @@ def parse_text(text: str, file: str, fmt: str | None = None) -> Document:
 # surrogate) cannot be encoded as UTF-8, so no hash or message could carry it; Go's decoders
 # read both as U+FFFD.
 _MAY_HOLD_SURROGATES = re.compile(r"[\ud800-\udfff]|\\[uU]0*[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _replace_surrogates(value: Any) -> Any:
-    """`value` with every lone surrogate in its strings and keys replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [_replace_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
-    return value
 
 
 def load_file(path: str) -> Document:

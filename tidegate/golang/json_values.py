@@ -35,14 +35,15 @@ _SURR_ESC = re.compile(r"\\u[dD][89a-fA-F]")
 _SURR = re.compile("[\ud800-\udfff]")
 
 
-def _fix_strings(v: Any) -> Any:
-    """Replace lone surrogates / undecodable bytes by U+FFFD, like Go's decoder."""
+def replace_surrogates(v: Any) -> Any:
+    """`v` with every lone surrogate in its strings and keys (a `\\ud800` escape, or an
+    undecodable byte kept as a surrogate) replaced by U+FFFD, as Go's decoders read them."""
     if isinstance(v, str):
         return _SURR.sub("\ufffd", v)
     if isinstance(v, list):
-        return [_fix_strings(x) for x in v]
+        return [replace_surrogates(x) for x in v]
     if isinstance(v, dict):
-        return {_fix_strings(k): _fix_strings(x) for k, x in v.items()}
+        return {replace_surrogates(k): replace_surrogates(x) for k, x in v.items()}
     return v
 
 
@@ -63,7 +64,7 @@ def decode(raw: bytes) -> Any:
             raise JSONError("invalid JSON: nested too deeply to be decoded") from None
         raise JSONError("invalid JSON") from None
     if _SURR_ESC.search(text) or _SURR.search(text):
-        v = _fix_strings(v)
+        v = replace_surrogates(v)
     return v
 
 
