@@ -81,6 +81,11 @@ _HEADERS_TOO_LARGE = _plain("431 Request Header Fields Too Large")
 _VERSION = _plain("505 HTTP Version Not Supported", "unsupported protocol version")
 _TIMEOUT = _plain("408 Request Timeout")
 
+# Parsed requests that may wait behind the one being served before reading pauses (Go reads
+# one ahead). One chunk already read is still parsed whole, so the bound is this plus what one
+# read of the socket holds.
+MAX_PIPELINED = 16
+
 # Phases of a connection (small ints: compared on every event).
 HEAD, BODY, SERVING, IDLE = range(4)
 # A body larger than this is not waited for: the request is served with a stream of it.
@@ -111,6 +116,7 @@ class HttpProtocol(asyncio.Protocol):
         self._discarding = False  # answered and closing: whatever arrives is dropped
         self._gen: Handler | None = None
         self._queue: deque[tuple[Request, Handler, bool]] = deque()
+        self._queue_paused = False  # reading paused because too many requests wait their turn
         self._busy = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -321,6 +327,11 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = parser.should_keep_alive() and self.state.limits.keep_alive
         if self._busy:
             self._queue.append((request, gen, keep_alive))
+            if len(self._queue) >= MAX_PIPELINED and not self._queue_paused:
+                # A client pipelining faster than it is answered: stop reading until the
+                # queue drains, so its requests wait in the socket, not in the worker.
+                self._queue_paused = True
+                self._pause_reading()
             return
         self._busy = True
         self._task = self._loop.create_task(self._serve(request, gen, keep_alive))
@@ -377,6 +388,9 @@ class HttpProtocol(asyncio.Protocol):
             if self.state.limits.write_timeout:
                 self._write_deadline = self._loop.time() + self.state.limits.write_timeout
             request, gen, keep_alive = self._queue.popleft()
+            if self._queue_paused and len(self._queue) <= MAX_PIPELINED // 2:
+                self._queue_paused = False
+                self._resume_reading()
 
     def _respond(self, request: Request, response: Response, keep_alive: bool
                  ) -> asyncio.Transport | None:
