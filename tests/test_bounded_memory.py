@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.memory_support import MiB, Probe, bulk_backend, status_kib, worker_pid
-from tests.support import free_port, gateway, request, write_config
+from tests.support import free_port, gateway, read_head, request, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -67,17 +67,6 @@ def _peak_above(pid: int, idle: int) -> int:
     return status_kib(pid, "VmHWM") * 1024 - idle
 
 
-def _head(sock: socket.socket) -> tuple[bytes, bytes]:
-    """(status line and headers, the body bytes read with them)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, data
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head, rest
-
-
 def test_a_large_upload_streams_to_its_backend(tmp_path: Path) -> None:
     size = 256 * MiB
     with _measured(tmp_path) as (port, pid, idle), Probe(port) as probe:
@@ -87,7 +76,7 @@ def test_a_large_upload_streams_to_its_backend(tmp_path: Path) -> None:
             piece = b"u" * MiB
             for _ in range(size // MiB):
                 sock.sendall(piece)
-            head, body = _head(sock)
+            head, body = read_head(sock)
             assert head.startswith(b"HTTP/1.1 200"), head
             while not body.endswith(b"}"):
                 body += sock.recv(65536)
@@ -121,7 +110,7 @@ def test_a_large_no_op_answer_streams_to_the_client(tmp_path: Path) -> None:
     with _measured(tmp_path) as (port, pid, idle), Probe(port) as probe:
         with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
             sock.sendall(b"GET /download?size=%d HTTP/1.1\r\nHost: t\r\n\r\n" % size)
-            head, body = _head(sock)
+            head, body = read_head(sock)
             assert head.startswith(b"HTTP/1.1 200"), head
             assert b"\r\nContent-Length: %d\r\n" % size in head + b"\r\n", head
             received = len(body)
@@ -143,7 +132,7 @@ def test_slow_readers_of_a_no_op_answer_hold_a_buffer_each(tmp_path: Path) -> No
         try:
             for sock in socks:
                 sock.sendall(b"GET /download?size=%d HTTP/1.1\r\nHost: t\r\n\r\n" % size)
-            left = {sock: size - len(_head(sock)[1]) for sock in socks}
+            left = {sock: size - len(read_head(sock)[1]) for sock in socks}
             # Each reader takes 16 KiB in turn: all of them far slower than the backend.
             while left:
                 ready, _, _ = select.select(list(left), [], [], 30)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.memory_support import MiB, bulk_backend, pattern
-from tests.support import free_port, gateway, request, write_config
+from tests.support import free_port, gateway, read_head, request, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -45,12 +45,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
     """(head, body) of one response, decoding Content-Length, chunked or close framing."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, data
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
+    head, rest = read_head(sock)
     lower = head.lower()
     if b"\r\ncontent-length: " in lower:
         length = int(lower.split(b"\r\ncontent-length: ")[1].split(b"\r\n")[0])
