@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline",),                   # a validated model -> Generation
     ("components",),                 # the seam and one module per namespace
     ("upstream",),                   # the keep-alive client for backends
+    ("state",),                      # what outlives a generation: leases, node-wide buckets
     ("encoding",),                   # backend decoders, output renderers
     ("config",),                     # sources, flexible config, the typed model
     ("gotemplate",),                 # Go text/template + Sprig

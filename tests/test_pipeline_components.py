@@ -1,4 +1,4 @@
-"""The component seam: a registered factory wraps the right stage, chosen at compile time."""
+"""The component seam: a registered component wraps the right stage, chosen at compile time."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from tests.test_pipeline_support import (
 )
 from tidegate.components import (
     DEFAULT_REGISTRY,
-    ComponentContext,
+    Build,
+    Component,
     Level,
     Registry,
 )
+from tidegate.config.model import build_service
 from tidegate.errors import ConfigErrors
 from tidegate.messages import (
     BackendProxy,
@@ -38,10 +40,10 @@ from tidegate.messages import (
 
 NS = "test/stamp"
 FIRST = {"id": 5, "n": {"list": [1, 2]}}
-built: list[ComponentContext] = []
+built: list[Build[Any]] = []
 
 
-def stamp_backend(ctx: ComponentContext, nxt: BackendProxy) -> BackendProxy:
+def stamp_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
     """Adds a request header from its config and the sequential params it can see."""
     built.append(ctx)
     value = ctx.config["value"]
@@ -56,7 +58,7 @@ def stamp_backend(ctx: ComponentContext, nxt: BackendProxy) -> BackendProxy:
     return call
 
 
-def stamp_proxy(ctx: ComponentContext, nxt: Proxy) -> Proxy:
+def stamp_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
     built.append(ctx)
 
     async def call(req: ProxyRequest) -> tuple[ProxyResponse | None, BaseException | None]:
@@ -68,7 +70,7 @@ def stamp_proxy(ctx: ComponentContext, nxt: Proxy) -> Proxy:
     return call
 
 
-def stamp_router(ctx: ComponentContext, nxt: EndpointHandler) -> EndpointHandler:
+def stamp_router(ctx: Build[Any], nxt: EndpointHandler) -> EndpointHandler:
     built.append(ctx)
 
     async def call(req: Request, params: dict[str, str]) -> Response:
@@ -79,12 +81,19 @@ def stamp_router(ctx: ComponentContext, nxt: EndpointHandler) -> EndpointHandler
     return call
 
 
+def _v3(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {"version": 3, **cfg}
+
+
+def component(build: Any, *levels: Level, **kw: Any) -> Component[Any]:
+    return Component(NS, frozenset(levels), build, **kw)
+
+
 @pytest.fixture(autouse=True)
 def _clean() -> Iterator[None]:
     built.clear()
     yield
-    for level in Level:
-        DEFAULT_REGISTRY.unregister(NS, level)
+    DEFAULT_REGISTRY.remove(NS)
 
 
 def _echo(seen: Seen) -> dict[str, Any]:
@@ -102,7 +111,7 @@ async def _ask(config: Any, *requests: tuple[str, dict[str, str]]) -> list[Answe
 
 
 def test_backend_component_wraps_only_the_backends_that_configure_it() -> None:
-    DEFAULT_REGISTRY.register(NS, Level.BACKEND, stamp_backend)
+    DEFAULT_REGISTRY.add(component(stamp_backend, Level.BACKEND))
     answers = run(_ask(lambda url: service(
         endpoint("/on", backend_cfg(url, "/a", extra_config={NS: {"value": "v1"},
                                                               "unknown/ns": {"x": 1}})),
@@ -111,13 +120,14 @@ def test_backend_component_wraps_only_the_backends_that_configure_it() -> None:
     assert on.status == 200
     assert on.json() == {"stamp": "v1", "params": "", "stamped_v1": "/a"}
     assert off.json() == {"stamp": None, "params": None}
-    assert [(c.namespace, c.scope, c.config) for c in built] == [
-        (NS, "backend", {"value": "v1"})]
+    assert [(c.namespace, c.scope, c.config, c.path) for c in built] == [
+        (NS, "GET /on #0", {"value": "v1"},
+         ("endpoints", 0, "backend", 0, "extra_config", NS))]
     assert built[0].backend is not None and built[0].backend.url_pattern == "/a"
 
 
 def test_backend_component_sees_sequential_propagated_params() -> None:
-    DEFAULT_REGISTRY.register(NS, Level.BACKEND, stamp_backend)
+    DEFAULT_REGISTRY.add(component(stamp_backend, Level.BACKEND))
     seq = {"proxy": {"sequential": True,
                      "sequential_propagated_params": ["resp0_id", "resp0_n.list"]}}
     (resp,) = run(_ask(lambda url: service(endpoint(
@@ -129,64 +139,91 @@ def test_backend_component_sees_sequential_propagated_params() -> None:
 
 
 def test_proxy_and_router_components_wrap_the_endpoint() -> None:
-    DEFAULT_REGISTRY.register(NS, Level.PROXY, stamp_proxy)
-    DEFAULT_REGISTRY.register(NS, Level.ROUTER, stamp_router)
+    def both(ctx: Build[Any], nxt: Any) -> Any:
+        return (stamp_proxy if ctx.level is Level.PROXY else stamp_router)(ctx, nxt)
+
+    DEFAULT_REGISTRY.add(component(both, Level.PROXY, Level.ROUTER))
     answers = run(_ask(lambda url: service(endpoint(
         "/both", backend_cfg(url, "/a", group="x"), backend_cfg(url, "/a", group="y"),
         extra_config={NS: {"key": "k"}})), ("/both", {"X-Key": "k"}), ("/both", {})))
     ok, rejected = answers
     assert ok.status == 200 and ok.json()["proxy_saw"] == ["x", "y"]
     assert (rejected.status, rejected.body) == (401, b"no key")
-    assert sorted(c.scope for c in built) == ["endpoint", "endpoint"]
+    assert sorted((c.level.value, c.scope) for c in built) == [
+        ("proxy", "GET /both"), ("router", "GET /both")]
 
 
 def test_router_component_can_be_configured_service_wide() -> None:
     reg = Registry()
-    reg.register(NS, Level.ROUTER, stamp_router, service_wide=True)
+    reg.add(component(stamp_router, Level.ROUTER, service_wide=True))
 
     async def handler(req: Request, params: dict[str, str]) -> Response:
         return Response(200)
 
-    wrapped = reg.wrap(Level.ROUTER, handler, {}, scope="endpoint",
-                       service_extra_config={NS: {"key": "k"}})
-    assert wrapped is not handler and built[0].scope == "service"
-    assert reg.wrap(Level.ROUTER, handler, {}, scope="endpoint") is handler
+    svc = build_service(_v3(service(endpoint("/x", backend_cfg("http://127.0.0.1:1", "/a")),
+                                extra_config={NS: {"key": "k"}}, return_error_msg=False)))
+    wrapped = reg.assembly(svc).wrap(Level.ROUTER, handler, {}, endpoint=svc.endpoints[0])
+    assert wrapped is not handler and built[0].path == ("extra_config", NS)
+    assert built[0].scope == "GET /x"  # state is still the endpoint's own
+    bare = build_service(_v3(service(endpoint("/x", backend_cfg("http://127.0.0.1:1", "/a")))))
+    assert reg.assembly(bare).wrap(Level.ROUTER, handler, {},
+                                   endpoint=bare.endpoints[0]) is handler
 
 
 def test_stacking_order_is_the_registration_order_value() -> None:
     reg = Registry()
     calls: list[str] = []
 
-    def named(name: str) -> Any:
-        def factory(ctx: ComponentContext, nxt: Any) -> Any:
+    def named(name: str, order: int, **kw: Any) -> Component[Any]:
+        def build(ctx: Build[Any], nxt: Any) -> Any:
             async def call(req: Any) -> Any:
                 calls.append(name)
                 return await nxt(req)
             return call
-        return factory
+        return Component(name, frozenset({Level.BACKEND}), build, order=order, **kw)
 
-    reg.register("outer", Level.BACKEND, named("outer"), order=20)
-    reg.register("inner", Level.BACKEND, named("inner"), order=10)
+    reg.add(named("outer", 20))
+    reg.add(named("inner", 10))
     assert reg.namespaces(Level.BACKEND) == ("inner", "outer")
 
     async def core(req: Any) -> Any:
         calls.append("core")
         return req
 
-    stage = reg.wrap(Level.BACKEND, core, {"inner": {}, "outer": {}}, scope="backend")
+    svc = build_service(_v3(service(endpoint("/x", backend_cfg(
+        "http://127.0.0.1:1", "/a", extra_config={"inner": {}, "outer": {}})))))
+    backend = svc.endpoints[0].backend[0]
+    stage = reg.assembly(svc).wrap(Level.BACKEND, core, backend.extra_config, backend=backend)
     run(stage(None))
     assert calls == ["outer", "inner", "core"]
     with pytest.raises(ValueError, match="already registered"):
-        reg.register("inner", Level.BACKEND, named("x"))
-    with pytest.raises(ValueError, match="router-level"):
-        reg.register("x", Level.PROXY, named("x"), service_wide=True)
+        reg.add(named("inner", 1))
+    with pytest.raises(ValueError, match="router- or proxy-level"):
+        reg.add(named("x", 1, service_wide=True))
 
 
-def test_a_factory_rejecting_its_config_rejects_the_generation() -> None:
-    def picky(ctx: ComponentContext, nxt: Any) -> Any:
+def test_a_component_rejecting_its_config_is_located_at_the_key() -> None:
+    def parse(raw: Any, path: tuple[str | int, ...]) -> int:
+        if not isinstance(raw.get("value"), int):
+            from tidegate.errors import ConfigValueError
+            raise ConfigValueError("value: expected an integer", path=(*path, "value"))
+        return int(raw["value"])
+
+    DEFAULT_REGISTRY.add(component(lambda ctx, nxt: nxt, Level.BACKEND, parse=parse))
+    with pytest.raises(ConfigErrors) as info:
+        Gateway(service(endpoint("/ok", backend_cfg("http://127.0.0.1:1", "/a")),
+                        endpoint("/x", backend_cfg("http://127.0.0.1:1", "/a",
+                                                   extra_config={NS: {"value": "2"}}))))
+    (err,) = info.value.errors
+    assert err.path == ("endpoints", 1, "backend", 0, "extra_config", NS, "value")
+    assert "expected an integer" in str(err)
+
+
+def test_a_factory_raising_value_error_rejects_the_generation() -> None:
+    def picky(ctx: Build[Any], nxt: Any) -> Any:
         raise ValueError(f"{ctx.namespace}: 'value' is required")
 
-    DEFAULT_REGISTRY.register(NS, Level.BACKEND, picky)
+    DEFAULT_REGISTRY.add(component(picky, Level.BACKEND))
     with pytest.raises(ConfigErrors, match="'value' is required"):
         Gateway(service(endpoint("/x", backend_cfg("http://127.0.0.1:1", "/a",
                                                    extra_config={NS: {}}))))
@@ -195,8 +232,9 @@ def test_a_factory_rejecting_its_config_rejects_the_generation() -> None:
 def test_no_component_means_no_wrapper() -> None:
     gw = Gateway(service(endpoint("/x", backend_cfg("http://127.0.0.1:1", "/a"))))
     try:
-        (handler_backend,) = [b for ep in [gw] for b in _backends(ep)]
+        (handler_backend,) = _backends(gw)
         assert handler_backend.send == handler_backend._send
+        assert gw.gen.handle == gw.gen.route  # no service component: routing directly
     finally:
         run(gw.close())
 

@@ -21,6 +21,7 @@ from typing import Any
 from tidegate.config.model import build_service
 from tidegate.messages import Request, Response
 from tidegate.pipeline.generation import Generation, ServerStatus
+from tidegate.state import StateStore
 
 
 @dataclass
@@ -202,16 +203,25 @@ class Answer:
 class Gateway:
     """A compiled generation answering requests in this event loop."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], store: StateStore | None = None) -> None:
         config = {"version": 3, **config}
         self.gen = Generation(build_service(config), 1, "test", debug=False,
                               status=ServerStatus())
+        self.store = store if store is not None else StateStore()
+        self.provisioned = False
+
+    async def provision(self) -> None:
+        """Lease state as a worker does before the swap (once)."""
+        if not self.provisioned:
+            self.provisioned = True
+            await self.gen.provision(self.store)
 
     async def get(self, target: str, headers: dict[str, str] | None = None,
                   method: str = "GET") -> Answer:
         path, _, query = target.partition("?")
         hdrs = [("host", "gw.test")] + [(k.lower(), v) for k, v in (headers or {}).items()]
         req = Request(method, target, path, query, hdrs, b"", "127.0.0.1", "1.1")
+        await self.provision()
         resp: Response = await self.gen.handle(req)
         flat = {k.lower(): v for k, v in resp.headers}
         return Answer(resp.status, flat, resp.body, list(resp.headers))

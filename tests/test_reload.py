@@ -190,23 +190,30 @@ def test_check_watch_prints_a_fresh_verdict_on_every_save(tmp_path: Path) -> Non
 
 
 def test_upstream_pools_are_handed_over_across_generations() -> None:
-    """Two generations sharing a backend address share its keep-alive pool."""
+    """Two generations sharing a backend address share its keep-alive pool (state store)."""
     from tidegate.config.model import build_service
     from tidegate.pipeline.generation import Generation, ServerStatus
-    from tidegate.upstream.client import PoolRegistry, parse_target
+    from tidegate.state import StateStore
+    from tidegate.upstream.client import parse_target
 
-    registry = PoolRegistry()
+    store = StateStore()
     status = ServerStatus()
-    old = Generation(build_service(cfg(1, "/a")), 1, "h1", debug=False, status=status,
-                     pools=registry)
-    new = Generation(build_service(cfg(1, "/a", "/b")), 2, "h2", debug=False, status=status,
-                     pools=registry)
-    pool = old.client._pool(parse_target("http://127.0.0.1:1"))
+    old = Generation(build_service(cfg(1, "/a")), 1, "h1", debug=False, status=status)
+    new = Generation(build_service(cfg(1, "/a", "/b")), 2, "h2", debug=False, status=status)
+    assert store.held() == []  # compiling leases nothing (the supervisor's trial build)
 
-    asyncio.run(old.close())
-    assert len(registry) == 1 and not pool.closed  # still used by generation 2
-    asyncio.run(new.close())
-    assert len(registry) == 0 and pool.closed
+    async def scenario() -> None:
+        await old.provision(store)
+        pool = old.client._pool(parse_target("http://127.0.0.1:1"))
+        await new.provision(store)
+        assert new.client._pool(parse_target("http://127.0.0.1:1")) is pool
+        await old.close()
+        assert store.held() == [("upstream", "service", "http://127.0.0.1:1")]
+        assert not pool.closed  # still used by generation 2
+        await new.close()
+        assert store.held() == [] and pool.closed
+
+    asyncio.run(scenario())
 
 
 def test_port_change_to_a_busy_port_keeps_serving(tmp_path: Path) -> None:

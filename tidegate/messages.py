@@ -202,6 +202,7 @@ class MergeError(BackendFailure):
 
 # The seam's stage signatures (see `tidegate.components`): an endpoint's HTTP handler, the
 # endpoint's proxy (answer or error, as lura's proxy.Proxy), one backend's exchange.
+ServiceHandler = Callable[[Request], Awaitable[Response]]
 EndpointHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 Proxy = Callable[[ProxyRequest], Awaitable[tuple[ProxyResponse | None, BaseException | None]]]
 BackendProxy = Callable[[ProxyRequest], Awaitable[ProxyResponse]]

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from tidegate.bodies import BodyStream, BodyTooLarge
-from tidegate.components import DEFAULT_REGISTRY, Level, Registry
+from tidegate.components import Assembly, Level
 from tidegate.config.model import PLACEHOLDER, BackendConfig
 from tidegate.encoding.decoders import DecodeError, decoder_for
 from tidegate.messages import (
@@ -188,7 +188,7 @@ class CompiledBackend:
     """A backend ready to serve: call it with the endpoint's ProxyRequest."""
 
     def __init__(self, cfg: BackendConfig, client: UpstreamClient, user_agent: str,
-                 registry: Registry = DEFAULT_REGISTRY, *, stream_answer: bool = False
+                 registry: Assembly | None = None, *, stream_answer: bool = False
                  ) -> None:
         self.cfg = cfg
         self.client = client
@@ -219,8 +219,8 @@ class CompiledBackend:
         self.timeout = cfg.timeout
         self.concurrent = cfg.concurrent_calls
         self.concurrent_timeout = cfg.timeout * CONCURRENT_SHARE
-        self.send: BackendProxy = registry.wrap(
-            Level.BACKEND, self._send, cfg.extra_config, scope="backend", backend=cfg)
+        self.send: BackendProxy = self._send if registry is None else registry.wrap(
+            Level.BACKEND, self._send, cfg.extra_config, backend=cfg)
 
     async def __call__(self, req: ProxyRequest) -> ProxyResponse:
         if self.concurrent <= 1:

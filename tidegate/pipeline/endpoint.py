@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from tidegate import KRAKEND_COMPAT_VERSION
 from tidegate.bodies import BodyTooLarge
-from tidegate.components import DEFAULT_REGISTRY, Level, Registry
+from tidegate.components import Assembly, Level
 from tidegate.config.model import PLACEHOLDER, EndpointConfig
 from tidegate.encoding.renderers import renderer_for, select_output_encoding
 from tidegate.messages import (
@@ -143,7 +143,7 @@ def _is_sequential(options: Mapping[str, Any]) -> bool:
 
 
 def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
-                  registry: Registry = DEFAULT_REGISTRY) -> Proxy:
+                  registry: Assembly | None = None) -> Proxy:
     """The endpoint's proxy, as lura's defaultFactory plus krakend-ce's proxy components:
     merge (or the single backend) → endpoint flatmap → static → proxy components."""
     options = _proxy_options(cfg.extra_config)
@@ -171,7 +171,9 @@ def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
         needs_timeout = backend.timeout > cfg.timeout or bool(backend.extra_config)
         inner = _single(backends[0], cfg.timeout if needs_timeout else None)
     proxy = compile_static(cfg.extra_config, inner)
-    return registry.wrap(Level.PROXY, proxy, cfg.extra_config, scope="endpoint", endpoint=cfg)
+    if registry is None:
+        return proxy
+    return registry.wrap(Level.PROXY, proxy, cfg.extra_config, endpoint=cfg)
 
 
 def _with_flatmap(inner: Proxy, flatmap: Formatter) -> Proxy:
@@ -232,8 +234,7 @@ def _body_limit(max_payloads: tuple[int | None, int | None], holds: bool) -> int
 
 
 def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_agent: str,
-                     return_error_msg: bool, *, registry: Registry = DEFAULT_REGISTRY,
-                     service_extra_config: Mapping[str, Any] | None = None,
+                     return_error_msg: bool, *, registry: Assembly | None = None,
                      max_payloads: tuple[int | None, int | None] = (None, None)
                      ) -> EndpointHandler:
     """The whole endpoint as one coroutine function of (client request, route params)."""
@@ -286,8 +287,9 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         headers = [VERSION_HEADER, (COMPLETED_HEADER, "false")]
         return error_response(PayloadTooLarge(), headers, return_error_msg)
 
-    return registry.wrap(Level.ROUTER, handle, cfg.extra_config, scope="endpoint",
-                         endpoint=cfg, service_extra_config=service_extra_config)
+    if registry is None:
+        return handle
+    return registry.wrap(Level.ROUTER, handle, cfg.extra_config, endpoint=cfg)
 
 
 def error_response(err: BaseException | None, headers: list[tuple[str, str]],

@@ -18,9 +18,10 @@ from urllib.parse import unquote
 import orjson
 
 from tidegate import __version__
+from tidegate.components import DEFAULT_REGISTRY, Level, Registry, Resources
 from tidegate.config.model import EndpointConfig, ServiceConfig
 from tidegate.errors import ConfigErrors, ConfigValueError
-from tidegate.messages import EndpointHandler, Request, Response
+from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 from tidegate.pipeline import builtins
 from tidegate.pipeline.backend import CompiledBackend
 from tidegate.pipeline.endpoint import (
@@ -30,7 +31,8 @@ from tidegate.pipeline.endpoint import (
 )
 from tidegate.pipeline.lifecycle import Lifecycle, Phase
 from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteConflict, Router
-from tidegate.upstream.client import PoolRegistry, UpstreamClient, parse_target
+from tidegate.state import StateStore
+from tidegate.upstream.client import PoolRegistry, Target, UpstreamClient, parse_target
 
 USER_AGENT = f"tidegate/{__version__}"
 
@@ -58,12 +60,17 @@ def endpoint_fingerprints(service: ServiceConfig) -> dict[str, str]:
 
 
 class Generation:
-    """The compiled configuration; `handle` answers one request."""
+    """The compiled configuration; `handle` answers one request.
+
+    Life: compiled here (pure, in any thread; the supervisor's trial build stops there), then
+    `provision` (worker, event loop, before the swap: state and upstream pools are leased),
+    then `close` once drained (components closed in reverse order, leases released).
+    """
 
     def __init__(self, service: ServiceConfig, gen_id: int, chash: str, *, debug: bool,
                  status: ServerStatus, build_seconds: float = 0.0,
-                 pools: PoolRegistry | None = None,
-                 unprotected: tuple[str, ...] = ()) -> None:
+                 unprotected: tuple[str, ...] = (),
+                 registry: Registry = DEFAULT_REGISTRY) -> None:
         self.service = service
         # Protections the config asks for that the operator let through unimplemented.
         self.unprotected = unprotected
@@ -76,7 +83,9 @@ class Generation:
         # Built from a configuration the supervisor already validated.
         self.lifecycle = Lifecycle(gen_id, chash, Phase.VALIDATED)
         self._drained: asyncio.Event | None = None
-        self.client = UpstreamClient(pools)
+        self.client = UpstreamClient()
+        self.resources = Resources()
+        self._assembly = registry.assembly(service, self.resources)
         extra = service.extra_config.get("router")
         self.return_error_msg = bool(isinstance(extra, dict) and extra.get("return_error_msg"))
         try:
@@ -102,13 +111,22 @@ class Generation:
                 errors.append(exc)
             except (ValueError, RouteConflict) as exc:
                 errors.append(ConfigValueError(str(exc), path=ep.path))
+        try:
+            # Components around the whole service see every request before routing.
+            self.handle: ServiceHandler = self._assembly.wrap(
+                Level.SERVICE, self.route, service.extra_config)
+        except ConfigValueError as exc:
+            errors.append(exc)
+        except ValueError as exc:
+            errors.append(ConfigValueError(str(exc), path=("extra_config",)))
         if errors:
             raise ConfigErrors(errors)
+        self.targets: list[Target] = []
         for ep in service.endpoints:
             for backend in ep.backend:
                 for host in backend.host:
                     with contextlib.suppress(ValueError):  # invalid hosts failed above
-                        self.client.reserve(parse_target(host))
+                        self.targets.append(parse_target(host))
         builtins.register(self.router, self, debug=debug, echo=service.echo_endpoint)
 
     def _compile(self, ep: EndpointConfig) -> EndpointHandler:
@@ -116,7 +134,8 @@ class Generation:
         alone = len(ep.backend) == 1  # its answer is the endpoint's: no-op can stream it
         for b in ep.backend:
             try:
-                backends.append(CompiledBackend(b, self.client, USER_AGENT, stream_answer=alone))
+                backends.append(CompiledBackend(b, self.client, USER_AGENT, self._assembly,
+                                                stream_answer=alone))
             except ValueError as exc:
                 raise ConfigValueError(str(exc), path=b.path) from None
         try:
@@ -125,11 +144,23 @@ class Generation:
             raise ConfigValueError(str(exc), path=(*ep.path, "extra_config", "proxy",
                                                    "max_payload")) from None
         return compile_endpoint(ep, backends, USER_AGENT, self.return_error_msg,
-                                service_extra_config=self.service.extra_config,
+                                registry=self._assembly,
                                 max_payloads=(self.max_payload, endpoint_max))
 
-    async def handle(self, request: Request) -> Response:
-        """Route and answer one request on this generation."""
+    async def provision(self, store: StateStore) -> None:
+        """Lease what outlives generations (pools, component state) from the worker's store
+        and start the components' timers and clients; before the swap, on the event loop."""
+        self.client.use(PoolRegistry(store))
+        for target in self.targets:
+            self.client.reserve(target)  # a reload hands the pool over warm
+        try:
+            await self.resources.provision(store)
+        except BaseException:
+            await self.client.close()
+            raise
+
+    async def route(self, request: Request) -> Response:
+        """Route and answer one request on this generation (inside the service components)."""
         path = request.path
         if "%" in path:
             path = unquote(path)
@@ -172,6 +203,8 @@ class Generation:
                 "endpoints": len(self.service.endpoints)}
 
     async def close(self) -> None:
-        """Release upstream connections once the generation has drained."""
+        """Once drained: close the components (reverse order), release their state and the
+        upstream pools. Errors are logged by `Resources.close`, never raised into a swap."""
+        await self.resources.close()
         await self.client.close()
 

@@ -43,7 +43,7 @@ from tidegate.reload.control import (
 )
 from tidegate.reload.slot import GenerationSlot
 from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
-from tidegate.upstream.client import PoolRegistry
+from tidegate.state import SharedBuckets, StateStore
 
 log = logging.getLogger("tidegate.worker")
 
@@ -74,7 +74,8 @@ class WorkerState:
 class Worker:
     """One serving process."""
 
-    def __init__(self, sock: socket.socket, control_fd: int, ack_fd: int, index: int) -> None:
+    def __init__(self, sock: socket.socket, control_fd: int, ack_fd: int, index: int,
+                 store: StateStore | None = None) -> None:
         self.sock = sock
         self.control_fd = control_fd
         self.ack = os.fdopen(ack_fd, "wb", buffering=0)
@@ -83,8 +84,8 @@ class Worker:
         self.slot = GenerationSlot(self.state.publish)
         self.stopping = asyncio.Event()
         self.server: asyncio.AbstractServer | None = None
-        # Upstream keep-alive pools outlive generations: a reload keeps backend connections.
-        self.pools = PoolRegistry()
+        # What outlives generations (upstream pools, component state): a reload keeps it.
+        self.store = store if store is not None else StateStore()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -139,6 +140,13 @@ class Worker:
             log.error("worker %d could not build generation %s: %s", self.index, msg.gen, exc)
             self._send(Failed(msg.gen, str(exc)))
             return
+        try:
+            await gen.provision(self.store)
+        except Exception as exc:  # a component could not start: keep serving the current one
+            log.error("worker %d could not provision generation %s: %s", self.index, msg.gen,
+                      exc)
+            self._send(Failed(msg.gen, f"provisioning failed: {exc}"))
+            return
         gen.build_seconds = time.perf_counter() - started
         if self.slot.current is None:
             # Everything alive now (modules, the first generation) lives as long as the worker:
@@ -152,7 +160,7 @@ class Worker:
         with collector_paused():
             service = build_service(msg.data)
             return Generation(service, msg.gen, msg.config_hash, debug=msg.debug,
-                              status=self.state.status, pools=self.pools,
+                              status=self.state.status,
                               unprotected=tuple(msg.unprotected))
 
     async def _drain(self) -> None:
@@ -175,6 +183,7 @@ class Worker:
         for conn in list(self.state.connections):
             conn.close()
         await self.slot.close()
+        await self.store.settle()
 
     def _send(self, msg: ToSupervisor) -> None:
         try:
@@ -197,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--ack-fd", type=int, required=True)
     parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--buckets-fd", type=int, default=None,
+                        help="the node's shared token-bucket table (several workers)")
     args = parser.parse_args(argv)
     setup_logging(f"w{args.index}")
     sock = socket.socket(fileno=args.fd)
@@ -206,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
         runner = asyncio.run
-    worker = Worker(sock, args.control_fd, args.ack_fd, args.index)
+    buckets = SharedBuckets(args.buckets_fd) if args.buckets_fd is not None else None
+    worker = Worker(sock, args.control_fd, args.ack_fd, args.index, StateStore(buckets))
     with contextlib.suppress(KeyboardInterrupt):
         runner(worker.run())
     return 0

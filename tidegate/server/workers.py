@@ -34,6 +34,7 @@ from tidegate.reload.control import (
     decode,
     encode,
 )
+from tidegate.state import SharedBuckets
 
 log = logging.getLogger("tidegate")
 
@@ -148,6 +149,9 @@ class WorkerFleet:
 
     def __init__(self) -> None:
         self.on_exit: Callable[[WorkerProcess, int], None] | None = None
+        # The node's token buckets: one table every worker maps, so a rate limit is per node
+        # whatever the worker count, and survives a worker's restart.
+        self.buckets = SharedBuckets.create()
         self.alive: set[WorkerProcess] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -162,8 +166,10 @@ class WorkerFleet:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *worker_command("--fd", str(sock.fileno()), "--control-fd", str(control_r),
-                                "--ack-fd", str(ack_w), "--index", str(index)),
-                pass_fds=(sock.fileno(), control_r, ack_w), stdin=asyncio.subprocess.DEVNULL)
+                                "--ack-fd", str(ack_w), "--index", str(index),
+                                "--buckets-fd", str(self.buckets.fd)),
+                pass_fds=(sock.fileno(), control_r, ack_w, self.buckets.fd),
+                stdin=asyncio.subprocess.DEVNULL)
         except BaseException:
             os.close(control_w)
             os.close(ack_r)
@@ -210,3 +216,4 @@ class WorkerFleet:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.buckets.close()

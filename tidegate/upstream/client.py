@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from tidegate.bodies import BodyStream, DecodedTooLarge, InflatingStream, inflate
+from tidegate.state import StateKey, StateStore
 
 MAX_IDLE_PER_HOST = 256
 # Go's http.Transport default MaxResponseHeaderBytes: a backend head larger than this fails
@@ -415,41 +416,42 @@ PoolKey = tuple[str, str, int]
 
 
 class PoolRegistry:
-    """Keep-alive pools shared by the generations of one worker, counted by reference.
+    """Keep-alive pools shared by the generations of one worker, leased from its state store.
 
-    A reload must not cost every backend connection: a new generation takes the pools of the
-    addresses it shares with the old one, and a pool closes only when the last generation
-    using it is retired.
+    A reload must not cost every backend connection: a new generation leases the pools of the
+    addresses it shares with the old one, and a pool closes when the last generation using it
+    has released it (after its drain).
     """
 
-    def __init__(self) -> None:
-        self._pools: dict[PoolKey, _Pool] = {}
-        self._refs: dict[PoolKey, int] = {}
+    NAMESPACE = "upstream"
+
+    def __init__(self, store: StateStore | None = None) -> None:
+        self.store = store if store is not None else StateStore()
         self._ssl: ssl.SSLContext | None = None
+
+    @staticmethod
+    def state_key(key: PoolKey) -> StateKey:
+        """The pool's entry in the store: one per address, for the whole service."""
+        return (PoolRegistry.NAMESPACE, "service", f"{key[0]}://{key[1]}:{key[2]}")
 
     def acquire(self, key: PoolKey) -> _Pool:
         """The pool for an address, created on first use; pair with `release`."""
-        pool = self._pools.get(key)
-        if pool is None or pool.closed:
-            ctx = None
-            if key[0] == "https":
-                if self._ssl is None:
-                    self._ssl = ssl.create_default_context()
-                ctx = self._ssl
-            pool = self._pools[key] = _Pool(key[1], key[2], ctx)
-            self._refs[key] = 0
-        self._refs[key] += 1
-        return pool
+        return self.store.lease(self.state_key(key), lambda: self._new_pool(key))
+
+    def _new_pool(self, key: PoolKey) -> _Pool:
+        ctx = None
+        if key[0] == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            ctx = self._ssl
+        return _Pool(key[1], key[2], ctx)
 
     def release(self, key: PoolKey) -> None:
         """One user fewer; the last one closes the pool's connections."""
-        self._refs[key] -= 1
-        if self._refs[key] <= 0:
-            self._pools.pop(key).close()
-            del self._refs[key]
+        self.store.release(self.state_key(key))
 
     def __len__(self) -> int:
-        return len(self._pools)
+        return sum(1 for k in self.store.held() if k[0] == self.NAMESPACE)
 
 
 class UpstreamClient:
@@ -459,6 +461,12 @@ class UpstreamClient:
         self._registry = registry if registry is not None else PoolRegistry()
         self._pools: dict[PoolKey, _Pool] = {}
         self.closed = False
+
+    def use(self, registry: PoolRegistry) -> None:
+        """Take pools from `registry` from now on (a generation being provisioned)."""
+        if self._pools:
+            raise RuntimeError("the client already holds pools of another registry")
+        self._registry = registry
 
     def reserve(self, target: Target) -> None:
         """Take the pool for a backend address now, so a reload hands it over warm."""
