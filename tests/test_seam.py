@@ -213,3 +213,25 @@ def test_shared_bucket_slots_are_reused_once_full_again() -> None:
         assert not table.take("slow", rate=1e-6, capacity=1.0, cost=2.0).allowed
     finally:
         table.close()
+
+
+def test_a_component_schema_serves_check_l_and_the_run_warnings() -> None:
+    """One source for a section's shape: the component's schema (no second table in lint/)."""
+    from tidegate.lint.linter import lint, unknown_attribute_warnings
+
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {"limit": {"type": "integer", "minimum": 1}}}
+    # A real namespace of KrakenD's (endpoint level), registered here by a test component.
+    DEFAULT_REGISTRY.add(Component("qos/ratelimit/router", frozenset({Level.ROUTER}),
+                                   lambda ctx, nxt: nxt, schema=schema))
+    try:
+        data = {"version": 3, "endpoints": [{"endpoint": "/a", "backend": [
+            {"host": ["http://127.0.0.1:9"], "url_pattern": "/a"}],
+            "extra_config": {"qos/ratelimit/router": {"limit": 0, "limt": 2}}}]}
+        issues = [str(i) for i in lint(data)]
+        assert any("limit" in i and "0" in i for i in issues), issues
+        assert any("limt" in i for i in issues), issues
+        warnings = unknown_attribute_warnings(data)
+        assert any("limt" in w and "did you mean" in w for w in warnings), warnings
+    finally:
+        DEFAULT_REGISTRY.remove("qos/ratelimit/router")

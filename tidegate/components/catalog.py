@@ -1,9 +1,22 @@
-"""Every component tidegate implements, in one list (one line per namespace module)."""
+"""Every component tidegate implements, in one list (one line per namespace module).
+
+Stacking order (``Component.order``: smaller is closer to the core), krakend-ce's, as
+research/components.md §2 reads it from its factories:
+
+* router level: rate limit 10 < Lua endpoint 20 < JWT signer 30 < JWT validator (+ revoker,
+  CEL on JWT) 40 < metrics 50 < bot detector 60 < telemetry 70;
+* service level: bot detector 10 < Lua 20 < security/http 30 < CORS 40 < telemetry 50;
+* proxy level: static/merge (core) < JSON schema 10 < CEL 20 < Lua proxy 30 < telemetry 50;
+* backend level: CEL 10 < Lua backend 20 < rate limit 30 < circuit breaker 40 < telemetry 50.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tidegate.components import ratelimit
 from tidegate.components.seam import Component
 
-COMPONENTS: list[Component[Any]] = []
+COMPONENTS: list[Component[Any]] = [
+    ratelimit.COMPONENT,
+]

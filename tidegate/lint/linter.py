@@ -213,6 +213,19 @@ class _Walker:
                 continue
             if ns.fields is not None and isinstance(cfg, Mapping):
                 self.object(cfg, npath, ns.fields[scope], scope, owner=name)
+            elif isinstance(cfg, Mapping):
+                self.component(name, cfg, npath, scope)
+
+    def component(self, name: str, cfg: Mapping[str, Any], path: JsonPath, scope: str) -> None:
+        """Unknown attributes of a registered component's section, from its own schema."""
+        schema = S.component_schema(name, scope)
+        props = schema.get("properties")
+        if not isinstance(props, Mapping) or schema.get("additionalProperties", True):
+            return
+        for key in cfg:
+            if isinstance(key, str) and key not in props and not _COMMENT.match(key):
+                self.warn("unknown", (*path, key),
+                          option_message(key, name, scope, sorted(props)))
 
 
 def unknown_attribute_warnings(data: Any, document: Document | None = None) -> list[str]:

@@ -108,7 +108,7 @@ def extra_config_schema(scope: str) -> dict[str, Any]:
             sub["description"] = f"{name} (implemented by tidegate)"
             sub[NAMESPACE] = name
         elif implemented(name, registered):
-            sub = {"description": f"{name} (implemented by a tidegate component)"}
+            sub = component_schema(name, scope)
         else:
             sub = {"description": f"{name}: a KrakenD component not supported by tidegate yet "
                                   "(accepted and ignored)", SUPPORTED: False}
@@ -119,6 +119,19 @@ def extra_config_schema(scope: str) -> dict[str, Any]:
     return {"type": "object", "properties": props,
             "patternProperties": {COMMENT_KEY_PATTERN: True},
             "additionalProperties": False, KIND: "extra_config", SCOPE: scope}
+
+
+def component_schema(name: str, scope: str) -> dict[str, Any]:
+    """A registered component's own schema of its section (one source: the component)."""
+    from tidegate.components import DEFAULT_REGISTRY
+
+    component = DEFAULT_REGISTRY.get(name)
+    own = component.schema if component is not None else None
+    sub: dict[str, Any] = dict(own) if own else {}
+    sub.setdefault("description", f"{name} (implemented by a tidegate component)")
+    sub[NAMESPACE] = name
+    sub[SCOPE] = scope
+    return sub
 
 
 def build_schema() -> dict[str, Any]:
