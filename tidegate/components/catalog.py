@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidegate.components import ratelimit
+from tidegate.components import breaker, ratelimit, ratelimit_proxy
 from tidegate.components.seam import Component
 
 COMPONENTS: list[Component[Any]] = [
     ratelimit.COMPONENT,
+    ratelimit_proxy.COMPONENT,
+    breaker.COMPONENT,
 ]
