@@ -41,6 +41,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def checkout_env() -> dict[str, str]:
+    """The environment for a child `python -m tidegate`: this checkout's package first on the
+    path, whatever the current folder and whichever copy `pip install -e` last pointed at."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
+
+
 class Gateway:
     """A `tidegate ARGS` process (or any `command`); its output lines are collected on a
     queue so tests can wait for a log line."""
@@ -48,7 +55,7 @@ class Gateway:
     def __init__(self, args: list[str], env: dict[str, str] | None = None,
                  cwd: str | None = None, command: list[str] | None = None,
                  tee: Path | None = None) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {**checkout_env(), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             command or [sys.executable, "-m", "tidegate", *args], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env=full_env, cwd=cwd or str(ROOT))
