@@ -202,6 +202,41 @@ class MergeError(BackendFailure):
 
 # The seam's stage signatures (see `tidegate.components`): an endpoint's HTTP handler, the
 # endpoint's proxy (answer or error, as lura's proxy.Proxy), one backend's exchange.
+@dataclass(slots=True)
+class ClientRequest:
+    """One backend HTTP exchange as the request executor sends it (KrakenD's HTTP client
+    level: ``qos/http-cache``, client credentials...). ``target`` is the upstream address,
+    opaque above the client; ``url`` is absolute (cache keys); ``deadline`` is loop time."""
+
+    target: Any
+    method: str
+    request_target: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    deadline: float
+    stream: BodyStream | None = None
+
+
+@dataclass(slots=True)
+class ClientResponse:
+    """The executor's answer: status, headers, whole body (or ``stream``), final URL."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    url: str
+    stream: ChunkSource | None = None
+
+    def header(self, lname: str) -> str | None:
+        """First value of a header (name given lower-case)."""
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+
+Exchange = Callable[[ClientRequest], Awaitable[ClientResponse]]
 ServiceHandler = Callable[[Request], Awaitable[Response]]
 EndpointHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 Proxy = Callable[[ProxyRequest], Awaitable[tuple[ProxyResponse | None, BaseException | None]]]

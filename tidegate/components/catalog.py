@@ -7,18 +7,20 @@ research/components.md §2 reads it from its factories:
   CEL on JWT) 40 < metrics 50 < bot detector 60 < telemetry 70;
 * service level: bot detector 10 < Lua 20 < security/http 30 < CORS 40 < telemetry 50;
 * proxy level: static/merge (core) < JSON schema 10 < CEL 20 < Lua proxy 30 < telemetry 50;
-* backend level: CEL 10 < Lua backend 20 < rate limit 30 < circuit breaker 40 < telemetry 50.
+* backend level: CEL 10 < Lua backend 20 < rate limit 30 < circuit breaker 40 < telemetry 50;
+* client level (the request executor): HTTP cache 10 < client credentials 20.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tidegate.components import breaker, ratelimit, ratelimit_proxy
+from tidegate.components import breaker, httpcache, ratelimit, ratelimit_proxy
 from tidegate.components.seam import Component
 
 COMPONENTS: list[Component[Any]] = [
     ratelimit.COMPONENT,
     ratelimit_proxy.COMPONENT,
     breaker.COMPONENT,
+    httpcache.COMPONENT,
 ]

@@ -9,6 +9,8 @@ the same four (the stage types are in `tidegate.messages`):
 * ``ROUTER``: wraps an endpoint's handler, ``(Request, route params) → Response``.
 * ``PROXY``: wraps the endpoint's proxy, outside lura's merge/flatmap/static stages.
 * ``BACKEND``: wraps one backend's exchange, after the request builder.
+* ``CLIENT``: wraps the HTTP request executor under it, ``ClientRequest → ClientResponse``,
+  before the status check and decoding (KrakenD's ``qos/http-cache``, client credentials).
 
 A component's life has three steps:
 
@@ -56,6 +58,7 @@ class Level(Enum):
     ROUTER = "router"
     PROXY = "proxy"
     BACKEND = "backend"
+    CLIENT = "client"   # the request executor: one HTTP exchange, before decoding
 
 
 def _identity(raw: Any, path: JsonPath) -> Any:
@@ -207,7 +210,8 @@ class Registry:
 
     def add(self, component: Component[Any]) -> None:
         """Register a component at each of its levels."""
-        if component.service_wide and component.levels & {Level.SERVICE, Level.BACKEND}:
+        if component.service_wide and component.levels & {Level.SERVICE, Level.BACKEND,
+                                                           Level.CLIENT}:
             raise ValueError("only router- or proxy-level components can be service-wide")
         for level in component.levels:
             entries = self._entries[level]

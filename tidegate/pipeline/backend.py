@@ -32,6 +32,9 @@ from tidegate.messages import (
     BackendStatusError,
     BackendTimeout,
     BackendUnavailable,
+    ClientRequest,
+    ClientResponse,
+    Exchange,
     PayloadTooLarge,
     ProxyRequest,
     ProxyResponse,
@@ -219,6 +222,11 @@ class CompiledBackend:
         self.timeout = cfg.timeout
         self.concurrent = cfg.concurrent_calls
         self.concurrent_timeout = cfg.timeout * CONCURRENT_SHARE
+        # The request executor's components (HTTP cache...): None when none applies, so the
+        # plain exchange allocates nothing for them.
+        executor: Exchange | None = None if registry is None else registry.wrap(
+            Level.CLIENT, self._client_exchange, cfg.extra_config, backend=cfg)
+        self.executor = None if executor == self._client_exchange else executor
         self.send: BackendProxy = self._send if registry is None else registry.wrap(
             Level.BACKEND, self._send, cfg.extra_config, backend=cfg)
 
@@ -276,9 +284,16 @@ class CompiledBackend:
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            status, resp_headers, body, url, stream = await self._exchange(
-                target, req.method, target.base_path + path, headers, req.body, deadline,
-                req.stream)
+            if self.executor is None:
+                status, resp_headers, body, url, stream = await self._exchange(
+                    target, req.method, target.base_path + path, headers, req.body, deadline,
+                    req.stream)
+            else:
+                answer = await self.executor(ClientRequest(
+                    target, req.method, target.base_path + path, base + path, headers,
+                    req.body, deadline, req.stream))
+                status, resp_headers, body, url, stream = (
+                    answer.status, answer.headers, answer.body, answer.url, answer.stream)
         except UpstreamTimeout:
             raise BackendTimeout() from None
         except BodyTooLarge:
@@ -321,6 +336,13 @@ class CompiledBackend:
         if ctype:
             detail["http_body_encoding"] = ctype
         return ProxyResponse({details: detail}, False, status)
+
+    async def _client_exchange(self, req: ClientRequest) -> ClientResponse:
+        """The executor as a stage of the CLIENT level (what its components wrap)."""
+        status, headers, body, url, stream = await self._exchange(
+            req.target, req.method, req.request_target, req.headers, req.body, req.deadline,
+            req.stream)
+        return ClientResponse(status, headers, body, url, stream)
 
     async def _exchange(self, target: Target, method: str, request_target: str,
                         headers: list[tuple[str, str]], body: bytes, deadline: float,
