@@ -40,7 +40,7 @@ def statuses(port: int, n: int, headers: dict[str, str] | None = None,
                              range(n)))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, 2, 4])
 def test_endpoint_limit_is_per_node_whatever_the_worker_count(tmp_path: Path,
                                                               workers: int) -> None:
     with backend() as bport:
@@ -142,3 +142,28 @@ def test_defaults_are_krakends() -> None:
     cfg = parse({"max_rate": 50, "client_max_rate": 7, "strategy": "IP"}, ())
     assert (cfg.capacity, cfg.client_capacity, cfg.strategy) == (50, 7, "ip")
     assert parse({"max_rate": 5, "every": "100ms"}, ()).rate == 5  # every is at least 1s
+
+
+def test_ratelimit_headers_are_opt_in(tmp_path: Path) -> None:
+    with backend() as bport:
+        path = tmp_path / "krakend.json"
+        limit = {"max_rate": 1, "every": "1h", "capacity": 2, "client_max_rate": 1,
+                 "client_capacity": 1, "strategy": "header", "key": "X-User"}
+        data = config(bport, {**limit, "headers": True})
+        data["endpoints"].append({**data["endpoints"][0], "endpoint": "/plain/{user}",
+                                  "extra_config": {NAMESPACE: limit}})
+        write_config(path, data)
+        port = free_port()
+        with gateway(str(path), port):
+            ok = request(port, "GET", "/limited/u", headers={"X-User": "a"})
+            client_over = request(port, "GET", "/limited/u", headers={"X-User": "a"})
+            other = request(port, "GET", "/limited/u", headers={"X-User": "b"})
+            over = request(port, "GET", "/limited/u", headers={"X-User": "c"})
+            plain = request(port, "GET", "/plain/u", headers={"X-User": "a"})
+    assert ok[0] == 200 and (ok[1]["ratelimit-limit"], ok[1]["ratelimit-remaining"]) == ("1", "0")
+    assert int(ok[1]["ratelimit-reset"]) > 3000  # 1 token per hour
+    assert client_over[0] == 429 and int(client_over[1]["retry-after"]) > 3000
+    assert other[0] == 200
+    assert over[0] == 503 and (over[1]["ratelimit-limit"], over[1]["ratelimit-remaining"]) == (
+        "2", "0") and "retry-after" in over[1]
+    assert plain[0] == 200 and not any(h.startswith("ratelimit") for h in plain[1])

@@ -15,10 +15,14 @@ Where tidegate differs, on purpose:
   for free; a refill clock that stands still while tokens remain).
 * ``client_max_rate`` without a ``strategy`` is a configuration error: KrakenD silently serves
   without the client limit.
+* ``"headers": true`` (a tidegate field; off by default so answers stay KrakenD's) adds
+  ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` to every answer and
+  ``Retry-After`` to rejections, from the client's bucket when there is a client limit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +30,7 @@ from tidegate.components.seam import Build, Component, JsonPath, Level
 from tidegate.config.durations import DurationError, parse_duration
 from tidegate.errors import ConfigValueError
 from tidegate.messages import EndpointHandler, Request, Response
-from tidegate.state import BucketStore, fingerprint
+from tidegate.state import BucketStore, Taken, fingerprint
 
 NAMESPACE = "qos/ratelimit/router"
 STRATEGIES = ("ip", "header", "param")
@@ -46,6 +50,9 @@ SCHEMA: dict[str, Any] = {
         "num_shards": {"type": "integer"},
         "cleanup_period": {"type": "string"},
         "cleanup_threads": {"type": "integer"},
+        "headers": {"type": "boolean",
+                    "description": "tidegate: add RateLimit-Limit/-Remaining/-Reset to answers "
+                                   "and Retry-After to rejections (off: as KrakenD)"},
     },
     "patternProperties": {"^[@$_#]": True},
     "additionalProperties": False,
@@ -62,6 +69,7 @@ class RateLimit:
     client_capacity: float
     strategy: str           # "ip", "header", "param" ("" without a client limit)
     key: str
+    headers: bool = False   # tidegate: RateLimit-* and Retry-After on the answers
 
 
 def _number(raw: dict[str, Any], name: str, path: JsonPath) -> float:
@@ -105,8 +113,12 @@ def parse(raw: Any, path: JsonPath) -> RateLimit:
     if client_rate > 0 and strategy in ("header", "param") and not key:
         raise ConfigValueError(f"strategy {strategy!r} needs a key: the {strategy} that names "
                                "the client", path=(*path, "key"))
+    headers = raw.get("headers", False)
+    if not isinstance(headers, bool):
+        raise ConfigValueError(f"headers: expected true or false, got {headers!r}",
+                               path=(*path, "headers"))
     return RateLimit(rate, capacity, client_rate, client_capacity,
-                     strategy if client_rate > 0 else "", key)
+                     strategy if client_rate > 0 else "", key, headers)
 
 
 def _client_key(cfg: RateLimit, req: Request, params: dict[str, str]) -> str:
@@ -145,6 +157,37 @@ class Limiter:
             return 503
         return 0
 
+    def check(self, buckets: BucketStore, req: Request, params: dict[str, str]
+              ) -> tuple[int, list[tuple[str, str]]]:
+        """`status` plus the RateLimit-* (and Retry-After) headers of the bucket that
+        decided: the client's when there is a client limit, else the endpoint's."""
+        cfg = self.cfg
+        shown: tuple[Taken, float] | None = None
+        if cfg.client_rate > 0:
+            who = _client_key(cfg, req, params)
+            if not who:
+                return 429, []
+            taken = buckets.take(f"{self.name}|{who}", cfg.client_rate, cfg.client_capacity)
+            shown = (taken, cfg.client_capacity)
+            if not taken.allowed:
+                return 429, _headers(taken, cfg.client_capacity)
+        if cfg.rate > 0:
+            taken = buckets.take(self.name, cfg.rate, cfg.capacity)
+            if not taken.allowed:
+                return 503, _headers(taken, cfg.capacity)
+            shown = shown or (taken, cfg.capacity)
+        return 0, _headers(*shown) if shown is not None else []
+
+
+def _headers(taken: Taken, capacity: float) -> list[tuple[str, str]]:
+    """draft-ietf-httpapi-ratelimit-headers fields, plus Retry-After when rejected."""
+    out = [("RateLimit-Limit", str(int(capacity))),
+           ("RateLimit-Remaining", str(max(0, int(taken.remaining)))),
+           ("RateLimit-Reset", str(math.ceil(taken.reset)))]
+    if not taken.allowed:
+        out.append(("Retry-After", str(max(1, math.ceil(taken.retry_after)))))
+    return out
+
 
 def build(ctx: Build[RateLimit], nxt: EndpointHandler) -> EndpointHandler:
     """Check the client's bucket, then the endpoint's, before the endpoint runs."""
@@ -162,7 +205,15 @@ def build(ctx: Build[RateLimit], nxt: EndpointHandler) -> EndpointHandler:
             return Response(status, [])
         return await nxt(req, params)
 
-    return limited
+    async def limited_with_headers(req: Request, params: dict[str, str]) -> Response:
+        status, headers = lease.value.check(resources.buckets, req, params)
+        if status:
+            return Response(status, headers)
+        resp = await nxt(req, params)
+        resp.headers.extend(headers)
+        return resp
+
+    return limited_with_headers if cfg.headers else limited
 
 
 COMPONENT: Component[RateLimit] = Component(NAMESPACE, frozenset({Level.ROUTER}), build,
