@@ -67,6 +67,9 @@ def nginx(listen_port: int, proxy_to: int | None = None, cpus: str | None = None
     (prefix / "logs").mkdir()
     if proxy_to is None:
         location = f"default_type application/json; return 200 '{UPSTREAM_BODY}';"
+        # The same answer, cacheable for an hour (for HTTP cache benches).
+        location += (" } location /cacheable { add_header Cache-Control max-age=3600; "
+                     f"default_type application/json; return 200 '{UPSTREAM_BODY}';")
         upstream = ""
     else:
         location = ('proxy_pass http://backend; proxy_http_version 1.1; '
@@ -112,7 +115,9 @@ def tidegate(config: dict[str, Any], port: int, *, workers: int = 1, cpus: str |
         args.append("--watch")
     out = open(log or folder / "gateway.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "TIDEGATE_LOG_LEVEL": "WARNING"})
+                            env={**os.environ, "TIDEGATE_LOG_LEVEL": "WARNING",
+                                 # this checkout's package, whatever pip -e points at
+                                 "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     try:
         wait_port(port)
         yield proc
@@ -146,12 +151,13 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, *, seconds: int, connections: int = 64, threads: int = 1,
-        cpus: str | None = None) -> dict[str, float]:
+        cpus: str | None = None, headers: dict[str, str] | None = None) -> dict[str, float]:
     """Run wrk with latency; returns rps, p50/p99 in ms, errors (socket + non-2xx)."""
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
+    extra = [arg for k, v in (headers or {}).items() for arg in ("-H", f"{k}: {v}")]
     cmd = [*taskset(cpus), "wrk", "--latency", "-t", str(threads), "-c", str(connections),
-           "-d", f"{seconds}s", url]
+           "-d", f"{seconds}s", *extra, url]
     text = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
     # Anchored: "50%" also appears inside other columns (e.g. "98.50%").

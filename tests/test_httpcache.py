@@ -162,7 +162,8 @@ class Clock:
 
 def _entry(body: bytes, date: float, *headers: tuple[str, str]) -> Entry:
     hdrs = [("Date", formatdate(date, usegmt=True)), *headers]
-    return Entry(200, hdrs, body, "http://b/x", (), len(body) + 40)
+    return HttpCache(parse({}, ())).stamp(Entry(200, hdrs, body, "http://b/x", (),
+                                                len(body) + 40))
 
 
 def test_freshness_follows_max_age_and_expires() -> None:

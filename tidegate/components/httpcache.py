@@ -107,6 +107,7 @@ class Entry:
     url: str
     vary: tuple[tuple[str, str], ...]   # request header values the answer depends on
     size: int
+    fresh_until: float = 0.0            # wall clock; computed when stored or revalidated
 
     def header(self, lname: str) -> str | None:
         return next((v for k, v in self.headers if k.lower() == lname), None)
@@ -145,8 +146,25 @@ class HttpCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def stamp(self, entry: Entry) -> Entry:
+        """Compute once when the entry is stored how long it stays fresh (no request
+        directives): a hit then costs one clock read."""
+        entry.fresh_until = 0.0
+        cc = _directives(entry.header("cache-control"))
+        date = _epoch(entry.header("date"))
+        if "no-cache" in cc or date is None:
+            return entry
+        lifetime = _seconds(cc.get("max-age"))
+        if lifetime is None:
+            expires = _epoch(entry.header("expires"))
+            lifetime = expires - date if expires is not None else 0.0
+        entry.fresh_until = date + lifetime
+        return entry
+
     def fresh(self, entry: Entry, request_cc: dict[str, str]) -> bool:
         """gregjones/httpcache's freshness: lifetime from max-age or Expires, age from Date."""
+        if not request_cc:
+            return self.clock() < entry.fresh_until
         cc = _directives(entry.header("cache-control"))
         if "no-cache" in cc or "no-cache" in request_cc:
             return False
@@ -229,6 +247,7 @@ def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
             fresh_headers = {k.lower(): (k, v) for k, v in resp.headers}
             headers = [fresh_headers.pop(k.lower(), (k, v)) for k, v in entry.headers]
             entry.headers = headers
+            cache.stamp(entry)
             return _served(entry)
         response_cc = _directives(resp.header("cache-control"))
         vary = _vary(resp.headers, req)
@@ -240,8 +259,8 @@ def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
             cache.drop(key)
             return resp
         size = len(whole.body) + sum(len(k) + len(v) for k, v in whole.headers)
-        cache.put(key, Entry(whole.status, list(whole.headers), whole.body, whole.url, vary,
-                             size))
+        cache.put(key, cache.stamp(Entry(whole.status, list(whole.headers), whole.body,
+                                         whole.url, vary, size)))
         return whole
 
     return cached

@@ -1,0 +1,104 @@
+"""What a component costs on the proxied request: one endpoint with it, the same without it.
+
+    python bench/component_cost.py [--seconds 6] [--rounds 3] [--pin] [--only NAME,...]
+
+One gateway (one worker; with --pin alone on core 0, nginx upstream and wrk on core 1) serves
+`/plain` and, for every variant, `/v/<name>`: the same backend with the component on. Rounds
+alternate plain and component runs so drift hits both alike; the ratio is median component
+req/s over median plain req/s of the same run. Add a variant to VARIANTS to measure a new
+component (its endpoint extra_config, backend extra_config, request headers, and whether a
+non-2xx answer is expected, e.g. a cache that must hit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from common import free_port, nginx, tidegate, wrk
+
+
+@dataclass
+class Variant:
+    endpoint_extra: dict[str, Any] = field(default_factory=dict)
+    backend_extra: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    root_extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _variants() -> dict[str, Callable[[], Variant]]:
+    return {
+        # A limit never reached: the cost of taking a token from the node's shared table.
+        "ratelimit": lambda: Variant(endpoint_extra={"qos/ratelimit/router": {
+            "max_rate": 10_000_000, "client_max_rate": 10_000_000, "strategy": "ip"}}),
+        "ratelimit-endpoint": lambda: Variant(endpoint_extra={"qos/ratelimit/router": {
+            "max_rate": 10_000_000}}),
+        "breaker": lambda: Variant(backend_extra={"qos/circuit-breaker": {
+            "max_errors": 5, "interval": 60, "timeout": 10}}),
+        # nginx's upstream answer has no Cache-Control: the cache is asked to keep it by a
+        # backend the bench configures to send max-age (see nginx(..., cache_control)).
+        "cache-hit": lambda: Variant(backend_extra={"qos/http-cache": {}}),
+    }
+
+
+VARIANTS = _variants()
+
+
+def gateway_config(upstream: int, names: list[str]) -> dict[str, Any]:
+    def endpoint(path: str, variant: Variant | None) -> dict[str, Any]:
+        backend: dict[str, Any] = {"host": [f"http://127.0.0.1:{upstream}"],
+                                   "url_pattern": "/cacheable" if path.endswith("cache-hit")
+                                   else "/data"}
+        out: dict[str, Any] = {"endpoint": path, "backend": [backend]}
+        if variant is not None:
+            if variant.backend_extra:
+                backend["extra_config"] = variant.backend_extra
+            if variant.endpoint_extra:
+                out["extra_config"] = variant.endpoint_extra
+        return out
+
+    root: dict[str, Any] = {}
+    for name in names:
+        root.update(VARIANTS[name]().root_extra)
+    return {"version": 3, "timeout": "3s", "extra_config": root,
+            "endpoints": [endpoint("/plain", None),
+                          *(endpoint(f"/v/{n}", VARIANTS[n]()) for n in names)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--pin", action="store_true", help="gateway on core 0, rest on core 1")
+    parser.add_argument("--only", default="", help="comma-separated variant names")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or list(VARIANTS)
+    gw_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
+    upstream, port = free_port(), free_port()
+    load = {"seconds": args.seconds, "connections": args.connections, "cpus": other_cpus}
+    runs: dict[str, list[float]] = {"plain": [], **{n: [] for n in names}}
+    errors: dict[str, int] = {}
+    with nginx(upstream, cpus=other_cpus), tidegate(gateway_config(upstream, names), port,
+                                                    cpus=gw_cpus):
+        wrk(f"http://127.0.0.1:{port}/plain", seconds=2, cpus=other_cpus)
+        for _ in range(args.rounds):
+            for name in ["plain", *names]:
+                path = "/plain" if name == "plain" else f"/v/{name}"
+                headers = {} if name == "plain" else VARIANTS[name]().headers
+                r = wrk(f"http://127.0.0.1:{port}{path}", headers=headers, **load)
+                runs[name].append(r["rps"])
+                errors[name] = errors.get(name, 0) + int(r["errors"])
+    plain = statistics.median(runs["plain"])
+    print(f"{'plain':20s} {plain:10.0f} req/s  errors {errors['plain']}")
+    for name in names:
+        rps = statistics.median(runs[name])
+        print(f"{name:20s} {rps:10.0f} req/s  ratio {rps / plain:.3f}  errors {errors[name]}")
+    print(f"(one worker, pinned={args.pin}, c={args.connections}, {args.rounds}x{args.seconds}s)")
+
+
+if __name__ == "__main__":
+    main()
