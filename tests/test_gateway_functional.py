@@ -65,7 +65,8 @@ def test_proxy_filters_headers_and_query_and_adds_forwarding_headers(running) ->
     assert "X-Other" not in data["headers"]
     assert data["headers"]["X-Forwarded-For"] == "127.0.0.1"
     assert data["headers"]["X-Forwarded-Host"] == f"127.0.0.1:{port}"
-    assert data["headers"]["User-Agent"].startswith("tidegate/")
+    assert data["headers"]["User-Agent"] == "KrakenD Version 2.13.8"  # as KrakenD's
+    assert headers["x-krakend"] == "Version 2.13.8"
     assert headers["content-type"] == "application/json; charset=utf-8"
     assert headers["cache-control"] == "public, max-age=300"
     assert headers["x-krakend-completed"] == "true"
@@ -282,3 +283,18 @@ def test_malformed_framing_gets_400(running, raw: bytes) -> None:
         s.sendall(raw)
         assert s.recv(100).startswith(b"HTTP/1.1 400 Bad Request")
     assert request(port, "GET", "/agg")[0] == 200
+
+
+def test_version_header_can_be_hidden_and_user_agent_set(tmp_path: Path) -> None:
+    """router.hide_version_header obfuscates X-Krakend as lura does; TIDEGATE_USER_AGENT
+    replaces the User-Agent (and X-Forwarded-Via) backends see."""
+    with backend() as bport:
+        cfg = tmp_path / "krakend.json"
+        data = config(bport)
+        data.setdefault("extra_config", {}).setdefault("router", {})["hide_version_header"] = True
+        write_config(cfg, data)
+        port = free_port()
+        with gateway(str(cfg), port, env={"TIDEGATE_USER_AGENT": "gateway/1"}):
+            status, headers, body = request(port, "GET", "/users/42")
+    assert status == 200 and headers["x-krakend"] == "Version undefined"
+    assert json.loads(body)["headers"]["User-Agent"] == "gateway/1"

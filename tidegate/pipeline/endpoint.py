@@ -51,6 +51,8 @@ from tidegate.pipeline.static import compile_static
 COMPLETED_HEADER = "X-Krakend-Completed"
 # KrakenD stamps every endpoint answer with its version; tidegate states the version it follows.
 VERSION_HEADER = ("X-Krakend", f"Version {KRAKEND_COMPAT_VERSION}")
+# router.hide_version_header: lura keeps the header, with the version obfuscated.
+HIDDEN_VERSION_HEADER = ("X-Krakend", "Version undefined")
 DEFAULT_INPUT_HEADERS = ("Content-Type",)
 # The largest request body held whole when no max_payload says otherwise (several backends
 # need it more than once; Go holds it without bound).
@@ -235,8 +237,8 @@ def _body_limit(max_payloads: tuple[int | None, int | None], holds: bool) -> int
 
 def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_agent: str,
                      return_error_msg: bool, *, registry: Assembly | None = None,
-                     max_payloads: tuple[int | None, int | None] = (None, None)
-                     ) -> EndpointHandler:
+                     max_payloads: tuple[int | None, int | None] = (None, None),
+                     version_header: tuple[str, str] = VERSION_HEADER) -> EndpointHandler:
     """The whole endpoint as one coroutine function of (client request, route params)."""
     # One backend, called once, reads a body once: it can take it as it arrives.
     holds = len(backends) != 1 or cfg.backend[0].concurrent_calls > 1
@@ -265,7 +267,7 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         elif limit and len(req.body) > limit:
             return too_large()
         resp, err = await proxy(build(req, route_params))
-        headers: list[tuple[str, str]] = [VERSION_HEADER]
+        headers: list[tuple[str, str]] = [version_header]
         complete = "false"
         if resp is not None and resp.data:
             if resp.complete:
@@ -284,7 +286,7 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         return Response(status or 200, headers, body)
 
     def too_large() -> Response:
-        headers = [VERSION_HEADER, (COMPLETED_HEADER, "false")]
+        headers = [version_header, (COMPLETED_HEADER, "false")]
         return error_response(PayloadTooLarge(), headers, return_error_msg)
 
     if registry is None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 
-from tidegate import __version__
+from tidegate import KRAKEND_COMPAT_VERSION
 from tidegate.components import DEFAULT_REGISTRY, Level, Registry, Resources
 from tidegate.config.model import EndpointConfig, ServiceConfig
 from tidegate.errors import ConfigErrors, ConfigValueError
@@ -26,6 +28,8 @@ from tidegate.pipeline import builtins
 from tidegate.pipeline.backend import CompiledBackend
 from tidegate.pipeline.endpoint import (
     COMPLETED_HEADER,
+    HIDDEN_VERSION_HEADER,
+    VERSION_HEADER,
     compile_endpoint,
     max_payload,
 )
@@ -34,7 +38,14 @@ from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteCon
 from tidegate.state import StateStore
 from tidegate.upstream.client import PoolRegistry, Target, UpstreamClient, parse_target
 
-USER_AGENT = f"tidegate/{__version__}"
+# What backends see, as from KrakenD (some allow-list the gateway by it); an operator may set
+# another with TIDEGATE_USER_AGENT.
+USER_AGENT = f"KrakenD Version {KRAKEND_COMPAT_VERSION}"
+
+
+def user_agent(env: Mapping[str, str]) -> str:
+    """The User-Agent (and X-Forwarded-Via) sent to backends."""
+    return env.get("TIDEGATE_USER_AGENT") or USER_AGENT
 
 _NOT_FOUND = Response.text(404, "404 page not found")
 
@@ -88,6 +99,9 @@ class Generation:
         self._assembly = registry.assembly(service, self.resources)
         extra = service.extra_config.get("router")
         self.return_error_msg = bool(isinstance(extra, dict) and extra.get("return_error_msg"))
+        self.version_header = HIDDEN_VERSION_HEADER if isinstance(extra, dict) and extra.get(
+            "hide_version_header") is True else VERSION_HEADER
+        self.user_agent = user_agent(os.environ)
         try:
             self.max_payload = max_payload(service.extra_config, "router")
         except ValueError as exc:
@@ -134,7 +148,7 @@ class Generation:
         alone = len(ep.backend) == 1  # its answer is the endpoint's: no-op can stream it
         for b in ep.backend:
             try:
-                backends.append(CompiledBackend(b, self.client, USER_AGENT, self._assembly,
+                backends.append(CompiledBackend(b, self.client, self.user_agent, self._assembly,
                                                 stream_answer=alone))
             except ValueError as exc:
                 raise ConfigValueError(str(exc), path=b.path) from None
@@ -143,9 +157,10 @@ class Generation:
         except ValueError as exc:
             raise ConfigValueError(str(exc), path=(*ep.path, "extra_config", "proxy",
                                                    "max_payload")) from None
-        return compile_endpoint(ep, backends, USER_AGENT, self.return_error_msg,
+        return compile_endpoint(ep, backends, self.user_agent, self.return_error_msg,
                                 registry=self._assembly,
-                                max_payloads=(self.max_payload, endpoint_max))
+                                max_payloads=(self.max_payload, endpoint_max),
+                                version_header=self.version_header)
 
     async def provision(self, store: StateStore) -> None:
         """Lease what outlives generations (pools, component state) from the worker's store
