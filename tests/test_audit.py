@@ -165,3 +165,22 @@ def test_krakend_example_in_a_real_process() -> None:
                            "--severity", "CRITICAL"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["8.1.4", "9.1.1"]
+
+
+def test_format_takes_krakends_go_template(tmp_path: Path, capsys) -> None:
+    """`-f '{{ marshal . }}'` as in KrakenD's docs: the result as JSON on stderr."""
+    path = _write(tmp_path, _with(debug_endpoint=True))
+    assert main(["audit", "-c", path, "-s", "LOW", "-i", "9.1.1",
+                 "-f", "{{ marshal . }}"]) == 1
+    data = json.loads(capsys.readouterr().err)
+    assert {"rule": "5.1.2", "severity": "LOW",
+            "message": "The /__debug/ endpoint is enabled (debug_endpoint)."} in \
+        data["recommendations"]
+    assert data["stats"] == {}
+    template = "{{ range .Recommendations }}{{.Rule}}\t[{{.Severity}}]   \t{{.Message}}\n{{ end }}"
+    assert main(["audit", "-c", path, "-s", "LOW", "-i", "9.1.1", "-f", template]) == 1
+    assert "5.1.2\t[LOW]   \tThe /__debug/ endpoint is enabled" in capsys.readouterr().err
+    assert main(["audit", "-c", path, "-f", "{{ range .Nope }}{{ end }}"]) == 1
+    assert "ERROR rendering the results: " in capsys.readouterr().err
+    assert main(["audit", "-c", path, "-f", "{{ if }}"]) == 1
+    assert "ERROR parsing the template: " in capsys.readouterr().err

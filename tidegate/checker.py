@@ -262,6 +262,15 @@ def audit_command(args: argparse.Namespace) -> int:
         print(f"ERROR parsing the configuration file: {exc}", file=sys.stderr)
         return EXIT_INVALID
     findings = audit(loaded.service, ignore=ignore, severities=severities)
+    if args.format not in ("text", "json"):
+        from tidegate.lint.audit_format import AuditFormatError, render
+
+        try:
+            sys.stderr.write(render(args.format, findings))
+        except AuditFormatError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_INVALID
+        return EXIT_INVALID if findings else EXIT_OK
     if args.format == "json":
         print(json.dumps({"recommendations": [f.to_dict() for f in findings], "stats": {}},
                          indent=2))

@@ -62,8 +62,9 @@ def _build_parser() -> argparse.ArgumentParser:
     audit.add_argument("-s", "--severity", default="CRITICAL,HIGH,MEDIUM,LOW",
                        help="one level is a threshold (HIGH: HIGH and CRITICAL); a "
                             "comma-separated list selects exactly those levels")
-    audit.add_argument("-f", "--format", choices=("text", "json"), default="text",
-                       help="output format")
+    audit.add_argument("-f", "--format", default="text",
+                       help="text, json, or a Go template as KrakenD takes it (written to "
+                            "stderr as KrakenD does), e.g. '{{ marshal . }}'")
 
     schema = sub.add_parser("schema", help="print the built-in JSON Schema used by check -l")
     schema.add_argument("-i", "--indent", type=int, default=2, help="JSON indentation")
