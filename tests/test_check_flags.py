@@ -180,11 +180,14 @@ def test_krakends_example_passes_check_tl_in_a_real_process() -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 1 and proc.stdout == ""
     refused = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
-    assert len(refused) == 22, proc.stderr
+    assert refused, proc.stderr
     assert all(f"{FIXTURE}:" in line and "requests would be served without it" in line
                for line in refused), refused
     names = sorted({line.rsplit("--allow-unimplemented ", 1)[1].rstrip(")")
                     for line in refused})
+    from tidegate.lint.namespaces import registered_components
+
+    assert not set(names) & registered_components()  # only what tidegate does not implement
     env["TIDEGATE_ALLOW_UNIMPLEMENTED"] = ",".join(names)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr

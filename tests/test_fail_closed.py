@@ -42,7 +42,6 @@ def _refused(port: int) -> bool:
 def test_run_refuses_a_protection_it_does_not_implement(tmp_path: Path) -> None:
     with backend() as bport:
         data = _config(bport, **{"validation/cel": CEL})
-        data["plugin"] = {"pattern": ".so", "folder": "./plugins/"}
         config = tmp_path / "krakend.json"
         config.write_text(json.dumps(data, indent=2))
         port = free_port()
@@ -51,9 +50,6 @@ def test_run_refuses_a_protection_it_does_not_implement(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, cwd=str(ROOT))
     assert proc.returncode == 1
     log = proc.stdout + proc.stderr
-    assert (": plugin: root setting `plugin` is not implemented: requests would be "
-            "served without it (to serve anyway, for development only: "
-            "--allow-unimplemented plugin)") in log
     assert (f"{config}:19:27: endpoints[1].extra_config[\"validation/cel\"]: component "
             "`validation/cel` is not implemented: requests would be served without it") in log
     assert "listening on" not in log

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("config",),                     # sources, flexible config, the typed model
     ("gotemplate",),                 # Go text/template + Sprig
     # the vocabulary every layer speaks
+    ("plugins",),                    # the interface Python plugins implement
     ("messages", "bodies", "errors", "files", "logs", "__init__"),
     ("golang",),                     # Go value semantics
 ]

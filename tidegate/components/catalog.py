@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidegate.components import breaker, httpcache, ratelimit, ratelimit_proxy
+from tidegate.components import breaker, httpcache, pyplugins, ratelimit, ratelimit_proxy
 from tidegate.components.seam import Component
 
 COMPONENTS: list[Component[Any]] = [
@@ -23,4 +23,5 @@ COMPONENTS: list[Component[Any]] = [
     ratelimit_proxy.COMPONENT,
     breaker.COMPONENT,
     httpcache.COMPONENT,
+    *pyplugins.COMPONENTS,
 ]

@@ -112,7 +112,7 @@ def describe_service(service: ServiceConfig, level: int, indent: str = "\t",
     if level >= 2:
         out.add(1, "TLS section defined (not supported by tidegate yet)" if raw.get("tls")
                 else "No TLS section defined")
-        out.add(1, "Plugin section defined (not supported by tidegate yet)"
+        out.add(1, "Plugin section defined (Python plugins)"
                 if raw.get("plugin") else "No Plugin section defined")
     _components(out, 0, service.extra_config, "global", level)
     out.add(0, f"{len(service.endpoints)} API endpoints:")

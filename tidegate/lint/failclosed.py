@@ -8,8 +8,8 @@ implement, with one located error per occurrence.
 
 Protecting means: the namespace families ``auth/``, ``security/``, ``qos/``, ``validation/``,
 ``governance/``, ``plugin/``, Lua modifiers (their scripts can reject requests), EE's
-``backend/http/client`` (client TLS), and the root settings ``tls`` (unless ``disabled``),
-``client_tls`` and ``plugin``. A namespace of those families that tidegate does not know at all
+``backend/http/client`` (client TLS), and the root settings ``tls`` (unless ``disabled``)
+and ``client_tls``. A namespace of those families that tidegate does not know at all
 (a typo of ``auth/validator``) is refused too: it was meant to protect something. Telemetry,
 documentation and the other namespaces protect nothing; they keep `run`'s warning.
 

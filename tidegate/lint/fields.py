@@ -86,7 +86,8 @@ ROOT_FIELDS: dict[str, FieldSpec] = {
        for name in ("max_idle_connections", "max_idle_connections_per_host")},
     "tls": FieldSpec("object", "TLS of the listener", supported=False),
     "client_tls": FieldSpec("object", "TLS of the connections to backends", supported=False),
-    "plugin": FieldSpec("object", "Go plugins to load", supported=False),
+    "plugin": FieldSpec("object", "plugin.folder: where Python plugins are looked for "
+                        "(Go's .so pattern is ignored)"),
     "async_agent": FieldSpec("array", "async agents (queue consumers)", supported=False),
 }
 

@@ -68,11 +68,12 @@ _PROXY_FIELDS = {
 
 _ROUTER_FIELDS = {
     "return_error_msg": FieldSpec("boolean", "answer backend error messages to the client"),
+    "hide_version_header": FieldSpec("boolean", "X-Krakend says \"Version undefined\""),
     **{name: FieldSpec("boolean", "router option", supported=False) for name in (
         "app_engine", "auto_options", "disable_access_log", "disable_gzip",
         "disable_handle_method_not_allowed", "disable_health", "disable_path_decoding",
         "disable_redirect_fixed_path", "disable_redirect_trailing_slash",
-        "forwarded_by_client_ip", "hide_version_header", "remove_extra_slash", "use_h2c")},
+        "forwarded_by_client_ip", "remove_extra_slash", "use_h2c")},
     **{name: FieldSpec("integer", "router limit", supported=False, minimum=0)
        for name in ("decompress_gzip", "max_multipart_memory")},
     "max_payload": FieldSpec("integer", "request body limit (bytes): 413 beyond it", minimum=0),
@@ -169,7 +170,7 @@ def protects(namespace: str) -> bool:
 
 
 # Root settings that protect something; tidegate implements none of them yet.
-PROTECTING_ROOT_SETTINGS = ("tls", "client_tls", "plugin")
+PROTECTING_ROOT_SETTINGS = ("tls", "client_tls")
 
 
 def root_setting_protects(key: str, value: Any) -> bool:
