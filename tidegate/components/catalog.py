@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidegate.components import breaker, httpcache, pyplugins, ratelimit, ratelimit_proxy
+from tidegate.components import (
+    breaker,
+    httpcache,
+    jsonschema_body,
+    pyplugins,
+    ratelimit,
+    ratelimit_proxy,
+)
 from tidegate.components.seam import Component
 
 COMPONENTS: list[Component[Any]] = [
@@ -24,4 +31,5 @@ COMPONENTS: list[Component[Any]] = [
     breaker.COMPONENT,
     httpcache.COMPONENT,
     *pyplugins.COMPONENTS,
+    jsonschema_body.COMPONENT,
 ]

@@ -1,0 +1,79 @@
+"""validation/json-schema: what a client sees for good and bad bodies, and bad schemas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT, backend, free_port, gateway, request, write_config
+
+SCHEMA = {"type": "object", "required": ["name"], "additionalProperties": False,
+          "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0},
+                         "tags": {"type": "array"}}}
+
+
+def _config(bport: int, schema: Any = SCHEMA) -> dict[str, Any]:
+    return {"version": 3, "extra_config": {"router": {"return_error_msg": True}},
+            "endpoints": [{"endpoint": "/people", "method": "POST",
+                           "extra_config": {"validation/json-schema": schema},
+                           "backend": [{"host": [f"http://127.0.0.1:{bport}"],
+                                        "url_pattern": "/people"}]}]}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with backend() as bport:
+        path = tmp_path_factory.mktemp("schema") / "krakend.json"
+        write_config(path, _config(bport))
+        port = free_port()
+        with gateway(str(path), port):
+            yield port
+
+
+def _post(port: int, body: bytes) -> tuple[int, bytes]:
+    status, _, data = request(port, "POST", "/people", body=body,
+                              headers={"Content-Type": "application/json"})
+    return status, data
+
+
+def test_a_valid_body_reaches_the_backend_unchanged(served: int) -> None:
+    body = b'{"name": "ada", "age": 36}'
+    status, data = _post(served, body)
+    assert status == 200 and json.loads(data)["body"] == body.decode()
+
+
+def test_a_large_valid_body_is_validated_and_forwarded(served: int) -> None:
+    body = json.dumps({"name": "big", "tags": ["x" * 100] * 20_000}).encode()  # ~2 MiB
+    status, data = _post(served, body)
+    assert status == 200 and len(json.loads(data)["body"]) == len(body)
+
+
+@pytest.mark.parametrize(("body", "text"), [
+    (b"", b"could not validate an empty body"),
+    (b'{"name": ', b"unexpected end of JSON input"),
+    (b'42', b"- (root): Invalid type. Expected: object, given: integer"),
+    (b'{"age": 3}', b"- (root): name is required"),
+    (b'{"name": "x", "age": -1}', b"- (root).age: -1 is less than the minimum of 0"),
+])
+def test_a_bad_body_is_answered_400_with_the_reasons(served: int, body: bytes,
+                                                     text: bytes) -> None:
+    status, data = _post(served, body)
+    assert status == 400 and text in data, data
+
+
+def test_an_invalid_schema_is_a_located_check_error(tmp_path: Path) -> None:
+    """KrakenD logs it and serves without validation; tidegate refuses the configuration."""
+    path = tmp_path / "krakend.json"
+    path.write_text(json.dumps(_config(9, {"type": "object",
+                                           "properties": {"age": {"type": 12}}}), indent=2))
+    proc = subprocess.run([sys.executable, "-m", "tidegate", "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert proc.returncode == 1
+    assert ('endpoints[0].extra_config["validation/json-schema"].properties.age.type: '
+            "not a valid JSON Schema") in proc.stderr
+    assert f"{path}:" in proc.stderr
