@@ -8,7 +8,7 @@ research/components.md §2 reads it from its factories:
 * service level: bot detector 10 < Lua 20 < security/http 30 < CORS 40 < telemetry 50;
 * proxy level: static/merge (core) < JSON schema 10 < CEL 20 < Lua proxy 30 < telemetry 50;
 * backend level: CEL 10 < Lua backend 20 < rate limit 30 < circuit breaker 40 < telemetry 50;
-* client level (the request executor): HTTP cache 10 < client credentials 20.
+* client level (the request executor): http-client plugin 5 < HTTP cache 10 < martian 20.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tidegate.components import (
     breaker,
     httpcache,
     jsonschema_body,
+    martian,
     pyplugins,
     ratelimit,
     ratelimit_proxy,
@@ -32,4 +33,5 @@ COMPONENTS: list[Component[Any]] = [
     httpcache.COMPONENT,
     *pyplugins.COMPONENTS,
     jsonschema_body.COMPONENT,
+    martian.COMPONENT,
 ]

@@ -193,7 +193,7 @@ def _proxy_modifiers(modifiers: list[Modifier], nxt: Proxy) -> Proxy:
 
 COMPONENTS: tuple[Component[Any], ...] = (
     Component(SERVER, frozenset({Level.SERVICE}), build_server, parse=parse, order=60),
-    Component(CLIENT, frozenset({Level.CLIENT}), build_client, parse=parse, order=90),
+    Component(CLIENT, frozenset({Level.CLIENT}), build_client, parse=parse, order=5),
     Component(MODIFIER, frozenset({Level.PROXY, Level.BACKEND}), build_modifier, parse=parse,
               order=90),
 )
