@@ -427,8 +427,8 @@ class Mutator:
 
     def schema_field(self, data: Any) -> None:
         """Set an attribute tidegate acts on (from its own field tables) at its level."""
-        from tidegate.lint.fields import SCOPES
-        from tidegate.lint.namespaces import NAMESPACES as KNOWN
+        from tidegate.config.fields import SCOPES
+        from tidegate.config.namespaces import NAMESPACES as KNOWN
 
         levels: list[tuple[str, Any]] = [("service", data)] if isinstance(data, dict) else []
         for ep in _items(data, "endpoints"):
@@ -633,8 +633,8 @@ def _maybe_allow(rng: random.Random, case: Case, data: Any) -> None:
     """Half the time, opt out of fail-closed for what the case asks, to reach the pipeline."""
     if rng.random() < 0.5:
         return
+    from tidegate.config.namespaces import NAMESPACES, PROTECTING_ROOT_SETTINGS
     from tidegate.lint.failclosed import find_unprotected
-    from tidegate.lint.namespaces import NAMESPACES, PROTECTING_ROOT_SETTINGS
 
     names = sorted({u.name for u in find_unprotected(data)
                     if u.name in NAMESPACES or u.name in PROTECTING_ROOT_SETTINGS})

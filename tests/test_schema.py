@@ -12,12 +12,12 @@ import pytest
 from tests.support import SHARED
 from tests.test_conformance import NOT_IMPLEMENTED_YET
 from tidegate.cli import main
+from tidegate.config.fields import SCOPES
 from tidegate.config.model import build_service
+from tidegate.config.namespaces import NAMESPACES, at_scope
 from tidegate.config.sources import load_file, parse_text
 from tidegate.lint import build_schema, lint, unknown_attribute_warnings, walk
-from tidegate.lint.fields import SCOPES
 from tidegate.lint.linter import builtin_validator, lint_schema
-from tidegate.lint.namespaces import NAMESPACES, at_scope
 from tidegate.pipeline.generation import Generation, ServerStatus
 
 FIXTURE = SHARED / "conformance" / "fixtures" / "krakend.json"

@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tidegate.config.model import ServiceConfig
+from tidegate.config.namespaces import NAMESPACES
 from tidegate.errors import JsonPath, format_path
-from tidegate.lint.namespaces import NAMESPACES, implemented, registered_components
+from tidegate.lint.implemented import implemented, registered_components
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 Where = list[JsonPath] | bool

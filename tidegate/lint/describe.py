@@ -13,9 +13,10 @@ from typing import Any
 
 from tidegate.config.durations import DurationError, format_duration, parse_duration
 from tidegate.config.model import PLACEHOLDER, BackendConfig, EndpointConfig, ServiceConfig
+from tidegate.config.namespaces import NAMESPACES
 from tidegate.encoding.renderers import select_output_encoding
 from tidegate.golang.sprint import sprint_float64
-from tidegate.lint.namespaces import NAMESPACES, implemented, registered_components
+from tidegate.lint.implemented import implemented, registered_components
 
 # Level 3 shows the HTTP server and client settings KrakenD parses (label, key, default).
 _SERVER_SETTINGS = (

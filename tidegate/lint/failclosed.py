@@ -25,20 +25,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidegate.config.aliases import current_name
-from tidegate.errors import ConfigValueError, JsonPath
-from tidegate.lint.fields import COMMENT_KEY_PATTERN
-from tidegate.lint.linter import did_you_mean
-from tidegate.lint.namespaces import (
+from tidegate.config.fields import COMMENT_KEY_PATTERN
+from tidegate.config.namespaces import (
     NAMESPACES,
     PROTECTING_FAMILIES,
-    implemented,
     protects,
-    registered_components,
     root_setting_protects,
 )
-from tidegate.lint.namespaces import (
+from tidegate.config.namespaces import (
     PROTECTING_ROOT_SETTINGS as ROOT_SETTINGS,
 )
+from tidegate.errors import ConfigValueError, JsonPath
+from tidegate.lint.implemented import implemented, registered_components
+from tidegate.lint.linter import did_you_mean
 
 _COMMENT = re.compile(COMMENT_KEY_PATTERN)
 

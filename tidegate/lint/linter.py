@@ -23,21 +23,20 @@ from typing import Any
 import jsonschema
 
 from tidegate.config.durations import DurationError, format_duration, parse_duration
+from tidegate.config.fields import COMMENT_KEY_PATTERN, SCOPES, FieldSpec
 from tidegate.config.loader import locate_error
-from tidegate.config.sources import Document, describe
-from tidegate.errors import ConfigError, ConfigValueError, JsonPath
-from tidegate.lint import schema as S
-from tidegate.lint.fields import COMMENT_KEY_PATTERN, SCOPES, FieldSpec
-from tidegate.lint.namespaces import (
+from tidegate.config.namespaces import (
     NAMESPACES,
     SCOPE_NAMES,
     SHAPES,
     at_scope,
-    implemented,
     protects,
-    registered_components,
     root_setting_protects,
 )
+from tidegate.config.sources import Document, describe
+from tidegate.errors import ConfigError, ConfigValueError, JsonPath
+from tidegate.lint import schema as S
+from tidegate.lint.implemented import implemented, registered_components
 
 ERROR = "error"
 WARNING = "warning"

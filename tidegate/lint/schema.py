@@ -12,21 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from tidegate import KRAKEND_COMPAT_VERSION, __version__
-from tidegate.lint.fields import (
+from tidegate.config.fields import (
     COMMENT_KEY_PATTERN,
     DURATION_PATTERN,
     REQUIRED,
     SCOPES,
     FieldSpec,
 )
-from tidegate.lint.namespaces import (
+from tidegate.config.namespaces import (
     NAMESPACES,
     SHAPE_REQUIRED,
     SHAPES,
     at_scope,
-    implemented,
-    registered_components,
 )
+from tidegate.lint.implemented import implemented, registered_components
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

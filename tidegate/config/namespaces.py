@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tidegate.config.aliases import LEGACY_NAMESPACES, current_name
-from tidegate.lint.fields import FieldSpec
+from tidegate.config.fields import FieldSpec
 
 SCOPE_NAMES = {"service": "the root", "endpoint": "an endpoint", "backend": "a backend"}
 
@@ -178,24 +178,6 @@ def root_setting_protects(key: str, value: Any) -> bool:
     if key not in PROTECTING_ROOT_SETTINGS or value is None or value in ({}, []):
         return False
     return not (key == "tls" and isinstance(value, Mapping) and value.get("disabled") is True)
-
-
-def registered_components() -> frozenset[str]:
-    """Namespaces a component module registered in the pipeline's registry: implemented, even
-    when this table has no schema for them yet (their content is then not checked)."""
-    from tidegate.components import DEFAULT_REGISTRY, Level
-
-    return frozenset(ns for level in Level for ns in DEFAULT_REGISTRY.namespaces(level))
-
-
-def implemented(name: str, registered: frozenset[str] | None = None) -> bool:
-    """Whether tidegate acts on this namespace (False for unknown names too)."""
-    ns = NAMESPACES.get(name)
-    if ns is None:
-        return False
-    if registered is None:
-        registered = registered_components()
-    return ns.supported or current_name(name) in registered
 
 
 def at_scope(scope: str) -> dict[str, Namespace]:
