@@ -213,30 +213,47 @@ CASES: list[Case] = [
     Case("sequential-as-string", _endpoint_extra({"proxy": {"sequential": "yes"}}), [
         L + ":8:25: endpoints[0].extra_config.proxy.sequential: expected a boolean, got "
             "string 'yes'"]),
+    # the core namespaces are parsed with the model: one error, at the key
     Case("static-strategy-unknown", _endpoint_extra({"proxy": {"static": {
         "strategy": "sometimes", "data": {}}}}), [
-        P + ":4:5: endpoints[0]: unknown static strategy 'sometimes': expected one of always, "
-            "success, complete, errored, incomplete",
-        L + ":9:25: endpoints[0].extra_config.proxy.static.strategy: unknown value "
-            "'sometimes' (expected one of `always`, `success`, `complete`, `errored`, "
-            "`incomplete`)"]),
+        P + ":9:25: endpoints[0].extra_config.proxy.static.strategy: unknown static strategy "
+            "'sometimes': expected one of always, success, complete, errored, incomplete"]),
     Case("static-data-list", _endpoint_extra({"proxy": {"static": {
         "strategy": "always", "data": [1]}}}), [
-        P + ":4:5: endpoints[0]: proxy.static.data must be an object",
-        L + ":10:21: endpoints[0].extra_config.proxy.static.data: expected an object, got a "
+        P + ":10:21: endpoints[0].extra_config.proxy.static.data: expected an object, got a "
             "list"]),
     Case("flatmap-unknown-operation", _backend_extra({"proxy": {"flatmap_filter": [
         {"type": "copy", "args": ["a", "b"]}]}}), [
-        P + ":7:9: endpoints[0].backend[0]: flatmap_filter[0]: unknown type 'copy' (use move, "
-            "del or append)",
-        L + ":16:27: endpoints[0].backend[0].extra_config.proxy.flatmap_filter[0].type: "
-            "unknown value 'copy' (expected one of `move`, `del`, `append`)"]),
+        P + ":16:27: endpoints[0].backend[0].extra_config.proxy.flatmap_filter[0].type: "
+            "unknown type 'copy' (use move, del or append)"]),
     Case("flatmap-args-string", _backend_extra({"proxy": {"flatmap_filter": [
         {"type": "del", "args": "a"}]}}), [
-        P + ":7:9: endpoints[0].backend[0]: flatmap_filter[0]: \"args\" must be a list of "
-            "non-empty dot paths",
-        L + ":17:27: endpoints[0].backend[0].extra_config.proxy.flatmap_filter[0].args: "
-            "expected a list, got string 'a'"]),
+        P + ":17:27: endpoints[0].backend[0].extra_config.proxy.flatmap_filter[0].args: "
+            "expected a list of non-empty dot paths, got string 'a'"]),
+    Case("flatmap-move-one-arg", _backend_extra({"proxy": {"flatmap_filter": [
+        {"type": "move", "args": ["a"]}]}}), [
+        P + ":17:27: endpoints[0].backend[0].extra_config.proxy.flatmap_filter[0].args: "
+            "move takes exactly 2 args (source, destination), got 1"]),
+    Case("endpoint-flatmap-not-a-list", config(endpoint("/a", backend(), backend(),
+                                                          extra_config={"proxy": {
+                                                              "flatmap_filter": "del"}})), [
+        P + ":8:29: endpoints[0].extra_config.proxy.flatmap_filter: expected a list of "
+            "operations, got string 'del'"]),
+    Case("propagated-params-not-strings", config(endpoint(
+        "/a", backend(), backend(), extra_config={"proxy": {
+            "sequential": True, "sequential_propagated_params": [1]}})), [
+        P + ":10:13: endpoints[0].extra_config.proxy.sequential_propagated_params[0]: "
+            "expected a string, got number 1"]),
+    Case("endpoint-max-payload-negative", _endpoint_extra({"proxy": {"max_payload": -1}}), [
+        P + ":8:26: endpoints[0].extra_config.proxy.max_payload: expected a non-negative "
+            "integer (bytes), got number -1"]),
+    Case("legacy-proxy-namespace-located", _endpoint_extra({
+        "github.com/devopsfaith/krakend/proxy": {"static": {"strategy": "never"}}}), [
+        W + ":7:49: endpoints[0].extra_config[\"github.com/devopsfaith/krakend/proxy\"]: "
+            "`github.com/devopsfaith/krakend/proxy` is a KrakenD v1 namespace: use `proxy`",
+        P + ":9:25: endpoints[0].extra_config[\"github.com/devopsfaith/krakend/proxy\"].static"
+            ".strategy: unknown static strategy 'never': expected one of always, success, "
+            "complete, errored, incomplete"]),
     # --- files and formats -------------------------------------------------------------------
     Case("file-missing", None, [
         "ERROR parsing the configuration file: {file}: cannot read the configuration: No such "

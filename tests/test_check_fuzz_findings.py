@@ -245,8 +245,11 @@ def test_a_static_strategy_that_is_not_a_string_is_located(tmp_path: Path) -> No
     path = write(tmp_path, data)
     code, _, err = check(path)
     assert code == 1
-    assert err.startswith(f"{P}{path}:4:3: ")
-    assert "endpoints[0]: unknown static strategy ['always']" in err
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1)
+                if '"strategy"' in text)
+    assert err.startswith(f"{P}{path}:{line}:")
+    assert "endpoints[0].extra_config.proxy.static.strategy: unknown static strategy " \
+           "['always']" in err
 
 
 # --- KRAKEND_* overrides -----------------------------------------------------------------

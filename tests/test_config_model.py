@@ -9,7 +9,9 @@ import pytest
 
 from tidegate.config.loader import apply_env_overrides, load_config
 from tidegate.config.model import build_service
+from tidegate.config.sections import STATIC_STRATEGIES, RouterOptions
 from tidegate.errors import ConfigError
+from tidegate.pipeline.static import STRATEGIES
 
 
 def minimal(**root: Any) -> dict[str, Any]:
@@ -146,3 +148,100 @@ def test_no_op_output_forces_no_op_backends_and_allows_only_one() -> None:
     data["endpoints"][0]["backend"].append({"host": ["h"], "url_pattern": "/"})
     assert errors_of(data) == ("endpoints[0].output_encoding: no-op cannot be used with more "
                                "than one backend on the same endpoint")
+
+
+# --- the core namespaces (router, proxy, backend/http), parsed once ---------------------------
+
+
+def _two_backends(proxy: dict[str, Any], pattern: str = "/b") -> dict[str, Any]:
+    return minimal(endpoints=[{"endpoint": "/a", "extra_config": {"proxy": proxy}, "backend": [
+        {"host": ["h"], "url_pattern": "/a"}, {"host": ["h"], "url_pattern": pattern}]}])
+
+
+def test_core_namespaces_are_typed_in_the_model() -> None:
+    svc = build_service(minimal(
+        extra_config={"router": {"return_error_msg": True, "max_payload": 10,
+                                 "hide_version_header": True}},
+        endpoints=[{"endpoint": "/a", "extra_config": {"proxy": {
+            "strategy": "sequential", "sequential_propagated_params": ["resp0_x"],
+            "static": {"strategy": "errored", "data": {"s": 1}}, "max_payload": 5,
+            "flatmap_filter": [{"type": "move", "args": ["a.b", "c"]}]}},
+            "backend": [{"host": ["h"], "url_pattern": "/a", "extra_config": {
+                "backend/http": {"return_error_details": "a", "return_error_code": True}}},
+                {"host": ["h"], "url_pattern": "/b", "extra_config": {
+                    "github.com/devopsfaith/krakend/http": {"return_error_code": True}}}]}]))
+    assert svc.router == RouterOptions(return_error_msg=True, hide_version_header=True,
+                                       max_payload=10)
+    proxy = svc.endpoints[0].proxy
+    assert (proxy.sequential, proxy.propagated_params, proxy.max_payload) == (
+        True, ("resp0_x",), 5)
+    assert (proxy.static.strategy, dict(proxy.static.data)) == ("errored", {"s": 1})
+    assert proxy.flatmap == (("move", (("a", "b"), ("c",))),)
+    first, second = svc.endpoints[0].backend
+    # lura: return_error_details wins whenever the key is there; legacy names apply
+    assert (first.http.error_details, first.http.error_code) == ("a", False)
+    assert (second.http.error_details, second.http.error_code) == (None, True)
+
+
+def test_v1_attribute_names_are_ignored_as_krakend_2_does() -> None:
+    svc = build_service(minimal(endpoints=[{"endpoint": "/a", "backend": [
+        {"host": ["h"], "url_pattern": "/a", "whitelist": ["a"], "blacklist": ["b"]}]}]))
+    backend = svc.endpoints[0].backend[0]
+    assert (backend.allow, backend.deny) == ((), ())
+
+
+def test_one_rule_decides_sequential_for_the_model_and_the_merge() -> None:
+    # lura's getMergerFactory: `strategy` when it names a merger, else `sequential: true`
+    assert build_service(_two_backends(
+        {"strategy": "sequential"}, "/b/{resp0_id}")).endpoints[0].proxy.sequential
+    assert not build_service(_two_backends(
+        {"strategy": "parallel", "sequential": True})).endpoints[0].proxy.sequential
+    assert "response references need \"sequential\": true" in errors_of(
+        _two_backends({"sequential": "yes"}, "/b/{resp0_id}"))
+
+
+def test_what_krakend_reads_as_unset_stays_unset() -> None:
+    svc = build_service(minimal(extra_config={"router": {"return_error_msg": 1}},
+                                endpoints=[{"endpoint": "/a", "backend": [{
+                                    "host": ["h"], "url_pattern": "/a", "extra_config": {
+                                        "backend/http": {"return_error_details": 3,
+                                                         "return_error_code": "yes"}}}]}]))
+    assert svc.router.return_error_msg  # truthy, as the run time always read it
+    http = svc.endpoints[0].backend[0].http
+    assert (http.error_details, http.error_code) == (None, False)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (minimal(extra_config={"router": {"max_payload": -1}}),
+     "extra_config.router.max_payload: expected a non-negative integer (bytes), got number -1"),
+    (minimal(extra_config={"router": {"max_payload": True}}),
+     "extra_config.router.max_payload: expected a non-negative integer (bytes), got boolean "
+     "true"),
+    (_two_backends({"static": ["always"]}),
+     'endpoints[0].extra_config.proxy.static: expected an object with "strategy" and "data", '
+     "got a list"),
+    (_two_backends({"static": {"strategy": None}}),
+     "endpoints[0].extra_config.proxy.static.strategy: unknown static strategy None: expected "
+     "one of always, success, complete, errored, incomplete"),
+    (_two_backends({"sequential": True, "sequential_propagated_params": "resp0_x"}),
+     'endpoints[0].extra_config.proxy.sequential_propagated_params: expected a list of '
+     "strings such as \"resp0_user.id\", got string 'resp0_x'"),
+    (_two_backends({"flatmap_filter": [{"type": "append", "args": ["a", ""]}]}),
+     "endpoints[0].extra_config.proxy.flatmap_filter[0].args: expected a list of non-empty "
+     "dot paths, got a list"),
+])
+def test_core_namespace_errors_are_located_at_the_key(data: dict[str, Any],
+                                                      message: str) -> None:
+    assert errors_of(data) == message
+
+
+def test_what_lura_does_not_read_is_not_refused() -> None:
+    # one backend: no merge, so neither the endpoint's flatmap nor the propagated params
+    svc = build_service(minimal(endpoints=[{"endpoint": "/a", "extra_config": {"proxy": {
+        "sequential": True, "sequential_propagated_params": 7, "flatmap_filter": "x"}},
+        "backend": [{"host": ["h"], "url_pattern": "/a"}]}]))
+    assert svc.endpoints[0].proxy.flatmap is None
+
+
+def test_the_static_middleware_knows_every_strategy_the_model_accepts() -> None:
+    assert tuple(STRATEGIES) == STATIC_STRATEGIES

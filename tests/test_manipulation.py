@@ -6,12 +6,15 @@ import copy
 
 import pytest
 
+from tidegate.config.model import BackendConfig, build_service
 from tidegate.encoding.decoders import decoder_for
+from tidegate.errors import ConfigErrors
 from tidegate.golang.json_wire import dumps
+from tidegate.pipeline.flatmap import compile_flatmap
 from tidegate.pipeline.manipulation import (
+    Formatter,
     MergeAccumulator,
     compile_backend_formatter,
-    compile_endpoint_flatmap,
     merge_responses,
 )
 
@@ -23,15 +26,26 @@ ECHO = (b'{"foo":42,"headers":{"Accept-Encoding":["gzip"],"User-Agent":["KrakenD
         b'"query":{}}\n')
 
 
+def typed(backend: dict) -> BackendConfig:
+    """The backend as the model builds it (the formatter compiles the typed values)."""
+    service = build_service({"version": 3, "host": ["http://h"], "endpoints": [
+        {"endpoint": "/x", "backend": [{"url_pattern": "/", **backend}]}]})
+    return service.endpoints[0].backend[0]
+
+
+def formatter(backend: dict) -> Formatter:
+    return compile_backend_formatter(typed(backend))
+
+
 def run(backend: dict, body: bytes, encoding: str = "json") -> bytes:
     data = decoder_for(encoding, bool(backend.get("is_collection")))(body)
-    return dumps(compile_backend_formatter(backend)(data))
+    return dumps(formatter(backend)(data))
 
 
 # -- the conformance specs --------------------------------------------------------------------
 
 def test_flatmap_spec():
-    backend = {"url_pattern": "/collection/{id}", "is_collection": True, "extra_config": {
+    backend = {"url_pattern": "/collection/2", "is_collection": True, "extra_config": {
         "proxy": {"flatmap_filter": [
             {"type": "move", "args": ["collection", "paths"]},
             {"type": "del", "args": ["paths.*.i"]},
@@ -43,8 +57,8 @@ def test_flatmap_spec():
 def test_combination_spec():
     posts = {"is_collection": True, "mapping": {"collection": "posts"}}
     echo = {"allow": ["foo"]}
-    a = compile_backend_formatter(posts)(decoder_for("json", True)(COLLECTION))
-    b = compile_backend_formatter(echo)(decoder_for("json", False)(ECHO))
+    a = formatter(posts)(decoder_for("json", True)(COLLECTION))
+    b = formatter(echo)(decoder_for("json", False)(ECHO))
     expected = (b'{"foo":42,"posts":[' + b",".join(
         b'{"i":%d,"path":"/collection/2"}' % i for i in range(10)) + b"]}")
     assert dumps(merge_responses([copy.deepcopy(a), b])) == expected
@@ -128,18 +142,20 @@ def test_group_wraps_everything():
 
 
 def test_no_manipulation_is_identity():
-    fmt = compile_backend_formatter({"url_pattern": "/x"})
+    fmt = formatter({"url_pattern": "/x"})
     data = {"a": 1}
     assert fmt(data) is data
 
 
-def test_wrong_types_are_rejected():
-    with pytest.raises(ValueError, match="allow"):
-        compile_backend_formatter({"allow": "a"})
-    with pytest.raises(ValueError, match="mapping"):
-        compile_backend_formatter({"mapping": {"a": 1}})
-    with pytest.raises(ValueError, match="target"):
-        compile_backend_formatter({"target": 3})
+@pytest.mark.parametrize(("backend", "message"), [
+    ({"allow": "a"}, "allow: expected a list of strings, got string 'a'"),
+    ({"mapping": {"a": 1}}, "mapping.a: expected a string, got number 1"),
+    ({"target": 3}, "target: expected a string, got number 3"),
+])
+def test_wrong_types_are_rejected_at_their_key(backend, message):
+    with pytest.raises(ConfigErrors) as info:
+        typed(backend)
+    assert str(info.value) == f"endpoints[0].backend[0].{message}"
 
 
 # -- flatmap ----------------------------------------------------------------------------------
@@ -185,43 +201,52 @@ def test_flatmap_long_namespace_and_endpoint_level():
     ops = [{"type": "move", "args": ["a", "b"]}]
     long_ns = {"extra_config": {"github.com/devopsfaith/krakend/proxy": {"flatmap_filter": ops}}}
     assert run(long_ns, b'{"a":1}') == b'{"b":1}'
-    endpoint = compile_endpoint_flatmap({"extra_config": {"proxy": {"flatmap_filter": ops}}})
-    assert endpoint is not None and endpoint({"a": 1, "c": 2}) == {"b": 1, "c": 2}
-    assert compile_endpoint_flatmap({"extra_config": {}}) is None
+
+    def endpoint_ops(backends: int, extra: dict):
+        service = build_service({"version": 3, "host": ["http://h"], "endpoints": [
+            {"endpoint": "/x", "extra_config": extra,
+             "backend": [{"url_pattern": "/"}] * backends}]})
+        return service.endpoints[0].proxy.flatmap
+
+    merged = endpoint_ops(2, {"proxy": {"flatmap_filter": ops}})
+    assert merged is not None and compile_flatmap(merged)({"a": 1, "c": 2}) == {"b": 1, "c": 2}
+    assert endpoint_ops(2, {}) is None
+    # lura reads an endpoint's flatmap_filter for a merge only
+    assert endpoint_ops(1, {"proxy": {"flatmap_filter": ops}}) is None
 
 
 def test_flatmap_leaves_untouched_subtrees_alone_on_big_bodies():
     body = {"keep": [{"n": i, "deep": {"x": [i] * 5}} for i in range(5000)], "drop": 1}
-    fmt = compile_backend_formatter(
+    fmt = formatter(
         {"extra_config": {"proxy": {"flatmap_filter": [{"type": "del", "args": ["drop"]}]}}})
     out = fmt(copy.deepcopy(body))
     assert out == {"keep": body["keep"]}
 
 
 @pytest.mark.parametrize(("ops", "message"), [
-    ([{"type": "rename", "args": ["a", "b"]}], "unknown type 'rename'"),
-    ([{"type": "move", "args": ["a"]}], "exactly 2 args"),
-    ([{"args": ["a"]}], 'string "type"'),
-    ([{"type": "del", "args": []}], "at least 1 arg"),
-    ([{"type": "del", "args": [3]}], "non-empty dot paths"),
-    ("del", "must be a list"),
+    ([{"type": "rename", "args": ["a", "b"]}],
+     "[0].type: unknown type 'rename' (use move, del or append)"),
+    ([{"type": "move", "args": ["a"]}],
+     "[0].args: move takes exactly 2 args (source, destination), got 1"),
+    ([{"args": ["a"]}], '[0]: an operation needs a "type" (move, del or append)'),
+    ([{"type": 1, "args": ["a"]}], "[0].type: expected a string, got number 1"),
+    ([{"type": "del", "args": []}], "[0].args: del takes at least 1 arg"),
+    ([{"type": "del", "args": [3]}],
+     "[0].args: expected a list of non-empty dot paths, got a list"),
+    (["del"], '[0]: expected an operation such as {"type": "del", "args": ["a.b"]}, got '
+              "string 'del'"),
+    ("del", ": expected a list of operations, got string 'del'"),
 ])
-def test_bad_flatmap_config_is_refused(ops, message):
-    with pytest.raises(ValueError, match=message):
-        compile_backend_formatter({"extra_config": {"proxy": {"flatmap_filter": ops}}})
+def test_bad_flatmap_config_is_refused_at_its_key(ops, message):
+    with pytest.raises(ConfigErrors) as info:
+        typed({"extra_config": {"proxy": {"flatmap_filter": ops}}})
+    assert str(info.value) == (
+        f"endpoints[0].backend[0].extra_config.proxy.flatmap_filter{message}")
 
 
-def test_lenient_flatmap_skips_what_lura_skips():
-    ops = [{"type": "rename", "args": ["a", "b"]}, "junk", {"type": "del", "args": ["a"]}]
-    fmt = compile_backend_formatter(
-        {"allow": ["zzz"], "extra_config": {"proxy": {"flatmap_filter": ops}}}, strict=False)
+def test_an_empty_flatmap_falls_back_to_the_plain_formatter():
+    fmt = formatter({"allow": ["b"], "extra_config": {"proxy": {"flatmap_filter": []}}})
     assert fmt({"a": 1, "b": 2}) == {"b": 2}
-    # nothing usable: lura falls back to the plain formatter (allow applies)
-    fmt = compile_backend_formatter(
-        {"allow": ["b"], "extra_config": {"proxy": {"flatmap_filter": ["junk"]}}}, strict=False)
-    assert fmt({"a": 1, "b": 2}) == {"b": 2}
-    assert compile_backend_formatter(
-        {"allow": ["b"], "extra_config": {"proxy": {"flatmap_filter": []}}})({"a": 1}) == {}
 
 
 # -- merging ----------------------------------------------------------------------------------

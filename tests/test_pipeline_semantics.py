@@ -195,6 +195,17 @@ def test_sequential_values_from_earlier_answers(pattern: str, expected: str) -> 
     assert resp.json()["second"] == {"target": expected}
 
 
+def test_strategy_sequential_chains_responses_without_the_sequential_switch() -> None:
+    """One rule (lura's getMergerFactory) for the model's placeholder check and the merge."""
+    routes = {"/first/7": answer(200, {"user": {"id": 42}}), "/s/42": reply_with(_echo)}
+    (resp,), backend = run(_scenario(routes, lambda url: service(endpoint(
+        "/seq/{id}", backend_cfg(url, "/first/{id}"),
+        backend_cfg(url, "/s/{resp0_user.id}", group="second"),
+        extra_config={"proxy": {"strategy": "sequential"}})), "/seq/7"))
+    assert [s.target for s in backend.seen] == ["/first/7", "/s/42"]
+    assert resp.status == 200 and resp.json()["second"] == {"target": "/s/42"}
+
+
 def test_sequential_later_failure_is_partial_first_failure_is_500() -> None:
     routes = {"/first/1": answer(200, {"next": "2"}), "/first/9": answer(500, b"x", "text/plain")}
     answers, backend = run(_scenario(

@@ -73,3 +73,14 @@ def normalize_extra_config(extra: Mapping[str, Any]) -> dict[str, Any]:
         if new is not None and new not in out:
             out[new] = value
     return out
+
+
+def source_key(extra: Mapping[str, Any], namespace: str) -> str:
+    """The key a (current) namespace was written under in a raw ``extra_config``: itself, or
+    the legacy name it was renamed from. Errors inside the section point there."""
+    if namespace in extra:
+        return namespace
+    for old, new in LEGACY_NAMESPACES.items():
+        if new == namespace and old in extra:
+            return old
+    return namespace

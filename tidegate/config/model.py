@@ -12,9 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidegate.config.aliases import normalize_extra_config
-from tidegate.config.durations import DurationError, parse_duration
 from tidegate.config.gourl import host_error, pattern_error
+from tidegate.config.reader import Reader, describe_value
+from tidegate.config.sections import (
+    BackendHTTP,
+    EndpointProxy,
+    FlatmapOp,
+    RouterOptions,
+    backend_flatmap,
+    backend_http,
+    endpoint_proxy,
+    router_options,
+)
 from tidegate.errors import ConfigErrors, ConfigValueError, JsonPath
 
 DEFAULT_PORT = 8080
@@ -55,6 +64,8 @@ class BackendConfig:
     mapping: Mapping[str, str]
     input_headers: tuple[str, ...] | None
     input_query_strings: tuple[str, ...] | None
+    flatmap: tuple[FlatmapOp, ...] | None  # extra_config.proxy.flatmap_filter
+    http: BackendHTTP  # extra_config["backend/http"]
     extra_config: Mapping[str, Any]
     raw: Mapping[str, Any]
     path: JsonPath
@@ -73,6 +84,7 @@ class EndpointConfig:
     concurrent_calls: int
     input_headers: tuple[str, ...] | None
     input_query_strings: tuple[str, ...] | None
+    proxy: EndpointProxy  # extra_config.proxy
     extra_config: Mapping[str, Any]
     params: tuple[str, ...]
     raw: Mapping[str, Any]
@@ -132,130 +144,10 @@ class ServiceConfig:
     echo_endpoint: bool
     disable_rest: bool
     endpoints: tuple[EndpointConfig, ...]
+    router: RouterOptions  # extra_config.router
     extra_config: Mapping[str, Any]
     raw: Mapping[str, Any] = field(repr=False)
     edge: EdgeLimits = DEFAULT_EDGE
-
-
-# --- typed accessors -------------------------------------------------------------------------
-
-_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", list: "a list",
-               dict: "an object"}
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-class _Reader:
-    """Reads typed values out of one mapping, collecting errors with their JSON paths."""
-
-    def __init__(self, data: Mapping[str, Any], path: JsonPath, errors: list[ConfigValueError]):
-        self.data = data
-        self.path = path
-        self.errors = errors
-
-    def fail(self, key: str | int | None, message: str) -> None:
-        path = self.path if key is None else (*self.path, key)
-        self.errors.append(ConfigValueError(message, path=path))
-
-    def get(self, key: str, kind: type, default: Any) -> Any:
-        value = self.data.get(key, default)
-        if key not in self.data or value is default:
-            return default
-        if kind is int:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                isinstance(value, float) and not value.is_integer()
-            ):
-                self.fail(key, f"expected an integer, got {_describe(value)}")
-                return default
-            return int(value)
-        if kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self.fail(key, f"expected a number, got {_describe(value)}")
-                return default
-            return float(value)
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            self.fail(key, f"expected {_TYPE_NAMES.get(kind, kind.__name__)}, "
-                           f"got {_describe(value)}")
-            return default
-        return value
-
-    def duration(self, key: str, default: float) -> float:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            self.fail(key, f'expected a duration string such as "2s", got {_describe(value)}')
-            return default
-        if isinstance(value, int):
-            # KrakenD (viper) reads a bare number as nanoseconds (a Go int64).
-            if value < 0:
-                self.fail(key, f"a negative duration is not allowed: {value}")
-                return default
-            if value >= 1 << 63:
-                self.fail(key, f"duration {value} ns overflows Go's time.Duration (int64)")
-                return default
-            return value / 1e9
-        try:
-            seconds = parse_duration(value)
-        except DurationError as exc:
-            self.fail(key, f'{exc} (expected a duration such as "1m30s", "150ms", "2h")')
-            return default
-        if seconds < 0:
-            self.fail(key, f"a negative duration is not allowed: {value!r}")
-            return default
-        return seconds
-
-    def strings(self, key: str) -> tuple[str, ...] | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            self.fail(key, f"expected a list of strings, got {_describe(value)}")
-            return None
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                self.errors.append(ConfigValueError(
-                    f"expected a string, got {_describe(item)}", path=(*self.path, key, i)))
-            else:
-                out.append(item)
-        return tuple(out)
-
-    def extra_config(self) -> dict[str, Any]:
-        """The ``extra_config`` of this level, legacy namespace names renamed to current ones."""
-        return normalize_extra_config(self.mapping("extra_config"))
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        value = self.data.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(key, f"expected an object, got {_describe(value)}")
-            return {}
-        return value
-
-    def choice(self, key: str, allowed: frozenset[str], default: str) -> str:
-        value = self.get(key, str, default)
-        if value == "":
-            return default
-        if value not in allowed:
-            self.fail(key, f"unknown {key} {value!r}: expected one of {', '.join(sorted(allowed))}")
-            return default
-        return value
 
 
 # --- hosts and placeholders ------------------------------------------------------------------
@@ -292,13 +184,13 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
     """Type-check and default a decoded configuration; raises ConfigErrors listing every problem."""
     errors: list[ConfigValueError] = []
     if not isinstance(data, Mapping):
-        raise ConfigValueError(f"the configuration must be an object, got {_describe(data)}")
-    root = _Reader(data, (), errors)
+        raise ConfigValueError(f"the configuration must be an object, got {describe_value(data)}")
+    root = Reader(data, (), errors)
     version = data.get("version")
     if version is None:
         root.fail("version", "missing: KrakenD v2 configurations need \"version\": 3")
     elif isinstance(version, bool) or version != 3:
-        root.fail("version", f"unsupported version {_describe(version)}: expected 3")
+        root.fail("version", f"unsupported version {describe_value(version)}: expected 3")
     timeout = root.duration("timeout", DEFAULT_TIMEOUT)
     cache_ttl = root.duration("cache_ttl", 0.0)
     port = root.get("port", int, DEFAULT_PORT)
@@ -310,19 +202,20 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
     endpoints_raw = data.get("endpoints", [])
     endpoints: list[EndpointConfig] = []
     if not isinstance(endpoints_raw, list):
-        root.fail("endpoints", f"expected a list of endpoints, got {_describe(endpoints_raw)}")
+        root.fail("endpoints", f"expected a list of endpoints, got {describe_value(endpoints_raw)}")
         endpoints_raw = []
     defaults = {"timeout": timeout, "cache_ttl": cache_ttl, "output_encoding": output_encoding,
                 "host": hosts}
     for i, raw in enumerate(endpoints_raw):
         if not isinstance(raw, dict):
-            errors.append(ConfigValueError(f"expected an endpoint object, got {_describe(raw)}",
-                                           path=("endpoints", i)))
+            errors.append(ConfigValueError(
+                f"expected an endpoint object, got {describe_value(raw)}", path=("endpoints", i)))
             continue
         ep = _build_endpoint(raw, ("endpoints", i), defaults, errors)
         if ep is not None:
             endpoints.append(ep)
     _check_collisions(endpoints, errors)
+    raw_extra, extra = root.extra_config()
     service = ServiceConfig(
         version=3,
         name=root.get("name", str, ""),
@@ -336,7 +229,8 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
         echo_endpoint=root.get("echo_endpoint", bool, False),
         disable_rest=root.get("disable_rest", bool, False),
         endpoints=tuple(endpoints),
-        extra_config=root.extra_config(),
+        router=router_options(raw_extra, extra, errors),
+        extra_config=extra,
         raw=data,
         edge=_edge_limits(root),
     )
@@ -345,7 +239,7 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
     return service
 
 
-def _edge_limits(root: _Reader) -> EdgeLimits:
+def _edge_limits(root: Reader) -> EdgeLimits:
     max_header_bytes = root.get("max_header_bytes", int, 0)
     if max_header_bytes < 0:
         root.fail("max_header_bytes", f"expected at least 0, got {max_header_bytes}")
@@ -358,7 +252,7 @@ def _edge_limits(root: _Reader) -> EdgeLimits:
 
 def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, Any],
                     errors: list[ConfigValueError]) -> EndpointConfig | None:
-    r = _Reader(raw, path, errors)
+    r = Reader(raw, path, errors)
     endpoint = r.get("endpoint", str, None)
     if endpoint is None:
         r.fail("endpoint",
@@ -390,14 +284,15 @@ def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, 
     # and lint says which v3 name to use.
     input_headers = r.strings("input_headers")
     input_query = r.strings("input_query_strings")
-    extra = r.extra_config()
-    sequential = bool(isinstance(extra.get("proxy"), dict) and extra["proxy"].get("sequential"))
+    raw_extra, extra = r.extra_config()
     backends_raw = raw.get("backend")
+    proxy = endpoint_proxy(raw_extra, extra, path,
+                           len(backends_raw) if isinstance(backends_raw, list) else 0, errors)
     backends: list[BackendConfig] = []
     if backends_raw is None or backends_raw == []:
         r.fail("backend", f"endpoint {method} {endpoint} has no backends: declare at least one")
     elif not isinstance(backends_raw, list):
-        r.fail("backend", f"expected a list of backends, got {_describe(backends_raw)}")
+        r.fail("backend", f"expected a list of backends, got {describe_value(backends_raw)}")
     else:
         if output_encoding == "no-op" and len(backends_raw) > 1:
             r.fail("output_encoding", "no-op cannot be used with more than one backend on the "
@@ -408,23 +303,24 @@ def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, 
         for j, braw in enumerate(backends_raw):
             bpath = (*path, "backend", j)
             if not isinstance(braw, dict):
-                errors.append(ConfigValueError(f"expected a backend object, got {_describe(braw)}",
-                                               path=bpath))
+                errors.append(ConfigValueError(
+                    f"expected a backend object, got {describe_value(braw)}", path=bpath))
                 continue
             backend = _build_backend(braw, bpath, inherited, errors)
-            _check_placeholders(backend, params, j, sequential, errors)
+            _check_placeholders(backend, params, j, proxy.sequential, errors)
             backends.append(backend)
     return EndpointConfig(
         endpoint=endpoint, method=method, backend=tuple(backends), timeout=timeout,
         cache_ttl=cache_ttl, output_encoding=output_encoding, concurrent_calls=concurrent,
-        input_headers=input_headers, input_query_strings=input_query, extra_config=extra,
+        input_headers=input_headers, input_query_strings=input_query, proxy=proxy,
+        extra_config=extra,
         params=tuple(params), raw=raw, path=path,
     )
 
 
 def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, Any],
                    errors: list[ConfigValueError]) -> BackendConfig:
-    r = _Reader(raw, path, errors)
+    r = Reader(raw, path, errors)
     url_pattern = r.get("url_pattern", str, None)
     if url_pattern is None:
         r.fail("url_pattern",
@@ -448,10 +344,11 @@ def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, 
     if method not in HTTP_METHODS:
         r.fail("method", f"unknown HTTP method {method!r}")
     timeout = r.duration("timeout", inherited["timeout"]) or inherited["timeout"]
+    raw_extra, extra = r.extra_config()
     mapping = r.mapping("mapping")
     for key, value in mapping.items():
         if not isinstance(value, str):
-            errors.append(ConfigValueError(f"expected a string, got {_describe(value)}",
+            errors.append(ConfigValueError(f"expected a string, got {describe_value(value)}",
                                            path=(*path, "mapping", key)))
     return BackendConfig(
         host=tuple(hosts), url_pattern=url_pattern, method=method,
@@ -466,7 +363,9 @@ def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, 
         mapping=mapping,
         input_headers=r.strings("input_headers"),
         input_query_strings=r.strings("input_query_strings"),
-        extra_config=r.extra_config(), raw=raw, path=path,
+        flatmap=backend_flatmap(raw_extra, extra, path, errors),
+        http=backend_http(raw_extra, extra, path, errors),
+        extra_config=extra, raw=raw, path=path,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tidegate.config.aliases import LEGACY_NAMESPACES, current_name
 from tidegate.config.fields import FieldSpec
+from tidegate.config.sections import FLATMAP_TYPES, STATIC_STRATEGIES
 
 SCOPE_NAMES = {"service": "the root", "endpoint": "an endpoint", "backend": "a backend"}
 
@@ -34,14 +35,13 @@ class Namespace:
 
 
 _STATIC_FIELDS = {
-    "strategy": FieldSpec("enum", "when the static data is merged", enum=(
-        "always", "success", "complete", "errored", "incomplete")),
+    "strategy": FieldSpec("enum", "when the static data is merged", enum=STATIC_STRATEGIES),
     "data": FieldSpec("object", "the static data merged into the answer"),
 }
 _FLATMAP = FieldSpec("array", "array manipulation operations, applied in order",
                      items="flatmap_operation")
 _FLATMAP_OPERATION_FIELDS = {
-    "type": FieldSpec("enum", "the operation", enum=("move", "del", "append")),
+    "type": FieldSpec("enum", "the operation", enum=FLATMAP_TYPES),
     "args": FieldSpec("strings", "its dot-path arguments"),
 }
 

@@ -118,8 +118,7 @@ def _insecure_client(service: ServiceConfig) -> Where:
 
 
 def _version_header_shown(service: ServiceConfig) -> Where:
-    router = service.extra_config.get("router")
-    return not (isinstance(router, Mapping) and router.get("hide_version_header") is True)
+    return not service.router.hide_version_header
 
 
 def _wildcard_forwarding(key: str) -> Check:

@@ -58,7 +58,6 @@ _MAX_REDIRECTS = 10
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 _HOP_BY_HOP = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
                          "Upgrade", "Te", "Trailer", "Host", "Content-Length"})
-HTTP_NAMESPACES = ("backend/http", "github.com/devopsfaith/krakend/http")
 # lura gives concurrent calls 75 % of the backend timeout, keeping time to answer.
 CONCURRENT_SHARE = 0.75
 
@@ -179,14 +178,6 @@ def filter_names(allowed: tuple[str, ...] | None) -> Callable[[str], bool] | Non
     return wanted.__contains__
 
 
-def _http_options(extra_config: Any) -> dict[str, Any]:
-    for ns in HTTP_NAMESPACES:
-        section = extra_config.get(ns)
-        if isinstance(section, dict):
-            return section
-    return {}
-
-
 class CompiledBackend:
     """A backend ready to serve: call it with the endpoint's ProxyRequest."""
 
@@ -204,17 +195,11 @@ class CompiledBackend:
         # A no-op answer that alone makes the endpoint's answer is copied out as it arrives.
         self.stream_answer = self.no_op and stream_answer and cfg.concurrent_calls <= 1
         self.decode = None if self.no_op else decoder_for(cfg.encoding, cfg.is_collection)
-        self.format = compile_backend_formatter(dict(cfg.raw))
-        # lura's GetHTTPStatusHandler: return_error_details wins whenever the key is present.
-        http_cfg = _http_options(cfg.extra_config)
-        self.error_details: str | None = None
-        self.error_code = False
-        if "return_error_details" in http_cfg:
-            details = http_cfg["return_error_details"]
-            if isinstance(details, str) and details:
-                self.error_details = f"error_{details}"
-        else:
-            self.error_code = http_cfg.get("return_error_code") is True
+        self.format = compile_backend_formatter(cfg)
+        # lura's GetHTTPStatusHandler (the model applies its precedence).
+        details = cfg.http.error_details
+        self.error_details = f"error_{details}" if details is not None else None
+        self.error_code = cfg.http.error_code
         self.header_filter = filter_names(
             tuple(canonical_header(h) for h in cfg.input_headers)
             if cfg.input_headers is not None else None)

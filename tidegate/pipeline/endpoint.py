@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl
 
 from tidegate import KRAKEND_COMPAT_VERSION
@@ -39,7 +38,8 @@ from tidegate.messages import (
     canonical_header,
 )
 from tidegate.pipeline.backend import BackendCall, param_key
-from tidegate.pipeline.manipulation import PROXY_NAMESPACES, Formatter, compile_endpoint_flatmap
+from tidegate.pipeline.flatmap import compile_flatmap
+from tidegate.pipeline.manipulation import Formatter
 from tidegate.pipeline.merge import (
     MERGE_SHARE,
     merge_parallel,
@@ -128,51 +128,29 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str
     return build
 
 
-def _proxy_options(extra_config: Mapping[str, Any]) -> Mapping[str, Any]:
-    for ns in PROXY_NAMESPACES:
-        section = extra_config.get(ns)
-        if isinstance(section, dict):
-            return section
-    return {}
-
-
-def _is_sequential(options: Mapping[str, Any]) -> bool:
-    """lura's getMergerFactory: ``strategy`` when it names a merger, else ``sequential``."""
-    strategy = options.get("strategy")
-    if isinstance(strategy, str) and strategy in ("parallel", "sequential"):
-        return strategy == "sequential"
-    return options.get("sequential") is True
-
-
 def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
                   registry: Assembly | None = None) -> Proxy:
     """The endpoint's proxy, as lura's defaultFactory plus krakend-ce's proxy components:
     merge (or the single backend) → endpoint flatmap → static → proxy components."""
-    options = _proxy_options(cfg.extra_config)
+    options = cfg.proxy
     inner: Proxy
     if len(backends) > 1:
         timeout = cfg.timeout * MERGE_SHARE
-        if _is_sequential(options):
-            propagated = options.get("sequential_propagated_params") or []
-            if not isinstance(propagated, list) or not all(
-                    isinstance(p, str) for p in propagated):
-                raise ValueError("proxy.sequential_propagated_params must be a list of strings "
-                                 "such as \"resp0_user.id\"")
-            reps = sequential_replacements([b.url_pattern for b in cfg.backend], propagated,
-                                           PLACEHOLDER.findall)
+        if options.sequential:
+            reps = sequential_replacements([b.url_pattern for b in cfg.backend],
+                                           options.propagated_params, PLACEHOLDER.findall)
             inner = merge_sequential(backends, reps, timeout)
         else:
             inner = merge_parallel(backends, timeout)
-        flatmap = compile_endpoint_flatmap(dict(cfg.raw))
-        if flatmap is not None:
-            inner = _with_flatmap(inner, flatmap)
+        if options.flatmap is not None:
+            inner = _with_flatmap(inner, compile_flatmap(options.flatmap))
     else:
         # The backend enforces its own deadline; the endpoint's is needed around it only when
         # it is shorter, or when backend components run outside that deadline.
         backend = cfg.backend[0]
         needs_timeout = backend.timeout > cfg.timeout or bool(backend.extra_config)
         inner = _single(backends[0], cfg.timeout if needs_timeout else None)
-    proxy = compile_static(cfg.extra_config, inner)
+    proxy = compile_static(options.static, inner)
     if registry is None:
         return proxy
     return registry.wrap(Level.PROXY, proxy, cfg.extra_config, endpoint=cfg)
@@ -211,19 +189,6 @@ def _single(call: BackendCall, timeout: float | None) -> Proxy:
             return None, BackendTimeout()
 
     return proxy
-
-
-def max_payload(extra_config: Mapping[str, Any], namespace: str) -> int | None:
-    """``max_payload`` of a namespace (bytes), None when absent; ValueError when not a
-    non-negative integer (KrakenD EE's meaning: 0 is no limit)."""
-    section = extra_config.get(namespace)
-    if not isinstance(section, dict) or "max_payload" not in section:
-        return None
-    value: object = section["max_payload"]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{namespace}.max_payload must be a non-negative integer (bytes), "
-                         f"not {value!r}")
-    return value
 
 
 def _body_limit(max_payloads: tuple[int | None, int | None], holds: bool) -> int:

@@ -9,13 +9,14 @@ Subtrees no operation reaches are never taken apart (lazy nodes), so big bodies 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["FlatmapOp", "compile_flatmap", "parse_flatmap_ops"]
+from tidegate.config.sections import FlatmapOp
+
+__all__ = ["compile_flatmap"]
 
 WILDCARD = "*"
-FlatmapOp = tuple[str, list[list[str]]]
 
 
 class _Node:
@@ -200,40 +201,6 @@ def _delete_all(root: _Node, paths: list[list[str]]) -> None:
         root.delete(path)
 
 
-def parse_flatmap_ops(raw: Any, strict: bool = True) -> list[FlatmapOp] | None:
-    """The operations of a ``flatmap_filter`` list; None when there are none (lura then uses
-    the plain formatter). ``strict`` refuses what lura silently skips (unknown types, entries
-    that are not objects, missing args) with a ValueError; lura's lenient reading otherwise."""
-    if not isinstance(raw, list):
-        if strict and raw is not None:
-            raise ValueError("flatmap_filter must be a list of operations")
-        return None
-    ops: list[FlatmapOp] = []
-    for i, entry in enumerate(raw):
-        where = f"flatmap_filter[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-            if strict:
-                raise ValueError(f"{where}: an operation needs a string \"type\"")
-            continue
-        kind = entry["type"]
-        args = entry.get("args")
-        paths = [a.split(".") if isinstance(a, str) else [] for a in args] \
-            if isinstance(args, list) else []
-        if strict:
-            if kind not in ("move", "del", "append"):
-                raise ValueError(f"{where}: unknown type {kind!r} (use move, del or append)")
-            if not isinstance(args, list) or not all(isinstance(a, str) and a for a in args):
-                raise ValueError(f"{where}: \"args\" must be a list of non-empty dot paths")
-            if kind in ("move", "append") and len(paths) != 2:
-                raise ValueError(f"{where}: {kind} takes exactly 2 args (source, destination)")
-            if kind == "del" and not paths:
-                raise ValueError(f"{where}: del takes at least 1 arg")
-        elif kind in ("move", "append") and (len(paths) < 2 or not paths[0] or not paths[1]):
-            raise ValueError(f"{where}: {kind} needs a source and a destination")
-        ops.append((kind, paths))
-    return ops or None
-
-
 def _bound_pair(op: Callable[[_Node, list[str], list[str]], None], src: list[str],
                 dst: list[str]) -> Callable[[_Node], None]:
     """``op`` with its source and destination fixed (a closure, typed unlike a lambda's
@@ -245,10 +212,12 @@ def _bound_delete(paths: list[list[str]]) -> Callable[[_Node], None]:
     return lambda root: _delete_all(root, paths)
 
 
-def compile_flatmap(ops: list[FlatmapOp]) -> Callable[[Any], Any]:
-    """A function applying the operations to response data (the input may be mutated)."""
+def compile_flatmap(ops: Sequence[FlatmapOp]) -> Callable[[Any], Any]:
+    """A function applying the operations (parsed and checked by the model) to response data
+    (the input may be mutated)."""
     steps: list[Callable[[_Node], None]] = []
-    for kind, paths in ops:
+    for kind, split in ops:
+        paths = [list(p) for p in split]
         if kind == "move":
             steps.append(_bound_pair(_move, paths[0], paths[1]))
         elif kind == "append":

@@ -31,7 +31,6 @@ from tidegate.pipeline.endpoint import (
     HIDDEN_VERSION_HEADER,
     VERSION_HEADER,
     compile_endpoint,
-    max_payload,
 )
 from tidegate.pipeline.lifecycle import Lifecycle, Phase
 from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteConflict, Router
@@ -97,16 +96,11 @@ class Generation:
         self.client = UpstreamClient()
         self.resources = Resources()
         self._assembly = registry.assembly(service, self.resources)
-        extra = service.extra_config.get("router")
-        self.return_error_msg = bool(isinstance(extra, dict) and extra.get("return_error_msg"))
-        self.version_header = HIDDEN_VERSION_HEADER if isinstance(extra, dict) and extra.get(
-            "hide_version_header") is True else VERSION_HEADER
+        self.return_error_msg = service.router.return_error_msg
+        self.version_header = (HIDDEN_VERSION_HEADER if service.router.hide_version_header
+                               else VERSION_HEADER)
         self.user_agent = user_agent(os.environ)
-        try:
-            self.max_payload = max_payload(service.extra_config, "router")
-        except ValueError as exc:
-            raise ConfigErrors([ConfigValueError(
-                str(exc), path=("extra_config", "router", "max_payload"))]) from None
+        self.max_payload = service.router.max_payload
         self.router: Router[EndpointHandler] = Router()
         debug = debug or service.debug_endpoint
         reserved = builtins.builtin_routes(debug=debug, echo=service.echo_endpoint)
@@ -152,14 +146,9 @@ class Generation:
                                                 stream_answer=alone))
             except ValueError as exc:
                 raise ConfigValueError(str(exc), path=b.path) from None
-        try:
-            endpoint_max = max_payload(ep.extra_config, "proxy")
-        except ValueError as exc:
-            raise ConfigValueError(str(exc), path=(*ep.path, "extra_config", "proxy",
-                                                   "max_payload")) from None
         return compile_endpoint(ep, backends, self.user_agent, self.return_error_msg,
                                 registry=self._assembly,
-                                max_payloads=(self.max_payload, endpoint_max),
+                                max_payloads=(self.max_payload, ep.proxy.max_payload),
                                 version_header=self.version_header)
 
     async def provision(self, store: StateStore) -> None:

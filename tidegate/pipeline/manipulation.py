@@ -13,53 +13,24 @@ walk the data. They mutate and return the dict they get (it is the freshly decod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from tidegate.pipeline.flatmap import compile_flatmap, parse_flatmap_ops
+from tidegate.config.model import BackendConfig
+from tidegate.pipeline.flatmap import compile_flatmap
 
 __all__ = [
     "MergeAccumulator",
     "compile_backend_formatter",
-    "compile_endpoint_flatmap",
-    "flatmap_config",
     "merge_responses",
 ]
 
 Data = dict[str, Any] | None
 Formatter = Callable[[Data], Data]
-PROXY_NAMESPACES = ("proxy", "github.com/devopsfaith/krakend/proxy")
 
 
 def _identity(data: Data) -> Data:
     return data
-
-
-def flatmap_config(extra_config: Any) -> Any:
-    """The raw ``flatmap_filter`` of an extra_config (``proxy`` or its long namespace)."""
-    if not isinstance(extra_config, dict):
-        return None
-    for ns in PROXY_NAMESPACES:
-        section = extra_config.get(ns)
-        if isinstance(section, dict) and "flatmap_filter" in section:
-            return section["flatmap_filter"]
-    return None
-
-
-def _str_list(value: Any, name: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name} must be a list of strings")
-    return value
-
-
-def _str(value: Any, name: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string")
-    return value
 
 
 # -- target -----------------------------------------------------------------------------------
@@ -82,7 +53,7 @@ def _compile_target(target: str) -> Callable[[Data], dict[str, Any]]:
 # -- allow ------------------------------------------------------------------------------------
 
 
-def _allow_tree(paths: list[str]) -> dict[str, Any]:
+def _allow_tree(paths: Sequence[str]) -> dict[str, Any]:
     """lura's allow-list tree; a leaf is True. Later entries can widen or narrow earlier ones."""
     tree: dict[str, Any] = {}
     for path in paths:
@@ -115,7 +86,7 @@ def _prune(allow: dict[str, Any], data: dict[str, Any]) -> bool:
     return empty
 
 
-def _compile_allow(paths: list[str]) -> Callable[[dict[str, Any]], None]:
+def _compile_allow(paths: Sequence[str]) -> Callable[[dict[str, Any]], None]:
     tree = _allow_tree(paths)
     flat = all(v is True for v in tree.values())
     if flat:  # only top-level keys: a cheap rebuild
@@ -136,7 +107,7 @@ def _compile_allow(paths: list[str]) -> Callable[[dict[str, Any]], None]:
 # -- deny -------------------------------------------------------------------------------------
 
 
-def _deny_tree(paths: list[str]) -> dict[str, Any]:
+def _deny_tree(paths: Sequence[str]) -> dict[str, Any]:
     """lura's deny tree; None marks a key to delete (with everything below it)."""
     tree: dict[str, Any] = {}
     for path in paths:
@@ -169,7 +140,7 @@ def _rec_delete(tree: dict[str, Any], data: Any) -> None:
             _rec_delete(sub, data[key])
 
 
-def _compile_deny(paths: list[str]) -> Callable[[dict[str, Any]], None]:
+def _compile_deny(paths: Sequence[str]) -> Callable[[dict[str, Any]], None]:
     tree = _deny_tree(paths)
     if all(v is None for v in tree.values()):
         keys = tuple(tree)
@@ -189,20 +160,13 @@ def _compile_deny(paths: list[str]) -> Callable[[dict[str, Any]], None]:
 # -- the formatter ----------------------------------------------------------------------------
 
 
-def compile_backend_formatter(backend_cfg: dict[str, Any], strict: bool = True) -> Formatter:
-    """The response manipulation of one backend, from its raw KrakenD config.
+def compile_backend_formatter(cfg: BackendConfig) -> Formatter:
+    """The response manipulation of one backend, from its typed configuration."""
+    group = cfg.group or ""
+    extract = _compile_target(cfg.target) if cfg.target else None
 
-    ``strict`` (default) raises ValueError for a manipulation config lura would silently
-    ignore (bad flatmap operation, wrong types); ``strict=False`` ignores it as lura does.
-    """
-    target = _str(backend_cfg.get("target"), "target")
-    group = _str(backend_cfg.get("group"), "group")
-    extract = _compile_target(target) if target else None
-
-    raw_ops = flatmap_config(backend_cfg.get("extra_config"))
-    ops = parse_flatmap_ops(raw_ops, strict=strict) if raw_ops is not None else None
-    if ops is not None:
-        flat = compile_flatmap(ops)
+    if cfg.flatmap is not None:
+        flat = compile_flatmap(cfg.flatmap)
 
         def format_flatmap(data: Data) -> Data:
             if extract is not None:
@@ -212,21 +176,15 @@ def compile_backend_formatter(backend_cfg: dict[str, Any], strict: bool = True) 
 
         return format_flatmap
 
-    allow_paths = _str_list(backend_cfg.get("allow"), "allow")
-    deny_paths = _str_list(backend_cfg.get("deny"), "deny")
-    if allow_paths:
-        prop_filter: Callable[[dict[str, Any]], None] | None = _compile_allow(allow_paths)
-    elif deny_paths:
-        prop_filter = _compile_deny(deny_paths)
+    if cfg.allow:
+        prop_filter: Callable[[dict[str, Any]], None] | None = _compile_allow(cfg.allow)
+    elif cfg.deny:
+        prop_filter = _compile_deny(cfg.deny)
     else:
         prop_filter = None
 
-    raw_mapping = backend_cfg.get("mapping") or {}
-    if not isinstance(raw_mapping, dict) or not all(
-            isinstance(v, str) for v in raw_mapping.values()):
-        raise ValueError("mapping must be an object of strings (old name -> new name)")
     # lura keeps only the first segment of a new name: {"a": "b.c"} renames a to b.
-    mapping = tuple((old, new.split(".")[0]) for old, new in raw_mapping.items())
+    mapping = tuple((old, new.split(".")[0]) for old, new in cfg.mapping.items())
 
     if extract is None and prop_filter is None and not mapping and not group:
         return _identity
@@ -246,14 +204,6 @@ def compile_backend_formatter(backend_cfg: dict[str, Any], strict: bool = True) 
         return {group: data} if group else data
 
     return format_entity
-
-
-def compile_endpoint_flatmap(endpoint_cfg: dict[str, Any], strict: bool = True
-                             ) -> Formatter | None:
-    """The endpoint-level ``flatmap_filter`` (applied to the merged response), or None."""
-    raw_ops = flatmap_config(endpoint_cfg.get("extra_config"))
-    ops = parse_flatmap_ops(raw_ops, strict=strict) if raw_ops is not None else None
-    return compile_flatmap(ops) if ops is not None else None
 
 
 # -- merging ----------------------------------------------------------------------------------
