@@ -124,6 +124,19 @@ def test_env_override_with_bad_value_is_located() -> None:
                                "got 'eighty'")
 
 
+def test_env_overrides_take_their_kind_from_the_field_table() -> None:
+    out = apply_env_overrides(minimal(), {"KRAKEND_USE_H2C": "true", "KRAKEND_HOST": "h"})
+    assert (out["use_h2c"], out["host"]) == (True, ["h"])
+    with pytest.raises(ConfigError) as info:
+        apply_env_overrides(minimal(), {"KRAKEND_DIALER_KEEP_ALIVE": "5 seconds"})
+    assert str(info.value).startswith("dialer_keep_alive: environment variable "
+                                      "KRAKEND_DIALER_KEEP_ALIVE: time: unknown unit")
+    with pytest.raises(ConfigError) as info:
+        apply_env_overrides(minimal(), {"KRAKEND_CLIENT_TLS": "x"})
+    assert str(info.value) == ("client_tls: environment variable KRAKEND_CLIENT_TLS: "
+                               "'client_tls' is an object and cannot be set from a string")
+
+
 def test_value_errors_carry_file_line_and_column(tmp_path: Path) -> None:
     cfg = tmp_path / "krakend.json"
     cfg.write_text('{\n  "version": 3,\n  "endpoints": [\n    {\n      "endpoint": "/a",\n'

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidegate.config import sources
 from tidegate.config.durations import DurationError, parse_duration
+from tidegate.config.fields import ROOT_FIELDS
 from tidegate.config.flexible import FlexibleEnv
 from tidegate.config.model import ServiceConfig, build_service
 from tidegate.errors import ConfigError, ConfigErrors, ConfigSyntaxError, ConfigValueError
@@ -236,13 +237,19 @@ def _offset(text: str, skip: int, line: int, col: int) -> int | None:
 # --- KRAKEND_* environment overrides ---------------------------------------------------------
 
 _PREFIX = "KRAKEND_"
-# Root keys whose value is a list of strings: a variable gives a one-element list.
-_LIST_KEYS = frozenset({"host"})
-_BOOL_KEYS = frozenset({"debug_endpoint", "echo_endpoint", "disable_rest",
-                        "disable_keep_alives", "disable_compression"})
-_INT_KEYS = frozenset({"port", "version", "max_idle_connections", "max_header_bytes",
-                       "max_idle_connections_per_host"})
-_OBJECT_KEYS = frozenset({"extra_config", "endpoints", "tls", "async_agent"})
+
+
+def _root_keys(*kinds: str) -> frozenset[str]:
+    """Root attributes of these kinds in the field table (the schema's and lint's)."""
+    return frozenset(name for name, spec in ROOT_FIELDS.items() if spec.kind in kinds)
+
+
+# What a variable's text becomes, by the kind of the root attribute it overrides.
+_LIST_KEYS = _root_keys("strings")  # a one-element list
+_BOOL_KEYS = _root_keys("boolean")
+_INT_KEYS = _root_keys("integer") | {"version"}
+_OBJECT_KEYS = _root_keys("object", "array", "extra_config")  # cannot come from a string
+_DURATION_KEYS = _root_keys("duration")
 
 
 def apply_env_overrides(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -279,7 +286,7 @@ def _typed_override(key: str, raw: str, current: Any, var: str) -> Any:
         if not sources.INT_MIN <= value <= sources.INT_MAX:  # as for the file's own integers
             raise ConfigValueError(f"{where}: integer out of range: {raw}", path=(key,))
         return value
-    if key.endswith("timeout") or key.endswith("_ttl"):
+    if key in _DURATION_KEYS:
         try:
             parse_duration(raw)
         except DurationError as exc:
