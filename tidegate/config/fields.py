@@ -1,9 +1,10 @@
 """The attributes of the root, an endpoint and a backend, as one declarative table.
 
-This table is the single source the built-in JSON Schema, the linter, the `run` warnings and the
-audit read. It mirrors what `tidegate.config.model` builds: the enumerations come from the model
-itself, and `tests/test_schema.py` records every key the model builders read and asserts it is
-here, so the table cannot drift from the code.
+This table, next to the model, is the single source the built-in JSON Schema, the linter, the
+`run` warnings, the audit and the kinds of `KRAKEND_*` overrides read. It mirrors what
+`tidegate.config.model` builds: the enumerations come from the model itself, and
+`tests/test_schema.py` records every key the model builders read and asserts it is here, so the
+table cannot drift from the code.
 
 ``supported=False`` marks a KrakenD attribute tidegate accepts (KrakenD would) but does not act
 on yet: lint and `run` say so instead of letting users believe it works.
