@@ -183,7 +183,8 @@ def test_unknown_attribute_warnings_for_run() -> None:
     doc = parse_text(text, "krakend.json")
     assert unknown_attribute_warnings(doc.data, doc) == [
         "krakend.json:3:13: timout: unknown attribute `timout`, did you mean `timeout`? "
-        "(allowed here: `async_agent`, `cache_ttl`, `client_tls`, `debug_endpoint`, "
+        "(allowed here: `allow_insecure_connections`, `async_agent`, `cache_ttl`, "
+        "`client_tls`, `debug_endpoint`, "
         "`dialer_fallback_delay`, `dialer_keep_alive`, `dialer_timeout`, "
         "`disable_compression`, `disable_keep_alives`, `disable_rest`, `dns_cache_ttl`, "
         "`echo_endpoint`, `endpoints`, `expect_continue_timeout`, `extra_config`, `host`, "

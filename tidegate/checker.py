@@ -257,7 +257,7 @@ def audit_command(args: argparse.Namespace) -> int:
         print(f"ERROR: unknown rule(s) to ignore: {', '.join(unknown)}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        loaded = load_config(args.config, os.environ)
+        loaded = load_config(args.config, os.environ, tls_files=False)
     except ConfigError as exc:
         print(f"ERROR parsing the configuration file: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -81,7 +81,7 @@ def _allow_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-unimplemented", action="append", default=[], metavar="NAME",
         help="DEVELOPMENT ONLY: serve although the config asks for a protection tidegate does "
-             "not implement (a namespace such as auth/validator, or tls, client_tls, plugin); "
+             "not implement (a namespace such as auth/validator); "
              "repeatable; also TIDEGATE_ALLOW_UNIMPLEMENTED=a,b")
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidegate.config.model import BACKEND_ENCODINGS, HTTP_METHODS, OUTPUT_ENCODINGS
+from tidegate.config.tls import CIPHER_SUITES, CURVES, TLS13_SUITES
+from tidegate.config.tls import VERSIONS as TLS_VERSIONS
 
 # Keys starting with one of these are comments or editor hints (``$schema``, ``@comment``);
 # KrakenD's schema lets them through everywhere, and so does tidegate's.
@@ -85,11 +87,53 @@ ROOT_FIELDS: dict[str, FieldSpec] = {
        for name in ("disable_compression", "use_h2c", "sequential_start")},
     **{name: FieldSpec("integer", "HTTP server or client limit", supported=False, minimum=0)
        for name in ("max_idle_connections", "max_idle_connections_per_host")},
-    "tls": FieldSpec("object", "TLS of the listener", supported=False),
-    "client_tls": FieldSpec("object", "TLS of the connections to backends", supported=False),
+    "tls": FieldSpec("shape", "TLS of the listener (HTTPS only when present)", items="tls"),
+    "client_tls": FieldSpec("shape", "TLS of the connections to https backends",
+                            items="client_tls"),
+    "allow_insecure_connections": FieldSpec(
+        "boolean", "do not verify backends' certificates (legacy name of "
+        "client_tls.allow_insecure_connections)"),
     "plugin": FieldSpec("object", "plugin.folder: where Python plugins are looked for "
                         "(Go's .so pattern is ignored)"),
     "async_agent": FieldSpec("array", "async agents (queue consumers)", supported=False),
+}
+
+_VERSION = FieldSpec("enum", "TLS version (default TLS13)", enum=tuple(TLS_VERSIONS))
+_TLS_COMMON: dict[str, FieldSpec] = {
+    "min_version": _VERSION,
+    "max_version": _VERSION,
+    "cipher_suites": FieldSpec("array", "TLS 1.0-1.2 cipher suites by IANA number (TLS 1.3 "
+                               "suites are always on)", extra={"items": {"enum": sorted(
+                                   {*CIPHER_SUITES, *TLS13_SUITES})}, "uniqueItems": True}),
+    "curve_preferences": FieldSpec("array", "key exchange curves by Go CurveID",
+                                   extra={"items": {"enum": sorted(CURVES)},
+                                          "uniqueItems": True}),
+    "ca_certs": FieldSpec("strings", "CA certificate files (PEM)"),
+    "disable_system_ca_pool": FieldSpec("boolean", "trust only ca_certs"),
+}
+TLS_KEY_FIELDS: dict[str, FieldSpec] = {
+    "public_key": FieldSpec("string", "certificate chain file (PEM)"),
+    "private_key": FieldSpec("string", "private key file (PEM)"),
+}
+TLS_FIELDS: dict[str, FieldSpec] = {
+    "disabled": FieldSpec("boolean", "listen in plain HTTP (development only)"),
+    "keys": FieldSpec("array", "certificates and keys, chosen by SNI", items="tls_key",
+                      extra={"minItems": 1}),
+    **TLS_KEY_FIELDS,
+    **_TLS_COMMON,
+    "enable_mtls": FieldSpec("boolean", "require a client certificate signed by ca_certs "
+                             "(or the system's CAs)"),
+    "prefer_server_cipher_suites": FieldSpec("boolean", "ignored, as Go ignores it"),
+}
+CLIENT_CERT_FIELDS: dict[str, FieldSpec] = {
+    "certificate": FieldSpec("string", "client certificate file (PEM)"),
+    "private_key": FieldSpec("string", "its private key file (PEM)"),
+}
+CLIENT_TLS_FIELDS: dict[str, FieldSpec] = {
+    "allow_insecure_connections": FieldSpec("boolean", "do not verify backends' certificates"),
+    **_TLS_COMMON,
+    "client_certs": FieldSpec("array", "client certificates for backends asking for one "
+                              "(the first is presented)", items="client_cert"),
 }
 
 ENDPOINT_FIELDS: dict[str, FieldSpec] = {

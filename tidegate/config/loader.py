@@ -19,6 +19,8 @@ from tidegate.config.durations import DurationError, parse_duration
 from tidegate.config.fields import ROOT_FIELDS
 from tidegate.config.flexible import FlexibleEnv
 from tidegate.config.model import ServiceConfig, build_service
+from tidegate.config.tls import attach_files
+from tidegate.config.tls_context import check_tls
 from tidegate.errors import ConfigError, ConfigErrors, ConfigSyntaxError, ConfigValueError
 
 if TYPE_CHECKING:
@@ -81,8 +83,12 @@ def watch_targets(path: str | None, env: Mapping[str, str]) -> tuple[list[str], 
 
 
 def load_config(path: str | None, env: Mapping[str, str] | None = None, *,
-                port: int | None = None) -> LoadedConfig:
-    """Render, parse, override and type-check a configuration file (or the built-in default)."""
+                port: int | None = None, tls_files: bool = True) -> LoadedConfig:
+    """Render, parse, override and type-check a configuration file (or the built-in default).
+
+    With `tls_files` (what serving needs) the certificates, keys and CA files the `tls` and
+    `client_tls` sections name are read and checked too; `audit` looks at the text only.
+    """
     env = os.environ if env is None else env
     if path is None:
         data = default_config(port or 8080)
@@ -106,7 +112,16 @@ def load_config(path: str | None, env: Mapping[str, str] | None = None, *,
         data = apply_env_overrides(data, env)
         if port is not None:
             data["port"] = port  # -p wins over the file and the environment
-        service = build_service(data)
+        errors = []
+        if tls_files:
+            data = attach_files(data)  # certificates and keys: validated and hashed with it
+            errors = check_tls(data)
+        try:
+            service = build_service(data)
+        except ConfigErrors as exc:
+            raise ConfigErrors([*exc.errors, *errors]) from None
+        if errors:
+            raise ConfigErrors(errors)
     except ConfigError as exc:
         raise locate_error(exc, doc) from None
     return LoadedConfig(service, data, source, watch, ignore, doc)
@@ -248,7 +263,7 @@ def _root_keys(*kinds: str) -> frozenset[str]:
 _LIST_KEYS = _root_keys("strings")  # a one-element list
 _BOOL_KEYS = _root_keys("boolean")
 _INT_KEYS = _root_keys("integer") | {"version"}
-_OBJECT_KEYS = _root_keys("object", "array", "extra_config")  # cannot come from a string
+_OBJECT_KEYS = _root_keys("object", "array", "extra_config", "shape")  # not from a string
 _DURATION_KEYS = _root_keys("duration")
 
 

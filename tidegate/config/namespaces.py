@@ -10,12 +10,17 @@ Scopes: ``service`` (root extra_config), ``endpoint`` and ``backend``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tidegate.config.aliases import LEGACY_NAMESPACES, current_name
-from tidegate.config.fields import FieldSpec
+from tidegate.config.fields import (
+    CLIENT_CERT_FIELDS,
+    CLIENT_TLS_FIELDS,
+    TLS_FIELDS,
+    TLS_KEY_FIELDS,
+    FieldSpec,
+)
 from tidegate.config.sections import FLATMAP_TYPES, STATIC_STRATEGIES
 
 SCOPE_NAMES = {"service": "the root", "endpoint": "an endpoint", "backend": "a backend"}
@@ -152,8 +157,14 @@ NAMESPACES: dict[str, Namespace] = {
 SHAPES: dict[str, dict[str, FieldSpec]] = {
     "static_proxy": _STATIC_FIELDS,
     "flatmap_operation": _FLATMAP_OPERATION_FIELDS,
+    "tls": TLS_FIELDS,
+    "tls_key": TLS_KEY_FIELDS,
+    "client_tls": CLIENT_TLS_FIELDS,
+    "client_cert": CLIENT_CERT_FIELDS,
 }
-SHAPE_REQUIRED: dict[str, tuple[str, ...]] = {"flatmap_operation": ("type", "args")}
+SHAPE_REQUIRED: dict[str, tuple[str, ...]] = {"flatmap_operation": ("type", "args"),
+                                              "tls_key": ("public_key", "private_key"),
+                                              "client_cert": ("certificate", "private_key")}
 
 
 # Families whose sections protect something: serving without them serves unprotected (see
@@ -169,15 +180,14 @@ def protects(namespace: str) -> bool:
     return name in PROTECTING_NAMESPACES or name.startswith(PROTECTING_FAMILIES)
 
 
-# Root settings that protect something; tidegate implements none of them yet.
-PROTECTING_ROOT_SETTINGS = ("tls", "client_tls")
+# Root settings that protect something and tidegate does not implement: none (`tls` and
+# `client_tls` are implemented by `config.tls`, `plugin` by the Python plugins).
+PROTECTING_ROOT_SETTINGS: tuple[str, ...] = ()
 
 
 def root_setting_protects(key: str, value: Any) -> bool:
-    """Whether a root setting asks for a protection (a disabled or empty section does not)."""
-    if key not in PROTECTING_ROOT_SETTINGS or value is None or value in ({}, []):
-        return False
-    return not (key == "tls" and isinstance(value, Mapping) and value.get("disabled") is True)
+    """Whether a root setting asks for a protection (an empty section does not)."""
+    return key in PROTECTING_ROOT_SETTINGS and value is not None and value not in ({}, [])
 
 
 def at_scope(scope: str) -> dict[str, Namespace]:

@@ -111,10 +111,13 @@ def _tls_disabled(service: ServiceConfig) -> Where:
 
 
 def _insecure_client(service: ServiceConfig) -> Where:
+    out: list[JsonPath] = []
     ctls = service.raw.get("client_tls")
-    if isinstance(ctls, Mapping) and ctls.get("allow_insecure_connections"):
-        return [("client_tls", "allow_insecure_connections")]
-    return []
+    if isinstance(ctls, Mapping) and ctls.get("allow_insecure_connections") is True:
+        out.append(("client_tls", "allow_insecure_connections"))
+    if service.raw.get("allow_insecure_connections") is True:  # the legacy root name
+        out.append(("allow_insecure_connections",))
+    return out
 
 
 def _version_header_shown(service: ServiceConfig) -> Where:
@@ -215,14 +218,9 @@ def _not_enforced(service: ServiceConfig) -> Where:
     """Security components tidegate accepts but ignores: the routes are not protected."""
     security = ("auth/", "security/", "qos/ratelimit/")
     registered = registered_components()
-    out: list[JsonPath] = []
-    tls = service.raw.get("tls")
-    if isinstance(tls, Mapping) and tls and not tls.get("disabled"):
-        out.append(("tls",))  # tidegate listens in plain HTTP whatever this section says
-    out += [path for path, name, _ in _components(service)
+    return [path for path, name, _ in _components(service)
             if name.startswith(security) and name in NAMESPACES
             and not implemented(name, registered)]
-    return out
 
 
 _JWT = ("auth/validator",)

@@ -111,8 +111,7 @@ def describe_service(service: ServiceConfig, level: int, indent: str = "\t",
             else:
                 out.add(1, f"{label}: {sprint_float64(default if value is None else value)}")
     if level >= 2:
-        out.add(1, "TLS section defined (not supported by tidegate yet)" if raw.get("tls")
-                else "No TLS section defined")
+        out.add(1, _tls_line(raw.get("tls")))
         out.add(1, "Plugin section defined (Python plugins)"
                 if raw.get("plugin") else "No Plugin section defined")
     _components(out, 0, service.extra_config, "global", level)
@@ -120,6 +119,18 @@ def describe_service(service: ServiceConfig, level: int, indent: str = "\t",
     for ep in service.endpoints:
         _endpoint(out, ep, level)
     return "\n".join(out.lines)
+
+
+def _tls_line(tls: Any) -> str:
+    if not isinstance(tls, Mapping) or not tls:
+        return "No TLS section defined"
+    if tls.get("disabled") is True:
+        return "TLS section defined, disabled: listening in plain HTTP"
+    keys = tls.get("keys")
+    count = (len(keys) if isinstance(keys, list) else 0) + bool(tls.get("public_key"))
+    low, high = tls.get("min_version") or "TLS13", tls.get("max_version") or "TLS13"
+    mtls = ", mutual TLS" if tls.get("enable_mtls") is True else ""
+    return f"TLS: {count} certificate(s), {low} to {high}{mtls}"
 
 
 def _endpoint(out: _Out, ep: EndpointConfig, level: int) -> None:

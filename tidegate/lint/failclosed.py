@@ -8,8 +8,9 @@ implement, with one located error per occurrence.
 
 Protecting means: the namespace families ``auth/``, ``security/``, ``qos/``, ``validation/``,
 ``governance/``, ``plugin/``, Lua modifiers (their scripts can reject requests), EE's
-``backend/http/client`` (client TLS), and the root settings ``tls`` (unless ``disabled``)
-and ``client_tls``. A namespace of those families that tidegate does not know at all
+``backend/http/client`` (client TLS), and any root setting listed in
+``PROTECTING_ROOT_SETTINGS`` (none today: ``tls``, ``client_tls`` and ``plugin`` are
+implemented). A namespace of those families that tidegate does not know at all
 (a typo of ``auth/validator``) is refused too: it was meant to protect something. Telemetry,
 documentation and the other namespaces protect nothing; they keep `run`'s warning.
 
@@ -124,8 +125,9 @@ def parse_allowed(values: Iterable[str]) -> frozenset[str]:
                 continue
             if name not in NAMESPACES and name not in ROOT_SETTINGS:
                 known = [*ROOT_SETTINGS, *NAMESPACES]
+                roots = f", or one of {', '.join(ROOT_SETTINGS)}" if ROOT_SETTINGS else ""
                 raise UnknownName(f"--allow-unimplemented: unknown name `{name}`"
                                   f"{did_you_mean(name, known)} (a namespace such as "
-                                  f"`auth/validator`, or one of {', '.join(ROOT_SETTINGS)})")
+                                  f"`auth/validator`{roots})")
             names.add(current_name(name))
     return frozenset(names)

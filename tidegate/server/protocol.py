@@ -130,6 +130,7 @@ class HttpProtocol(asyncio.Protocol):
         self._write_deadline = 0.0
         self._request_start = 0.0
         self._reject_after: bytes | None = None  # an answer owed once the queue is served
+        self._tls = False
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -138,6 +139,8 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
+        # A TLS transport cannot stay half-open: the end of the client's side closes it.
+        self._tls = transport.get_extra_info("sslcontext") is not None
         self.state.connections.add(self)
         self._loop = asyncio.get_running_loop()
         # Go: the first request's head deadline runs from the moment the connection is taken.
@@ -213,7 +216,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self._busy:
             self.close()
         self._closing = True
-        return True
+        return None if self._tls else True
 
     # httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:

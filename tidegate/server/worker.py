@@ -20,12 +20,15 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tidegate.config.model import DEFAULT_EDGE, EdgeLimits, build_service
+from tidegate.config.tls import ServerTLS, client_tls, server_tls
+from tidegate.config.tls_context import server_contexts
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
 from tidegate.reload.builder import collector_paused
@@ -42,6 +45,7 @@ from tidegate.reload.control import (
     encode,
 )
 from tidegate.reload.slot import GenerationSlot
+from tidegate.server.listener import Listener
 from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
 from tidegate.state import SharedBuckets, StateStore
 
@@ -83,9 +87,12 @@ class Worker:
         self.state = WorkerState()
         self.slot = GenerationSlot(self.state.publish)
         self.stopping = asyncio.Event()
-        self.server: asyncio.AbstractServer | None = None
+        self.listener = Listener(sock, protocol_factory(self.state))
+        self.accepting = False  # from the first generation on
         # What outlives generations (upstream pools, component state): a reload keeps it.
         self.store = store if store is not None else StateStore()
+        # The first generation, its TLS settings and context: served once the loop accepts.
+        self._first: tuple[Generation, ServerTLS | None, ssl.SSLContext | None] | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -101,9 +108,9 @@ class Worker:
         stop = asyncio.ensure_future(self.stopping.wait())
         await asyncio.wait([ready, stop], return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
-        if not self.stopping.is_set():
-            self.server = await loop.create_server(
-                protocol_factory(self.state), sock=self.sock, backlog=2048)
+        if not self.stopping.is_set() and self._first is not None:
+            self.accepting = True
+            await self._listen(*self._first)
         sweeper = DeadlineSweeper(self.state)
         sweeper.start()
         await stop
@@ -135,7 +142,7 @@ class Worker:
     async def _load(self, msg: Load) -> None:
         started = time.perf_counter()
         try:
-            gen = await asyncio.to_thread(self._build, msg)
+            gen, tls, context = await asyncio.to_thread(self._build, msg)
         except Exception as exc:  # validated upstream; a failure here is reported, not fatal
             log.error("worker %d could not build generation %s: %s", self.index, msg.gen, exc)
             self._send(Failed(msg.gen, str(exc)))
@@ -147,6 +154,17 @@ class Worker:
                       exc)
             self._send(Failed(msg.gen, f"provisioning failed: {exc}"))
             return
+        if self.accepting:  # the new certificate (if any) serves from just before the swap
+            try:
+                await self._listen(gen, tls, context)
+            except Exception as exc:
+                log.error("worker %d could not listen for generation %s: %s", self.index,
+                          msg.gen, exc)
+                await gen.close()
+                self._send(Failed(msg.gen, f"listening failed: {exc}"))
+                return
+        if self._first is None:
+            self._first = gen, tls, context
         gen.build_seconds = time.perf_counter() - started
         if self.slot.current is None:
             # Everything alive now (modules, the first generation) lives as long as the worker:
@@ -156,21 +174,34 @@ class Worker:
         self.slot.swap(gen, f"built in {gen.build_seconds * 1000:.1f} ms")
         self._send(Loaded(gen.id))
 
-    def _build(self, msg: Load) -> Generation:
+    def _build(self, msg: Load) -> tuple[Generation, ServerTLS | None, ssl.SSLContext | None]:
         with collector_paused():
             service = build_service(msg.data)
-            return Generation(service, msg.gen, msg.config_hash, debug=msg.debug,
-                              status=self.state.status,
-                              unprotected=tuple(msg.unprotected))
+            tls = server_tls(msg.data)
+            # Unchanged TLS settings keep the server (and context) that serves them.
+            same = self.listener.server is not None and tls == self.listener.tls
+            context = server_contexts(tls) if tls is not None and not same else None
+            gen = Generation(service, msg.gen, msg.config_hash, debug=msg.debug,
+                             status=self.state.status,
+                             unprotected=tuple(msg.unprotected))
+            # https backends are reached with this generation's client_tls.
+            gen.client.tls = client_tls(msg.data)
+            return gen, tls, context
+
+    async def _listen(self, gen: Generation, tls: ServerTLS | None,
+                      context: ssl.SSLContext | None) -> None:
+        if tls is not None and context is None:
+            return  # the settings being served: the server keeps its context
+        if await self.listener.serve(tls, context, gen.service.edge.header_timeout):
+            log.debug("worker %d accepts %s", self.index,
+                      "in plain HTTP" if tls is None else "with TLS")
 
     async def _drain(self) -> None:
         """Graceful stop: no new connections, finish in-flight requests, close idle ones."""
         # The listening socket closes now (uvloop's server.close() closes it; without a server
         # it is closed here): once the supervisor's copy is closed too, a client of this
         # address is refused at once instead of waiting in a backlog nobody accepts from.
-        if self.server is not None:
-            self.server.close()
-        self.sock.close()
+        self.listener.close()
         self.state.draining = True
         # Busy connections close themselves after their response (no keep-alive while
         # draining); idle ones are closed now. The last one to go sets `closed`.

@@ -26,12 +26,16 @@ import ssl
 import zlib
 from collections import deque
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httptools
 
 from tidegate.bodies import BodyStream, DecodedTooLarge, InflatingStream, inflate
-from tidegate.state import StateKey, StateStore
+from tidegate.config.tls import ClientTLS
+from tidegate.config.tls_context import client_context
+from tidegate.state import StateKey, StateStore, fingerprint
+from tidegate.upstream.target import Target, parse_target
+
+__all__ = ["PoolRegistry", "Target", "UpstreamClient", "UpstreamError", "parse_target"]
 
 MAX_IDLE_PER_HOST = 256
 # Go's http.Transport default MaxResponseHeaderBytes: a backend head larger than this fails
@@ -390,28 +394,6 @@ class _Pool:
         self.idle.clear()
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A backend base URL split once at compile time."""
-
-    scheme: str
-    host: str
-    port: int
-    host_header: str
-    base_path: str
-
-
-def parse_target(url: str) -> Target:
-    """Split ``http://host:port/base`` once, so requests never parse it again."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"unsupported backend host {url!r}: expected http://host[:port]")
-    default = 443 if parts.scheme == "https" else 80
-    port = parts.port or default
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    return Target(parts.scheme, parts.hostname, port, host_header, parts.path.rstrip("/"))
-
-
 PoolKey = tuple[str, str, int]
 
 
@@ -420,35 +402,41 @@ class PoolRegistry:
 
     A reload must not cost every backend connection: a new generation leases the pools of the
     addresses it shares with the old one, and a pool closes when the last generation using it
-    has released it (after its drain).
+    has released it (after its drain). An https pool belongs to the `client_tls` settings it
+    was made with (they are in its key): a generation with other settings (a renewed client
+    certificate, another CA) gets pools of its own.
     """
 
     NAMESPACE = "upstream"
 
     def __init__(self, store: StateStore | None = None) -> None:
         self.store = store if store is not None else StateStore()
-        self._ssl: ssl.SSLContext | None = None
+        self._contexts: dict[ClientTLS | None, ssl.SSLContext] = {}
 
     @staticmethod
-    def state_key(key: PoolKey) -> StateKey:
-        """The pool's entry in the store: one per address, for the whole service."""
-        return (PoolRegistry.NAMESPACE, "service", f"{key[0]}://{key[1]}:{key[2]}")
+    def state_key(key: PoolKey, tls: ClientTLS | None = None) -> StateKey:
+        """The pool's entry in the store: one per address (and `client_tls` settings, for
+        https), for the whole service."""
+        address = f"{key[0]}://{key[1]}:{key[2]}"
+        if key[0] == "https" and tls is not None:
+            address += f"#{fingerprint(tls)}"
+        return (PoolRegistry.NAMESPACE, "service", address)
 
-    def acquire(self, key: PoolKey) -> _Pool:
+    def acquire(self, key: PoolKey, tls: ClientTLS | None = None) -> _Pool:
         """The pool for an address, created on first use; pair with `release`."""
-        return self.store.lease(self.state_key(key), lambda: self._new_pool(key))
+        return self.store.lease(self.state_key(key, tls), lambda: self._new_pool(key, tls))
 
-    def _new_pool(self, key: PoolKey) -> _Pool:
+    def _new_pool(self, key: PoolKey, tls: ClientTLS | None) -> _Pool:
         ctx = None
         if key[0] == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            ctx = self._ssl
+            ctx = self._contexts.get(tls)
+            if ctx is None:
+                ctx = self._contexts[tls] = client_context(tls)
         return _Pool(key[1], key[2], ctx)
 
-    def release(self, key: PoolKey) -> None:
+    def release(self, key: PoolKey, tls: ClientTLS | None = None) -> None:
         """One user fewer; the last one closes the pool's connections."""
-        self.store.release(self.state_key(key))
+        self.store.release(self.state_key(key, tls))
 
     def __len__(self) -> int:
         return sum(1 for k in self.store.held() if k[0] == self.NAMESPACE)
@@ -457,10 +445,13 @@ class PoolRegistry:
 class UpstreamClient:
     """The pools one generation uses, taken from a (possibly shared) registry."""
 
-    def __init__(self, registry: PoolRegistry | None = None) -> None:
+    def __init__(self, registry: PoolRegistry | None = None,
+                 tls: ClientTLS | None = None) -> None:
         self._registry = registry if registry is not None else PoolRegistry()
         self._pools: dict[PoolKey, _Pool] = {}
         self.closed = False
+        # How https backends are reached (root `client_tls`); set before the first pool.
+        self.tls = tls
 
     def use(self, registry: PoolRegistry) -> None:
         """Take pools from `registry` from now on (a generation being provisioned)."""
@@ -476,7 +467,7 @@ class UpstreamClient:
         key = (target.scheme, target.host, target.port)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = self._registry.acquire(key)
+            pool = self._pools[key] = self._registry.acquire(key, self.tls)
         return pool
 
     async def send(self, target: Target, method: str, request_target: str,
@@ -569,7 +560,7 @@ class UpstreamClient:
             return
         self.closed = True
         for key in self._pools:
-            self._registry.release(key)
+            self._registry.release(key, self.tls)
         self._pools.clear()
 
 
