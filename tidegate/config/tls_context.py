@@ -23,6 +23,7 @@ import ctypes
 import os
 import ssl
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -96,14 +97,19 @@ def client_context(settings: ClientTLS | None) -> ssl.SSLContext:
 
 
 def _apply(ctx: ssl.SSLContext, options: TLSOptions) -> None:
-    ctx.minimum_version = _TLS_VERSIONS[options.min_version]
-    ctx.maximum_version = _TLS_VERSIONS[options.max_version]
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated, and asked for explicitly
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = _TLS_VERSIONS[options.min_version]
+        ctx.maximum_version = _TLS_VERSIONS[options.max_version]
     if options.min_version < 0x0304:  # TLS 1.3 suites are not configurable (as in Go)
         missing = [name for name in options.ciphers if not _available(ctx, name)]
         if missing:
             raise TLSContextError(f"cipher suite {', '.join(missing)} is not available in "
                                   f"{ssl.OPENSSL_VERSION}")
-        ctx.set_ciphers(":".join(options.ciphers))
+        # OpenSSL 3 allows TLS 1.0 and 1.1 only at security level 0: asked for explicitly
+        # (min_version TLS10/TLS11), they are given, as Go gives them (`audit` flags it).
+        level = ":@SECLEVEL=0" if options.min_version < 0x0303 else ""
+        ctx.set_ciphers(":".join(options.ciphers) + level)
     _set_groups(ctx, options.curves)
 
 

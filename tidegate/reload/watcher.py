@@ -9,8 +9,10 @@ back), and after every burst works that out again: when it changed, the watches 
 before the change is reported, so the reload that follows reads under the new watches.
 
 Only changes to the configuration's own files count: the config file (each link on its way),
-and with flexible configuration everything under the settings, partials and templates
-folders. A log file beside the configuration is none of these. Editor temporaries, VCS folders
+with flexible configuration everything under the settings, partials and templates folders,
+and the files the configuration itself names (`also`: the certificates, keys and CA files of
+`tls` and `client_tls`, as the last build read them), so a renewed certificate reloads like
+an edit. A log file beside the configuration is none of these. Editor temporaries, VCS folders
 and the flexible-config output file (``FC_OUT``) never count.
 
 watchfiles' RustNotify (inotify on Linux), non-recursive, rather than polling; a burst of
@@ -179,8 +181,12 @@ class ConfigWatcher:
     re-arm: the new watches exist before the change that caused them is reported.
     """
 
-    def __init__(self, paths: Iterable[str], ignore_paths: Iterable[str]) -> None:
+    def __init__(self, paths: Iterable[str], ignore_paths: Iterable[str],
+                 also: Callable[[], Iterable[str]] | None = None) -> None:
         self._targets = tuple(os.path.abspath(p) for p in paths)
+        # Files the configuration names, known only once it is built: asked for at every
+        # re-plan (after each burst, and each second without one).
+        self._also = also
         self._filter = ConfigFilter(ignore_paths)
         self._stop = threading.Event()
         self._closed = False
@@ -197,8 +203,11 @@ class ConfigWatcher:
 
     def _arm(self) -> bool:
         """Watch what the paths are made of now; True when that differs from before."""
+        targets = self._targets
+        if self._also is not None:
+            targets = tuple(dict.fromkeys((*targets, *self._also())))
         for _ in range(5):
-            plan = plan_watches(self._targets)
+            plan = plan_watches(targets)
             if plan == self.plan and self._notify is not None:
                 return False
             try:

@@ -19,6 +19,7 @@ import os
 import signal
 
 from tidegate.config.loader import watch_targets
+from tidegate.config.tls import watched_files
 from tidegate.errors import ConfigError
 from tidegate.logs import setup_logging
 from tidegate.reload.builder import Candidate, build_candidate, build_in_thread
@@ -45,6 +46,8 @@ class Supervisor:
         self.stop = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self._warned: set[str] = set()
+        # The certificates and keys the last built configuration names (watched too).
+        self.named_files: tuple[str, ...] = ()
         self.coordinator = ReloadCoordinator(self._build, WorkerFleet(), workers=workers,
                                              debug=debug)
 
@@ -57,7 +60,9 @@ class Supervisor:
         if self.watch:
             # Watch before the first build, so that no save can fall between the two.
             paths, ignore = watch_targets(self.path, self.env)
-            tasks.append(supervise_watch(lambda: ConfigWatcher(paths, ignore), self._on_change))
+            tasks.append(supervise_watch(
+                lambda: ConfigWatcher(paths, ignore, also=lambda: self.named_files),
+                self._on_change))
         try:
             return await self._serve()
         finally:
@@ -97,6 +102,9 @@ class Supervisor:
                                   debug=self.debug,
                                   allow_unimplemented=self.allow_unimplemented)
         candidate = await build_in_thread(build, source=self.path, stop=self.stop)
+        # A file added here is watched from the watcher's next re-plan (at most a second),
+        # which reports it as a change: the reload that follows reads under the new watch.
+        self.named_files = tuple(watched_files(candidate.loaded.data))
         for warning in candidate.warnings:
             if warning not in self._warned:  # once per key, not on every save
                 self._warned.add(warning)
