@@ -6,7 +6,11 @@ import datetime
 import ipaddress
 import socket
 import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from cryptography import x509
@@ -14,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.support import read_head
+from tests.support import EchoHandler, read_head
 
 
 @dataclass
@@ -111,3 +115,27 @@ def tls_get(sock: ssl.SSLSocket, path: str, host: str = "localhost") -> tuple[in
             break
         rest += chunk
     return status, rest[:length]
+
+
+@contextmanager
+def https_backend(server: Issued, *, client_ca: Path | None = None) -> Iterator[int]:
+    """The echo backend over TLS on 127.0.0.1 (asking for a client certificate signed by
+    `client_ca` when given); yields its port."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(server.cert), str(server.key))
+    if client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=str(client_ca))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler, bind_and_activate=False)
+    httpd.daemon_threads = True
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True,
+                                   do_handshake_on_connect=False)
+    httpd.server_bind()
+    httpd.server_activate()
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_port
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
