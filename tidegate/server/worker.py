@@ -91,7 +91,7 @@ class Worker:
         self.accepting = False  # from the first generation on
         # What outlives generations (upstream pools, component state): a reload keeps it.
         self.store = store if store is not None else StateStore()
-        # The first generation, its TLS settings and context: served once the loop accepts.
+        # The generation to accept with first, its TLS settings and context (until accepting).
         self._first: tuple[Generation, ServerTLS | None, ssl.SSLContext | None] | None = None
 
     async def run(self) -> None:
@@ -108,9 +108,10 @@ class Worker:
         stop = asyncio.ensure_future(self.stopping.wait())
         await asyncio.wait([ready, stop], return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
-        if not self.stopping.is_set() and self._first is not None:
+        first, self._first = self._first, None
+        if not self.stopping.is_set() and first is not None:
             self.accepting = True
-            await self._listen(*self._first)
+            await self._listen(*first)
         sweeper = DeadlineSweeper(self.state)
         sweeper.start()
         await stop
@@ -163,7 +164,7 @@ class Worker:
                 await gen.close()
                 self._send(Failed(msg.gen, f"listening failed: {exc}"))
                 return
-        if self._first is None:
+        if not self.accepting:
             self._first = gen, tls, context
         gen.build_seconds = time.perf_counter() - started
         if self.slot.current is None:
