@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import backend, free_port, gateway, write_config
+from tests.support import Gateway, backend, free_port, gateway, write_config
 from tests.tls_support import (
     Authority,
     Issued,
@@ -221,3 +221,26 @@ def test_several_keys_are_chosen_by_sni(tmp_path: Path) -> None:
             ctx.check_hostname = False
             with tls_connect(port, ctx, "unknown.test") as sock:  # no match: the first key
                 assert peer_serial(sock) == default.serial
+
+
+def test_a_certificate_issued_after_the_start_is_picked_up_by_the_watch(tmp_path: Path) -> None:
+    """cert-manager may issue the certificate after the gateway starts: with --watch, the
+    missing files are reported with their position and watched, and their arrival serves."""
+    ca = Authority(tmp_path)
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    config = tmp_path / "krakend.json"
+    port = free_port()
+    with backend() as bport:
+        write_config(config, _config(bport, {"public_key": str(cert), "private_key": str(key)}))
+        gw = Gateway(["run", "-p", str(port), "--workers", "1", "--watch", "-c", str(config)])
+        try:
+            line = gw.wait_for("tls.public_key")
+            assert f"cannot read '{cert}': No such file or directory" in line
+            gw.wait_for("watching for a valid configuration")
+            issued = ca.issue("server")
+            gw.wait_for("listening on")
+            with tls_connect(port, client_context(ca.path)) as sock:
+                assert peer_serial(sock) == issued.serial
+                assert tls_get(sock, "/hello")[0] == 200
+        finally:
+            assert gw.stop() == 0

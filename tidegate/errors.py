@@ -37,6 +37,9 @@ class ConfigError(TidegateError):
     """A configuration that cannot be served, with the place it went wrong."""
 
     kind = "config"
+    # Files the configuration names (certificates, keys), known even when it is refused: a
+    # watcher follows them, so creating a missing certificate reloads.
+    named_files: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from tidegate.config.durations import DurationError, parse_duration
 from tidegate.config.fields import ROOT_FIELDS
 from tidegate.config.flexible import FlexibleEnv
 from tidegate.config.model import ServiceConfig, build_service
-from tidegate.config.tls import attach_files
+from tidegate.config.tls import attach_files, watched_files
 from tidegate.config.tls_context import check_tls
 from tidegate.errors import ConfigError, ConfigErrors, ConfigSyntaxError, ConfigValueError
 
@@ -123,6 +123,8 @@ def load_config(path: str | None, env: Mapping[str, str] | None = None, *,
         if errors:
             raise ConfigErrors(errors)
     except ConfigError as exc:
+        if tls_files and isinstance(data, dict):
+            exc.named_files = tuple(watched_files(data))
         raise locate_error(exc, doc) from None
     return LoadedConfig(service, data, source, watch, ignore, doc)
 

@@ -101,7 +101,13 @@ class Supervisor:
         build = functools.partial(build_candidate, self.path, self.env, port=self.port,
                                   debug=self.debug,
                                   allow_unimplemented=self.allow_unimplemented)
-        candidate = await build_in_thread(build, source=self.path, stop=self.stop)
+        try:
+            candidate = await build_in_thread(build, source=self.path, stop=self.stop)
+        except ConfigError as exc:
+            # A certificate named but missing (not issued yet) is watched too: its arrival
+            # reloads.
+            self.named_files = tuple(sorted({*self.named_files, *exc.named_files}))
+            raise
         # A file added here is watched from the watcher's next re-plan (at most a second),
         # which reports it as a change: the reload that follows reads under the new watch.
         self.named_files = tuple(watched_files(candidate.loaded.data))
