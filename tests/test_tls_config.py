@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,66 @@ def test_krakend_defaults_and_go_numbers(ca: Authority) -> None:
     assert client_context(legacy).verify_mode.name == "CERT_NONE"
     with pytest.raises(Exception, match="reserved by tidegate"):
         attach_files({FILES_KEY: {}})
+
+
+def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> str:
+    """An in-memory handshake; the negotiated version, or the error's reason."""
+    c2s, s2c = ssl.MemoryBIO(), ssl.MemoryBIO()
+    srv = server.wrap_bio(c2s, s2c, server_side=True)
+    cli = client.wrap_bio(s2c, c2s, server_side=False, server_hostname="a.test")
+    done = {"c": False, "s": False}
+    try:
+        for _ in range(10):
+            for side, obj in (("c", cli), ("s", srv)):
+                if not done[side]:
+                    try:
+                        obj.do_handshake()
+                        done[side] = True
+                    except ssl.SSLWantReadError:
+                        pass
+            if all(done.values()):
+                return cli.version() or ""
+    except ssl.SSLError as exc:
+        return exc.reason or str(exc)
+    return "stuck"
+
+
+def _client(ca: Authority, **settings: Any) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca.path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for name, value in settings.items():
+            if name == "curve":
+                ctx.set_ecdh_curve(value)
+            elif name == "ciphers":
+                ctx.set_ciphers(value)
+            else:
+                setattr(ctx, name, value)
+    return ctx
+
+
+def test_curves_suites_and_versions_are_what_the_handshake_offers(ca: Authority) -> None:
+    a = ca.issue("a", ("a.test",))
+
+    def server(**tls: Any) -> ssl.SSLContext:
+        settings = server_tls(attach_files({"tls": {"public_key": str(a.cert),
+                                                    "private_key": str(a.key), **tls}}))
+        assert settings is not None
+        return server_contexts(settings)
+
+    # KrakenD's default curves are P-521, P-384, P-256: a client offering only X25519 fails.
+    assert _handshake(server(), _client(ca)) == "TLSv1.3"
+    assert _handshake(server(), _client(ca, curve="X25519")) == "NO_SUITABLE_KEY_SHARE"
+    assert _handshake(server(), _client(ca, curve="secp384r1")) == "TLSv1.3"
+    only_p384 = server(curve_preferences=[24])
+    assert _handshake(only_p384, _client(ca, curve="prime256v1")) == "NO_SUITABLE_KEY_SHARE"
+    assert _handshake(only_p384, _client(ca, curve="secp384r1")) == "TLSv1.3"
+    assert _handshake(server(curve_preferences=[29, 23]), _client(ca, curve="X25519")) == \
+        "TLSv1.3"
+    # TLS 1.2 suites by Go's numbers: the client's other suites are refused.
+    tls12 = server(min_version="TLS12", max_version="TLS12", cipher_suites=[49195])
+    assert _handshake(tls12, _client(ca, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")) == "TLSv1.2"
+    assert _handshake(tls12, _client(ca, ciphers="ECDHE-ECDSA-CHACHA20-POLY1305")) == \
+        "NO_SHARED_CIPHER"
+    assert _handshake(tls12, _client(ca, minimum_version=ssl.TLSVersion.TLSv1_3)) == \
+        "UNSUPPORTED_PROTOCOL"

@@ -162,7 +162,13 @@ _SSL_CTRL_SET_GROUPS_LIST = 92
 
 def _openssl(ctx: ssl.SSLContext) -> tuple[ctypes.CDLL, int]:
     """libssl (as linked by Python's `_ssl`) and the context's `SSL_CTX *`, checked."""
-    lib = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
+    try:
+        lib = ctypes.CDLL(ssl._ssl.__file__)  # type: ignore[attr-defined]
+        lib.SSL_CTX_get_options  # noqa: B018 - present, or this build hides OpenSSL
+        lib.SSL_CTX_ctrl  # noqa: B018
+    except (OSError, AttributeError):
+        raise TLSContextError("several curve_preferences cannot be set with this Python "
+                              "build; list one curve") from None
     lib.SSL_CTX_get_options.restype = ctypes.c_uint64
     lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
     lib.SSL_CTX_ctrl.restype = ctypes.c_long
