@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,24 @@ def test_a_certificate_issued_after_the_start_is_picked_up_by_the_watch(tmp_path
                 assert tls_get(sock, "/hello")[0] == 200
         finally:
             assert gw.stop() == 0
+
+
+def test_a_stop_does_not_wait_for_idle_tls_clients_to_say_goodbye(tmp_path: Path) -> None:
+    """An idle keep-alive client that never answers close_notify does not hold the drain
+    (asyncio waits 30 s for it by default; the drain would give up only after 10 s)."""
+    ca = Authority(tmp_path)
+    leaf = ca.issue("server")
+    config = tmp_path / "krakend.json"
+    with backend() as bport:
+        write_config(config, _config(bport, {"keys": _keys(leaf)}))
+        port = free_port()
+        gw = Gateway(["run", "-p", str(port), "--workers", "1", "-c", str(config)])
+        try:
+            gw.wait_for("listening on")
+            with tls_connect(port, client_context(ca.path)) as idle:
+                assert tls_get(idle, "/hello")[0] == 200
+                started = time.monotonic()
+                assert gw.stop() == 0
+                assert time.monotonic() - started < 6.0
+        finally:
+            gw.stop()

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from tidegate.config.tls import ServerTLS
 
 BACKLOG = 2048
+# How long a closing TLS connection waits for the client's close_notify (Go does not wait;
+# asyncio's default, 30 s, would hold a draining worker that long).
+SHUTDOWN_TIMEOUT = 2.0
 
 
 class Listener:
@@ -39,9 +42,14 @@ class Listener:
             if self.server is not None and tls == self.tls:
                 return False
             loop = asyncio.get_running_loop()
-            server = await loop.create_server(
-                self.factory, sock=self.sock.dup(), backlog=BACKLOG, ssl=context,
-                ssl_handshake_timeout=handshake_timeout if context is not None else None)
+            if context is None:
+                server = await loop.create_server(self.factory, sock=self.sock.dup(),
+                                                  backlog=BACKLOG)
+            else:
+                server = await loop.create_server(
+                    self.factory, sock=self.sock.dup(), backlog=BACKLOG, ssl=context,
+                    ssl_handshake_timeout=handshake_timeout,
+                    ssl_shutdown_timeout=SHUTDOWN_TIMEOUT)
             old, self.server, self.tls = self.server, server, tls
             if old is not None:
                 old.close()  # its listening duplicate only: its connections go on
