@@ -22,6 +22,7 @@ import orjson
 from tidegate import KRAKEND_COMPAT_VERSION
 from tidegate.components import DEFAULT_REGISTRY, Level, Registry, Resources
 from tidegate.config.model import EndpointConfig, ServiceConfig
+from tidegate.config.tls import client_tls
 from tidegate.errors import ConfigErrors, ConfigValueError
 from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 from tidegate.pipeline import builtins
@@ -93,7 +94,12 @@ class Generation:
         # Built from a configuration the supervisor already validated.
         self.lifecycle = Lifecycle(gen_id, chash, Phase.VALIDATED)
         self._drained: asyncio.Event | None = None
-        self.client = UpstreamClient()
+        errors: list[ConfigValueError] = []
+        try:  # https backends are reached with this generation's client_tls
+            self.client = UpstreamClient(tls=client_tls(service.raw))
+        except ConfigErrors as exc:
+            errors.extend(e for e in exc.errors if isinstance(e, ConfigValueError))
+            self.client = UpstreamClient()
         self.resources = Resources()
         self._assembly = registry.assembly(service, self.resources)
         self.return_error_msg = service.router.return_error_msg
@@ -104,7 +110,6 @@ class Generation:
         self.router: Router[EndpointHandler] = Router()
         debug = debug or service.debug_endpoint
         reserved = builtins.builtin_routes(debug=debug, echo=service.echo_endpoint)
-        errors: list[ConfigValueError] = []
         for ep in service.endpoints:
             taken = builtins.builtin_conflict(ep.method, ep.endpoint, reserved)
             if taken is not None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tidegate.config.model import DEFAULT_EDGE, EdgeLimits, build_service
-from tidegate.config.tls import ServerTLS, client_tls, server_tls
+from tidegate.config.tls import ServerTLS, server_tls
 from tidegate.config.tls_context import server_contexts
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
@@ -185,8 +185,6 @@ class Worker:
             gen = Generation(service, msg.gen, msg.config_hash, debug=msg.debug,
                              status=self.state.status,
                              unprotected=tuple(msg.unprotected))
-            # https backends are reached with this generation's client_tls.
-            gen.client.tls = client_tls(msg.data)
             return gen, tls, context
 
     async def _listen(self, gen: Generation, tls: ServerTLS | None,
