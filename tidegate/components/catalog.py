@@ -23,6 +23,8 @@ from tidegate.components import (
     pyplugins,
     ratelimit,
     ratelimit_proxy,
+    redis_pools,
+    redis_ratelimit,
 )
 from tidegate.components.seam import Component
 
@@ -34,4 +36,7 @@ COMPONENTS: list[Component[Any]] = [
     *pyplugins.COMPONENTS,
     jsonschema_body.COMPONENT,
     martian.COMPONENT,
+    redis_pools.COMPONENT,
+    redis_ratelimit.ROUTER,
+    redis_ratelimit.SERVICE,
 ]

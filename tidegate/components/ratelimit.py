@@ -121,7 +121,7 @@ def parse(raw: Any, path: JsonPath) -> RateLimit:
                      strategy if client_rate > 0 else "", key, headers)
 
 
-def _client_key(cfg: RateLimit, req: Request, params: dict[str, str]) -> str:
+def client_key(cfg: RateLimit, req: Request, params: dict[str, str]) -> str:
     """Who the client is for its bucket ("" when the request does not say)."""
     if cfg.strategy == "ip":
         if cfg.key:  # the first address of the named header, as KrakenD (no trust check)
@@ -149,7 +149,7 @@ class Limiter:
         """0 when the request may pass, else the status that rejects it (429 or 503)."""
         cfg = self.cfg
         if cfg.client_rate > 0:
-            who = _client_key(cfg, req, params)
+            who = client_key(cfg, req, params)
             if not who or not buckets.take(f"{self.name}|{who}", cfg.client_rate,
                                            cfg.client_capacity).allowed:
                 return 429

@@ -107,6 +107,8 @@ class Resources:
     leases: list[Lease[Any]] = field(default_factory=list)
     provisioners: list[Hook] = field(default_factory=list)
     closers: list[Hook] = field(default_factory=list)
+    # (section, item) -> what `/__health` shows under body[section][item] (e.g. a Redis pool)
+    reports: dict[tuple[str, str], Callable[[], Any]] = field(default_factory=dict)
     store: StateStore | None = None
     _held: list[Lease[Any]] = field(default_factory=list)
 
@@ -191,6 +193,11 @@ class Build(Generic[C]):
     def on_close(self, hook: Hook) -> None:
         """Run `hook` after the generation drained (reverse order of registration)."""
         self.resources.closers.append(hook)
+
+    def report(self, section: str, item: str, describe: Callable[[], Any]) -> None:
+        """Show ``describe()`` on `/__health` under ``section.item`` while this generation
+        serves (called per health request, after provision)."""
+        self.resources.reports[(section, item)] = describe
 
     @property
     def buckets(self) -> BucketStore:

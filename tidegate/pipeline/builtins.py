@@ -71,6 +71,8 @@ def register(router: Router[EndpointHandler], gen: Generation, *, debug: bool, e
             "generation": gen.describe(),
             "last_reload_error": error,
         }
+        for (section, item), describe in gen.resources.reports.items():
+            body.setdefault(section, {})[item] = describe()
         if gen.unprotected:  # the fail-closed opt-out: say loudly what is served unprotected
             body["allow_unimplemented"] = list(gen.unprotected)
         return Response(200, [("Content-Type", JSON)], dumps(body))
