@@ -59,8 +59,13 @@ def start_node(path: Path, port: int, *extra: str) -> Gateway:
     """A `tidegate run` whose Redis pool answered (its log says so)."""
     gw = Gateway(["run", "-p", str(port), "-c", str(path), *extra])
     gw.wait_for("listening on")
-    gw.wait_for(f"redis pool '{POOL}' at")
+    assert pool_state(port) == "up"
     return gw
+
+
+def pool_state(port: int) -> str:
+    """The pool's state on the node's `/__health`."""
+    return str(health(port)["redis"][POOL]["state"])
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -70,8 +75,8 @@ def test_endpoint_limit_counts_exactly_in_redis(tmp_path: Path, workers: int) ->
         write_config(path, config(bport, redis.address,
                                   {"max_rate": 1, "every": "1h", "capacity": 12}))
         port = free_port()
-        with gateway(str(path), port, workers=workers) as gw:
-            gw.wait_for("is up")
+        with gateway(str(path), port, workers=workers):
+            assert pool_state(port) == "up"  # connected before it listens
             got = statuses(port, 30)
             over = request(port, "GET", "/limited/u1")
             free = request(port, "GET", "/free")[0]
@@ -90,8 +95,8 @@ def test_client_then_endpoint_limits_answer_as_krakend(tmp_path: Path) -> None:
             "max_rate": 1, "every": "1h", "capacity": 3, "client_max_rate": 1,
             "client_capacity": 2, "strategy": "header", "key": "X-User"}))
         port = free_port()
-        with gateway(str(path), port) as gw:
-            gw.wait_for("is up")
+        with gateway(str(path), port):
+            assert pool_state(port) == "up"  # connected before it listens
             no_key = request(port, "GET", "/limited/u")
             alice = [request(port, "GET", "/limited/u", headers={"X-User": "alice"})[0]
                      for _ in range(3)]
@@ -112,7 +117,7 @@ def test_redis_down_refuses_with_503_logs_once_and_limits_again_when_back(
                                   {"max_rate": 1, "every": "1h", "capacity": 2}))
         port = free_port()
         with gateway(str(path), port) as gw:
-            gw.wait_for("is up")
+            assert pool_state(port) == "up"  # connected before it listens
             before = [request(port, "GET", "/limited/u1")[0] for _ in range(3)]
             redis.stop()
             during = statuses(port, 20)
@@ -139,7 +144,7 @@ def test_on_failure_allow_serves_while_redis_is_down(tmp_path: Path) -> None:
             "max_rate": 1, "every": "1h", "capacity": 1, "on_failure_allow": True}))
         port = free_port()
         with gateway(str(path), port) as gw:
-            gw.wait_for("is up")
+            assert pool_state(port) == "up"  # connected before it listens
             before = [request(port, "GET", "/limited/u1")[0] for _ in range(2)]
             redis.stop()
             during = statuses(port, 10)
@@ -159,8 +164,8 @@ def test_a_dead_address_never_hangs_requests(tmp_path: Path) -> None:
         write_config(path, config(bport, dead.address, {"max_rate": 10},
                                   pool={"dial_timeout": "200ms", "max_retries": 0}))
         port = free_port()
-        with gateway(str(path), port) as gw:
-            gw.wait_for("is down")
+        with gateway(str(path), port):
+            assert pool_state(port) == "down"
             started = time.monotonic()
             got = statuses(port, 10)
             took = time.monotonic() - started
@@ -251,8 +256,8 @@ def test_service_limit_covers_every_endpoint_but_health(tmp_path: Path) -> None:
         write_config(path, config(bport, redis.address, None, service_limit={
             "max_rate": 1, "every": "1h", "capacity": 3}))
         port = free_port()
-        with gateway(str(path), port) as gw:
-            gw.wait_for("is up")
+        with gateway(str(path), port):
+            assert pool_state(port) == "up"  # connected before it listens
             got = [request(port, "GET", p)[0] for p in ("/free", "/limited/a", "/nowhere",
                                                         "/free")]
             checks = [request(port, "GET", "/__health")[0] for _ in range(3)]
@@ -277,7 +282,8 @@ def test_reload_keeps_the_client_and_a_removed_pool_is_closed(tmp_path: Path) ->
         assert connections_received(redis) == before_check + 1  # only our own look
         gw = Gateway(["run", "--watch", "-c", str(path)])
         try:
-            gw.wait_for("is up")
+            gw.wait_for("listening on")
+            assert pool_state(port) == "up"
             assert [request(port, "GET", "/limited/u")[0] for _ in range(2)] == [200, 200]
             ids = client_ids(redis)
             write_config(path, config(bport, redis.address, limit, port=port, pool=pool,

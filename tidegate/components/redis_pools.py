@@ -6,13 +6,15 @@ and lease its client (`pool_lease`), so every limiter of a worker that names the
 the same settings shares one client, kept across reloads while the settings are unchanged.
 
 Fields honoured (go-redis's defaults): ``name``, ``address`` (``host:port``), ``db`` (EE 2.8
-wrote ``database``), ``user_name``, ``password``, ``pool_size`` (10), ``dial_timeout`` (5s),
-``read_timeout`` (3s), ``write_timeout`` (3s), ``pool_timeout`` (read_timeout + 1s),
-``max_retries`` (3), ``min_retry_backoff`` (8ms), ``max_retry_backoff`` (512ms),
-``client_name``. EE's other tuning fields (idle and lifetime limits of connections,
-``opentelemetry``) are accepted and have no effect. ``tls`` and ``clusters[]`` are validated, and
-a limiter that would use them is refused (``check`` says where): tidegate does not speak TLS or
-the cluster protocol to Redis yet, and a limit that cannot be enforced must not pass as one.
+wrote ``database``), ``user_name``, ``password``, ``client_name``, ``dial_timeout`` (5s: connect
+and set up), ``read_timeout`` (3s: a command unanswered that long fails the connection),
+``min_retry_backoff`` / ``max_retry_backoff`` (8ms / 512ms: the delays between reconnection
+attempts). Accepted without effect: ``pool_size``, ``pool_timeout``, ``write_timeout`` and the
+idle/lifetime limits (each worker pipelines every command on one connection per pool, so there
+is no pool to size or wait for), ``max_retries`` (a take is never retried: it is not
+idempotent), ``opentelemetry``. ``tls`` and ``clusters[]`` are validated, and a limiter that
+would use them is refused (``check`` says where): tidegate does not speak TLS or the cluster
+protocol to Redis yet, and a limit that cannot be enforced must not pass as one.
 """
 
 from __future__ import annotations

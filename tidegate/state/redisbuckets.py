@@ -9,10 +9,13 @@ that must hold for the whole cluster keep their buckets in Redis instead (Kraken
   then the endpoint's) in one round trip, atomically, with Redis's clock (``TIME``), so nodes
   whose clocks disagree still share one bucket. Each bucket key expires once it would be full
   again: a full bucket carries no information.
-* Redis may be down. The first failed command marks the pool down and logs it once; from then
-  on requests fail fast (no I/O, no waiting on timeouts) while one task probes the server with
-  a growing delay and logs once when it answers again. Every command is bounded by the pool's
-  dial and read timeouts, so a dead server never hangs a request for longer than that.
+* Every request of a worker is pipelined on one connection per pool (`tidegate.state.resp`).
+* Redis may be down. A lost connection, a refused one or a command unanswered for
+  ``read_timeout`` marks the pool down and logs it once; from then on requests fail fast (no
+  I/O, no waiting) while one task reconnects with a growing delay (``min_retry_backoff`` ..
+  ``max_retry_backoff``) and logs once when the server answers again. Connecting is bounded
+  by ``dial_timeout``, a command by ``read_timeout``: a dead server never hangs a request
+  longer than that.
 
 A `RedisBuckets` is state that outlives generations (one per pool settings and worker, leased
 with ``Build.state``); it opens on provision and closes when no generation uses it any more.
@@ -21,19 +24,17 @@ with ``Build.state``); it opens on provision and closes when no generation uses 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+import hiredis
 
 from tidegate.state.buckets import Taken
+from tidegate.state.resp import Arg, Pipelined, RespError, connect
 
 log = logging.getLogger("tidegate.redis")
 
@@ -68,8 +69,7 @@ end
 return {0, tostring(tokens)}
 """
 
-# What a failing server raises (refused, reset, timed out, loading, auth lost...).
-OUTAGE_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest().encode()
 
 
 class RedisUnavailable(Exception):
@@ -111,7 +111,7 @@ def _iso(stamp: float) -> str:
 
 
 class RedisBuckets:
-    """A client of one Redis pool, its up/down state, and the bucket script."""
+    """One Redis pool of a worker: its connection, its up/down state, the bucket script."""
 
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
@@ -119,48 +119,44 @@ class RedisBuckets:
         self.since = time.time()
         self.last_error = ""
         self.outages = 0
-        self._client: Redis | None = None
-        self._script: AsyncScript | None = None
-        self._probe: asyncio.Task[None] | None = None
-        # A command never waits longer than a dial plus a read (retries included: they stop
-        # at the deadline).
-        self._deadline = settings.dial_timeout + settings.read_timeout
+        self._conn: Pipelined | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._down_at = 0.0
 
-    def open(self) -> None:
-        """Create the client and check the server in the background (idempotent; on the
-        worker's event loop). Never fails: an unreachable server is an outage, not an error."""
-        if self._client is not None:
+    async def open(self) -> None:
+        """Connect (idempotent; on the worker's event loop, at provision). Waits at most a
+        second for the first answer, so a reachable server limits from the first request;
+        never fails: an unreachable server is an outage, not an error."""
+        if self.state != "closed":
             return
-        s = self.settings
-        retries = max(0, s.max_retries)
-        pool: BlockingConnectionPool = BlockingConnectionPool(
-            max_connections=s.pool_size, timeout=s.pool_timeout,  # type: ignore[arg-type]
-            host=s.host, port=s.port, db=s.db, username=s.username, password=s.password,
-            client_name=s.client_name, socket_connect_timeout=s.dial_timeout,
-            socket_timeout=max(s.read_timeout, s.write_timeout),
-            retry=Retry(ExponentialBackoff(cap=s.max_retry_backoff, base=s.min_retry_backoff),
-                        retries))
-        self._client = Redis(connection_pool=pool)
-        self._script = self._client.register_script(TAKE_SCRIPT)
         self._set("connecting")
-        self._probe = asyncio.ensure_future(self._watch(first=True))
+        self._connecting = asyncio.ensure_future(self._reconnect())
+        self._tick()
+        done, _ = await asyncio.wait({self._connecting}, timeout=1.0)
+        del done
 
     async def take_chain(self, buckets: Sequence[tuple[str, float, float]],
                          cost: float = 1.0) -> tuple[int, float]:
         """Take `cost` from each ``(key, rate, capacity)`` in order, stopping at the first
         that lacks it: (1-based index of that bucket or 0, tokens left in the last one looked
-        at). Raises `RedisUnavailable` at once while the server is known to be down."""
-        script = self._script
-        if script is None or self.state == "down":
+        at). Raises `RedisUnavailable` at once while the server is unreachable."""
+        conn = self._conn
+        if conn is None:
             raise RedisUnavailable(self.last_error or "not connected")
-        args: list[float] = [cost]
+        args: list[Arg] = [len(buckets)]
+        args += [b[0] for b in buckets]
+        args.append(cost)
         for _, rate, capacity in buckets:
             args += (rate, capacity)
         try:
-            async with asyncio.timeout(self._deadline):
-                got = await script(keys=[b[0] for b in buckets], args=args)
-        except OUTAGE_ERRORS as exc:
-            self._went_down(exc)
+            got = await conn.call(b"EVALSHA", TAKE_SHA, *args)
+            if isinstance(got, hiredis.ReplyError) and str(got).startswith("NOSCRIPT"):
+                got = await conn.call(b"EVAL", TAKE_SCRIPT, *args)  # the cache was flushed
+            if isinstance(got, hiredis.ReplyError):
+                raise RespError(str(got))
+        except RespError as exc:
+            self._lost(conn, str(exc))
             raise RedisUnavailable(str(exc)) from None
         return int(got[0]), float(got[1])
 
@@ -184,48 +180,80 @@ class RedisBuckets:
         self.state = state
         self.since = time.time()
 
-    def _went_down(self, exc: BaseException) -> None:
-        self.last_error = str(exc) or type(exc).__name__
+    def _setup(self) -> list[tuple[Arg, ...]]:
+        s = self.settings
+        cmds: list[tuple[Arg, ...]] = []
+        if s.password is not None:
+            cmds.append((b"AUTH", s.username, s.password) if s.username
+                        else (b"AUTH", s.password))
+        if s.db:
+            cmds.append((b"SELECT", s.db))
+        if s.client_name:
+            cmds.append((b"CLIENT", b"SETNAME", s.client_name))
+        cmds.append((b"SCRIPT", b"LOAD", TAKE_SCRIPT))
+        return cmds
+
+    async def _reconnect(self) -> None:
+        """Connect until the server answers, waiting min_retry_backoff, doubling up to
+        max_retry_backoff, between attempts."""
+        s = self.settings
+        delay = max(0.001, s.min_retry_backoff)
+        while True:
+            try:
+                conn, _ = await connect(s.host, s.port, timeout=s.dial_timeout + s.read_timeout,
+                                        on_lost=self._lost, setup=self._setup())
+                break
+            except (OSError, RespError) as exc:
+                self._down(str(exc) or type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(max(s.max_retry_backoff, delay), delay * 2)
+        self._conn = conn
+        was = self.state
+        self._set("up")
+        if was == "connecting":
+            log.info("redis pool %r at %s is up", s.name, s.address)
+        else:
+            log.warning("redis pool %r at %s is up again after %.1fs", s.name, s.address,
+                        time.monotonic() - self._down_at)
+
+    def _lost(self, conn: Pipelined, reason: str) -> None:
+        """A connection failed: if it is the pool's, the pool is down until reconnected."""
+        if conn is not self._conn:
+            return
+        self._conn = None
+        conn.fail(reason)
+        self._down(reason)
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(self._reconnect())
+
+    def _down(self, reason: str) -> None:
+        """Log once per outage."""
+        self.last_error = reason
         if self.state in ("down", "closed"):
             return
         self._set("down")
+        self._down_at = time.monotonic()
         self.outages += 1
         log.error("redis pool %r at %s is down (%s): requests limited through it are refused "
                   "(503) unless on_failure_allow; reconnecting", self.settings.name,
-                  self.settings.address, self.last_error)
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.ensure_future(self._watch(first=False))
+                  self.settings.address, reason)
 
-    async def _watch(self, *, first: bool) -> None:
-        """Ping until the server answers, with a growing delay (50 ms .. 1 s)."""
-        client = self._client
-        assert client is not None
-        delay = 0.05
-        down_at = time.monotonic()
-        while True:
-            try:
-                async with asyncio.timeout(self._deadline):
-                    await client.ping()
-                break
-            except OUTAGE_ERRORS as exc:
-                self._went_down(exc)
-            await asyncio.sleep(delay)
-            delay = min(1.0, delay * 2)
-        was = self.state
-        self._set("up")
-        if first and was == "connecting":
-            log.info("redis pool %r at %s is up", self.settings.name, self.settings.address)
-        else:
-            log.warning("redis pool %r at %s is up again after %.1fs", self.settings.name,
-                        self.settings.address, time.monotonic() - down_at)
+    def _tick(self) -> None:
+        """Every 100 ms: a command unanswered for read_timeout fails the connection."""
+        conn = self._conn
+        if conn is not None and conn.oldest_wait() > self.settings.read_timeout:
+            conn.fail(f"no answer within {self.settings.read_timeout:g}s")
+        self._watchdog = asyncio.get_running_loop().call_later(0.1, self._tick)
 
     async def close(self) -> None:
-        """Stop probing and close every connection (the last generation using it drained)."""
-        probe, self._probe = self._probe, None
-        if probe is not None:
-            probe.cancel()
-        client, self._client, self._script = self._client, None, None
+        """Stop reconnecting and close the connection (no generation uses the pool now)."""
         self._set("closed")
-        if client is not None:
-            await client.aclose()
-            await client.connection_pool.disconnect()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        task, self._connecting = self._connecting, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.fail("closed")
