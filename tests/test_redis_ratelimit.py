@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -171,6 +172,33 @@ def test_a_dead_address_never_hangs_requests(tmp_path: Path) -> None:
             took = time.monotonic() - started
             assert health(port)["redis"][POOL]["state"] == "down"
     assert got == [503] * 10 and took < 5
+
+
+def test_a_silent_redis_fails_requests_after_read_timeout(tmp_path: Path) -> None:
+    """A server that accepts but never answers (SIGSTOP): the requests waiting on it get 503
+    after read_timeout, the pool is down (one log line), and it recovers on SIGCONT."""
+    with redis_server() as redis, backend() as bport:
+        path = tmp_path / "krakend.json"
+        write_config(path, config(bport, redis.address, {"max_rate": 100},
+                                  pool={"read_timeout": "300ms", "dial_timeout": "300ms"}))
+        port = free_port()
+        with gateway(str(path), port) as gw:
+            assert pool_state(port) == "up"
+            assert redis.proc is not None
+            redis.proc.proc.send_signal(signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                stalled = statuses(port, 4)
+                took = time.monotonic() - started
+                gw.wait_for("is down")
+                assert pool_state(port) == "down"
+            finally:
+                redis.proc.proc.send_signal(signal.SIGCONT)
+            gw.wait_for("is up again")
+            after = request(port, "GET", "/limited/u1")[0]
+            outage_lines = [ln for ln in gw.log if "is down" in ln]
+    assert stalled == [503] * 4 and took < 5
+    assert after == 200 and len(outage_lines) == 1
 
 
 def test_nodes_with_different_configs_share_the_buckets(tmp_path: Path) -> None:
