@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from tests.support import Gateway, backend, free_port, gateway, health, request,
 from tidegate.cli import main
 from tidegate.components.redis_ratelimit import ROUTER_NAMESPACE, SERVICE_NAMESPACE, parse
 from tidegate.errors import ConfigValueError
+from tidegate.state import AsyncBucketStore, Taken
+from tidegate.state.redisbuckets import PoolSettings, RedisBuckets
 
 POOL = "shared"
 
@@ -342,6 +345,29 @@ def client_ids(redis: RedisServer) -> set[str]:
     listing = redis.command("CLIENT", "LIST")
     return {part for ln in listing.splitlines() if "name=tg-test" in ln
             for part in ln.split() if part.startswith("id=")}
+
+
+def test_take_async_is_a_token_bucket_on_the_servers_clock() -> None:
+    """`AsyncBucketStore.take_async`: full at first, refused with the time to wait, and the
+    key expires once the bucket would be full again. A flushed script cache is reloaded."""
+    async def run(redis: RedisServer) -> list[Taken]:
+        buckets = RedisBuckets(PoolSettings("t", "127.0.0.1", redis.port))
+        store: AsyncBucketStore = buckets
+        await buckets.open()
+        try:
+            got = [await store.take_async("tidegate:test:{a}", 1 / 60, 2)]
+            assert redis.command("SCRIPT", "FLUSH") == "OK"
+            return got + [await store.take_async("tidegate:test:{a}", 1 / 60, 2)
+                          for _ in range(2)]
+        finally:
+            await buckets.close()
+
+    with redis_server() as redis:
+        got = asyncio.run(run(redis))
+        ttl = redis.command("PTTL", "tidegate:test:{a}")
+    assert [t.allowed for t in got] == [True, True, False]
+    assert got[2].retry_after == pytest.approx(60, abs=1)
+    assert 119_000 < ttl <= 121_000  # two tokens at one a minute, plus a second
 
 
 @pytest.mark.parametrize(("section", "where", "text"), [

@@ -6,8 +6,8 @@ entries it needs before it is swapped in and releases them after it drained, so 
 key did not change is handed over, and one nobody leases any more is closed.
 """
 
-from tidegate.state.buckets import BucketStore, LocalBuckets, SharedBuckets, Taken
+from tidegate.state.buckets import AsyncBucketStore, BucketStore, LocalBuckets, SharedBuckets, Taken
 from tidegate.state.store import StateKey, StateStore, fingerprint
 
-__all__ = ["BucketStore", "LocalBuckets", "SharedBuckets", "StateKey", "StateStore", "Taken",
-           "fingerprint"]
+__all__ = ["AsyncBucketStore", "BucketStore", "LocalBuckets", "SharedBuckets", "StateKey",
+           "StateStore", "Taken", "fingerprint"]

@@ -45,6 +45,16 @@ class BucketStore(Protocol):
         ...
 
 
+class AsyncBucketStore(Protocol):
+    """Buckets behind a network round trip (Redis): the same bucket, taken with an await.
+    Kept apart from `BucketStore` so the local take stays a plain call on the hot path."""
+
+    async def take_async(self, key: str, rate: float, capacity: float,
+                         cost: float = 1.0) -> Taken:
+        """As `BucketStore.take`, for every node that shares the store."""
+        ...
+
+
 def _refill_and_take(tokens: float, stamp: float, now: float, rate: float, capacity: float,
                      cost: float) -> tuple[float, Taken]:
     """The bucket's arithmetic, shared by both stores: (tokens after, outcome)."""
