@@ -113,6 +113,28 @@ def test_client_then_endpoint_limits_answer_as_krakend(tmp_path: Path) -> None:
     assert len(ttl) == 3 and all(0 < t <= 3 * 3600 * 1000 + 1000 for t in ttl)
 
 
+def test_ratelimit_headers_as_the_local_limiter(tmp_path: Path) -> None:
+    """`headers: true`: RateLimit-* of the client's bucket, of the refusing one on a refusal."""
+    with redis_server() as redis, backend() as bport:
+        path = tmp_path / "krakend.json"
+        write_config(path, config(bport, redis.address, {
+            "max_rate": 1, "every": "1h", "capacity": 2, "client_max_rate": 1,
+            "client_capacity": 1, "strategy": "header", "key": "X-User", "headers": True}))
+        port = free_port()
+        with gateway(str(path), port):
+            ok = request(port, "GET", "/limited/u", headers={"X-User": "a"})
+            client_over = request(port, "GET", "/limited/u", headers={"X-User": "a"})
+            request(port, "GET", "/limited/u", headers={"X-User": "b"})
+            over = request(port, "GET", "/limited/u", headers={"X-User": "c"})
+            free = request(port, "GET", "/free")
+    assert ok[0] == 200 and (ok[1]["ratelimit-limit"], ok[1]["ratelimit-remaining"]) == ("1", "0")
+    assert int(ok[1]["ratelimit-reset"]) > 3000  # 1 token per hour
+    assert client_over[0] == 429 and int(client_over[1]["retry-after"]) > 3000
+    assert over[0] == 503 and (over[1]["ratelimit-limit"], over[1]["ratelimit-remaining"]) == (
+        "2", "0") and "retry-after" in over[1]
+    assert free[0] == 200 and not any(h.startswith("ratelimit") for h in free[1])
+
+
 def test_redis_down_refuses_with_503_logs_once_and_limits_again_when_back(
         tmp_path: Path) -> None:
     with redis_server() as redis, backend() as bport:

@@ -164,22 +164,22 @@ class Limiter:
         cfg = self.cfg
         shown: tuple[Taken, float] | None = None
         if cfg.client_rate > 0:
-            who = _client_key(cfg, req, params)
+            who = client_key(cfg, req, params)
             if not who:
                 return 429, []
             taken = buckets.take(f"{self.name}|{who}", cfg.client_rate, cfg.client_capacity)
             shown = (taken, cfg.client_capacity)
             if not taken.allowed:
-                return 429, _headers(taken, cfg.client_capacity)
+                return 429, limit_headers(taken, cfg.client_capacity)
         if cfg.rate > 0:
             taken = buckets.take(self.name, cfg.rate, cfg.capacity)
             if not taken.allowed:
-                return 503, _headers(taken, cfg.capacity)
+                return 503, limit_headers(taken, cfg.capacity)
             shown = shown or (taken, cfg.capacity)
-        return 0, _headers(*shown) if shown is not None else []
+        return 0, limit_headers(*shown) if shown is not None else []
 
 
-def _headers(taken: Taken, capacity: float) -> list[tuple[str, str]]:
+def limit_headers(taken: Taken, capacity: float) -> list[tuple[str, str]]:
     """draft-ietf-httpapi-ratelimit-headers fields, plus Retry-After when rejected."""
     out = [("RateLimit-Limit", str(int(capacity))),
            ("RateLimit-Remaining", str(max(0, int(taken.remaining)))),

@@ -28,7 +28,7 @@ from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
 from tidegate.errors import ConfigValueError
 from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 from tidegate.state import fingerprint
-from tidegate.state.redisbuckets import RedisBuckets, RedisUnavailable
+from tidegate.state.redisbuckets import RedisBuckets, RedisUnavailable, taken
 
 ROUTER_NAMESPACE = "qos/ratelimit/router/redis"
 SERVICE_NAMESPACE = "qos/ratelimit/service/redis"
@@ -95,24 +95,33 @@ class RedisLimiter:
         self.name = name
         self.pool = pool
 
-    async def status(self, req: Request, params: dict[str, str]) -> int:
-        """0 when the request may pass, else the status that rejects it."""
+    async def check(self, req: Request, params: dict[str, str]
+                    ) -> tuple[int, list[tuple[str, str]]]:
+        """(0 when the request may pass, else the status that rejects it; the RateLimit-*
+        headers when the section asks for them: of the bucket that refused, else of the
+        client's, else of the endpoint's)."""
         cfg = self.limits
         buckets: list[tuple[str, float, float]] = []
         if cfg.client_rate > 0:
             who = ratelimit.client_key(cfg, req, params)
             if not who:
-                return 429
+                return 429, []
             buckets.append((f"{self.name}:{who}", cfg.client_rate, cfg.client_capacity))
         if cfg.rate > 0:
             buckets.append((self.name, cfg.rate, cfg.capacity))
         try:
-            refused, _ = await self.pool.value.take_chain(buckets)
+            refused, tokens = await self.pool.value.take_chain(buckets)
         except RedisUnavailable:
-            return 0 if self.allow else 503
+            return (0 if self.allow else 503), []
+        headers: list[tuple[str, str]] = []
+        if cfg.headers:
+            _, rate, capacity = buckets[refused - 1 if refused else 0]
+            headers = ratelimit.limit_headers(
+                taken(refused == 0, tokens[refused - 1 if refused else 0], rate, capacity),
+                capacity)
         if refused == 0:
-            return 0
-        return 429 if refused == 1 and cfg.client_rate > 0 else 503
+            return 0, headers
+        return (429 if refused == 1 and cfg.client_rate > 0 else 503), headers
 
 
 def limiter(ctx: Build[RedisRateLimit]) -> RedisLimiter:
@@ -128,10 +137,13 @@ def build_router(ctx: Build[RedisRateLimit], nxt: EndpointHandler) -> EndpointHa
     lim = limiter(ctx)
 
     async def limited(req: Request, params: dict[str, str]) -> Response:
-        status = await lim.status(req, params)
+        status, headers = await lim.check(req, params)
         if status:
-            return Response(status, [])
-        return await nxt(req, params)
+            return Response(status, headers)
+        resp = await nxt(req, params)
+        if headers:
+            resp.headers.extend(headers)
+        return resp
 
     return limited
 
@@ -142,11 +154,15 @@ def build_service(ctx: Build[RedisRateLimit], nxt: ServiceHandler) -> ServiceHan
     no_params: dict[str, str] = {}
 
     async def limited(req: Request) -> Response:
-        if req.path != "/__health":
-            status = await lim.status(req, no_params)
-            if status:
-                return Response(status, [])
-        return await nxt(req)
+        if req.path == "/__health":
+            return await nxt(req)
+        status, headers = await lim.check(req, no_params)
+        if status:
+            return Response(status, headers)
+        resp = await nxt(req)
+        if headers:
+            resp.headers.extend(headers)
+        return resp
 
     return limited
 

@@ -40,17 +40,18 @@ log = logging.getLogger("tidegate.redis")
 
 # KEYS: the buckets, in the order they are checked. ARGV[1]: the cost; then rate (tokens per
 # second) and capacity per key. Stops at the first bucket without `cost` tokens (that one is
-# left as it was, refilled): returns {index of that bucket (0: every bucket gave), its tokens}.
+# left as it was): returns {index of that bucket (0: every bucket gave), then the tokens left
+# in each bucket looked at}.
 TAKE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local cost = tonumber(ARGV[1])
-local tokens = 0
+local out = {0}
 for i, key in ipairs(KEYS) do
   local rate = tonumber(ARGV[2 * i])
   local capacity = tonumber(ARGV[2 * i + 1])
   local b = redis.call('HMGET', key, 'tokens', 'stamp')
-  tokens = tonumber(b[1])
+  local tokens = tonumber(b[1])
   local stamp = tonumber(b[2])
   if tokens == nil or stamp == nil then
     tokens = capacity
@@ -60,15 +61,17 @@ for i, key in ipairs(KEYS) do
     tokens = math.min(capacity, tokens + (now - stamp) * rate)
   end
   if tokens < cost then
-    return {i, tostring(tokens)}
+    out[1] = i
+    out[i + 1] = tostring(tokens)
+    return out
   end
   tokens = tokens - cost
+  out[i + 1] = tostring(tokens)
   redis.call('HSET', key, 'tokens', tostring(tokens), 'stamp', tostring(now))
   redis.call('PEXPIRE', key, math.ceil((capacity - tokens) / rate * 1000) + 1000)
 end
-return {0, tostring(tokens)}
+return out
 """
-
 TAKE_SHA = hashlib.sha1(TAKE_SCRIPT.encode()).hexdigest().encode()
 
 
@@ -106,6 +109,13 @@ class PoolSettings:
         return asdict(self)
 
 
+def taken(allowed: bool, tokens: float, rate: float, capacity: float,
+          cost: float = 1.0) -> Taken:
+    """The `Taken` of a bucket the script left with `tokens`."""
+    retry = 0.0 if allowed else (cost - tokens) / rate
+    return Taken(allowed, tokens, retry, (capacity - tokens) / rate)
+
+
 def _iso(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
@@ -137,9 +147,9 @@ class RedisBuckets:
         del done
 
     async def take_chain(self, buckets: Sequence[tuple[str, float, float]],
-                         cost: float = 1.0) -> tuple[int, float]:
+                         cost: float = 1.0) -> tuple[int, list[float]]:
         """Take `cost` from each ``(key, rate, capacity)`` in order, stopping at the first
-        that lacks it: (1-based index of that bucket or 0, tokens left in the last one looked
+        that lacks it: (1-based index of that bucket or 0, tokens left in each bucket looked
         at). Raises `RedisUnavailable` at once while the server is unreachable."""
         conn = self._conn
         if conn is None:
@@ -158,15 +168,13 @@ class RedisBuckets:
         except RespError as exc:
             self._lost(conn, str(exc))
             raise RedisUnavailable(str(exc)) from None
-        return int(got[0]), float(got[1])
+        return int(got[0]), [float(t) for t in got[1:]]
 
     async def take_async(self, key: str, rate: float, capacity: float,
                          cost: float = 1.0) -> Taken:
         """`BucketStore.take` over the network: the same bucket, shared by every node."""
-        refused, tokens = await self.take_chain([(key, rate, capacity)], cost)
-        allowed = refused == 0
-        retry = 0.0 if allowed else (cost - tokens) / rate
-        return Taken(allowed, tokens, retry, (capacity - tokens) / rate)
+        refused, (tokens,) = await self.take_chain([(key, rate, capacity)], cost)
+        return taken(refused == 0, tokens, rate, capacity, cost)
 
     def describe(self) -> dict[str, Any]:
         """The pool as `/__health` shows it."""
