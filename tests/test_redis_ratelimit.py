@@ -433,6 +433,17 @@ def test_check_locates_bad_pools_and_pool_names(tmp_path: Path, pool: dict[str, 
     assert f"{path}:" in out and text in out, out
 
 
+def test_service_limit_refuses_the_param_strategy(tmp_path: Path) -> None:
+    path = tmp_path / "krakend.json"
+    write_config(path, config(9, "127.0.0.1:6379", None, service_limit={
+        "client_max_rate": 1, "strategy": "param", "key": "user"}))
+    proc = subprocess.run([sys.executable, "-m", "tidegate", "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "krakend.json:" in out and "strategy: 'param' names a route parameter" in out
+
+
 def test_a_cluster_is_validated_and_refused_where_a_limiter_names_it(tmp_path: Path) -> None:
     path = tmp_path / "krakend.json"
     data = config(9, "127.0.0.1:6379", {"max_rate": 1, "connection_pool": "c"})

@@ -150,6 +150,9 @@ def build_router(ctx: Build[RedisRateLimit], nxt: EndpointHandler) -> EndpointHa
 
 def build_service(ctx: Build[RedisRateLimit], nxt: ServiceHandler) -> ServiceHandler:
     """Check the service's buckets in Redis before routing (not for `/__health`)."""
+    if ctx.config.limits.strategy == "param":
+        raise ctx.error("strategy: 'param' names a route parameter, and a service-level limit "
+                        "runs before routing (use ip or header)", "strategy")
     lim = limiter(ctx)
     no_params: dict[str, str] = {}
 
