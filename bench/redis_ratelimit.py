@@ -22,7 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import free_port, nginx, stop, taskset, tidegate, wait_port, wrk
+from common import (
+    children,
+    cpu_seconds,
+    free_port,
+    nginx,
+    stop,
+    taskset,
+    tidegate,
+    wait_port,
+    wrk,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -76,20 +86,24 @@ def main() -> None:
                                                   "max_rate": 1e9, "capacity": 1e9}}}]}
     results: dict[str, list[float]] = {"/plain": [], "/limited": []}
     p99: dict[str, list[float]] = {"/plain": [], "/limited": []}
+    cpu: dict[str, list[float]] = {"/plain": [], "/limited": []}  # worker us per request
     redis = redis_server(rport, other)
     try:
         rtt = asyncio.run(round_trips(rport, 5000))
-        with nginx(upstream, cpus=other), tidegate(cfg, port, cpus=gw_cpus):
+        with nginx(upstream, cpus=other), tidegate(cfg, port, cpus=gw_cpus) as gw:
+            worker = children(gw.pid)[0]
             for path in results:
                 wrk(f"http://127.0.0.1:{port}{path}", seconds=2, cpus=other)  # warm up
             for r in range(args.rounds):
                 order = list(results) if r % 2 == 0 else list(reversed(results))
                 for path in order:
+                    before = cpu_seconds(worker)
                     got = wrk(f"http://127.0.0.1:{port}{path}", seconds=args.seconds,
                               cpus=other)
                     if got["errors"]:
                         sys.exit(f"{path}: {got['errors']} errors (limit hit or failure)")
                     results[path].append(got["rps"])
+                    cpu[path].append((cpu_seconds(worker) - before) / got["requests"] * 1e6)
                     p99[path].append(got["p99_ms"])
     finally:
         stop(redis, 15, 10)
@@ -100,6 +114,9 @@ def main() -> None:
     print(f"limited: {limited:.0f} req/s {[round(x) for x in results['/limited']]}, "
           f"p99 {statistics.median(p99['/limited']):.2f} ms")
     print(f"ratio: {limited / plain:.2f}x (target >= 0.50x)")
+    cpu_plain, cpu_limited = (statistics.median(cpu[p]) for p in ("/plain", "/limited"))
+    print(f"worker CPU per request: plain {cpu_plain:.1f} us, limited {cpu_limited:.1f} us: "
+          f"{cpu_plain / cpu_limited:.2f}x the throughput a saturated worker would give")
     print(f"redis round trip of one take: p50 {rtt[len(rtt) // 2] * 1e6:.0f} us, "
           f"p99 {rtt[int(len(rtt) * 0.99)] * 1e6:.0f} us (sequential, {len(rtt)} takes)")
 
