@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,9 +37,10 @@ def redis_binary() -> str:
 class RedisServer:
     """One redis-server process; `stop` and `start` again on the same port (an outage)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
         self.binary = redis_binary()
         self.port = port or free_port()
+        self.extra = extra
         self.dir = tempfile.mkdtemp(prefix="tidegate-redis-")
         self.proc: Gateway | None = None
 
@@ -48,7 +52,7 @@ class RedisServer:
         self.proc = Gateway([], command=[
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
-            "--loglevel", "notice"])
+            "--loglevel", "notice", *self.extra])
         self.proc.wait_for("Ready to accept connections", timeout=20)
 
     def stop(self) -> None:
@@ -89,3 +93,32 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[list[RedisServer]]:
+    """A Redis Cluster of `masters` masters (no replicas) made with `redis-cli --cluster
+    create`, ready (every node says cluster_state:ok, waited for with a bounded deadline)."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        redis_binary()
+        pytest.skip("redis-cli is not installed (Debian: apt-get install redis-tools)")
+    nodes = [RedisServer(extra=("--cluster-enabled", "yes", "--cluster-config-file",
+                                "nodes.conf", "--cluster-node-timeout", "5000",
+                                "--cluster-port", str(free_port())))
+             for _ in range(masters)]
+    try:
+        for node in nodes:
+            node.start()
+        subprocess.run([cli, "--cluster", "create", *(n.address for n in nodes),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True,
+                       capture_output=True, timeout=60)
+        deadline = time.monotonic() + 30
+        while not all("cluster_state:ok" in n.command("CLUSTER", "INFO") for n in nodes):
+            assert time.monotonic() < deadline, "the cluster never became ready"
+            threading.Event().wait(0.05)
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+            shutil.rmtree(node.dir, ignore_errors=True)

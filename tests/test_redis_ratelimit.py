@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.redis_support import RedisServer, redis_server
+from tests.redis_support import RedisServer, redis_cluster, redis_server
 from tests.support import Gateway, backend, free_port, gateway, health, request, write_config
 from tidegate.cli import main
 from tidegate.components.redis_ratelimit import ROUTER_NAMESPACE, SERVICE_NAMESPACE, parse
@@ -444,15 +444,41 @@ def test_service_limit_refuses_the_param_strategy(tmp_path: Path) -> None:
     assert "krakend.json:" in out and "strategy: 'param' names a route parameter" in out
 
 
-def test_a_cluster_is_validated_and_refused_where_a_limiter_names_it(tmp_path: Path) -> None:
-    path = tmp_path / "krakend.json"
-    data = config(9, "127.0.0.1:6379", {"max_rate": 1, "connection_pool": "c"})
-    data["extra_config"]["redis"]["clusters"] = [{"name": "c", "addresses": ["h:1"]}]
-    write_config(path, data)
-    proc = subprocess.run([sys.executable, "-m", "tidegate", "check", "-c", str(path)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert "'c': Redis clusters are not supported by tidegate yet" in proc.stderr + proc.stdout
+def test_limits_in_a_redis_cluster_follow_the_slots(tmp_path: Path) -> None:
+    """A three-master cluster, one seed in the config: six endpoints' buckets land on
+    several masters (their slots), each counts exactly, and /__health lists every master.
+    After the first master's slots moved to the second (keys included), the gateway follows
+    the MOVED redirects: the buckets are still empty (503, not the 200 that
+    on_failure_allow would give without Redis)."""
+    with redis_cluster() as nodes, backend() as bport:
+        data = config(bport, nodes[0].address, None)
+        data["extra_config"]["redis"] = {"clusters": [
+            {"name": POOL, "addresses": [nodes[0].address], "dial_timeout": "1s"}]}
+        data["endpoints"] = [{
+            "endpoint": f"/e{i}", "backend": [{"host": [f"http://127.0.0.1:{bport}"],
+                                               "url_pattern": "/x"}],
+            "extra_config": {ROUTER_NAMESPACE: {"connection_name": POOL, "max_rate": 1,
+                                                "every": "1h", "capacity": 2,
+                                                "on_failure_allow": True}}}
+            for i in range(6)]
+        path = tmp_path / "krakend.json"
+        write_config(path, data)
+        port = free_port()
+        with gateway(str(path), port):
+            got = [[request(port, "GET", f"/e{i}")[0] for _ in range(3)] for i in range(6)]
+            seen = health(port)["redis"][POOL]
+            per_node = [len(n.command("KEYS", "tidegate:*")) for n in nodes]
+            ids = [n.command("CLUSTER", "MYID") for n in nodes[:2]]
+            subprocess.run(["redis-cli", "--cluster", "reshard", nodes[0].address,
+                            "--cluster-from", ids[0], "--cluster-to", ids[1],
+                            "--cluster-slots", "16384", "--cluster-yes"],
+                           check=True, capture_output=True, timeout=120)
+            moved = [request(port, "GET", f"/e{i}")[0] for i in range(6)]
+            left = len(nodes[0].command("KEYS", "tidegate:*"))
+    assert got == [[200, 200, 503]] * 6
+    assert moved == [503] * 6 and left == 0
+    assert sum(per_node) == 6 and sum(1 for k in per_node if k) >= 2, per_node
+    assert seen["state"] == "up" and sorted(seen["nodes"]) == sorted(n.address for n in nodes)
 
 
 def test_check_lint_validates_the_sections(tmp_path: Path, capsys: Any) -> None:

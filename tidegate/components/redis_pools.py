@@ -12,9 +12,12 @@ and set up), ``read_timeout`` (3s: a command unanswered that long fails the conn
 attempts). Accepted without effect: ``pool_size``, ``pool_timeout``, ``write_timeout`` and the
 idle/lifetime limits (each worker pipelines every command on one connection per pool, so there
 is no pool to size or wait for), ``max_retries`` (a take is never retried: it is not
-idempotent), ``opentelemetry``. ``tls`` and ``clusters[]`` are validated, and a limiter that
-would use them is refused (``check`` says where): tidegate does not speak TLS or the cluster
-protocol to Redis yet, and a limit that cannot be enforced must not pass as one.
+idempotent), ``opentelemetry``. ``clusters[]`` take the same fields with ``addresses`` (seeds:
+the other masters are found with ``CLUSTER SLOTS``) and ``max_redirects`` (3);
+``read_only``, ``route_by_latency`` and ``route_randomly`` are accepted (every take writes: it
+goes to the slot's master). ``tls`` is validated, and a limiter that would use such a pool is
+refused (``check`` says where): tidegate does not speak TLS to Redis yet, and a limit that
+cannot be enforced must not pass as one.
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from tidegate.config.durations import DurationError, parse_duration
 from tidegate.errors import ConfigValueError
 from tidegate.messages import ServiceHandler
 from tidegate.state.redisbuckets import PoolSettings, RedisBuckets
+from tidegate.state.rediscluster import ClusterSettings, RedisCluster
 
 NAMESPACE = "redis"
 
+_CLUSTER_ONLY = ("addresses", "max_redirects", "read_only", "route_by_latency",
+                 "route_randomly")
 _DURATION = {"type": "string", "description": "a Go duration such as \"5s\""}
 _POOL_FIELDS: dict[str, Any] = {
     "name": {"type": "string", "description": "how limiters refer to the pool"},
@@ -57,6 +63,16 @@ _POOL_FIELDS: dict[str, Any] = {
     "opentelemetry": {"type": "object"},
 }
 
+_CLUSTER_FIELDS: dict[str, Any] = {
+    **{k: v for k, v in _POOL_FIELDS.items() if k not in ("address", "db", "database")},
+    "addresses": {"type": "array", "minItems": 1, "items": {"type": "string"},
+                  "description": "host:port of some of the cluster's nodes (the rest is found)"},
+    "max_redirects": {"type": "integer", "minimum": 0, "description": "MOVED/ASK followed (3)"},
+    "read_only": {"type": "boolean"},
+    "route_by_latency": {"type": "boolean"},
+    "route_randomly": {"type": "boolean"},
+}
+
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "redis: named Redis connection pools (KrakenD EE) for the Redis rate limits",
@@ -66,8 +82,8 @@ SCHEMA: dict[str, Any] = {
             "patternProperties": {"^[@$_#]": True}, "additionalProperties": False}},
         "clusters": {"type": "array", "items": {
             "type": "object", "required": ["name", "addresses"],
-            "properties": {"name": {"type": "string"},
-                           "addresses": {"type": "array", "items": {"type": "string"}}}}},
+            "properties": _CLUSTER_FIELDS,
+            "patternProperties": {"^[@$_#]": True}, "additionalProperties": False}},
     },
     "patternProperties": {"^[@$_#]": True},
     "additionalProperties": False,
@@ -76,9 +92,9 @@ SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True, slots=True)
 class RedisSection:
-    """The pools by name; clusters only by name (not usable yet)."""
+    """The pools and clusters by name."""
 
-    pools: dict[str, PoolSettings]
+    pools: dict[str, PoolSettings | ClusterSettings]
     unusable: dict[str, str]   # name -> why a limiter cannot use it
 
 
@@ -143,11 +159,27 @@ def parse_pool(raw: Any, path: JsonPath) -> PoolSettings:
         client_name=_str(raw, "client_name", path))
 
 
+def parse_cluster(raw: Any, path: JsonPath) -> ClusterSettings:
+    """One ``clusters[]`` entry: the seeds, and a pool's settings for each node."""
+    if not isinstance(raw, dict):
+        raise ConfigValueError("expected an object", path=path)
+    addresses = raw.get("addresses")
+    if not isinstance(addresses, list) or not addresses:
+        raise ConfigValueError("addresses: expected a list of host:port",
+                               path=(*path, "addresses"))
+    seeds = tuple(_address({"address": a}, (*path, "addresses", i))
+                  for i, a in enumerate(addresses))
+    node = parse_pool({k: v for k, v in raw.items() if k not in _CLUSTER_ONLY}
+                      | {"address": addresses[0]}, path)
+    return ClusterSettings(node.name, seeds, node,
+                           _int(raw, "max_redirects", 3, path, 0))
+
+
 def parse(raw: Any, path: JsonPath) -> RedisSection:
     """The whole section: pools by name (names unique across pools and clusters)."""
     if not isinstance(raw, dict):
         raise ConfigValueError("expected an object", path=path)
-    pools: dict[str, PoolSettings] = {}
+    pools: dict[str, PoolSettings | ClusterSettings] = {}
     unusable: dict[str, str] = {}
     for key in ("connection_pools", "clusters"):
         items = raw.get(key, [])
@@ -155,28 +187,19 @@ def parse(raw: Any, path: JsonPath) -> RedisSection:
             raise ConfigValueError(f"{key}: expected a list", path=(*path, key))
         for i, item in enumerate(items):
             where = (*path, key, i)
-            if key == "connection_pools":
-                pool = parse_pool(item, where)
-                name = pool.name
-            elif isinstance(item, dict):
-                name = _str(item, "name", where) or ""
-                if not name:
-                    raise ConfigValueError("name: a cluster needs a name", path=(*where, "name"))
-            else:
-                raise ConfigValueError("expected an object", path=where)
+            pool = (parse_pool if key == "connection_pools" else parse_cluster)(item, where)
+            name = pool.name
             if name in pools or name in unusable:
                 raise ConfigValueError(f"name: {name!r} is already the name of another pool "
                                        "or cluster", path=(*where, "name"))
-            if key == "clusters":
-                unusable[name] = "Redis clusters are not supported by tidegate yet"
-            elif item.get("tls"):
+            if item.get("tls"):
                 unusable[name] = "TLS to Redis is not supported by tidegate yet"
             else:
                 pools[name] = pool
     return RedisSection(pools, unusable)
 
 
-def pool_lease(ctx: Build[Any], name: str, key: str) -> Lease[RedisBuckets]:
+def pool_lease(ctx: Build[Any], name: str, key: str) -> Lease[RedisBuckets | RedisCluster]:
     """The client of the service's pool `name` (the limiter's field `key` names it), leased
     for this generation and opened on provision; shown on `/__health` under ``redis``.
 
@@ -199,8 +222,12 @@ def pool_lease(ctx: Build[Any], name: str, key: str) -> Lease[RedisBuckets]:
         known = ", ".join(sorted(section.pools)) or "none"
         raise ctx.error(f"{key}: no Redis pool named {name!r} (declared: {known})", key)
     shared = dataclasses.replace(ctx, namespace=NAMESPACE)
-    lease = shared.state(settings.fingerprint(), lambda: RedisBuckets(settings),
-                         scope="service")
+    def create() -> RedisBuckets | RedisCluster:
+        if isinstance(settings, ClusterSettings):
+            return RedisCluster(settings)
+        return RedisBuckets(settings)
+
+    lease = shared.state(settings.fingerprint(), create, scope="service")
     ctx.on_provision(lambda: lease.value.open())
     ctx.report(NAMESPACE, name, lambda: lease.value.describe())
     return lease

@@ -29,6 +29,7 @@ from tidegate.errors import ConfigValueError
 from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 from tidegate.state import fingerprint
 from tidegate.state.redisbuckets import RedisBuckets, RedisUnavailable, taken
+from tidegate.state.rediscluster import RedisCluster
 
 ROUTER_NAMESPACE = "qos/ratelimit/router/redis"
 SERVICE_NAMESPACE = "qos/ratelimit/service/redis"
@@ -89,7 +90,8 @@ def parse(raw: Any, path: JsonPath) -> RedisRateLimit:
 class RedisLimiter:
     """One limiter's buckets in Redis: client first (429), then the endpoint's (503)."""
 
-    def __init__(self, cfg: RedisRateLimit, name: str, pool: Lease[RedisBuckets]) -> None:
+    def __init__(self, cfg: RedisRateLimit, name: str,
+                 pool: Lease[RedisBuckets | RedisCluster]) -> None:
         self.limits = cfg.limits
         self.allow = cfg.on_failure_allow
         self.name = name

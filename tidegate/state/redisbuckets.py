@@ -79,6 +79,17 @@ class RedisUnavailable(Exception):
     """The pool's server cannot answer now; the caller applies its ``on_failure_allow``."""
 
 
+class Moved(Exception):
+    """A cluster node's redirect: ``MOVED <slot> <host>:<port>`` or ``ASK ...``."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        kind, _, where = reply.split(" ", 2)
+        host, _, port = where.rpartition(":")
+        self.ask = kind == "ASK"
+        self.host, self.port = host, int(port)
+
+
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
     """One of KrakenD EE's ``redis.connection_pools[]``, with go-redis's defaults."""
@@ -116,6 +127,12 @@ def taken(allowed: bool, tokens: float, rate: float, capacity: float,
     return Taken(allowed, tokens, retry, (capacity - tokens) / rate)
 
 
+def _retrieved(fut: asyncio.Future[Any]) -> None:
+    """Mark a reply nobody awaits as seen (a failed connection fails it too)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 def _iso(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
@@ -138,19 +155,41 @@ class RedisBuckets:
         """Connect (idempotent; on the worker's event loop, at provision). Waits at most a
         second for the first answer, so a reachable server limits from the first request;
         never fails: an unreachable server is an outage, not an error."""
+        self.start()
+        await self.ready(1.0)
+
+    def start(self) -> None:
+        """Begin connecting in the background (idempotent)."""
         if self.state != "closed":
             return
         self._set("connecting")
         self._connecting = asyncio.ensure_future(self._reconnect())
         self._tick()
-        done, _ = await asyncio.wait({self._connecting}, timeout=1.0)
-        del done
+
+    async def ready(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a connection; whether there is one."""
+        task = self._connecting
+        if self._conn is None and task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout)
+        return self._conn is not None
+
+    async def command(self, *args: Arg) -> Any:
+        """One command on the pool's connection (its reply; `RedisUnavailable` without one)."""
+        conn = self._conn
+        if conn is None:
+            raise RedisUnavailable(self.last_error or "not connected")
+        try:
+            return await conn.call(*args)
+        except RespError as exc:
+            raise RedisUnavailable(str(exc)) from None
 
     async def take_chain(self, buckets: Sequence[tuple[str, float, float]],
-                         cost: float = 1.0) -> tuple[int, list[float]]:
+                         cost: float = 1.0, *, asking: bool = False
+                         ) -> tuple[int, list[float]]:
         """Take `cost` from each ``(key, rate, capacity)`` in order, stopping at the first
         that lacks it: (1-based index of that bucket or 0, tokens left in each bucket looked
-        at). Raises `RedisUnavailable` at once while the server is unreachable."""
+        at). Raises `RedisUnavailable` at once while the server is unreachable, `Moved` when a
+        cluster node says another one serves the keys (``asking``: after its ASK redirect)."""
         conn = self._conn
         if conn is None:
             raise RedisUnavailable(self.last_error or "not connected")
@@ -160,10 +199,14 @@ class RedisBuckets:
         for _, rate, capacity in buckets:
             args += (rate, capacity)
         try:
+            if asking:
+                conn.call(b"ASKING").add_done_callback(_retrieved)  # +OK, before the script's
             got = await conn.call(b"EVALSHA", TAKE_SHA, *args)
             if isinstance(got, hiredis.ReplyError) and str(got).startswith("NOSCRIPT"):
                 got = await conn.call(b"EVAL", TAKE_SCRIPT, *args)  # the cache was flushed
             if isinstance(got, hiredis.ReplyError):
+                if str(got).startswith(("MOVED ", "ASK ")):
+                    raise Moved(str(got))
                 raise RespError(str(got))
         except RespError as exc:
             self._lost(conn, str(exc))
