@@ -130,7 +130,8 @@ def limiter(ctx: Build[RedisRateLimit]) -> RedisLimiter:
     """The limiter of this place. Its key names the place and the limits only; the braces
     make every key of one limiter a single Redis hash slot (one script touches them all)."""
     cfg = ctx.config
-    name = f"{KEY_PREFIX}{{{ctx.scope}|{fingerprint(asdict(cfg.limits))}}}"
+    limits = {k: v for k, v in asdict(cfg.limits).items() if k != "headers"}  # not a limit
+    name = f"{KEY_PREFIX}{{{ctx.scope}|{fingerprint(limits)}}}"
     return RedisLimiter(cfg, name, pool_lease(ctx, cfg.pool, cfg.pool_key))
 
 
