@@ -128,7 +128,7 @@ def jwks_server(server: JwksServer, tls: ssl.SSLContext | None = None) -> Iterat
 def make_ca(directory: Path) -> tuple[Path, ssl.SSLContext, bytes]:
     """A CA file, a server context for 127.0.0.1 signed by it, and the server key's SPKI
     SHA-256 (what ``jwk_fingerprints`` pins)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tidegate test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)

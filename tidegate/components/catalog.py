@@ -19,6 +19,7 @@ from tidegate.components import (
     breaker,
     httpcache,
     jsonschema_body,
+    jwt,
     martian,
     pyplugins,
     ratelimit,
@@ -33,5 +34,6 @@ COMPONENTS: list[Component[Any]] = [
     httpcache.COMPONENT,
     *pyplugins.COMPONENTS,
     jsonschema_body.COMPONENT,
+    jwt.COMPONENT,
     martian.COMPONENT,
 ]

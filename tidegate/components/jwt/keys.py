@@ -34,8 +34,9 @@ def _b64_raw(data: bytes) -> str:
 
 def _thumbprints(jwk: Mapping[str, Any]) -> tuple[str, str]:
     """(x5t, x5t#S256) as go-jose exposes them: the JWK's members, else the first x5c's."""
-    x5t = jwk.get("x5t") if isinstance(jwk.get("x5t"), str) else ""
-    s256 = jwk.get("x5t#S256") if isinstance(jwk.get("x5t#S256"), str) else ""
+    raw_x5t, raw_s256 = jwk.get("x5t"), jwk.get("x5t#S256")
+    x5t = raw_x5t if isinstance(raw_x5t, str) else ""
+    s256 = raw_s256 if isinstance(raw_s256, str) else ""
     chain = jwk.get("x5c")
     if (not x5t or not s256) and isinstance(chain, list) and chain and isinstance(chain[0], str):
         try:

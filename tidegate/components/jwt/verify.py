@@ -146,7 +146,8 @@ def check_signature(token: Token, key: Key, alg: str) -> None:
         raise Rejected(401, f"the key cannot verify {alg}: {exc.description or exc}") from None
     need = _HMAC_BYTES.get(alg)
     if need is not None:
-        size = len(key.get_op_key("verify"))
+        secret = key.get_op_key("verify")
+        size = len(secret) if isinstance(secret, bytes) else 0
         if size < need:
             raise Rejected(401, f"the HMAC secret has {size} bytes, {alg} needs at least {need} "
                                 "(RFC 7518 section 3.2)")
