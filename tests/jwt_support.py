@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from joserfc import jws
 from joserfc.jwk import ECKey, OctKey, RSAKey
+from joserfc.jws import JWSRegistry
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "https://api.test"
@@ -51,6 +52,13 @@ def sign(key: RSAKey | OctKey | ECKey, payload: dict[str, Any], alg: str = "RS25
     """A compact JWS signed by joserfc."""
     hdr = {"alg": alg, "kid": kid if kid is not None else key.kid, **header}
     return jws.serialize_compact(hdr, json.dumps(payload).encode(), key, algorithms=[alg])
+
+
+def sign_raw(key: RSAKey, header: dict[str, Any], payload: dict[str, Any]) -> str:
+    """RS256 over any header (joserfc itself refuses to sign some, e.g. an unknown ``crit``)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    sig = JWSRegistry.algorithms["RS256"].sign(signing_input.encode(), key)
+    return f"{signing_input}.{b64(sig)}"
 
 
 def forge_hmac(secret: bytes, payload: dict[str, Any], alg: str = "HS256",
