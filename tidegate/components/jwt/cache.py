@@ -26,6 +26,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from joserfc.jwk import Key
@@ -43,6 +44,37 @@ _MAX_AGE = re.compile(r"(?:^|[,\s])(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE
 _JSON_TYPES = ("application/json", "application/jwk-set+json")
 
 Getter = Callable[[str, TLSOptions, "ssl.SSLContext | None"], Awaitable[Answer]]
+
+
+MAX_VERIFIED = 4096  # tokens whose signature is known good, per key source
+
+
+class VerifiedTokens:
+    """Tokens whose signature was checked, so a client reusing its token (the common case: one
+    token for its whole lifetime) costs a dict lookup instead of an RSA/EC verification.
+
+    An entry is only trusted with the very key object it was verified with: when the key set is
+    downloaded again, or the key left it, the token is verified again. Only signatures are
+    remembered; the claims (exp, nbf, iss, aud, roles...) are checked on every request. Invalid
+    tokens are never stored, so an attacker cannot fill it; it holds `MAX_VERIFIED` entries,
+    the oldest dropped first.
+    """
+
+    __slots__ = ("_entries", "limit")
+
+    def __init__(self, limit: int = MAX_VERIFIED) -> None:
+        self._entries: dict[str, tuple[dict[str, Any], Key, dict[str, Any]]] = {}
+        self.limit = limit
+
+    def get(self, raw: str) -> tuple[dict[str, Any], Key, dict[str, Any]] | None:
+        """(header, key, claims) of a token verified before, or None."""
+        return self._entries.get(raw)
+
+    def add(self, raw: str, header: dict[str, Any], key: Key, claims: dict[str, Any]) -> None:
+        entries = self._entries
+        if len(entries) >= self.limit:
+            del entries[next(iter(entries))]
+        entries[raw] = (header, key, claims)
 
 
 class KeysUnavailable(Exception):
@@ -105,6 +137,7 @@ class JwksCache:
         self._unknown_at = -1e18  # last refetch caused by an unknown id
         self._error = ""
         self._flight: asyncio.Task[None] | None = None
+        self.verified = VerifiedTokens()
 
     def cached(self, strategy: str, key_id: str) -> Key | None:
         """The fast path: a key of a set still fresh, without awaiting anything."""
@@ -181,6 +214,7 @@ class StaticKeys:
     def __init__(self, index: KeyIndex, origin: str) -> None:
         self.index = index
         self.origin = origin
+        self.verified = VerifiedTokens()
 
     def cached(self, strategy: str, key_id: str) -> Key | None:
         return self.index.get(strategy, key_id)

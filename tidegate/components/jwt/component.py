@@ -28,6 +28,7 @@ from tidegate.components.jwt.cache import (
     KeysUnavailable,
     Policy,
     StaticKeys,
+    VerifiedTokens,
 )
 from tidegate.components.jwt.claims import (
     claim_params,
@@ -57,6 +58,8 @@ log = logging.getLogger("tidegate.jwt")
 
 class KeySource(Protocol):
     """Where a validator finds keys: a downloaded set (`JwksCache`) or a file (`StaticKeys`)."""
+
+    verified: VerifiedTokens
 
     def cached(self, strategy: str, key_id: str) -> Key | None: ...
 
@@ -111,18 +114,26 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
     level = logging.ERROR if cfg.operation_debug else logging.DEBUG
 
     async def claims_of(req: Request) -> dict[str, Any]:
-        token = parse(extract(req, cfg))
-        check_header(token, alg)
-        kid = key_id(token.header, strategy)
+        raw = extract(req, cfg)
         keys = source()
-        key = keys.cached(strategy, kid)
-        if key is None:
-            try:
-                key = await keys.key(strategy, kid)
-            except KeysUnavailable as exc:
-                raise Rejected(401, str(exc)) from None
-        check_signature(token, key, alg)
-        claims = decode_claims(token)
+        seen = keys.verified.get(raw)
+        if seen is not None and seen[0].get("alg") == alg \
+                and keys.cached(strategy, key_id(seen[0], strategy)) is seen[1]:
+            claims = dict(seen[2])  # a later stage may change its copy
+        else:
+            token = parse(raw)
+            check_header(token, alg)
+            kid = key_id(token.header, strategy)
+            key = keys.cached(strategy, kid)
+            if key is None:
+                try:
+                    key = await keys.key(strategy, kid)
+                except KeysUnavailable as exc:
+                    raise Rejected(401, str(exc)) from None
+            check_signature(token, key, alg)
+            claims = decode_claims(token)
+            keys.verified.add(raw, token.header, key, claims)
+            claims = dict(claims)
         check_claims(claims, cfg, time.time())
         if not roles(claims):
             raise Rejected(403, f"none of the roles {list(cfg.roles)} in claim "

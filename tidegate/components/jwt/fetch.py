@@ -11,6 +11,7 @@ followed a few times (Go's client follows them) and never from https down to htt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
 from dataclasses import dataclass, field
@@ -153,6 +154,8 @@ async def _get_once(url: str, tls: TLSOptions, ctx: ssl.SSLContext | None) -> An
         return sink.answer
     finally:
         writer.close()
+        with contextlib.suppress(Exception):  # the socket is really closed before we return
+            await asyncio.wait_for(writer.wait_closed(), 1)
 
 
 async def get(url: str, tls: TLSOptions, ctx: ssl.SSLContext | None,
