@@ -26,15 +26,16 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from joserfc.jwk import Key
 
 from tidegate.components.jwt.fetch import Answer, FetchError, TLSOptions, get
 from tidegate.components.jwt.keys import KeyIndex, KeySetError
+from tidegate.components.jwt.verify import Verified
 
 log = logging.getLogger("tidegate.jwt")
+_monotonic = time.monotonic  # tests move this clock, never the event loop's
 
 MIN_TTL = 5.0  # never trust a set for less: no download per request, whatever the server says
 DEFAULT_TTL = 300.0  # without "cache": true and without a Cache-Control max-age
@@ -63,18 +64,18 @@ class VerifiedTokens:
     __slots__ = ("_entries", "limit")
 
     def __init__(self, limit: int = MAX_VERIFIED) -> None:
-        self._entries: dict[str, tuple[dict[str, Any], Key, dict[str, Any]]] = {}
+        self._entries: dict[str, Verified] = {}
         self.limit = limit
 
-    def get(self, raw: str) -> tuple[dict[str, Any], Key, dict[str, Any]] | None:
-        """(header, key, claims) of a token verified before, or None."""
+    def get(self, raw: str) -> Verified | None:
+        """A token verified before, or None."""
         return self._entries.get(raw)
 
-    def add(self, raw: str, header: dict[str, Any], key: Key, claims: dict[str, Any]) -> None:
+    def add(self, raw: str, token: Verified) -> None:
         entries = self._entries
         if len(entries) >= self.limit:
             del entries[next(iter(entries))]
-        entries[raw] = (header, key, claims)
+        entries[raw] = token
 
 
 class KeysUnavailable(Exception):
@@ -123,13 +124,13 @@ class JwksCache:
     """The keys of one URL; `key` is what requests call."""
 
     def __init__(self, url: str, tls: TLSOptions, policy: Policy, *,
-                 getter: Getter = get, clock: Callable[[], float] = time.monotonic) -> None:
+                 getter: Getter = get, clock: Callable[[], float] | None = None) -> None:
         self.url = url
         self.tls = tls
         self.policy = policy
         self.fetches = 0  # downloads attempted (for tests and /__debug-style introspection)
         self._getter = getter
-        self._clock = clock
+        self._clock = clock or _monotonic
         self._ctx: ssl.SSLContext | None = None
         self._index: KeyIndex | None = None
         self._expires = 0.0

@@ -41,9 +41,11 @@ from tidegate.components.jwt.fetch import TLSOptions
 from tidegate.components.jwt.keys import KeyIndex, KeySetError
 from tidegate.components.jwt.verify import (
     Rejected,
-    check_claims,
+    Verified,
     check_header,
+    check_identity,
     check_signature,
+    check_times,
     decode_claims,
     extract,
     key_id,
@@ -54,6 +56,7 @@ from tidegate.config.model import PLACEHOLDER
 from tidegate.messages import EndpointHandler, Request, Response
 
 log = logging.getLogger("tidegate.jwt")
+_wall = time.time  # the clock tokens' dates are compared with (tests move it)
 
 
 class KeySource(Protocol):
@@ -109,39 +112,48 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
     params = jwt_param_names(b)
     propagate = cfg.propagate_claims
     replaced = frozenset(header.lower() for _, header in propagate)
-    alg, strategy = cfg.alg, cfg.key_identify_strategy
+    alg, strategy, leeway = cfg.alg, cfg.key_identify_strategy, cfg.leeway
     where = f"[ENDPOINT: {b.endpoint.endpoint if b.endpoint else b.scope}][JWTValidator]"
     level = logging.ERROR if cfg.operation_debug else logging.DEBUG
+
+    marker = object()  # this validator, in the tokens whose fixed checks it accepted
+
+    async def verified(raw: str, keys: KeySource) -> Verified:
+        """Signature and claim types checked (once per token and key: `VerifiedTokens`)."""
+        token = parse(raw)
+        check_header(token, alg)
+        kid = key_id(token.header, strategy)
+        key = keys.cached(strategy, kid)
+        if key is None:
+            try:
+                key = await keys.key(strategy, kid)
+            except KeysUnavailable as exc:
+                raise Rejected(401, str(exc)) from None
+        check_signature(token, key, alg)
+        good = Verified(token.header, key, decode_claims(token))
+        keys.verified.add(raw, good)
+        return good
 
     async def claims_of(req: Request) -> dict[str, Any]:
         raw = extract(req, cfg)
         keys = source()
-        seen = keys.verified.get(raw)
-        if seen is not None and seen[0].get("alg") == alg \
-                and keys.cached(strategy, key_id(seen[0], strategy)) is seen[1]:
-            claims = dict(seen[2])  # a later stage may change its copy
-        else:
-            token = parse(raw)
-            check_header(token, alg)
-            kid = key_id(token.header, strategy)
-            key = keys.cached(strategy, kid)
-            if key is None:
-                try:
-                    key = await keys.key(strategy, kid)
-                except KeysUnavailable as exc:
-                    raise Rejected(401, str(exc)) from None
-            check_signature(token, key, alg)
-            claims = decode_claims(token)
-            keys.verified.add(raw, token.header, key, claims)
-            claims = dict(claims)
-        check_claims(claims, cfg, time.time())
-        if not roles(claims):
-            raise Rejected(403, f"none of the roles {list(cfg.roles)} in claim "
-                                f"{cfg.roles_key!r}")
-        if not scopes(claims):
-            raise Rejected(403, f"scopes ({cfg.scopes_matcher} of {list(cfg.scopes)}) not in "
-                                f"claim {cfg.scopes_key!r}")
-        return claims
+        token = keys.verified.get(raw)
+        if token is None or token.header.get("alg") != alg \
+                or keys.cached(strategy, key_id(token.header, strategy)) is not token.key:
+            token = await verified(raw, keys)
+        known = marker in token.accepted_by
+        if not known:
+            check_identity(token, cfg)
+        check_times(token, leeway, _wall())
+        if not known:
+            if not roles(token.claims):
+                raise Rejected(403, f"none of the roles {list(cfg.roles)} in claim "
+                                    f"{cfg.roles_key!r}")
+            if not scopes(token.claims):
+                raise Rejected(403, f"scopes ({cfg.scopes_matcher} of {list(cfg.scopes)}) not "
+                                    f"in claim {cfg.scopes_key!r}")
+            token.accepted_by.add(marker)
+        return dict(token.claims)  # a later stage may change its copy
 
     async def validate(req: Request, route_params: dict[str, str]) -> Response:
         try:

@@ -184,30 +184,51 @@ def _date(claims: Mapping[str, Any], name: str) -> int | None:
         raise Rejected(401, f"claim {name!r} is not a finite number") from None
 
 
-def check_claims(claims: Mapping[str, Any], cfg: ValidatorConfig, now: float) -> None:
-    """go-jose's ``Claims.ValidateWithLeeway`` against the configured issuer and audience."""
-    for name in ("iss", "sub", "jti"):
-        if claims.get(name) is not None and not isinstance(claims[name], str):
-            raise Rejected(401, f"claim {name!r} is not a string")
-    aud = claims.get("aud")
-    audience: list[Any]
-    if aud is None:
-        audience = []
-    elif isinstance(aud, str):
-        audience = [aud]
-    elif isinstance(aud, list) and all(isinstance(a, str) for a in aud):
-        audience = aud
-    else:
-        raise Rejected(401, "claim 'aud' is neither a string nor a list of strings")
-    exp, nbf, iat = _date(claims, "exp"), _date(claims, "nbf"), _date(claims, "iat")
-    if cfg.issuer and claims.get("iss") != cfg.issuer:
-        raise Rejected(401, f"issuer {claims.get('iss')!r} is not {cfg.issuer!r}")
+class Verified:
+    """A token whose signature checked out, with its registered claims decoded once (the
+    types go-jose insists on: strings for iss/sub/jti, a string or strings for aud, numbers
+    for the dates). ``accepted_by`` holds the validators whose time-independent checks
+    (issuer, audience, roles, scopes) it passed, so a reused token only has its dates checked.
+    """
+
+    __slots__ = ("accepted_by", "audience", "claims", "exp", "header", "iat", "key", "nbf")
+
+    def __init__(self, header: dict[str, Any], key: Key, claims: dict[str, Any]) -> None:
+        for name in ("iss", "sub", "jti"):
+            if claims.get(name) is not None and not isinstance(claims[name], str):
+                raise Rejected(401, f"claim {name!r} is not a string")
+        aud = claims.get("aud")
+        if aud is None:
+            self.audience: tuple[str, ...] = ()
+        elif isinstance(aud, str):
+            self.audience = (aud,)
+        elif isinstance(aud, list) and all(isinstance(a, str) for a in aud):
+            self.audience = tuple(aud)
+        else:
+            raise Rejected(401, "claim 'aud' is neither a string nor a list of strings")
+        self.exp, self.nbf, self.iat = _date(claims, "exp"), _date(claims, "nbf"), \
+            _date(claims, "iat")
+        self.header = header
+        self.key = key
+        self.claims = claims
+        self.accepted_by: set[object] = set()
+
+
+def check_identity(token: Verified, cfg: ValidatorConfig) -> None:
+    """go-jose's Expected: ``iss`` equal when configured, every configured ``aud`` present."""
+    if cfg.issuer and token.claims.get("iss") != cfg.issuer:
+        raise Rejected(401, f"issuer {token.claims.get('iss')!r} is not {cfg.issuer!r}")
     for wanted in cfg.audience:
-        if wanted not in audience:
-            raise Rejected(401, f"audience {audience!r} does not include {wanted!r}")
-    if nbf is not None and now + cfg.leeway < nbf:
-        raise Rejected(401, f"token not valid yet (nbf {nbf}, leeway {cfg.leeway:g}s)")
-    if exp is not None and now - cfg.leeway > exp:
-        raise Rejected(401, f"token is expired (exp {exp}, leeway {cfg.leeway:g}s)")
-    if iat is not None and now + cfg.leeway < iat:
-        raise Rejected(401, f"token issued in the future (iat {iat}, leeway {cfg.leeway:g}s)")
+        if wanted not in token.audience:
+            raise Rejected(401, f"audience {list(token.audience)!r} does not include "
+                                f"{wanted!r}")
+
+
+def check_times(token: Verified, leeway: float, now: float) -> None:
+    """go-jose's ``ValidateWithLeeway`` dates: nbf, exp (only when present), iat not ahead."""
+    if token.nbf is not None and now + leeway < token.nbf:
+        raise Rejected(401, f"token not valid yet (nbf {token.nbf}, leeway {leeway:g}s)")
+    if token.exp is not None and now - leeway > token.exp:
+        raise Rejected(401, f"token is expired (exp {token.exp}, leeway {leeway:g}s)")
+    if token.iat is not None and now + leeway < token.iat:
+        raise Rejected(401, f"token issued in the future (iat {token.iat}, leeway {leeway:g}s)")
