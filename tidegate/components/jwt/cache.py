@@ -24,6 +24,7 @@ import logging
 import re
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ class VerifiedTokens:
     __slots__ = ("_entries", "limit")
 
     def __init__(self, limit: int = MAX_VERIFIED) -> None:
-        self._entries: dict[str, Verified] = {}
+        self._entries: OrderedDict[str, Verified] = OrderedDict()
         self.limit = limit
 
     def get(self, raw: str) -> Verified | None:
@@ -74,7 +75,7 @@ class VerifiedTokens:
     def add(self, raw: str, token: Verified) -> None:
         entries = self._entries
         if len(entries) >= self.limit:
-            del entries[next(iter(entries))]
+            entries.popitem(last=False)
         entries[raw] = token
 
 
