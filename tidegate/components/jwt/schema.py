@@ -15,8 +15,6 @@ SCHEMA: dict[str, Any] = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "title": "JWT validation (auth/validator)",
     "type": "object",
-    "required": ["alg"],
-    "anyOf": [{"required": ["jwk_url"]}, {"required": ["jwk_local_path"]}],
     "properties": {
         "alg": {"enum": list(ALGORITHMS), "description": "The one algorithm tokens must use."},
         "jwk_url": {"type": "string", "description": "URL of the JWK set (https)."},
@@ -45,6 +43,8 @@ SCHEMA: dict[str, Any] = {
         "cookie_key": {"type": "string"},
         "leeway": _DURATION,
         "operation_debug": {"type": "boolean"},
+        "shared_cache_duration": {"type": "integer", "minimum": 0,
+                                  "description": "Service level only (always shared here)."},
         "secret_url": {"type": "string"},
         "cypher_key": {"type": "string"},
     },
