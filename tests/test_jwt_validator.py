@@ -92,6 +92,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, keys: tuple[RSAKey, RSAKey]
                                          ["groups", "x-groups"]]),
                 url="/echo/{id}/{JWT.sub}", input_headers=["X-User", "X-Tier", "X-Groups"]),
             endpoint("/cookie", bport, validator(jport, cookie_key="session")),
+            endpoint("/header", bport, validator(jport, auth_header_name="x-api-token")),
             endpoint("/hmac", bport, {"alg": "HS256", "disable_jwk_security": True,
                                       "jwk_url": f"http://127.0.0.1:{hport}/jwks"}),
         ))
@@ -206,6 +207,15 @@ def test_token_from_the_cookie(setup: Any, keys: Any) -> None:
     assert_refused(get(port, "/cookie", Cookie=f"access_token={token}"))
     # A token in the header is the one used (a bad one is not rescued by the cookie).
     assert_refused(get(port, "/cookie", "x.y.z", Cookie=f"session={token}"))
+
+
+def test_token_from_another_header(setup: Any, keys: Any) -> None:
+    _, port = setup
+    key, _ = keys
+    token = sign(key, claims())
+    assert get(port, "/header", **{"X-Api-Token": token})[0] == 200
+    assert get(port, "/header", **{"X-Api-Token": f"bearer {token}"})[0] == 200
+    assert_refused(get(port, "/header", token))  # Authorization is not read any more
 
 
 def test_key_rotation_is_followed_without_a_download_per_request(tmp_path: Path) -> None:
