@@ -123,6 +123,30 @@ def test_a_failed_refresh_keeps_the_previous_keys() -> None:
         run(scenario())
 
 
+def test_a_key_server_not_up_yet_is_retried_soon_then_less_often() -> None:
+    keys, _ = public("a")
+    server = JwksServer(keys, content_type="text/html")
+    clock = Clock()
+    with jwks_server(server) as port:
+        cache = JwksCache(f"http://127.0.0.1:{port}/jwks", TLSOptions(insecure=True),
+                          Policy(), clock=clock)
+
+        async def scenario() -> None:
+            for delay in (0.1, 0.2, 0.4):  # each failure doubles the wait
+                with pytest.raises(KeysUnavailable, match="JSON content type"):
+                    await cache.key("kid", "a")
+                fetched = server.fetches
+                clock.now += delay / 2
+                with pytest.raises(KeysUnavailable):
+                    await cache.key("kid", "a")
+                assert server.fetches == fetched  # no download before the delay
+                clock.now += delay * 0.6
+            server.content_type = "application/jwk-set+json"
+            assert (await cache.key("kid", "a")).kid == "a"
+            assert server.fetches == 4
+        run(scenario())
+
+
 def test_wrong_content_type_or_empty_set_is_no_key() -> None:
     server = JwksServer([], content_type="application/json")
     with jwks_server(server) as port:

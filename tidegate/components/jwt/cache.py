@@ -13,7 +13,9 @@ What KrakenD users complain about (krakend-ce#687, krakend-jose#78) and how this
 * the answer's ``Cache-Control`` is honoured: ``max-age`` bounds the time the set is trusted
   (``cache_duration`` with ``cache: true``, `DEFAULT_TTL` without), ``no-store``/``no-cache``
   bring it down to `MIN_TTL`;
-* a failed refresh keeps the previous set (logged) and is retried after `RETRY_AFTER_FAILURE`.
+* a failed download keeps the previous set (logged) and is retried after a delay that starts
+  at `FIRST_RETRY` and doubles with each failure up to `MAX_RETRY` (a key server that is not
+  up yet is picked up at once, one that is down is not hammered).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ _monotonic = time.monotonic  # tests move this clock, never the event loop's
 MIN_TTL = 5.0  # never trust a set for less: no download per request, whatever the server says
 DEFAULT_TTL = 300.0  # without "cache": true and without a Cache-Control max-age
 DEFAULT_COOLDOWN = 5.0  # between refetches caused by unknown key ids
-RETRY_AFTER_FAILURE = 2.0
+FIRST_RETRY = 0.1  # after a failed download: doubled on each failure, up to MAX_RETRY
+MAX_RETRY = 10.0
 _MAX_AGE = re.compile(r"(?:^|[,\s])(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _JSON_TYPES = ("application/json", "application/jwk-set+json")
 
@@ -138,6 +141,7 @@ class JwksCache:
         self._retry_at = 0.0  # no download before this (after a failure)
         self._unknown_at = -1e18  # last refetch caused by an unknown id
         self._error = ""
+        self._failures = 0
         self._flight: asyncio.Task[None] | None = None
         self.verified = VerifiedTokens()
 
@@ -189,10 +193,13 @@ class JwksCache:
             index = decode_answer(answer, self.url)
             ttl = self.policy.ttl(answer.headers.get("cache-control"))
             self._index, self._expires, self._error = index, self._clock() + ttl, ""
+            self._failures = 0
             log.debug("JWK set %s: %d keys, trusted for %gs", self.url, index.size, ttl)
         except (FetchError, KeySetError, OSError, ssl.SSLError) as exc:
             self._error = str(exc)
-            self._retry_at = self._clock() + RETRY_AFTER_FAILURE
+            self._failures += 1
+            delay = min(FIRST_RETRY * 2 ** (self._failures - 1), MAX_RETRY)
+            self._retry_at = self._clock() + delay
             if self._index is not None:
                 log.warning("JWK set %s: refresh failed (%s); the previous keys stay in use",
                             self.url, exc)
