@@ -176,7 +176,7 @@ class JwksCache:
     def prefetch(self) -> None:
         """Start a download now (at provision), so the first request need not wait."""
         if self._index is None and self._flight is None:
-            self._flight = asyncio.get_running_loop().create_task(self._download())
+            self._flight = asyncio.get_running_loop().create_task(self._download(ahead=True))
 
     async def _refresh(self) -> None:
         if self._flight is None:
@@ -184,7 +184,9 @@ class JwksCache:
         # Shielded: a client that goes away must not cancel the download others wait for.
         await asyncio.shield(self._flight)
 
-    async def _download(self) -> None:
+    async def _download(self, ahead: bool = False) -> None:
+        """One download. A failed one ``ahead`` of any request (at provision) does not make
+        requests wait before they try again."""
         try:
             self.fetches += 1
             if self._ctx is None and self.url.startswith("https://"):
@@ -197,9 +199,10 @@ class JwksCache:
             log.debug("JWK set %s: %d keys, trusted for %gs", self.url, index.size, ttl)
         except (FetchError, KeySetError, OSError, ssl.SSLError) as exc:
             self._error = str(exc)
-            self._failures += 1
-            delay = min(FIRST_RETRY * 2 ** (self._failures - 1), MAX_RETRY)
-            self._retry_at = self._clock() + delay
+            if not ahead:
+                self._failures += 1
+                delay = min(FIRST_RETRY * 2 ** (self._failures - 1), MAX_RETRY)
+                self._retry_at = self._clock() + delay
             if self._index is not None:
                 log.warning("JWK set %s: refresh failed (%s); the previous keys stay in use",
                             self.url, exc)
