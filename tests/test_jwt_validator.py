@@ -134,6 +134,8 @@ def test_a_valid_token_passes_and_no_token_is_refused(setup: Any, keys: Any) -> 
     ("wrong issuer", lambda k, o: sign(k, claims(iss="https://evil")),
      "issuer 'https://evil' is not"),
     ("exp as a string", lambda k, o: sign(k, claims(exp="9999999999")), "'exp' is not a number"),
+    ("standard base64 alphabet", lambda k, o: _std_alphabet(sign(k, claims())),
+     "the signature is not base64url"),
     ("crit header", lambda k, o: sign_raw(k, {"alg": "RS256", "kid": "k1", "crit": ["exp"],
                                                "exp": 1}, claims()),
      "unsupported critical header"),
@@ -144,9 +146,23 @@ def test_attacks_are_refused(setup: Any, keys: Any, name: str, make: Any, reason
     gw.wait_for(reason)
 
 
+def _std_alphabet(token: str) -> str:
+    """A character of the standard alphabet in the signature: Go's RawURLEncoding refuses it,
+    Python's urlsafe decoder would take it."""
+    head, body, sig = token.split(".")
+    return f"{head}.{body}.{sig[:10]}+{sig[11:]}"
+
+
 def _tamper(token: str, payload: dict[str, Any]) -> str:
     head, _, sig = token.split(".")
     return f"{head}.{b64(json.dumps(payload).encode())}.{sig}"
+
+
+def test_whitespace_inside_the_token_is_ignored_as_go_jose_does(setup: Any, keys: Any) -> None:
+    _, port = setup
+    key, _ = keys
+    token = sign(key, claims())
+    assert get(port, "/open", token[:20] + "\t" + token[20:])[0] == 200
 
 
 def test_leeway_is_one_second(setup: Any, keys: Any) -> None:

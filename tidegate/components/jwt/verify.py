@@ -14,7 +14,6 @@ JWS JSON serialization is not accepted in a header (KrakenD would: nobody sends 
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -30,6 +29,7 @@ from tidegate.components.jwt.config import ValidatorConfig
 from tidegate.messages import Request
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 _WHITESPACE = str.maketrans("", "", " \t\n\r")
 _HMAC_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
@@ -89,8 +89,9 @@ def _b64(segment: str, what: str) -> bytes:
     segment = segment.rstrip("=")
     if not _B64URL.fullmatch(segment):
         raise Rejected(401, f"malformed token: the {what} is not base64url")
+    data = segment.encode("ascii").translate(_URL_TO_STD)
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return binascii.a2b_base64(data + b"=" * (-len(data) % 4))
     except (binascii.Error, ValueError):
         raise Rejected(401, f"malformed token: the {what} is not base64url") from None
 
