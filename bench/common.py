@@ -151,11 +151,15 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, *, seconds: int, connections: int = 64, threads: int = 1,
-        cpus: str | None = None, headers: dict[str, str] | None = None) -> dict[str, float]:
-    """Run wrk with latency; returns rps, p50/p99 in ms, errors (socket + non-2xx)."""
+        cpus: str | None = None, headers: dict[str, str] | None = None,
+        script: Path | None = None) -> dict[str, float]:
+    """Run wrk with latency; returns rps, p50/p99 in ms, errors (socket + non-2xx).
+    `headers` are sent with every request; `script` is a wrk Lua script."""
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     extra = [arg for k, v in (headers or {}).items() for arg in ("-H", f"{k}: {v}")]
+    if script is not None:
+        extra += ["-s", str(script)]
     cmd = [*taskset(cpus), "wrk", "--latency", "-t", str(threads), "-c", str(connections),
            "-d", f"{seconds}s", *extra, url]
     text = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout

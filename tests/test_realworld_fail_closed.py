@@ -105,4 +105,4 @@ def test_the_corpus_really_asks_for_protection() -> None:
             asking += bool(find_unprotected(load_config(str(config), {}).data))
         except ConfigError:
             continue
-    assert asking >= 20
+    assert asking >= 15  # falls as components land (20 before auth/validator)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 class Request:
     """One parsed client request. Header names are kept lower-cased for lookups."""
 
-    __slots__ = ("body", "client_ip", "headers", "host", "method", "path", "query", "raw_target",
-                 "stream", "version")
+    __slots__ = ("body", "client_ip", "headers", "host", "jwt_claims", "method", "path", "query",
+                 "raw_target", "stream", "version")
 
     def __init__(self, method: str, raw_target: str, path: str, query: str,
                  headers: list[tuple[str, str]], body: bytes, client_ip: str,
@@ -36,6 +36,9 @@ class Request:
         self.host = self.header("host") or ""
         # A body too large to arrive with its head flows here instead (``body`` stays b"").
         self.stream = stream
+        # The verified claims of the request's JWT, set by ``auth/validator`` before the later
+        # stages run (CEL ``JWT``, rate limits by claim, the revoker); None without a validator.
+        self.jwt_claims: dict[str, Any] | None = None
 
     def header(self, lname: str) -> str | None:
         """First value of a header (name given lower-case)."""
