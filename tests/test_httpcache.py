@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from email.utils import formatdate
@@ -211,3 +212,47 @@ def test_http_cache_passes_the_carry_over_contract() -> None:
                                                                    "url_pattern": "/x"}]}]}
     assert_carry_over(NAMESPACE, config=config, section={"max_items": 10},
                       changed={"max_items": 11})
+
+
+def test_nodes_share_answers_through_redis(tmp_path: Path) -> None:
+    """Two nodes with the cache on one Redis pool: the backend is called once, not per node;
+    with Redis gone, each node still caches locally and requests keep being served."""
+    from tests.redis_support import redis_server
+
+    with redis_server() as redis, backend(CachingBackend) as bport:
+        data = {"version": 3, "extra_config": {"redis": {"connection_pools": [
+            {"name": "cache", "address": redis.address}]}},
+            "endpoints": [_endpoint(bport, "/fresh", {"connection_pool": "cache"}),
+                          _endpoint(bport, "/etag", {"connection_pool": "cache"})]}
+        path = tmp_path / "krakend.json"
+        write_config(path, data)
+        one, two = free_port(), free_port()
+        with gateway(str(path), one), gateway(str(path), two):
+            first = request(one, "GET", "/fresh")[2]
+            deadline = 200
+            while not redis.command("KEYS", "tidegate:cache:*") and deadline:
+                deadline -= 1  # the write is not awaited by the request: poll, bounded
+                request(one, "GET", "/fresh")
+            assert request(two, "GET", "/fresh")[2] == first
+            assert HITS["/fresh"] == 1
+            ttl = redis.command("PTTL", redis.command("KEYS", "tidegate:cache:*")[0])
+            assert 0 < ttl <= 60_000  # kept while fresh (max-age=60)
+            redis.stop()
+            assert request(two, "GET", "/etag")[0] == 200  # Redis down: served, not cached
+    assert HITS["/fresh"] == 1
+
+
+def test_a_redis_pool_that_does_not_exist_is_a_located_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    path = tmp_path / "krakend.json"
+    path.write_text(json.dumps({"version": 3, "endpoints": [
+        _endpoint(9, "/fresh", {"connection_pool": "nope"})]}, indent=2))
+    proc = subprocess.run([sys.executable, "-m", "tidegate", "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert proc.returncode == 1
+    assert 'extra_config["qos/http-cache"].connection_pool: connection_pool: no Redis pool ' \
+        "named 'nope'" in proc.stderr

@@ -13,10 +13,19 @@ Where tidegate differs: KrakenD's cache is unbounded unless both ``max_items`` a
 are set; tidegate always bounds it (defaults below; either setting alone applies), as an LRU.
 A streamed answer is cached only when its announced length fits; a larger one passes through.
 The cache is per worker and survives reloads that leave its section alone.
+
+Beyond KrakenD: ``"connection_pool": "<name>"`` (a pool of the service's ``redis`` section,
+as EE's Redis rate limits name theirs) adds a second level shared by every node: an answer one
+node fetched is served by the others without calling the backend. The local LRU stays the
+first level; Redis keeps each answer while it is fresh (and ten minutes more when it can be
+revalidated); while Redis is unreachable the cache is local only, requests never fail for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,10 +33,16 @@ from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import orjson
+
 from tidegate.bodies import BodyStream, BodyTooLarge
-from tidegate.components.seam import Build, Component, JsonPath, Level
+from tidegate.components import redis_pools
+from tidegate.components.redis_pools import pool_lease
+from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
 from tidegate.errors import ConfigValueError
 from tidegate.messages import ClientRequest, ClientResponse, Exchange
+from tidegate.state.redisbuckets import RedisUnavailable
+from tidegate.state.rediscluster import ClusterSettings
 
 NAMESPACE = "qos/http-cache"
 DEFAULT_MAX_ITEMS = 10_000
@@ -41,6 +56,9 @@ SCHEMA: dict[str, Any] = {
         "shared": {"type": "boolean", "description": "one cache for every backend saying so"},
         "max_items": {"type": "integer", "minimum": 1},
         "max_size": {"type": "integer", "minimum": 1024, "description": "bytes"},
+        "connection_pool": {"type": "string",
+                            "description": "tidegate: a pool of the service's `redis` section "
+                                           "that shares the cache between nodes"},
     },
     "patternProperties": {"^[@$_#]": True},
     "additionalProperties": False,
@@ -52,6 +70,7 @@ class CacheConfig:
     shared: bool
     max_items: int
     max_size: int
+    connection_pool: str = ""   # tidegate: a Redis pool shared by the nodes
 
 
 def parse(raw: Any, path: JsonPath) -> CacheConfig:
@@ -70,7 +89,11 @@ def parse(raw: Any, path: JsonPath) -> CacheConfig:
             raise ConfigValueError(f"{key}: expected an integer ≥ {least}, got {value!r}",
                                    path=(*path, key))
         bounds[key] = value
-    return CacheConfig(shared, bounds["max_items"], bounds["max_size"])
+    pool = raw.get("connection_pool", "")
+    if not isinstance(pool, str):
+        raise ConfigValueError(f"connection_pool: expected the name of a Redis pool, got "
+                               f"{pool!r}", path=(*path, "connection_pool"))
+    return CacheConfig(shared, bounds["max_items"], bounds["max_size"], pool)
 
 
 def _directives(value: str | None) -> dict[str, str]:
@@ -215,10 +238,74 @@ async def _whole(resp: ClientResponse, bound: int) -> ClientResponse | None:
     return ClientResponse(resp.status, resp.headers, body, resp.url)
 
 
+REVALIDATION_KEPT = 600.0  # seconds Redis keeps a stale answer that can be revalidated
+
+
+class SharedLevel:
+    """The Redis level of a cache: answers by URL, kept while fresh (plus revalidation)."""
+
+    def __init__(self, redis: Lease[Any], clock: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.clock = clock
+
+    @staticmethod
+    def key(url_key: str) -> bytes:
+        return b"tidegate:cache:" + hashlib.sha256(url_key.encode()).hexdigest().encode()
+
+    async def get(self, url_key: str) -> Entry | None:
+        try:
+            blob = await self.redis.value.command(b"GET", self.key(url_key))
+        except RedisUnavailable:
+            return None
+        if not isinstance(blob, bytes) or b"\n" not in blob:
+            return None
+        meta_raw, body = blob.split(b"\n", 1)
+        try:
+            meta = orjson.loads(meta_raw)
+            return Entry(meta["s"], [tuple(h) for h in meta["h"]], body, meta["u"],
+                         tuple(tuple(v) for v in meta["v"]), meta["z"], meta["f"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None  # written by another version: a miss
+
+    def put(self, url_key: str, entry: Entry) -> None:
+        kept = entry.fresh_until - self.clock()
+        if entry.header("etag") or entry.header("last-modified"):
+            kept = max(kept, 0.0) + REVALIDATION_KEPT
+        if kept <= 0:
+            return
+        meta = orjson.dumps({"s": entry.status, "h": entry.headers, "u": entry.url,
+                             "v": entry.vary, "z": entry.size, "f": entry.fresh_until})
+        task = asyncio.ensure_future(self._set(url_key, meta + b"\n" + entry.body, kept))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+
+    async def _set(self, url_key: str, blob: bytes, seconds: float) -> None:
+        with contextlib.suppress(RedisUnavailable):
+            await self.redis.value.command(b"SET", self.key(url_key), blob, b"PX",
+                                           max(1, int(seconds * 1000)))
+
+
+_PENDING: set[asyncio.Future[None]] = set()  # writes in flight (not awaited by requests)
+
+
+def _is_cluster(ctx: Build[Any], name: str) -> bool:
+    section = redis_pools.parse(ctx.service.extra_config[redis_pools.NAMESPACE],
+                                ("extra_config", redis_pools.NAMESPACE))
+    return isinstance(section.pools.get(name), ClusterSettings)
+
+
 def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
     cfg = ctx.config
     scope = "service" if cfg.shared else None
     lease = ctx.state({"section": asdict(cfg)}, lambda: HttpCache(cfg), scope=scope)
+    shared: SharedLevel | None = None
+    if cfg.connection_pool:
+        redis = pool_lease(ctx, cfg.connection_pool, "connection_pool")
+        if _is_cluster(ctx, cfg.connection_pool):
+            raise ctx.error(f"connection_pool: {cfg.connection_pool!r} is a Redis cluster: "
+                            "the HTTP cache shares answers through a single pool only",
+                            "connection_pool")
+        shared = SharedLevel(redis)
 
     async def cached(req: ClientRequest) -> ClientResponse:
         if req.method not in ("GET", "HEAD") or _request_header(req, "range"):
@@ -229,6 +316,10 @@ def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
         cache = lease.value
         key = req.url if req.method == "GET" else f"HEAD {req.url}"
         entry = cache.get(key)
+        if entry is None and shared is not None:
+            entry = await shared.get(key)
+            if entry is not None:
+                cache.put(key, entry)
         if entry is not None and _vary(entry.headers, req) != entry.vary:
             entry = None
         if entry is not None and cache.fresh(entry, request_cc):
@@ -248,6 +339,8 @@ def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
             headers = [fresh_headers.pop(k.lower(), (k, v)) for k, v in entry.headers]
             entry.headers = headers
             cache.stamp(entry)
+            if shared is not None:
+                shared.put(key, entry)
             return _served(entry)
         response_cc = _directives(resp.header("cache-control"))
         vary = _vary(resp.headers, req)
@@ -259,8 +352,11 @@ def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
             cache.drop(key)
             return resp
         size = len(whole.body) + sum(len(k) + len(v) for k, v in whole.headers)
-        cache.put(key, cache.stamp(Entry(whole.status, list(whole.headers), whole.body,
-                                         whole.url, vary, size)))
+        stored = cache.stamp(Entry(whole.status, list(whole.headers), whole.body, whole.url,
+                                   vary, size))
+        cache.put(key, stored)
+        if shared is not None:
+            shared.put(key, stored)
         return whole
 
     return cached
