@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no stubs
 
+from tidegate.components.seam import Build, Component, Level
 from tidegate.components.section import Section
 from tidegate.errors import JsonPath
-from tidegate.messages import EndpointHandler, Request, Response
+from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 
 NAMESPACE = "security/bot-detector"
-ServiceHandler = Callable[[Request], Awaitable[Response]]
 HEALTH_PATH = "/__health"  # not behind the root detector, as in krakend-ce
 
 log = logging.getLogger("tidegate.botdetector")
@@ -146,3 +145,40 @@ def endpoint_stage(detector: Detector, inner: EndpointHandler, endpoint: str) ->
         return await inner(req, params)
 
     return bots
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "reject bots by User-Agent (403), as krakend-botdetector",
+    "properties": {
+        "allow": {**_STRINGS, "description": "User-Agents let through (exact match)"},
+        "deny": {**_STRINGS, "description": "User-Agents rejected (exact match)"},
+        "patterns": {**_STRINGS, "description": "Go (RE2) regular expressions; a User-Agent "
+                     "containing a match is rejected"},
+        "cache_size": {"type": "integer", "minimum": 0,
+                       "description": "verdicts kept in an LRU cache (0: none)"},
+        "empty_user_agent_is_bot": {"type": "boolean"},
+    },
+    "minProperties": 1,
+    "patternProperties": {"^[@$_#]": True},
+    "additionalProperties": False,
+}
+
+
+def build(ctx: Build[BotConfig], inner: Any) -> Any:
+    """The root section around routing, or an endpoint's around its handler."""
+    detector = Detector(ctx.config)
+    if ctx.level is Level.SERVICE:
+        return service_stage(detector, inner)
+    assert ctx.endpoint is not None
+    return endpoint_stage(detector, inner, ctx.endpoint.endpoint)
+
+
+# One registration per level (components/catalog.py): at the root inside CORS and
+# security/http (and a root Lua); in an endpoint outside JWT validation (krakend-ce checks bots
+# before tokens).
+COMPONENTS: tuple[Component[BotConfig], ...] = (
+    Component(NAMESPACE, frozenset({Level.SERVICE}), build, parse, SCHEMA, order=10),
+    Component(NAMESPACE, frozenset({Level.ROUTER}), build, parse, SCHEMA, order=60),
+)

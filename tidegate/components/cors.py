@@ -19,17 +19,16 @@ is refused.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tidegate.components.seam import Build, Component, Level
 from tidegate.components.section import Section
 from tidegate.config.durations import DurationError, parse_duration
 from tidegate.errors import JsonPath
-from tidegate.messages import EndpointHandler, Request, Response, canonical_header
+from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler, canonical_header
 
 NAMESPACE = "security/cors"
-ServiceHandler = Callable[[Request], Awaitable[Response]]
 
 log = logging.getLogger("tidegate.cors")
 
@@ -323,3 +322,49 @@ def endpoint_stage(policy: Policy, inner: EndpointHandler) -> EndpointHandler:
         return _with(policy.actual(req, _ENDPOINT_VARY), await inner(req, params))
 
     return cors
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Cross-Origin Resource Sharing, as rs/cors in KrakenD CE (root: before "
+                   "routing; endpoint: that endpoint's answers, as KrakenD EE)",
+    "properties": {
+        "allow_origins": {**_STRINGS, "description": "allowed origins; one `*` per entry, "
+                          "`*` alone = any (default)"},
+        "allow_methods": {"type": "array", "items": {"enum": [
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]},
+            "description": "methods allowed, exactly as browsers send them (default GET, "
+                           "POST, HEAD; OPTIONS always)"},
+        "allow_headers": {**_STRINGS, "description": "request headers allowed (default any)"},
+        "expose_headers": {**_STRINGS, "description": "response headers browsers may read"},
+        "allow_credentials": {"type": "boolean"},
+        "allow_private_network": {"type": "boolean"},
+        "options_passthrough": {"type": "boolean", "description": "let preflights reach the "
+                                "router after the CORS headers are set"},
+        "options_success_status": {"type": "integer", "minimum": 200, "maximum": 999,
+                                   "description": "status of a preflight answer (204)"},
+        "max_age": {"type": "string", "description": "Access-Control-Max-Age, a Go duration "
+                    "cut to seconds (\"12h\")"},
+        "debug": {"type": "boolean", "description": "log why CORS headers were not added"},
+    },
+    "patternProperties": {"^[@$_#]": True},
+    "additionalProperties": False,
+}
+
+
+def build(ctx: Build[CorsConfig], inner: Any) -> Any:
+    """The root section around routing, or an endpoint's around its handler."""
+    policy = Policy(ctx.config)
+    if ctx.level is Level.SERVICE:
+        override = any(NAMESPACE in ep.extra_config for ep in ctx.service.endpoints)
+        return service_stage(policy, inner, endpoints_override=override)
+    return endpoint_stage(policy, inner)
+
+
+# One registration per level, since the stacking differs (components/catalog.py): outermost at
+# the root, as in krakend-ce's server chain; at an endpoint (EE), outside its bot detector.
+COMPONENTS: tuple[Component[CorsConfig], ...] = (
+    Component(NAMESPACE, frozenset({Level.SERVICE}), build, parse, SCHEMA, order=40),
+    Component(NAMESPACE, frozenset({Level.ROUTER}), build, parse, SCHEMA, order=64),
+)

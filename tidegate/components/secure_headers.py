@@ -16,6 +16,9 @@ At the root, inside CORS and before routing (a gin engine middleware in krakend-
   nosniff``, ``X-XSS-Protection: 1; mode=block``, ``Content-Security-Policy`` (``$NONCE``
   becomes a fresh ``'nonce-…'`` per request), ``Referrer-Policy``.
 
+In an endpoint's ``extra_config`` (KrakenD EE) the same applies to that endpoint's answers,
+and its headers replace the root section's.
+
 ``hpkp_public_key`` is accepted and not applied, as in KrakenD CE (HPKP is obsolete and secure
 removed it).
 """
@@ -25,17 +28,16 @@ from __future__ import annotations
 import base64
 import html
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tidegate.components.botdetector import compile_pattern
+from tidegate.components.seam import Build, Component, Level
 from tidegate.components.section import Section
 from tidegate.errors import JsonPath
-from tidegate.messages import Request, Response
+from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 
 NAMESPACE = "security/http"
-ServiceHandler = Callable[[Request], Awaitable[Response]]
 HEALTH_PATH = "/__health"  # not behind security/http, as in krakend-ce
 
 _BAD_HOST = Response(500, [("Content-Type", "text/plain; charset=utf-8"),
@@ -197,8 +199,20 @@ def _redirect(req: Request, url: str) -> Response:
     return Response(301, headers, body)
 
 
-def service_stage(secure: Secure, inner: ServiceHandler) -> ServiceHandler:
-    """The root section around routing; ``GET /__health`` passes untouched."""
+def _merge(headers: list[tuple[str, str]], resp: Response, skip_present: bool) -> Response:
+    """`resp` with `headers` first (secure sets them before the handler runs); with
+    `skip_present`, a header the answer already carries (an endpoint's own section) is kept
+    instead (Set semantics)."""
+    if skip_present and headers:
+        have = {name for name, _ in resp.headers}
+        headers = [h for h in headers if h[0] not in have]
+    return Response(resp.status, headers + resp.headers, resp.body, resp.stream)
+
+
+def service_stage(secure: Secure, inner: ServiceHandler, *,
+                  endpoints_override: bool = False) -> ServiceHandler:
+    """The root section around routing; ``GET /__health`` passes untouched.
+    ``endpoints_override``: some endpoint has its own section, whose headers win."""
     if not secure.needs_request:
         static = secure.headers_http
 
@@ -206,7 +220,7 @@ def service_stage(secure: Secure, inner: ServiceHandler) -> ServiceHandler:
             resp = await inner(req)
             if req.path == HEALTH_PATH and req.method == "GET":
                 return resp
-            return Response(resp.status, static + resp.headers, resp.body, resp.stream)
+            return _merge(static, resp, endpoints_override)
 
         return headers_only
 
@@ -216,7 +230,63 @@ def service_stage(secure: Secure, inner: ServiceHandler) -> ServiceHandler:
         verdict = secure.process(req)
         if isinstance(verdict, Response):
             return verdict
-        resp = await inner(req)
-        return Response(resp.status, verdict + resp.headers, resp.body, resp.stream)
+        return _merge(verdict, await inner(req), endpoints_override)
 
     return secured
+
+
+def endpoint_stage(secure: Secure, inner: EndpointHandler) -> EndpointHandler:
+    """An endpoint's own section (KrakenD EE): the same checks and headers on its answers."""
+
+    async def secured(req: Request, params: dict[str, str]) -> Response:
+        verdict = secure.process(req)
+        if isinstance(verdict, Response):
+            return verdict
+        return _merge(verdict, await inner(req, params), False)
+
+    return secured
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "security headers, allowed hosts and HTTPS redirects, as unrolled/secure",
+    "properties": {
+        "allowed_hosts": {"type": "array", "items": {"type": "string"},
+                          "description": "hosts served; others get 500 Bad Host"},
+        "allowed_hosts_are_regex": {"type": "boolean"},
+        "host_proxy_headers": {"type": "array", "items": {"type": "string"}},
+        "sts_seconds": {"type": "integer", "minimum": 0},
+        "sts_include_subdomains": {"type": "boolean"},
+        "force_sts_header": {"type": "boolean"},
+        "frame_deny": {"type": "boolean"},
+        "custom_frame_options_value": {"type": "string"},
+        "content_type_nosniff": {"type": "boolean"},
+        "browser_xss_filter": {"type": "boolean"},
+        "content_security_policy": {"type": "string"},
+        "referrer_policy": {"type": "string"},
+        "ssl_redirect": {"type": "boolean"},
+        "ssl_host": {"type": "string"},
+        "ssl_proxy_headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "is_development": {"type": "boolean"},
+        "hpkp_public_key": {"type": "string", "description": "accepted and not applied, as "
+                            "in KrakenD CE (HPKP is obsolete)"},
+    },
+    "patternProperties": {"^[@$_#]": True},
+    "additionalProperties": False,
+}
+
+
+def build(ctx: Build[SecureConfig], inner: Any) -> Any:
+    """The root section around routing, or an endpoint's around its handler."""
+    secure = Secure(ctx.config)
+    if ctx.level is Level.SERVICE:
+        override = any(NAMESPACE in ep.extra_config for ep in ctx.service.endpoints)
+        return service_stage(secure, inner, endpoints_override=override)
+    return endpoint_stage(secure, inner)
+
+
+# One registration per level (components/catalog.py): between CORS (outside) and the bot
+# detector (inside), as krakend-ce's gin engine; at an endpoint (EE), outside its bot detector.
+COMPONENTS: tuple[Component[SecureConfig], ...] = (
+    Component(NAMESPACE, frozenset({Level.SERVICE}), build, parse, SCHEMA, order=30),
+    Component(NAMESPACE, frozenset({Level.ROUTER}), build, parse, SCHEMA, order=62),
+)
