@@ -3,7 +3,6 @@ routing (204, not 405), rs/cors's header rules, Vary, an endpoint's own section,
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
@@ -13,29 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, backend, free_port, gateway, write_config
+from tests.support import ROOT, backend, exchange, free_port, gateway, write_config
+from tests.support import header_values as values
 
 pytestmark = pytest.mark.slow
 
 CORS = {"allow_origins": ["http://app.test", "https://*.example.com"],
         "allow_methods": ["GET", "PUT"], "allow_headers": ["Authorization", "Content-Type"],
         "expose_headers": ["x-request-id", "Content-Length"], "max_age": "10m"}
-
-
-def exchange(port: int, method: str, path: str, headers: dict[str, str] | None = None
-             ) -> tuple[int, list[tuple[str, str]], bytes]:
-    """One request; every response header line, names lower-cased, in order."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], resp.read()
-    finally:
-        conn.close()
-
-
-def values(headers: list[tuple[str, str]], name: str) -> list[str]:
-    return [v for k, v in headers if k == name]
 
 
 def config(bport: int, root: dict[str, Any] | None, **endpoint_extra: Any) -> dict[str, Any]:
