@@ -37,6 +37,7 @@ _MAX_EMPTY = 16     # empty list elements tolerated (RFC 9110 asks for "a reason
 _SIMPLE_METHODS = ("GET", "POST", "HEAD")
 _PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 _VARY = ("Vary", "Origin")
+_CACHE_SIZE = 1024  # (origin, method) pairs whose actual-request headers are kept
 
 
 def _pair(name: str, value: str) -> tuple[str, str]:
@@ -166,8 +167,12 @@ class SortedNames:
 class Policy:
     """One section compiled: the headers a preflight or an actual request gets."""
 
-    def __init__(self, cfg: CorsConfig) -> None:
+    def __init__(self, cfg: CorsConfig, vary: tuple[str, str] = _VARY) -> None:
         self.cfg = cfg
+        # Every actual request's answer gets it (rs/cors: "Vary: Origin", appended).
+        self.vary = vary
+        self._vary_only = [vary]
+        self._actual: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.all_origins = False
         wildcards: list[tuple[str, str]] = []
         plain: list[str] = []
@@ -250,22 +255,39 @@ class Policy:
             out.append(("Access-Control-Max-Age", self.max_age))
         return out
 
-    def actual(self, req: Request, vary: tuple[str, str] = _VARY) -> list[tuple[str, str]]:
-        """The headers an actual request's answer gets (rs/cors handleActualRequest)."""
-        origin = req.header("origin")
-        if not origin:
-            return [vary]
+    def actual(self, req: Request) -> list[tuple[str, str]]:
+        """The headers an actual request's answer gets (rs/cors handleActualRequest).
+
+        The answer depends only on the Origin and the method: it is computed once per pair
+        (a bounded cache, emptied when full, so random origins cannot grow it)."""
+        origins = [v for k, v in req.headers if k == "origin"]
+        if not origins or not origins[0]:
+            return self._vary_only
+        key = (origins[0], req.method) if len(origins) == 1 else None
+        if key is not None:
+            found = self._actual.get(key)
+            if found is not None:
+                return found
+        out = self._actual_headers(origins, req.method)
+        if key is not None:
+            if len(self._actual) >= _CACHE_SIZE:
+                self._actual.clear()
+            self._actual[key] = out
+        return out
+
+    def _actual_headers(self, origins: list[str], method: str) -> list[tuple[str, str]]:
+        origin = origins[0]
         if not self.origin_allowed(origin):
             self._refuse(f"Actual request no headers added: origin '{origin}' not allowed")
-            return [vary]
-        if not self.method_allowed(req.method):
-            self._refuse(f"Actual request no headers added: method '{req.method}' not allowed")
-            return [vary]
-        out = [vary]
+            return self._vary_only
+        if not self.method_allowed(method):
+            self._refuse(f"Actual request no headers added: method '{method}' not allowed")
+            return self._vary_only
+        out = [self.vary]
         if self.all_origins:
             out.append(("Access-Control-Allow-Origin", "*"))
         else:
-            out += [("Access-Control-Allow-Origin", v) for v in req.header_values("origin")]
+            out += [("Access-Control-Allow-Origin", v) for v in origins]
         if self.expose:
             out.append(("Access-Control-Expose-Headers", self.expose))
         if self.cfg.allow_credentials:
@@ -310,7 +332,8 @@ def service_stage(policy: Policy, inner: ServiceHandler, *,
 
 
 def endpoint_stage(policy: Policy, inner: EndpointHandler) -> EndpointHandler:
-    """An endpoint's own section (KrakenD EE): its actual requests' answers."""
+    """An endpoint's own section (KrakenD EE): its actual requests' answers (`policy` built
+    with the endpoint's Vary marker)."""
     status = policy.status
 
     async def cors(req: Request, params: dict[str, str]) -> Response:
@@ -319,7 +342,7 @@ def endpoint_stage(policy: Policy, inner: EndpointHandler) -> EndpointHandler:
             if policy.passthrough:
                 return _with(headers, await inner(req, params))
             return Response(status, headers)
-        return _with(policy.actual(req, _ENDPOINT_VARY), await inner(req, params))
+        return _with(policy.actual(req), await inner(req, params))
 
     return cors
 
@@ -355,11 +378,10 @@ SCHEMA: dict[str, Any] = {
 
 def build(ctx: Build[CorsConfig], inner: Any) -> Any:
     """The root section around routing, or an endpoint's around its handler."""
-    policy = Policy(ctx.config)
     if ctx.level is Level.SERVICE:
         override = any(NAMESPACE in ep.extra_config for ep in ctx.service.endpoints)
-        return service_stage(policy, inner, endpoints_override=override)
-    return endpoint_stage(policy, inner)
+        return service_stage(Policy(ctx.config), inner, endpoints_override=override)
+    return endpoint_stage(Policy(ctx.config, _ENDPOINT_VARY), inner)
 
 
 # One registration per level, since the stacking differs (components/catalog.py): outermost at

@@ -40,6 +40,9 @@ from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 NAMESPACE = "security/http"
 HEALTH_PATH = "/__health"  # not behind security/http, as in krakend-ce
 
+# Whether requests say they came over TLS (the TLS listener sets ``Request.tls``); looked up
+# once, since reading a missing slot costs an exception per request.
+_TLS_KNOWN = hasattr(Request, "tls")
 _BAD_HOST = Response(500, [("Content-Type", "text/plain; charset=utf-8"),
                            ("X-Content-Type-Options", "nosniff")], b"Bad Host\n")
 
@@ -162,9 +165,15 @@ class Secure:
     def is_https(self, req: Request) -> bool:
         """secure's isSSL: a TLS connection, an https target, or a proxy header saying so
         (``Header.Get`` of an absent header is "", so a configured "" matches it)."""
-        if getattr(req, "tls", False) or req.raw_target[:8].lower() == "https://":
+        if _TLS_KNOWN and getattr(req, "tls", False):
             return True
-        return any((req.header(name) or "") == value for name, value in self.ssl_headers)
+        target = req.raw_target
+        if target[:1] != "/" and target[:8].lower() == "https://":
+            return True
+        for name, value in self.ssl_headers:  # noqa: SIM110 - a generator costs more per request
+            if (req.header(name) or "") == value:
+                return True
+        return False
 
     def process(self, req: Request) -> Response | list[tuple[str, str]]:
         """A refusal or redirect answer, or the headers to add to the request's answer."""
