@@ -141,3 +141,18 @@ def test_check_lint_validates_the_section_against_its_schema(tmp_path: Path) -> 
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "allow_origin" in out and "allow_methods" in out
+
+
+def test_a_reload_applies_the_new_section_to_the_next_preflight(tmp_path: Path) -> None:
+    with backend() as bport:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, {"allow_origins": ["http://old.test"]}))
+        gport = free_port()
+        asked = {**PREFLIGHT, "Origin": "http://new.test"}
+        with gateway(str(cfg), gport, "--watch") as gw:
+            _, headers, _ = exchange(gport, "OPTIONS", "/users", asked)
+            assert not values(headers, "access-control-allow-origin")
+            write_config(cfg, config(bport, {"allow_origins": ["http://new.test"]}))
+            gw.wait_for("generation 2 active")
+            _, headers, _ = exchange(gport, "OPTIONS", "/users", asked)
+            assert values(headers, "access-control-allow-origin") == ["http://new.test"]

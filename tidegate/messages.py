@@ -17,7 +17,12 @@ if TYPE_CHECKING:
     from tidegate.bodies import BodyStream
 
 class Request:
-    """One parsed client request. Header names are kept lower-cased for lookups."""
+    """One parsed client request. Header names are kept lower-cased for lookups.
+
+    ``client_ip`` is the client's address, the one every component reads (IP rate limits,
+    IP rules, ``X-Forwarded-For``): the connection's peer, replaced before the generation's
+    components run when the peer is a trusted proxy (`tidegate.pipeline.client_ip`).
+    """
 
     __slots__ = ("body", "client_ip", "headers", "host", "jwt_claims", "method", "path", "query",
                  "raw_target", "stream", "version")
