@@ -195,10 +195,10 @@ class Policy:
         self.expose = ", ".join(canonical_header(h) for h in cfg.expose_headers)
         self.status = cfg.options_success_status
         self.passthrough = cfg.options_passthrough
-        vary = _PREFLIGHT_VARY
+        preflight_vary = _PREFLIGHT_VARY
         if cfg.allow_private_network:
-            vary += ", Access-Control-Request-Private-Network"
-        self.preflight_vary = ("Vary", vary)
+            preflight_vary += ", Access-Control-Request-Private-Network"
+        self.preflight_vary = ("Vary", preflight_vary)
         self.max_age = None if cfg.max_age == 0 else str(max(cfg.max_age, 0))
         self.debug = cfg.debug
 
