@@ -88,3 +88,26 @@ def test_is_development_turns_off_hosts_redirect_and_sts(tmp_path_factory: pytes
             assert status == 200
             assert not values(headers, "strict-transport-security")
             assert values(headers, "x-frame-options") == ["DENY"]
+
+
+def test_a_tls_listener_gets_sts_and_no_redirect(tmp_path_factory: pytest.TempPathFactory
+                                                 ) -> None:
+    from tests.tls_support import Authority, client_context, tls_connect
+
+    folder = tmp_path_factory.mktemp("tls")
+    ca = Authority(folder)
+    leaf = ca.issue("server")
+    section = {"ssl_redirect": True, "sts_seconds": 600}
+    with backend() as bport:
+        cfg = folder / "krakend.json"
+        write_config(cfg, {**_config(bport, section), "tls": {
+            "keys": [{"public_key": str(leaf.cert), "private_key": str(leaf.key)}]}})
+        gport = free_port()
+        with gateway(str(cfg), gport), tls_connect(gport, client_context(ca.path)) as sock:
+            sock.sendall(b"GET /users HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("HTTP/1.1 200 ")
+    assert "Strict-Transport-Security: max-age=600\r\n" in head + "\r\n"

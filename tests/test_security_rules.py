@@ -87,6 +87,10 @@ def test_ssl_redirect_and_sts() -> None:
     assert verdict.body == b'<a href="https://secure.test/a?b=1">Moved Permanently</a>.\n\n'
     assert s.process(_request(("Host", "a.test"), ("X-Forwarded-Proto", "https"))) == [
         ("Strict-Transport-Security", "max-age=300; includeSubDomains")]
+    # a request on a TLS listener is HTTPS without any proxy header
+    on_tls = _request(("Host", "a.test"))
+    on_tls.tls = True
+    assert s.process(on_tls) == [("Strict-Transport-Security", "max-age=300; includeSubDomains")]
     # STS only over HTTPS, unless forced
     assert _secure(sts_seconds=300).process(_request()) == []
     assert _secure(sts_seconds=300, force_sts_header=True).process(_request()) == [

@@ -40,9 +40,6 @@ from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 NAMESPACE = "security/http"
 HEALTH_PATH = "/__health"  # not behind security/http, as in krakend-ce
 
-# Whether requests say they came over TLS (the TLS listener sets ``Request.tls``); looked up
-# once, since reading a missing slot costs an exception per request.
-_TLS_KNOWN = hasattr(Request, "tls")
 _BAD_HOST = Response(500, [("Content-Type", "text/plain; charset=utf-8"),
                            ("X-Content-Type-Options", "nosniff")], b"Bad Host\n")
 
@@ -165,7 +162,7 @@ class Secure:
     def is_https(self, req: Request) -> bool:
         """secure's isSSL: a TLS connection, an https target, or a proxy header saying so
         (``Header.Get`` of an absent header is "", so a configured "" matches it)."""
-        if _TLS_KNOWN and getattr(req, "tls", False):
+        if req.tls:
             return True
         target = req.raw_target
         if target[:1] != "/" and target[:8].lower() == "https://":
