@@ -41,6 +41,22 @@ def _variants() -> dict[str, Callable[[], Variant]]:
         # nginx's upstream answer has no Cache-Control: the cache is asked to keep it by a
         # backend the bench configures to send max-age (see nginx(..., cache_control)).
         "cache-hit": lambda: Variant(backend_extra={"qos/http-cache": {}}),
+        # CORS and security/http wrap the whole service at the root; their endpoint sections
+        # (KrakenD EE) run the same compiled policy on one endpoint, so the same gateway
+        # measures them against /plain. The request carries an allowed Origin (the answer gets
+        # Vary, Access-Control-Allow-Origin, the exposed headers); security/http checks the
+        # host, reads X-Forwarded-Proto for STS and sets five headers.
+        "cors": lambda: Variant(endpoint_extra={"security/cors": {
+            "allow_origins": ["https://app.example.com", "https://*.example.org"],
+            "allow_methods": ["GET", "POST"], "allow_headers": ["Authorization"],
+            "expose_headers": ["Content-Length"], "max_age": "12h"}},
+            headers={"Origin": "https://app.example.com"}),
+        "security-http": lambda: Variant(endpoint_extra={"security/http": {
+            "allowed_hosts_are_regex": True, "allowed_hosts": [r"127\.0\.0\.1:\d+"],
+            "ssl_proxy_headers": {"X-Forwarded-Proto": "https"}, "sts_seconds": 31536000,
+            "frame_deny": True, "content_type_nosniff": True, "browser_xss_filter": True,
+            "content_security_policy": "default-src 'self'", "referrer_policy": "same-origin"}},
+            headers={"X-Forwarded-Proto": "https"}),
     }
 
 

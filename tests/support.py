@@ -141,6 +141,23 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
             conn.close()
 
 
+def exchange(port: int, method: str, path: str, headers: dict[str, str] | None = None
+             ) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request; every response header line, names lower-cased, in order."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], resp.read()
+    finally:
+        conn.close()
+
+
+def header_values(headers: list[tuple[str, str]], name: str) -> list[str]:
+    """Every value of one header (name lower-case) in an `exchange` answer."""
+    return [v for k, v in headers if k == name]
+
+
 def health(port: int) -> dict[str, Any]:
     status, _, body = request(port, "GET", "/__health")
     assert status == 200

@@ -61,7 +61,7 @@ def test_rule_ids_are_unique_and_numeric() -> None:
 
 
 def test_a_hardened_config_has_no_findings() -> None:
-    assert _ids(HARDENED) == ["9.1.1"]  # the components are not enforced by tidegate yet
+    assert _ids(HARDENED) == []
 
 
 @pytest.mark.parametrize(("changes", "rule"), [
@@ -114,14 +114,14 @@ def _write(tmp_path: Path, data: dict[str, Any]) -> str:
 
 
 def test_cli_prints_findings_and_fails(tmp_path: Path, capsys) -> None:
-    path = _write(tmp_path, _with(debug_endpoint=True))
+    path = _write(tmp_path, _with(debug_endpoint=True, **{
+        "extra_config__auth/revoker": {"token_keys": ["jti"]}}))
     assert main(["audit", "-c", path]) == 1
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [
         "5.1.2\t[LOW]\tThe /__debug/ endpoint is enabled (debug_endpoint). (at debug_endpoint)",
         "9.1.1\t[CRITICAL]\tA security component (or TLS) is configured but not enforced by "
-        "tidegate yet: traffic is not protected by it. (at extra_config[\"security/http\"], "
-        "extra_config[\"security/cors\"], extra_config[\"security/bot-detector\"])",
+        "tidegate yet: traffic is not protected by it. (at extra_config[\"auth/revoker\"])",
     ]
     assert captured.err == "audit: 2 recommendation(s) at the selected severities\n"
 

@@ -17,14 +17,20 @@ if TYPE_CHECKING:
     from tidegate.bodies import BodyStream
 
 class Request:
-    """One parsed client request. Header names are kept lower-cased for lookups."""
+    """One parsed client request. Header names are kept lower-cased for lookups.
+
+    ``client_ip`` is the client's address, the one every component reads (IP rate limits,
+    IP rules, ``X-Forwarded-For``): the connection's peer, replaced before the generation's
+    components run when the peer is a trusted proxy (`tidegate.pipeline.client_ip`).
+    ``tls``: it arrived on a TLS connection (``security/http`` sends STS, does not redirect).
+    """
 
     __slots__ = ("body", "client_ip", "headers", "host", "jwt_claims", "method", "path", "query",
-                 "raw_target", "stream", "version")
+                 "raw_target", "stream", "tls", "version")
 
     def __init__(self, method: str, raw_target: str, path: str, query: str,
                  headers: list[tuple[str, str]], body: bytes, client_ip: str,
-                 version: str, stream: BodyStream | None = None) -> None:
+                 version: str, stream: BodyStream | None = None, tls: bool = False) -> None:
         self.method = method
         self.raw_target = raw_target
         self.path = path
@@ -39,6 +45,7 @@ class Request:
         # The verified claims of the request's JWT, set by ``auth/validator`` before the later
         # stages run (CEL ``JWT``, rate limits by claim, the revoker); None without a validator.
         self.jwt_claims: dict[str, Any] | None = None
+        self.tls = tls
 
     def header(self, lname: str) -> str | None:
         """First value of a header (name given lower-case)."""

@@ -1,10 +1,12 @@
-"""Every component tidegate implements, in one list (one line per namespace module).
+"""Every component tidegate implements, in one list (one line per namespace module; a
+component stacked differently at two levels registers once per level).
 
 Stacking order (``Component.order``: smaller is closer to the core), krakend-ce's, as
 research/components.md §2 reads it from its factories:
 
 * router level: rate limit 10 < Lua endpoint 20 < JWT signer 30 < JWT validator (+ revoker,
-  CEL on JWT) 40 < metrics 50 < bot detector 60 < telemetry 70;
+  CEL on JWT) 40 < metrics 50 < bot detector 60 < security/http 62 < CORS 64 (both EE at
+  this level) < telemetry 70;
 * service level: bot detector 10 < Lua 20 < security/http 30 < CORS 40 < telemetry 50;
 * proxy level: static/merge (core) < JSON schema 10 < CEL 20 < Lua proxy 30 < telemetry 50;
 * backend level: CEL 10 < Lua backend 20 < rate limit 30 < circuit breaker 40 < telemetry 50;
@@ -16,7 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from tidegate.components import (
+    botdetector,
     breaker,
+    cors,
     httpcache,
     jsonschema_body,
     jwt,
@@ -26,6 +30,7 @@ from tidegate.components import (
     ratelimit_proxy,
     redis_pools,
     redis_ratelimit,
+    secure_headers,
 )
 from tidegate.components.seam import Component
 
@@ -41,4 +46,7 @@ COMPONENTS: list[Component[Any]] = [
     redis_pools.COMPONENT,
     redis_ratelimit.ROUTER,
     redis_ratelimit.SERVICE,
+    *cors.COMPONENTS,
+    *secure_headers.COMPONENTS,
+    *botdetector.COMPONENTS,
 ]

@@ -78,12 +78,19 @@ _ROUTER_FIELDS = {
         "app_engine", "auto_options", "disable_access_log", "disable_gzip",
         "disable_handle_method_not_allowed", "disable_health", "disable_path_decoding",
         "disable_redirect_fixed_path", "disable_redirect_trailing_slash",
-        "forwarded_by_client_ip", "remove_extra_slash", "use_h2c")},
+        "remove_extra_slash", "use_h2c")},
     **{name: FieldSpec("integer", "router limit", supported=False, minimum=0)
        for name in ("decompress_gzip", "max_multipart_memory")},
     "max_payload": FieldSpec("integer", "request body limit (bytes): 413 beyond it", minimum=0),
-    **{name: FieldSpec("strings", "router list", supported=False)
-       for name in ("logger_skip_paths", "remote_ip_headers", "trusted_proxies")},
+    "forwarded_by_client_ip": FieldSpec(
+        "boolean", "read the client address from remote_ip_headers of a trusted proxy"),
+    "remote_ip_headers": FieldSpec(
+        "strings", "headers a trusted proxy puts the client address in (default "
+        "X-Forwarded-For, X-Real-IP)"),
+    "trusted_proxies": FieldSpec(
+        "strings", "addresses and CIDR ranges of the proxies whose headers tell the client "
+        "address (none by default: the peer is the client)"),
+    "logger_skip_paths": FieldSpec("strings", "router list", supported=False),
     "health_path": FieldSpec("string", "path of the health endpoint", supported=False),
     "error_body": FieldSpec("object", "custom error bodies", supported=False),
 }

@@ -9,6 +9,7 @@ operation, a negative ``max_payload``) is an error located at its key.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,11 @@ class BackendHTTP:
 NO_BACKEND_HTTP = BackendHTTP(None, False)
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# gin's default RemoteIPHeaders (KrakenD's when remote_ip_headers is absent or empty).
+DEFAULT_REMOTE_IP_HEADERS = ("X-Forwarded-For", "X-Real-IP")
+
+
 @dataclass(frozen=True, slots=True)
 class RouterOptions:
     """The root ``router`` namespace, the part tidegate acts on."""
@@ -66,6 +72,10 @@ class RouterOptions:
     return_error_msg: bool
     hide_version_header: bool  # X-Krakend says "Version undefined", as lura does
     max_payload: int | None
+    # gin's client address settings (tidegate.pipeline.client_ip): none trusted by default
+    trusted_proxies: tuple[Network, ...] = ()
+    forwarded_by_client_ip: bool = True
+    remote_ip_headers: tuple[str, ...] = DEFAULT_REMOTE_IP_HEADERS
 
 
 NO_ROUTER = RouterOptions(False, False, None)
@@ -153,7 +163,56 @@ def router_options(raw_extra: Mapping[str, Any], extra: Mapping[str, Any],
     # options read hide_version_header as a boolean.
     return RouterOptions(bool(section.data.get("return_error_msg")),
                          section.data.get("hide_version_header") is True,
-                         section.max_payload())
+                         section.max_payload(), *_client_address(section))
+
+
+def ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Go's net.ParseIP; an IPv4-mapped IPv6 address is the IPv4 one, as Go compares them."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _client_address(section: _Section) -> tuple[tuple[Network, ...], bool, tuple[str, ...]]:
+    """``trusted_proxies`` (addresses or CIDRs, as gin's SetTrustedProxies parses them; gin
+    drops the whole list on a bad entry, tidegate refuses it), ``forwarded_by_client_ip``,
+    ``remote_ip_headers``."""
+    data = section.data
+    trusted: list[Network] = []
+    raw = data.get("trusted_proxies", [])
+    if not isinstance(raw, list):
+        section.fail("trusted_proxies must be a list of addresses or CIDR ranges",
+                     "trusted_proxies")
+        raw = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, str):
+            section.fail(f"expected a string, got {describe_value(item)}", "trusted_proxies", i)
+            continue
+        text = item
+        if "/" not in text:
+            ip = ip_address(text)
+            if ip is None:
+                section.fail(f"trusted_proxies: {item!r} is not an IP address or a CIDR range",
+                             "trusted_proxies", i)
+                continue
+            text = f"{ip}/{ip.max_prefixlen}"
+        try:
+            trusted.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            section.fail(f"trusted_proxies: invalid CIDR address: {item}", "trusted_proxies", i)
+    forwarded = data.get("forwarded_by_client_ip", True)
+    if not isinstance(forwarded, bool):
+        section.fail("forwarded_by_client_ip must be true or false", "forwarded_by_client_ip")
+        forwarded = True
+    headers = data.get("remote_ip_headers", [])
+    if not isinstance(headers, list) or not all(isinstance(h, str) for h in headers):
+        section.fail("remote_ip_headers must be a list of header names", "remote_ip_headers")
+        headers = []
+    return tuple(trusted), forwarded, tuple(headers) or DEFAULT_REMOTE_IP_HEADERS
 
 
 def endpoint_proxy(raw_extra: Mapping[str, Any], extra: Mapping[str, Any], path: JsonPath,

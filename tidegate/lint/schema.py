@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tidegate import KRAKEND_COMPAT_VERSION, __version__
+from tidegate.config.aliases import current_name
 from tidegate.config.fields import (
     COMMENT_KEY_PATTERN,
     DURATION_PATTERN,
@@ -124,7 +125,7 @@ def component_schema(name: str, scope: str) -> dict[str, Any]:
     """A registered component's own schema of its section (one source: the component)."""
     from tidegate.components import DEFAULT_REGISTRY
 
-    component = DEFAULT_REGISTRY.get(name)
+    component = DEFAULT_REGISTRY.get(current_name(name))  # a legacy name: its component's
     own = component.schema if component is not None else None
     sub: dict[str, Any] = dict(own) if own else {}
     sub.setdefault("description", f"{name} (implemented by a tidegate component)")

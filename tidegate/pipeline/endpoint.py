@@ -16,7 +16,6 @@ or `HELD_BODY_LIMIT`, and 413 answers a larger one. ``max_payload`` (KrakenD EE:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl
 
@@ -38,6 +37,7 @@ from tidegate.messages import (
     canonical_header,
 )
 from tidegate.pipeline.backend import BackendCall, param_key
+from tidegate.pipeline.client_ip import forwarded_for
 from tidegate.pipeline.flatmap import compile_flatmap
 from tidegate.pipeline.manipulation import Formatter
 from tidegate.pipeline.merge import (
@@ -67,34 +67,15 @@ _BINARY = frozenset(b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0e\x0f\x10\x11\x
                     b"\x15\x16\x17\x18\x19\x1a\x1c\x1d\x1e\x1f")
 
 
-def _forwarded_ip(value: str | None) -> str | None:
-    """gin's validateHeader with every proxy trusted (KrakenD's default): the leftmost
-    address of a well-formed X-Forwarded-For / X-Real-IP list."""
-    if not value:
-        return None
-    items = [item.strip() for item in value.split(",")]
-    try:
-        for item in items:
-            ipaddress.ip_address(item)
-    except ValueError:
-        return None
-    return items[0]
-
-
-def client_ip(req: Request) -> str:
-    """gin's ``ClientIP()`` as KrakenD configures it: forwarded headers first, then the peer."""
-    for name in ("x-forwarded-for", "x-real-ip"):
-        value = req.header(name)
-        if value is not None:
-            ip = _forwarded_ip(value)
-            if ip is not None:
-                return ip
-    return req.client_ip
-
-
-def compile_request_builder(cfg: EndpointConfig, user_agent: str
+def compile_request_builder(cfg: EndpointConfig, user_agent: str, *,
+                            trusted_proxies: bool = False
                             ) -> Callable[[Request, dict[str, str]], ProxyRequest]:
-    """lura's ``NewRequest``: what of the client request reaches the backends."""
+    """lura's ``NewRequest``: what of the client request reaches the backends.
+
+    ``trusted_proxies``: the root router trusts some proxies, so ``X-Forwarded-For`` is the
+    client's address alone, as from KrakenD; otherwise the peer is appended to the list the
+    client sent (`tidegate.pipeline.client_ip`).
+    """
     names = cfg.input_headers if cfg.input_headers else DEFAULT_INPUT_HEADERS
     all_headers = "*" in names
     wanted = {canonical_header(n).lower(): canonical_header(n) for n in names}
@@ -112,7 +93,7 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str
                 if canon is not None:
                     headers.setdefault(canon, []).append(value)
         headers.pop("Host", None)
-        headers["X-Forwarded-For"] = [client_ip(req)]
+        headers["X-Forwarded-For"] = [forwarded_for(req, trusted_proxies)]
         headers["X-Forwarded-Host"] = [req.host]
         if "User-Agent" in headers:
             headers["X-Forwarded-Via"] = [user_agent]
@@ -203,12 +184,13 @@ def _body_limit(max_payloads: tuple[int | None, int | None], holds: bool) -> int
 def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_agent: str,
                      return_error_msg: bool, *, registry: Assembly | None = None,
                      max_payloads: tuple[int | None, int | None] = (None, None),
-                     version_header: tuple[str, str] = VERSION_HEADER) -> EndpointHandler:
+                     version_header: tuple[str, str] = VERSION_HEADER,
+                     trusted_proxies: bool = False) -> EndpointHandler:
     """The whole endpoint as one coroutine function of (client request, route params)."""
     # One backend, called once, reads a body once: it can take it as it arrives.
     holds = len(backends) != 1 or cfg.backend[0].concurrent_calls > 1
     limit = _body_limit(max_payloads, holds)
-    build = compile_request_builder(cfg, user_agent)
+    build = compile_request_builder(cfg, user_agent, trusted_proxies=trusted_proxies)
     proxy = compile_proxy(cfg, backends, registry)
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
     render = renderer_for(output)

@@ -27,6 +27,7 @@ from tidegate.errors import ConfigErrors, ConfigValueError
 from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
 from tidegate.pipeline import builtins
 from tidegate.pipeline.backend import CompiledBackend
+from tidegate.pipeline.client_ip import client_ip_rules, client_ip_stage
 from tidegate.pipeline.endpoint import (
     COMPLETED_HEADER,
     HIDDEN_VERSION_HEADER,
@@ -107,6 +108,8 @@ class Generation:
                                else VERSION_HEADER)
         self.user_agent = user_agent(os.environ)
         self.max_payload = service.router.max_payload
+        rules = client_ip_rules(service.router)
+        self.trusted_proxies = rules is not None
         self.router: Router[EndpointHandler] = Router()
         debug = debug or service.debug_endpoint
         reserved = builtins.builtin_routes(debug=debug, echo=service.echo_endpoint)
@@ -125,9 +128,10 @@ class Generation:
             except (ValueError, RouteConflict) as exc:
                 errors.append(ConfigValueError(str(exc), path=ep.path))
         try:
-            # Components around the whole service see every request before routing.
-            self.handle: ServiceHandler = self._assembly.wrap(
-                Level.SERVICE, self.route, service.extra_config)
+            # Components around the whole service see every request before routing, and the
+            # client's address is known before any of them runs.
+            self.handle: ServiceHandler = client_ip_stage(rules, self._assembly.wrap(
+                Level.SERVICE, self.route, service.extra_config))
         except ConfigValueError as exc:
             errors.append(exc)
         except ValueError as exc:
@@ -154,7 +158,8 @@ class Generation:
         return compile_endpoint(ep, backends, self.user_agent, self.return_error_msg,
                                 registry=self._assembly,
                                 max_payloads=(self.max_payload, ep.proxy.max_payload),
-                                version_header=self.version_header)
+                                version_header=self.version_header,
+                                trusted_proxies=self.trusted_proxies)
 
     async def provision(self, store: StateStore) -> None:
         """Lease what outlives generations (pools, component state) from the worker's store

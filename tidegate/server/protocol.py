@@ -324,7 +324,7 @@ class HttpProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         request = Request(
             parser.get_method().decode("ascii"), target, path, query, self._headers,
-            body, self.client_ip, version, stream)
+            body, self.client_ip, version, stream, self._tls)
         if authority is not None:
             request.host = authority  # RFC 9112 §3.2.2: the target's authority is the host
         keep_alive = parser.should_keep_alive() and self.state.limits.keep_alive
