@@ -177,9 +177,10 @@ def test_lint_of_yaml_locates_lines(tmp_path: Path, capsys) -> None:
 
 def test_krakends_example_passes_check_tl_in_a_real_process() -> None:
     """KrakenD CE's test config asks for JWT, CORS, CEL...: refused (fail closed), located,
-    until the operator opts out of each by name (the environment variable works too)."""
+    until the operator opts out of each by name (the environment variable works too). Without
+    -l: KrakenD's schema refuses the file's backend-level timeouts (test_schema)."""
     env = {**os.environ, "KRAKEND_PORT": str(free_port())}
-    cmd = [sys.executable, "-m", "tidegate", "check", "-tlc", str(FIXTURE)]
+    cmd = [sys.executable, "-m", "tidegate", "check", "-tc", str(FIXTURE)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 1 and proc.stdout == ""
     refused = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]

@@ -40,6 +40,7 @@ class FieldSpec:
     minimum: int | None = None
     maximum: int | None = None
     replaced_by: str | None = None  # a deprecated (KrakenD v1) name: its current one
+    ignored: str | None = None  # why KrakenD 2 reads the attribute but never uses it
     items: str | None = None  # for kind "array": the $defs name of each item
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -160,9 +161,11 @@ BACKEND_FIELDS: dict[str, FieldSpec] = {
     "host": FieldSpec("strings", "backend hosts (default: the root host)"),
     "method": FieldSpec("enum", "HTTP method of the backend request (default: the endpoint's)",
                         enum=METHODS),
-    "encoding": FieldSpec("enum", "how the backend answer is decoded",
-                          enum=(*sorted(BACKEND_ENCODINGS), "")),
-    "timeout": FieldSpec("duration", "backend timeout (default: the endpoint's)"),
+    # KrakenD's schema lists fast-json and yaml (EE): decoded as json, as lura's register does.
+    "encoding": FieldSpec("enum", "how the backend answer is decoded (others: as json)",
+                          enum=(*sorted(BACKEND_ENCODINGS | {"fast-json", "yaml"}), "")),
+    "timeout": FieldSpec("duration", "ignored: the endpoint's timeout applies",
+                         ignored="lura overwrites a backend's timeout with its endpoint's"),
     "disable_host_sanitize": FieldSpec("boolean", "use the hosts exactly as written"),
     "is_collection": FieldSpec("boolean", "the answer is an array (served under collection)"),
     "group": FieldSpec("string", "wrap the answer under this key"),

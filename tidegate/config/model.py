@@ -24,6 +24,7 @@ from tidegate.config.sections import (
     endpoint_proxy,
     router_options,
 )
+from tidegate.config.weak import WeakTypeError, lift, to_int, to_str
 from tidegate.errors import ConfigErrors, ConfigValueError, JsonPath
 
 DEFAULT_PORT = 8080
@@ -160,13 +161,17 @@ def sanitize_host(host: str) -> str:
     return host.rstrip("/")
 
 
-def _check_hosts(hosts: tuple[str, ...], path: JsonPath,
-                 errors: list[ConfigValueError]) -> None:
-    """A host Go cannot parse fails every request: refused where it is written."""
-    for k, host in enumerate(hosts):
-        problem = host_error(host)
+def _check_hosts(hosts: tuple[str, ...], path: JsonPath, errors: list[ConfigValueError],
+                 written: tuple[str, ...]) -> None:
+    """A host Go cannot parse fails every request: refused where it is written, quoting the
+    value as written (an empty host is ``""``, not the ``http:`` it sanitizes to)."""
+    for k, (host, as_written) in enumerate(zip(hosts, written, strict=True)):
+        problem = (host_error(host) if as_written.strip("/")
+                   else "invalid host (lura's host sanitizer finds none in it)")
         if problem:
-            errors.append(ConfigValueError(problem, path=(*path, k)))
+            errors.append(ConfigValueError(f"host {as_written!r}: {problem}"
+                                           if as_written != host else problem,
+                                           path=(*path, k)))
 
 
 def endpoint_params(endpoint: str) -> list[str]:
@@ -177,6 +182,13 @@ def endpoint_params(endpoint: str) -> list[str]:
     return names
 
 
+def _weak_int(value: Any) -> int | None:
+    try:
+        return to_int(value)
+    except WeakTypeError:
+        return None
+
+
 # --- builders --------------------------------------------------------------------------------
 
 
@@ -185,11 +197,11 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
     errors: list[ConfigValueError] = []
     if not isinstance(data, Mapping):
         raise ConfigValueError(f"the configuration must be an object, got {describe_value(data)}")
-    root = Reader(data, (), errors)
+    root = Reader(data, (), errors, weak=True)
     version = data.get("version")
     if version is None:
         root.fail("version", "missing: KrakenD v2 configurations need \"version\": 3")
-    elif isinstance(version, bool) or version != 3:
+    elif _weak_int(version) != 3:  # lura: c.Version != ConfigVersion, decoded weakly
         root.fail("version", f"unsupported version {describe_value(version)}: expected 3")
     timeout = root.duration("timeout", DEFAULT_TIMEOUT)
     cache_ttl = root.duration("cache_ttl", 0.0)
@@ -198,8 +210,8 @@ def build_service(data: Mapping[str, Any]) -> ServiceConfig:
         root.fail("port", f"port {port} out of range 0-65535")
     output_encoding = root.choice("output_encoding", OUTPUT_ENCODINGS, DEFAULT_OUTPUT_ENCODING)
     hosts = root.strings("host") or ()
-    _check_hosts(tuple(sanitize_host(h) for h in hosts), ("host",), errors)
-    endpoints_raw = data.get("endpoints", [])
+    _check_hosts(tuple(sanitize_host(h) for h in hosts), ("host",), errors, tuple(hosts))
+    endpoints_raw = lift(data.get("endpoints") or [])
     endpoints: list[EndpointConfig] = []
     if not isinstance(endpoints_raw, list):
         root.fail("endpoints", f"expected a list of endpoints, got {describe_value(endpoints_raw)}")
@@ -252,7 +264,7 @@ def _edge_limits(root: Reader) -> EdgeLimits:
 
 def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, Any],
                     errors: list[ConfigValueError]) -> EndpointConfig | None:
-    r = Reader(raw, path, errors)
+    r = Reader(raw, path, errors, weak=True)
     endpoint = r.get("endpoint", str, None)
     if endpoint is None:
         r.fail("endpoint",
@@ -286,6 +298,8 @@ def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, 
     input_query = r.strings("input_query_strings")
     raw_extra, extra = r.extra_config()
     backends_raw = raw.get("backend")
+    if backends_raw is not None:
+        backends_raw = lift(backends_raw)  # one backend object: a list of one (mapstructure)
     proxy = endpoint_proxy(raw_extra, extra, path,
                            len(backends_raw) if isinstance(backends_raw, list) else 0, errors)
     backends: list[BackendConfig] = []
@@ -320,40 +334,38 @@ def _build_endpoint(raw: dict[str, Any], path: JsonPath, defaults: Mapping[str, 
 
 def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, Any],
                    errors: list[ConfigValueError]) -> BackendConfig:
-    r = Reader(raw, path, errors)
-    url_pattern = r.get("url_pattern", str, None)
-    if url_pattern is None:
-        r.fail("url_pattern",
-               "missing: every backend needs a \"url_pattern\" such as \"/users/{id}\"")
-        url_pattern = "/"
-    if not url_pattern.startswith("/"):
-        url_pattern = "/" + url_pattern
+    r = Reader(raw, path, errors, weak=True)
+    # lura's CleanPath: a missing url_pattern is "/", a relative one gets its leading slash.
+    url_pattern = "/" + r.get("url_pattern", str, "").removeprefix("/")
     disable_sanitize = r.get("disable_host_sanitize", bool, False)
     own_hosts = r.strings("host")
     hosts = own_hosts or tuple(inherited["host"])
-    if not hosts:
-        r.fail("host", "no host for this backend: set \"host\" here or at the root of the config")
+    # No host anywhere: KrakenD starts and this backend's requests fail ("no hosts
+    # available"); `run` and `check` warn (tidegate.lint.linter). With disable_host_sanitize
+    # the hosts are used verbatim: one Go's client cannot use fails at request time too.
     if not disable_sanitize:
+        written = hosts
         hosts = tuple(sanitize_host(h) for h in hosts)
-    if own_hosts:  # inherited ones are checked once, at the root
-        _check_hosts(hosts, (*path, "host"), errors)
+        if own_hosts:  # inherited ones are checked once, at the root
+            _check_hosts(hosts, (*path, "host"), errors, written)
     problem = pattern_error(hosts[0] if hosts else "", url_pattern)
     if problem:
         r.fail("url_pattern", problem)
     method = (r.get("method", str, "") or inherited["method"]).upper()
     if method not in HTTP_METHODS:
         r.fail("method", f"unknown HTTP method {method!r}")
-    timeout = r.duration("timeout", inherited["timeout"]) or inherited["timeout"]
+    # lura's initBackendDefaults overwrites a backend's own timeout with its endpoint's.
+    timeout = inherited["timeout"]
     raw_extra, extra = r.extra_config()
-    mapping = r.mapping("mapping")
-    for key, value in mapping.items():
-        if not isinstance(value, str):
-            errors.append(ConfigValueError(f"expected a string, got {describe_value(value)}",
-                                           path=(*path, "mapping", key)))
+    mapping: dict[str, str] = {}
+    for key, value in r.mapping("mapping").items():
+        try:
+            mapping[key] = to_str(value)
+        except WeakTypeError as exc:
+            errors.append(ConfigValueError(str(exc), path=(*path, "mapping", key)))
     return BackendConfig(
         host=tuple(hosts), url_pattern=url_pattern, method=method,
-        encoding="no-op" if inherited["force_no_op"] else r.choice(
-            "encoding", BACKEND_ENCODINGS, DEFAULT_ENCODING),
+        encoding="no-op" if inherited["force_no_op"] else _encoding(r),
         timeout=timeout, concurrent_calls=inherited["concurrent_calls"],
         disable_host_sanitize=disable_sanitize,
         is_collection=r.get("is_collection", bool, False),
@@ -367,6 +379,13 @@ def _build_backend(raw: dict[str, Any], path: JsonPath, inherited: Mapping[str, 
         http=backend_http(raw_extra, extra, path, errors),
         extra_config=extra, raw=raw, path=path,
     )
+
+
+def _encoding(r: Reader) -> str:
+    """lura's DecoderRegister.Get: a name without a decoder (``fast-json``, ``yaml``,
+    ``form``) gets the JSON one."""
+    name = r.get("encoding", str, DEFAULT_ENCODING)
+    return name if name in BACKEND_ENCODINGS else DEFAULT_ENCODING
 
 
 def _check_placeholders(backend: BackendConfig, params: list[str], index: int, sequential: bool,

@@ -11,36 +11,38 @@ from typing import Any
 
 from tidegate.config.aliases import normalize_extra_config
 from tidegate.config.durations import DurationError, parse_duration
+from tidegate.config.weak import (
+    WeakTypeError,
+    describe_value,
+    lift,
+    to_bool,
+    to_int,
+    to_map,
+    to_str,
+)
 from tidegate.errors import ConfigValueError, JsonPath
 
 _TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", list: "a list",
                dict: "an object"}
 
+__all__ = ["Reader", "describe_value"]
 
-def describe_value(value: Any) -> str:
-    """A value as errors show it: ``string 'x'``, ``number 3``, ``a list``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+_WEAK = {int: to_int, bool: to_bool, str: to_str}
 
 
 class Reader:
-    """Reads typed values out of one mapping, collecting errors with their JSON paths."""
+    """Reads typed values out of one mapping, collecting errors with their JSON paths.
 
-    def __init__(self, data: Mapping[str, Any], path: JsonPath, errors: list[ConfigValueError]):
+    ``weak=True`` reads as KrakenD decodes lura's structs (`tidegate.config.weak`): a value
+    mapstructure would convert is converted, what it refuses is an error.
+    """
+
+    def __init__(self, data: Mapping[str, Any], path: JsonPath, errors: list[ConfigValueError],
+                 *, weak: bool = False):
         self.data = data
         self.path = path
         self.errors = errors
+        self.weak = weak
 
     def fail(self, key: str | int | None, message: str) -> None:
         path = self.path if key is None else (*self.path, key)
@@ -50,6 +52,12 @@ class Reader:
         value = self.data.get(key, default)
         if key not in self.data or value is default:
             return default
+        if self.weak and kind in _WEAK:
+            try:
+                return _WEAK[kind](value)
+            except WeakTypeError as exc:
+                self.fail(key, str(exc))
+                return default
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 isinstance(value, float) and not value.is_integer()
@@ -72,6 +80,15 @@ class Reader:
         value = self.data.get(key)
         if value is None:
             return default
+        if self.weak and not isinstance(value, str):
+            # time.Duration is an int64 to mapstructure: numbers (truncated) and booleans
+            # are nanoseconds.
+            try:
+                value = to_int(value)
+            except WeakTypeError:
+                self.fail(key, 'expected a duration string such as "2s", got '
+                               f"{describe_value(value)}")
+                return default
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             self.fail(key, f'expected a duration string such as "2s", got {describe_value(value)}')
             return default
@@ -98,12 +115,19 @@ class Reader:
         value = self.data.get(key)
         if value is None:
             return None
+        if self.weak:
+            value = lift(value)  # one string where lura's struct has a list: a list of one
         if not isinstance(value, list):
             self.fail(key, f"expected a list of strings, got {describe_value(value)}")
             return None
         out = []
         for i, item in enumerate(value):
-            if not isinstance(item, str):
+            if self.weak:
+                try:
+                    out.append(to_str(item))
+                except WeakTypeError as exc:
+                    self.errors.append(ConfigValueError(str(exc), path=(*self.path, key, i)))
+            elif not isinstance(item, str):
                 self.errors.append(ConfigValueError(
                     f"expected a string, got {describe_value(item)}", path=(*self.path, key, i)))
             else:
@@ -120,6 +144,12 @@ class Reader:
         value = self.data.get(key)
         if value is None:
             return {}
+        if self.weak:
+            try:
+                value = to_map(value)
+            except WeakTypeError as exc:
+                self.fail(key, str(exc))
+                return {}
         if not isinstance(value, dict):
             self.fail(key, f"expected an object, got {describe_value(value)}")
             return {}

@@ -123,7 +123,7 @@ def unknown_namespace_message(name: str, scope: str) -> str:
 
 
 def _accepted(fields: Mapping[str, FieldSpec]) -> list[str]:
-    return [name for name, spec in fields.items() if not spec.replaced_by]
+    return [name for name, spec in fields.items() if not (spec.replaced_by or spec.ignored)]
 
 
 # --- the walker: what `run` ignores ----------------------------------------------------------
@@ -134,7 +134,24 @@ def walk(data: Any) -> list[Issue]:
     walker = _Walker(registered_components())
     if isinstance(data, Mapping):
         walker.object(data, (), SCOPES["service"], "service")
+        walker.out.extend(_hostless_backends(data))
     return walker.out
+
+
+def _hostless_backends(data: Mapping[str, Any]) -> list[Issue]:
+    """Backends with no host here nor at the root: KrakenD starts, and their requests fail."""
+    if data.get("host"):
+        return []
+    out = []
+    endpoints = data.get("endpoints")
+    for i, ep in enumerate(endpoints if isinstance(endpoints, list) else []):
+        backends = ep.get("backend") if isinstance(ep, Mapping) else None
+        for j, b in enumerate(backends if isinstance(backends, list) else []):
+            if isinstance(b, Mapping) and not b.get("host"):
+                out.append(_issue(WARNING, "no-host", ("endpoints", i, "backend", j),
+                                  "no host for this backend (set \"host\" here or at the root): "
+                                  "its requests fail with \"no hosts available\", as in KrakenD"))
+    return out
 
 
 class _Walker:
@@ -165,6 +182,10 @@ class _Walker:
                 self.warn("v1-ignored", kpath,
                           f"`{key}` is a KrakenD v1 name, ignored by KrakenD 2 and tidegate: "
                           f"use `{spec.replaced_by}`")
+                continue
+            if spec.ignored:
+                self.warn("ignored", kpath, f"`{key}` is ignored by KrakenD and tidegate "
+                                            f"({spec.ignored})")
                 continue
             if scope == "service" and root_setting_protects(key, value):
                 continue  # not a warning: the fail-closed rule refuses it (lint.failclosed)
@@ -372,9 +393,10 @@ def lint(data: Any, validator: jsonschema.protocols.Validator | None = None,
     validator = validator or builtin_validator()
     issues = lint_schema(data, validator)
     for issue in walk(data):
-        if issue.code == "v1-ignored":  # KrakenD's schema refuses them too
-            issue.severity = ERROR
-        if issue.code in ("unsupported", "deprecated", "v1-ignored", "tiny-duration"):
+        if issue.code in ("v1-ignored", "ignored", "deprecated"):
+            issue.severity = ERROR  # KrakenD's schema refuses them too
+        if issue.code in ("unsupported", "deprecated", "v1-ignored", "ignored", "tiny-duration",
+                          "no-host"):
             issues.append(issue)
     return sort_issues(locate(issues, document))
 

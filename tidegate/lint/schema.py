@@ -75,6 +75,8 @@ def field_schema(spec: FieldSpec) -> dict[str, Any]:
     if spec.replaced_by:
         out["deprecated"] = True
         out[REPLACED_BY] = spec.replaced_by
+    if spec.ignored:
+        out["deprecated"] = True
     return out
 
 

@@ -17,6 +17,7 @@ import itertools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -178,6 +179,32 @@ def filter_names(allowed: tuple[str, ...] | None) -> Callable[[str], bool] | Non
     return wanted.__contains__
 
 
+@dataclass(frozen=True, slots=True)
+class Unusable:
+    """A host Go's HTTP client refuses at request time, with the error it gives."""
+
+    host: str | None  # None: the backend has no host at all
+
+    def error(self, method: str, path: str) -> str:
+        if self.host is None:
+            return "no hosts available"  # lura's sd.ErrNoHosts
+        url = self.host + path
+        scheme = _SCHEME.match(url)  # url.Parse lower-cases it
+        return (f'{method.title()} "{url}": unsupported protocol scheme '
+                f'"{scheme.group(1).lower() if scheme else ""}"')
+
+
+_NO_HOSTS = Unusable(None)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def _target(host: str) -> Target | Unusable:
+    try:
+        return parse_target(host)
+    except ValueError:
+        return Unusable(host)
+
+
 class CompiledBackend:
     """A backend ready to serve: call it with the endpoint's ProxyRequest."""
 
@@ -187,8 +214,10 @@ class CompiledBackend:
         self.cfg = cfg
         self.client = client
         self.user_agent = user_agent
-        self.targets = [parse_target(h) for h in cfg.host]
-        self._next_target = itertools.cycle(self.targets).__next__
+        # A host KrakenD's HTTP client cannot use (no host at all, a `ws://` one kept verbatim
+        # by disable_host_sanitize) is accepted as KrakenD accepts it: its requests fail.
+        self.targets = [_target(h) for h in cfg.host]
+        self._next_target = itertools.cycle(self.targets or [_NO_HOSTS]).__next__
         self.path = compile_path(cfg.url_pattern)
         self.error_prefix = f"[{cfg.method} {lura_pattern(cfg.url_pattern)}]"
         self.no_op = cfg.encoding == "no-op"
@@ -260,11 +289,13 @@ class CompiledBackend:
     async def _send(self, req: ProxyRequest) -> ProxyResponse:
         """The innermost stage: one HTTP exchange, status check, decode, manipulation."""
         target = self._next_target()
-        base = f"{target.scheme}://{target.host_header}{target.base_path}"
         path = req.path
         if req.query:
             extra = encode_query(req.query)
             path = f"{path}&{extra}" if "?" in path else f"{path}?{extra}"
+        if isinstance(target, Unusable):
+            raise BackendUnavailable(target.error(req.method, path))
+        base = f"{target.scheme}://{target.host_header}{target.base_path}"
         path = request_target(path, base)
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         deadline = asyncio.get_running_loop().time() + self.timeout
