@@ -16,11 +16,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tidegate.config.loader import LoadedConfig, load_config, locate_error
-from tidegate.errors import ConfigBuildError, ConfigError, ConfigErrors
+from tidegate.config.model import build_service
+from tidegate.errors import ConfigBuildError, ConfigError, ConfigErrors, JsonPath
 from tidegate.lint import unknown_attribute_warnings
 from tidegate.lint.failclosed import find_unprotected, split_allowed
 from tidegate.pipeline.generation import (
@@ -29,6 +30,7 @@ from tidegate.pipeline.generation import (
     config_hash,
     endpoint_fingerprints,
 )
+from tidegate.reload.optout import opted_out, without
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ def collector_paused() -> Iterator[None]:
 BUILD_DEADLINE = 30.0
 
 log = logging.getLogger("tidegate")
+
+# Builds tried while leaving out opted-out sections that fail (each round finds more or stops).
+OPT_OUT_ROUNDS = 8
 
 
 def build_candidate(path: str | None, env: Mapping[str, str], *, port: int | None,
@@ -162,13 +167,22 @@ def _build_candidate(path: str | None, env: Mapping[str, str], *, port: int | No
     found = find_unprotected(loaded.data)
     refused, unprotected = split_allowed(found, allow_unimplemented)
     errors: list[ConfigError] = list(refused)
-    trial: Generation | None = None
-    try:
-        trial = Generation(loaded.service, 0, "", debug=debug, status=ServerStatus())
-    except ConfigErrors as exc:
-        errors.extend(exc.errors)
-    except ConfigError as exc:
-        errors.append(exc)
+    trial, build_errors = _trial(loaded, debug)
+    left_out: dict[JsonPath, str] = {}
+    for _ in range(OPT_OUT_ROUNDS):
+        if not (build_errors and allow_unimplemented) or errors:
+            break
+        # Sections tidegate cannot serve as written, opted out by name: left out (optout.py);
+        # a build stops at some errors, so the next round may find more.
+        build_errors, sections = opted_out(build_errors, allow_unimplemented)
+        if not sections or build_errors:
+            break
+        left_out.update(sections)
+        data = without(loaded.data, sections)
+        loaded = replace(loaded, data=data, service=build_service(data))
+        trial, build_errors = _trial(loaded, debug)
+    unprotected = tuple(sorted({*unprotected, *left_out.values()}))
+    errors.extend(build_errors)
     if errors:
         locate_error(ConfigErrors(errors), loaded.document)
         errors.sort(key=lambda e: (e.line or 0, e.col or 0))  # in the order of the file
@@ -177,6 +191,16 @@ def _build_candidate(path: str | None, env: Mapping[str, str], *, port: int | No
     warnings = tuple(unknown_attribute_warnings(loaded.data, loaded.document))
     return Candidate(loaded, config_hash(loaded.data), endpoint_fingerprints(trial.service),
                      time.perf_counter() - started, warnings, unprotected)
+
+
+def _trial(loaded: LoadedConfig, debug: bool) -> tuple[Generation | None, list[ConfigError]]:
+    """The whole generation compiled once, or the errors that stop it."""
+    try:
+        return Generation(loaded.service, 0, "", debug=debug, status=ServerStatus()), []
+    except ConfigErrors as exc:
+        return None, list(exc.errors)
+    except ConfigError as exc:
+        return None, [exc]
 
 
 def unprotected_lines(candidate: Candidate) -> list[str]:
