@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from tidegate.components.seam import Build, Component, JsonPath, Level
+from tidegate.config.component_schemas import schema_of
 from tidegate.errors import ConfigValueError
 from tidegate.messages import ClientRequest, ClientResponse, Exchange, canonical_header
 from tidegate.upstream.client import parse_target
@@ -416,4 +417,5 @@ def build(ctx: Build[Modifiers], nxt: Exchange) -> Exchange:
 
 
 COMPONENT: Component[Modifiers] = Component(NAMESPACE, frozenset({Level.CLIENT}), build,
-                                            parse=parse, order=20)
+                                            parse=parse, schema=schema_of(NAMESPACE),
+                                            order=20)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidegate.components.seam import Build, Component, JsonPath, Level
+from tidegate.config.component_schemas import schema_of
 from tidegate.errors import ConfigValueError
 from tidegate.messages import (
     BackendProxy,
@@ -192,8 +193,10 @@ def _proxy_modifiers(modifiers: list[Modifier], nxt: Proxy) -> Proxy:
 
 
 COMPONENTS: tuple[Component[Any], ...] = (
-    Component(SERVER, frozenset({Level.SERVICE}), build_server, parse=parse, order=60),
-    Component(CLIENT, frozenset({Level.CLIENT}), build_client, parse=parse, order=5),
+    Component(SERVER, frozenset({Level.SERVICE}), build_server, parse=parse,
+              schema=schema_of(SERVER), order=60),
+    Component(CLIENT, frozenset({Level.CLIENT}), build_client, parse=parse,
+              schema=schema_of(CLIENT), order=5),
     Component(MODIFIER, frozenset({Level.PROXY, Level.BACKEND}), build_modifier, parse=parse,
-              order=90),
+              schema=schema_of(MODIFIER), order=90),
 )

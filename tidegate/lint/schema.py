@@ -13,6 +13,8 @@ from typing import Any
 
 from tidegate import KRAKEND_COMPAT_VERSION, __version__
 from tidegate.config.aliases import current_name
+from tidegate.config.component_schemas import DEFS as SCHEMA_DEFS
+from tidegate.config.component_schemas import ROOT_TLS, schema_of
 from tidegate.config.fields import (
     COMMENT_KEY_PATTERN,
     DURATION_PATTERN,
@@ -112,8 +114,11 @@ def extra_config_schema(scope: str) -> dict[str, Any]:
         elif implemented(name, registered):
             sub = component_schema(name, scope)
         else:
-            sub = {"description": f"{name}: a KrakenD component not supported by tidegate yet "
-                                  "(accepted and ignored)", SUPPORTED: False}
+            # Not implemented: checked as KrakenD's schema checks it, where tidegate wrote it.
+            sub = dict(schema_of(current_name(name), scope) or {})
+            sub.update({"description": f"{name}: a KrakenD component not supported by tidegate "
+                                       "yet (accepted and ignored)", SUPPORTED: False,
+                        NAMESPACE: name, SCOPE: scope})
         if ns.replaced_by:
             sub["deprecated"] = True
             sub[REPLACED_BY] = ns.replaced_by
@@ -129,6 +134,7 @@ def component_schema(name: str, scope: str) -> dict[str, Any]:
 
     component = DEFAULT_REGISTRY.get(current_name(name))  # a legacy name: its component's
     own = component.schema if component is not None else None
+    own = own or schema_of(current_name(name), scope)
     sub: dict[str, Any] = dict(own) if own else {}
     sub.setdefault("description", f"{name} (implemented by a tidegate component)")
     sub[NAMESPACE] = name
@@ -155,8 +161,11 @@ def build_schema() -> dict[str, Any]:
         defs[f"{scope}_extra_config"] = extra_config_schema(scope)
     for name, fields in SHAPES.items():
         defs[name] = object_schema(fields, SHAPE_REQUIRED.get(name, ()))
+    defs.update(SCHEMA_DEFS)
     root = object_schema(SCOPES["service"], REQUIRED["service"], "service",
                          "service_extra_config")
+    root["properties"]["tls"] = {**ROOT_TLS, "description": root["properties"]["tls"][
+        "description"], SUPPORTED: False}
     return {
         "$schema": DIALECT,
         "title": f"tidegate {__version__} configuration "
