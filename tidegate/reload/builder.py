@@ -206,7 +206,8 @@ def _trial(loaded: LoadedConfig, debug: bool) -> tuple[Generation | None, list[C
 def unprotected_lines(candidate: Candidate) -> list[str]:
     """What the fail-closed opt-out lets through, one loud line per name (for every start)."""
     return [f"--allow-unimplemented {name}: serving WITHOUT the protection the configuration "
-            f"asks for ({name} is not implemented by tidegate); for development only"
+            f"asks for ({name} is not implemented by tidegate, or its section cannot be "
+            f"served as written); for development only"
             for name in candidate.unprotected]
 
 
