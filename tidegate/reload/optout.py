@@ -22,8 +22,9 @@ def section_of(error: ConfigError) -> tuple[JsonPath, str] | None:
     """The extra_config section an error lies in: (its path, its current namespace name)."""
     path = tuple(error.path or ())
     for i, key in enumerate(path[:-1]):
-        if key == "extra_config" and isinstance(path[i + 1], str):
-            return path[:i + 2], current_name(path[i + 1])
+        name = path[i + 1]
+        if key == "extra_config" and isinstance(name, str):
+            return path[:i + 2], current_name(name)
     return None
 
 
