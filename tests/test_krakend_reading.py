@@ -202,3 +202,16 @@ def test_the_opt_out_leaves_out_a_plugin_that_is_not_installed(tmp_path: Path) -
             gw.wait_for("--allow-unimplemented plugin/http-server: serving WITHOUT")
             assert health(port)["allow_unimplemented"] == ["plugin/http-server"]
             assert request(port, "GET", "/a")[0] == 200
+
+
+def test_fail_closed_sees_protections_in_weakly_typed_shapes(tmp_path: Path) -> None:
+    """One endpoint object for the list, a list of objects for an extra_config: KrakenD reads
+    them (so does tidegate), and the protection they ask for is refused as anywhere else."""
+    code, err = check(tmp_path, {"version": 3, "host": ["h"], "endpoints": {
+        "endpoint": "/a", "extra_config": [{"auth/validator": {"alg": "RS256"}}],
+        "backend": {"url_pattern": "/", "extra_config": [{"security/policies": {}}]}}})
+    assert code == 1
+    assert [line.split(": ", 3)[2] for line in err.splitlines()] == [
+        'endpoints.extra_config[0]["auth/validator"]',
+        'endpoints.backend.extra_config[0]["security/policies"]']
+    assert all("requests would be served without it" in line for line in err.splitlines())

@@ -77,29 +77,34 @@ def find_unprotected(data: Any) -> list[Unprotected]:
         return found
     registered = registered_components()
 
-    def extra(section: Any, path: JsonPath) -> None:
-        if not isinstance(section, Mapping):
-            return
-        for key in section:
-            if not isinstance(key, str) or _COMMENT.match(key):
-                continue
-            if protects(key) and not implemented(key, registered):
-                found.append(Unprotected(current_name(key), key, (*path, "extra_config", key)))
+    def extra(value: Any, path: JsonPath) -> None:
+        # Read as the model reads it, weakly typed: a list of objects is one merged object.
+        for section, where in _each(value, (*path, "extra_config")):
+            for key in section:
+                if not isinstance(key, str) or _COMMENT.match(key):
+                    continue
+                if protects(key) and not implemented(key, registered):
+                    found.append(Unprotected(current_name(key), key, (*where, key)))
 
     for setting in ROOT_SETTINGS:
         if root_setting_protects(setting, data.get(setting)):
             found.append(Unprotected(setting, setting, (setting,)))
     extra(data.get("extra_config"), ())
-    endpoints = data.get("endpoints")
-    for i, ep in enumerate(endpoints if isinstance(endpoints, list) else ()):
-        if not isinstance(ep, Mapping):
-            continue
-        extra(ep.get("extra_config"), ("endpoints", i))
-        backends = ep.get("backend")
-        for j, be in enumerate(backends if isinstance(backends, list) else ()):
-            if isinstance(be, Mapping):
-                extra(be.get("extra_config"), ("endpoints", i, "backend", j))
+    # One endpoint or backend object where a list is expected is a list of one (weak typing).
+    for ep, ep_path in _each(data.get("endpoints"), ("endpoints",)):
+        extra(ep.get("extra_config"), ep_path)
+        for be, be_path in _each(ep.get("backend"), (*ep_path, "backend")):
+            extra(be.get("extra_config"), be_path)
     return found
+
+
+def _each(value: Any, path: JsonPath) -> list[tuple[Mapping[str, Any], JsonPath]]:
+    """The objects of a list (or the object itself, lifted), each with its JSON path."""
+    if isinstance(value, Mapping):
+        return [(value, path)]
+    if isinstance(value, list):
+        return [(item, (*path, i)) for i, item in enumerate(value) if isinstance(item, Mapping)]
+    return []
 
 
 def split_allowed(found: Iterable[Unprotected], allowed: frozenset[str]

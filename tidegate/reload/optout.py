@@ -44,13 +44,29 @@ def opted_out(errors: Iterable[ConfigError], allowed: frozenset[str]
 
 def without(data: dict[str, Any], sections: Iterable[JsonPath]) -> dict[str, Any]:
     """A copy of the raw configuration without these sections (whichever name, current or
-    legacy, each was written with)."""
+    legacy, each was written with; paths as the weakly typed model reads the data)."""
     out = copy.deepcopy(data)
     for path in sections:
-        node: Any = out
-        for key in path[:-1]:
-            node = node[key]
-        name = current_name(str(path[-1]))
-        for key in [k for k in node if current_name(k) == name]:
-            del node[key]
+        _remove(out, path[:-1], current_name(str(path[-1])))
     return out
+
+
+def _remove(node: Any, path: JsonPath, name: str) -> None:
+    if not path:  # the extra_config: an object, or a list of objects read as one
+        for section in node if isinstance(node, list) else [node]:
+            if isinstance(section, dict):
+                for key in [k for k in section if current_name(k) == name]:
+                    del section[key]
+        return
+    key, rest = path[0], path[1:]
+    if isinstance(key, int) and isinstance(node, dict):
+        _remove(node, rest, name)  # one object where lura's struct has a list
+        return
+    if isinstance(node, dict):
+        child = node.get(key)
+    elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+        child = node[key]
+    else:
+        child = None
+    if child is not None:
+        _remove(child, rest, name)
