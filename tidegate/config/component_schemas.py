@@ -233,19 +233,6 @@ SCHEMAS["documentation/openapi"] = {
         "additionalProperties": False}},
 }
 
-# The root `tls` section (not a namespace): KrakenD's schema wants its keys even when disabled.
-ROOT_TLS: Schema = {
-    "anyOf": [{"type": "object", "required": ["keys"]}, {"type": "null"}],
-    "properties": {"keys": array(closed({"public_key": STR, "private_key": STR})),
-                   "disabled": BOOL, "enable_mtls": BOOL, "ca_certs": STRS,
-                   "disable_system_ca_pool": BOOL, "cipher_suites": array(INT),
-                   "curve_preferences": array(enum(23, 24, 25)),
-                   "min_version": enum("SSL3.0", "TLS10", "TLS11", "TLS12", "TLS13"),
-                   "max_version": enum("SSL3.0", "TLS10", "TLS11", "TLS12", "TLS13")},
-    "additionalProperties": False,
-}
-
-
 # Where a level reads the namespace differently: (namespace, scope) -> its schema there.
 SCOPED: dict[tuple[str, str], Schema] = {
     # The root section holds the JWK cache shared by every endpoint's validator.

@@ -14,7 +14,7 @@ from typing import Any
 from tidegate import KRAKEND_COMPAT_VERSION, __version__
 from tidegate.config.aliases import current_name
 from tidegate.config.component_schemas import DEFS as SCHEMA_DEFS
-from tidegate.config.component_schemas import ROOT_TLS, schema_of
+from tidegate.config.component_schemas import schema_of
 from tidegate.config.fields import (
     COMMENT_KEY_PATTERN,
     DURATION_PATTERN,
@@ -164,8 +164,6 @@ def build_schema() -> dict[str, Any]:
     defs.update(SCHEMA_DEFS)
     root = object_schema(SCOPES["service"], REQUIRED["service"], "service",
                          "service_extra_config")
-    root["properties"]["tls"] = {**ROOT_TLS, "description": root["properties"]["tls"][
-        "description"], SUPPORTED: False}
     return {
         "$schema": DIALECT,
         "title": f"tidegate {__version__} configuration "
