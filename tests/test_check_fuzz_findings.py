@@ -112,13 +112,13 @@ def test_an_integer_duration_below_a_millisecond_is_a_warning(tmp_path: Path,
                                                               lint: bool) -> None:
     data = one_backend("http://h")
     data["timeout"] = 3000
-    data["endpoints"][0]["backend"][0]["timeout"] = 1500  # type: ignore[index]
+    data["endpoints"][0]["timeout"] = 1500  # type: ignore[index]
     path = write(tmp_path, data)
     code, out, err = check(path, lint=lint)
     assert code == 0
     assert out == "Syntax OK!\n"
     assert err.splitlines() == [
-        f'WARNING: {path}:12:17: endpoints[0].backend[0].timeout: 1500 is read as 1.5\u00b5s (an '
+        f'WARNING: {path}:14:15: endpoints[0].timeout: 1500 is read as 1.5\u00b5s (an '
         'integer duration is in nanoseconds): did you mean "1500ms" or "1.5s"?',
         f'WARNING: {path}:17:13: timeout: 3000 is read as 3\u00b5s (an integer duration is in '
         'nanoseconds): did you mean "3000ms" or "3s"?',

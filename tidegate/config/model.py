@@ -167,11 +167,10 @@ def _check_hosts(hosts: tuple[str, ...], path: JsonPath, errors: list[ConfigValu
     value as written (an empty host is ``""``, not the ``http:`` it sanitizes to)."""
     for k, (host, as_written) in enumerate(zip(hosts, written, strict=True)):
         problem = (host_error(host) if as_written.strip("/")
-                   else "invalid host (lura's host sanitizer finds none in it)")
+                   else f"host {as_written!r}: invalid host (lura's host sanitizer finds none "
+                        "in it)")
         if problem:
-            errors.append(ConfigValueError(f"host {as_written!r}: {problem}"
-                                           if as_written != host else problem,
-                                           path=(*path, k)))
+            errors.append(ConfigValueError(problem, path=(*path, k)))
 
 
 def endpoint_params(endpoint: str) -> list[str]:
