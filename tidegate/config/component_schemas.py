@@ -130,16 +130,6 @@ SCHEMAS: dict[str, Schema] = {
                            "properties": {"name": STRS}},
     "plugin/http-client": {"type": "object", "properties": {"name": STR}},
     "plugin/req-resp-modifier": {"type": "object", "properties": {"name": STRS}},
-    "auth/validator": closed(
-        {**_JOSE_COMMON, "audience": STRS, "issuer": STR, "roles": STRS, "roles_key": STR,
-         "roles_key_is_nested": BOOL, "scopes": STRS, "scopes_key": STR,
-         "scopes_matcher": enum("any", "all"), "cache": BOOL, "cache_duration": INT,
-         "cookie_key": STR, "auth_header_name": STR, "operation_debug": BOOL,
-         "failed_jwk_key_cooldown": TIMEUNIT,
-         "key_identify_strategy": enum("kid", "x5t", "x5t#S256", "kid_x5t"),
-         "propagate_claims": array(array(STR, minItems=2)),
-         "propagate_claims_preserve_array": BOOL},
-        oneOf=one_of_required(("alg", "jwk_local_path"), ("alg", "jwk_url"))),
     "auth/signer": closed(
         {**_JOSE_COMMON, "kid": STR, "keys_to_sign": STRS, "full": BOOL},
         "alg", "kid", "keys_to_sign",
@@ -235,9 +225,6 @@ SCHEMAS["documentation/openapi"] = {
 
 # Where a level reads the namespace differently: (namespace, scope) -> its schema there.
 SCOPED: dict[tuple[str, str], Schema] = {
-    # The root section holds the JWK cache shared by every endpoint's validator.
-    ("auth/validator", "service"): closed({"shared_cache_duration": INT},
-                                          "shared_cache_duration"),
     # An endpoint names the roles its keys need; the keys are declared at the root.
     ("auth/api-keys", "endpoint"): closed(
         {"roles": STRS, "identifier": STR, "strategy": enum("header", "query_string"),

@@ -48,6 +48,10 @@ SCHEMA: dict[str, Any] = {
         "secret_url": {"type": "string"},
         "cypher_key": {"type": "string"},
     },
+    # As KrakenD's schema: an endpoint's validator names its algorithm and its key set; the
+    # root section (the shared JWK cache) holds shared_cache_duration alone.
+    "anyOf": [{"required": ["alg", "jwk_url"]}, {"required": ["alg", "jwk_local_path"]},
+              {"required": ["shared_cache_duration"]}],
     "patternProperties": {"^[@$_#]": True},
     "additionalProperties": False,
 }
