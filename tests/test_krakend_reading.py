@@ -208,10 +208,10 @@ def test_fail_closed_sees_protections_in_weakly_typed_shapes(tmp_path: Path) -> 
     """One endpoint object for the list, a list of objects for an extra_config: KrakenD reads
     them (so does tidegate), and the protection they ask for is refused as anywhere else."""
     code, err = check(tmp_path, {"version": 3, "host": ["h"], "endpoints": {
-        "endpoint": "/a", "extra_config": [{"auth/validator": {"alg": "RS256"}}],
+        "endpoint": "/a", "extra_config": [{"governance/quota": {}}],
         "backend": {"url_pattern": "/", "extra_config": [{"security/policies": {}}]}}})
     assert code == 1
     assert [line.split(": ", 3)[2] for line in err.splitlines()] == [
-        'endpoints.extra_config[0]["auth/validator"]',
+        'endpoints.extra_config[0]["governance/quota"]',
         'endpoints.backend.extra_config[0]["security/policies"]']
     assert all("requests would be served without it" in line for line in err.splitlines())
