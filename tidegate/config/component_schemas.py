@@ -139,22 +139,6 @@ SCHEMAS: dict[str, Schema] = {
         {"keys": array(closed({"key": STR, "roles": STRS})), "identifier": STR,
          "strategy": enum("header", "query_string"), "propagate_role": STR,
          "hash": enum("plain", "fnv128", "sha256", "sha1"), "salt": STR}, "keys"),
-    "security/cors": closed(
-        {"allow_origins": STRS, "allow_headers": STRS, "expose_headers": STRS,
-         "allow_methods": array(enum("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-                                     "OPTIONS")),
-         "allow_credentials": BOOL, "allow_private_network": BOOL, "debug": BOOL,
-         "max_age": TIMEUNIT, "options_passthrough": BOOL, "options_success_status": INT}),
-    "security/http": closed(
-        {"allowed_hosts": STRS, "allowed_hosts_are_regex": BOOL, "browser_xss_filter": BOOL,
-         "content_security_policy": STR, "content_type_nosniff": BOOL,
-         "custom_frame_options_value": STR, "force_sts_header": BOOL, "frame_deny": BOOL,
-         "host_proxy_headers": STRS, "hpkp_public_key": STR, "is_development": BOOL,
-         "referrer_policy": STR, "ssl_host": STR, "ssl_proxy_headers": OBJ,
-         "ssl_redirect": BOOL, "sts_include_subdomains": BOOL, "sts_seconds": INT}),
-    "security/bot-detector": closed(
-        {"allow": STRS, "deny": STRS, "patterns": STRS, "cache_size": INT,
-         "empty_user_agent_is_bot": BOOL}),
     "validation/cel": array(closed({"check_expr": STR}, "check_expr"), minItems=1),
     "telemetry/metrics": closed(
         {"collection_time": TIMEUNIT, "listen_address": {"type": "string",
@@ -229,9 +213,6 @@ SCOPED: dict[tuple[str, str], Schema] = {
     ("auth/api-keys", "endpoint"): closed(
         {"roles": STRS, "identifier": STR, "strategy": enum("header", "query_string"),
          "client_max_rate": NUM}, "roles"),
-    # The root CORS section is not closed in KrakenD's schema, and needs its origins.
-    ("security/cors", "service"): {**SCHEMAS["security/cors"], "required": ["allow_origins"],
-                                   "additionalProperties": True},
     # A backend's logging section only configures the backend log.
     ("telemetry/logging", "backend"): closed({"backend": OBJ}),
 }
