@@ -10,6 +10,7 @@ import ipaddress
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -216,3 +217,65 @@ def test_local_key_file_is_read(tmp_path: Path) -> None:
     assert asyncio.run(JWKSource(local_path=str(path)).load())["keys"][0]["kid"] == "sim2"
     with pytest.raises(JWKFetchError, match="reading"):
         asyncio.run(JWKSource(local_path=str(tmp_path / "missing.json")).load())
+
+
+# --- the component in a running gateway --------------------------------------------------------
+
+def signer_config(jwk_port: int, backend_port: int) -> dict[str, Any]:
+    section = {"alg": "HS256", "kid": "sim2", "keys_to_sign": ["access_token"],
+               "jwk_url": f"http://127.0.0.1:{jwk_port}/jwk", "disable_jwk_security": True}
+    return {"version": 3, "endpoints": [
+        {"endpoint": "/token", "backend": [{"host": [f"http://127.0.0.1:{backend_port}"],
+                                            "url_pattern": "/echo"}],
+         "extra_config": {"auth/signer": section, "proxy": {"static": {
+             "strategy": "always", "data": {"access_token": CLAIMS, "keep": "me"}}}}},
+        {"endpoint": "/broken", "backend": [{"host": [f"http://127.0.0.1:{backend_port}"],
+                                             "url_pattern": "/status/500"}],
+         "extra_config": {"auth/signer": section}},
+    ]}
+
+
+def test_gateway_signs_and_a_proxy_error_is_400(tmp_path: Path) -> None:
+    from tests.support import backend, free_port, gateway, request, write_config
+
+    with jwk_server() as jwk_port, backend() as backend_port:
+        config = tmp_path / "krakend.json"
+        write_config(config, signer_config(jwk_port, backend_port))
+        port = free_port()
+        with gateway(str(config), port) as gw:
+            status, headers, body = request(port, "GET", "/token")
+            assert status == 200, gw.log
+            data = json.loads(body)
+            assert data["access_token"] == JWT_4 and data["keep"] == "me"
+            assert headers["content-type"] == "application/json; charset=utf-8"
+            assert "x-krakend-completed" not in headers and "cache-control" not in headers
+            status, headers, body = request(port, "GET", "/broken")
+            assert (status, body) == (400, b"")
+            gw.wait_for("[ENDPOINT: /broken][JWTSigner] Proxy response:")
+
+
+def test_unreachable_key_answers_401_until_the_key_can_be_read(tmp_path: Path) -> None:
+    """KrakenD answers 401 until restarted; tidegate retries (at most once a second)."""
+    from tests.support import backend, free_port, gateway, request, write_config
+
+    jwk_port = free_port()
+    with backend() as backend_port:
+        config = tmp_path / "krakend.json"
+        write_config(config, signer_config(jwk_port, backend_port))
+        port = free_port()
+        with gateway(str(config), port) as gw:
+            assert "[ENDPOINT: /token][JWTSigner] Unable to create the signer" in "".join(gw.log)
+            assert request(port, "GET", "/token")[0] == 401
+            server = ThreadingHTTPServer(("127.0.0.1", jwk_port), JWKHandler)
+            JWKHandler.body = json.dumps({"keys": [SIM2]}).encode()
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            try:
+                deadline = time.monotonic() + 10
+                while (status := request(port, "GET", "/token")[0]) == 401 \
+                        and time.monotonic() < deadline:
+                    threading.Event().wait(0.2)  # polling the gateway, bounded
+                assert status == 200
+            finally:
+                server.shutdown()
+                server.server_close()

@@ -6,7 +6,9 @@ research/components.md §2 reads it from its factories:
 
 * router level: rate limit 10 < Lua endpoint 20 < JWT signer 30 < JWT validator (+ revoker,
   CEL on JWT) 40 < metrics 50 < bot detector 60 < security/http 62 < CORS 64 (both EE at
-  this level) < telemetry 70;
+  this level) < telemetry 70; except that the JWT signer, which replaces lura's handler, is
+  registered at 0: KrakenD's signer skips the rate limit and Lua of its endpoint, tidegate
+  keeps them around it (a login endpoint's rate limit is what stops password guessing);
 * service level: bot detector 10 < Lua 20 < security/http 30 < CORS 40 < telemetry 50;
 * proxy level: static/merge (core) < JSON schema 10 < CEL 20 < Lua proxy 30 < telemetry 50;
 * backend level: CEL 10 < Lua backend 20 < rate limit 30 < circuit breaker 40 < telemetry 50;
@@ -24,6 +26,7 @@ from tidegate.components import (
     httpcache,
     jsonschema_body,
     jwt,
+    jwt_signer,
     martian,
     pyplugins,
     ratelimit,
@@ -49,4 +52,5 @@ COMPONENTS: list[Component[Any]] = [
     *cors.COMPONENTS,
     *secure_headers.COMPONENTS,
     *botdetector.COMPONENTS,
+    jwt_signer.COMPONENT,
 ]

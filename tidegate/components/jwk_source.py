@@ -115,7 +115,7 @@ class JWKSource:
                 host, port, ssl=self.tls_context() if secure else None,
                 server_hostname=host if secure else None)
         except (OSError, ssl.SSLError) as exc:
-            raise JWKFetchError(f"Get {self.url!r}: {exc}") from None
+            raise JWKFetchError(f'Get "{self.url}": {exc}') from None
         try:
             if secure and self.fingerprints:
                 self._check_pin(writer)
@@ -164,12 +164,12 @@ async def _read_response(reader: asyncio.StreamReader, url: str) -> bytes:
                 break
             parser.feed_data(data)
     except httptools.HttpParserError as exc:
-        raise JWKFetchError(f"Get {url!r}: malformed HTTP response: {exc}") from None
+        raise JWKFetchError(f'Get "{url}": malformed HTTP response: {exc}') from None
     except httptools.HttpParserCallbackError as exc:
         raise JWKFetchError(str(exc.__context__ or exc)) from None
     # Not complete at the end of the connection: a body delimited by it (or cut short, which
     # the JSON decoding then reports).
     status = parser.get_status_code()
     if not 200 <= status < 300:
-        raise JWKFetchError(f"Get {url!r}: status {status}")
+        raise JWKFetchError(f'Get "{url}": status {status}')
     return bytes(sink.body)

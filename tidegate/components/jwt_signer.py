@@ -8,9 +8,10 @@ with the response's status and the first value of each of its headers. No ``X-Kr
 empty answer or a signing error is a ``400`` with an empty body.
 
 The key is read once per generation, when the worker provisions it (KrakenD: when the handler
-is built). If that fails, KrakenD answers ``401`` to every request; tidegate does the same on
-a first start, but on a hot reload whose fetch fails it keeps signing with the key the
-previous generation of the same configuration had (the key box is `Build.state`).
+is built). If that fails, KrakenD answers ``401`` to every request until restarted; tidegate
+answers 401 too, but tries again on a request at most once a second (one fetch at a time),
+and a hot reload whose fetch fails keeps signing with the key the previous generation of the
+same configuration had (the key box is `Build.state`).
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from tidegate.components.jwk_source import (
     JWKSource,
     decode_fingerprints,
 )
+from tidegate.components.seam import Build, Component, Level
 from tidegate.errors import ConfigValueError
 from tidegate.golang.json_wire import JSONError, dumps
 from tidegate.messages import EndpointHandler, Proxy, ProxyRequest, Request, Response
 
-__all__ = ["NAMESPACE", "SCHEMA", "KeyBox", "SignerConfig", "parse_signer", "signer_handler"]
+__all__ = ["COMPONENT", "NAMESPACE", "SCHEMA", "KeyBox", "SignerConfig", "parse_signer",
+           "signer_handler"]
 
 NAMESPACE = "auth/signer"
 log = logging.getLogger("tidegate.signer")
@@ -51,6 +54,7 @@ FIELDS = ("alg", "kid", "typ", "jwk_url", "full", "keys_to_sign", "cipher_suites
 # The largest request body the signer holds (it always reads the body whole, as gin does).
 HELD_BODY_LIMIT = 32 << 20
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+RETRY_EVERY = 1.0
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -153,6 +157,25 @@ class KeyBox:
 
     def __init__(self) -> None:
         self.signer: JoseSigner | None = None
+        self._next_try = 0.0
+        self._loading: asyncio.Future[None] | None = None
+
+    async def retry(self, cfg: SignerConfig, scope: str) -> JoseSigner | None:
+        """No key yet: one fetch at a time, at most one a second."""
+        if self._loading is None:
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._next_try:
+                return None
+            self._next_try = loop.time() + RETRY_EVERY
+            self._loading = loop.create_future()
+            try:
+                await self.load(cfg, scope)
+            finally:
+                self._loading.set_result(None)
+                self._loading = None
+        else:
+            await asyncio.shield(self._loading)
+        return self.signer
 
     async def load(self, cfg: SignerConfig, scope: str) -> None:
         """Read the key now; on failure keep the previous one, if this box had one."""
@@ -181,9 +204,12 @@ def signer_handler(cfg: SignerConfig, box: Callable[[], KeyBox], proxy: Proxy,
     prefix = f"[ENDPOINT: {scope}][JWTSigner]"
 
     async def handle(req: Request, params: dict[str, str]) -> Response:
-        signer = box().signer
+        keys_box = box()
+        signer = keys_box.signer
         if signer is None:
-            return Response(401)
+            signer = await keys_box.retry(cfg, scope)
+            if signer is None:
+                return Response(401)
         if req.stream is not None:
             try:
                 req.body = await req.stream.read_all(HELD_BODY_LIMIT)
@@ -218,3 +244,27 @@ def signer_handler(cfg: SignerConfig, box: Callable[[], KeyBox], proxy: Proxy,
         return Response(resp.status or 200, headers, body)
 
     return handle
+
+
+def build_signer(b: Build[SignerConfig], next_handler: EndpointHandler) -> EndpointHandler:
+    """The signer replaces the endpoint's handler (``next_handler`` is not called), around the
+    endpoint's own proxy, as krakend-jose's TokenSigner wraps lura's handler factory."""
+    if b.parts is None:
+        raise b.error(f"{NAMESPACE} works at endpoint level only")
+    cfg = b.config
+    lease = b.state(cfg.fingerprint(), KeyBox)
+    name = b.endpoint.endpoint if b.endpoint is not None else b.scope
+
+    async def provision() -> None:
+        await lease.value.load(cfg, name)
+
+    b.on_provision(provision)
+    return signer_handler(cfg, lambda: lease.value, b.parts.proxy, b.parts.build_request,
+                          b.parts.timeout, name)
+
+
+# Innermost of the router components (it replaces lura's handler): a validator, rate limit or
+# bot detector on the same endpoint still runs before it.
+COMPONENT: Component[SignerConfig] = Component(
+    namespace=NAMESPACE, levels=frozenset({Level.ROUTER}), parse=parse_signer,
+    build=build_signer, schema=SCHEMA, order=0)

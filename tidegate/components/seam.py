@@ -41,6 +41,7 @@ from tidegate.state import BucketStore, StateKey, StateStore, fingerprint
 
 if TYPE_CHECKING:
     from tidegate.config.model import BackendConfig, EndpointConfig, ServiceConfig
+    from tidegate.messages import Proxy, ProxyRequest, Request
 
 log = logging.getLogger("tidegate.components")
 
@@ -163,6 +164,17 @@ class Resources:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointParts:
+    """What lura's handler factory is given besides the endpoint: its proxy, the request
+    builder and the endpoint timeout. A ROUTER component that replaces the handler instead of
+    wrapping it (krakend-jose's signer) builds its own around them."""
+
+    proxy: Proxy
+    build_request: Callable[[Request, dict[str, str]], ProxyRequest]
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class Build(Generic[C]):
     """The compile-time context of one component at one place of the configuration."""
 
@@ -175,6 +187,7 @@ class Build(Generic[C]):
     endpoint: EndpointConfig | None
     backend: BackendConfig | None
     resources: Resources
+    parts: EndpointParts | None = None  # ROUTER level only
 
     def state(self, fingerprint_of: Any, create: Callable[[], T], *,
               scope: str | None = None) -> Lease[T]:
@@ -288,7 +301,8 @@ class Assembly:
     def wrap(self, level: Level, stage: Stage, extra_config: Mapping[str, Any], *,
              scope: str = "", endpoint: EndpointConfig | None = None,
              backend: BackendConfig | None = None,
-             service_extra_config: Mapping[str, Any] | None = None) -> Stage:
+             service_extra_config: Mapping[str, Any] | None = None,
+             parts: EndpointParts | None = None) -> Stage:
         """``stage`` wrapped by every registered component the config mentions (compile time).
 
         Returns ``stage`` itself when none applies, so an unconfigured pipeline pays nothing.
@@ -309,7 +323,7 @@ class Assembly:
                 continue
             config = comp.parse(raw, found_path)
             ctx: Build[Any] = Build(comp.namespace, config, level, place, found_path,
-                                    self.service, endpoint, backend, self.resources)
+                                    self.service, endpoint, backend, self.resources, parts)
             stage = comp.build(ctx, stage)
         return stage
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from tidegate import KRAKEND_COMPAT_VERSION
 from tidegate.bodies import BodyTooLarge
-from tidegate.components import Assembly, Level
+from tidegate.components import Assembly, EndpointParts, Level
 from tidegate.config.model import PLACEHOLDER, EndpointConfig
 from tidegate.encoding.renderers import renderer_for, select_output_encoding
 from tidegate.messages import (
@@ -238,7 +238,8 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
 
     if registry is None:
         return handle
-    return registry.wrap(Level.ROUTER, handle, cfg.extra_config, endpoint=cfg)
+    return registry.wrap(Level.ROUTER, handle, cfg.extra_config, endpoint=cfg,
+                         parts=EndpointParts(proxy, build, cfg.timeout))
 
 
 def error_response(err: BaseException | None, headers: list[tuple[str, str]],
