@@ -1,0 +1,108 @@
+"""auth/revoker: the rotating bloom filter shared by workers, its admin endpoint, its section."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import free_port
+from tidegate.components.revoker import parse_revoker
+from tidegate.components.revoker.admin import AdminServer
+from tidegate.components.revoker.bloom import BloomConfig, crc64_ecma, fnv1_64, fnv1_128, m_bits
+from tidegate.components.revoker.shared import SharedFilter
+from tidegate.errors import ConfigValueError
+
+CFG = BloomConfig(n=1000, p=1e-6, hash_name="optimal", ttl=10)
+
+
+def test_hashes_and_sizing_are_the_go_packages() -> None:
+    # Published check values: CRC-64/XZ (Go's ECMA table) and FNV-1 of "a".
+    assert crc64_ecma(b"123456789").hex() == "995dc9bbdf1939fa"
+    assert fnv1_64(b"a").hex() == "af63bd4c8601b7be"
+    assert fnv1_128(b"a").hex() == "d228cb69101a8caf78912b704e4a141e"
+    assert m_bits(10_000_000, 1e-7) == 335_477_044  # KrakenD's docs: ~40 MB per set
+
+
+@pytest.mark.parametrize("hash_name", ["default", "optimal"])
+def test_a_revoked_entry_is_seen_by_every_worker(tmp_path: Path, hash_name: str) -> None:
+    """Two filters on one file stand for two worker processes of one gateway."""
+    cfg = BloomConfig(1000, 1e-6, hash_name, 10)
+    a, b = (SharedFilter(cfg, "tidegate-revoker-1-ab", tmp_path) for _ in range(2))
+    a.add(b"jti-abc")
+    assert b.check(b"jti-abc") and a.check(b"jti-abc")
+    assert not b.check(b"jti-abd") and not b.check(b"sub-abc")
+
+
+def test_entries_rotate_out_after_two_to_three_ttls(tmp_path: Path) -> None:
+    now = [100.0]
+    f = SharedFilter(CFG, "tidegate-revoker-1-cd", tmp_path, clock=lambda: now[0])
+    f.open()  # periods count from here
+    now[0] += 5  # half-way through the first period
+    f.add(b"jti-x")
+    for elapsed, present in ((10, True), (20, True), (25, True), (30, False)):
+        now[0] = 100.0 + elapsed + 0.5
+        assert f.check(b"jti-x") is present, elapsed
+    f.add(b"jti-y")  # a later add clears the stale set it reuses
+    assert f.check(b"jti-y") and not f.check(b"jti-x")
+
+
+def admin_call(port: int, path: str, body: Any, method: str = "POST") -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, body=json.dumps(body).encode())
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_admin_endpoint_adds_and_checks_over_127_0_0_1(tmp_path: Path) -> None:
+    f = SharedFilter(CFG, "tidegate-revoker-1-ef", tmp_path)
+    other_worker = SharedFilter(CFG, "tidegate-revoker-1-ef", tmp_path)
+    port = free_port()
+
+    async def scenario() -> list[tuple[int, Any]]:
+        server = AdminServer(port, f.add, f.check)
+        await server.start()
+        try:
+            calls = [("/add", {"elems": ["jti-abc", "sub-42"]}, "POST"),
+                     ("/check", {"elems": ["jti-abc", "jti-zzz"]}, "POST"),
+                     ("/add", {"elems": [1]}, "POST"),
+                     ("/add", {"elems": []}, "GET"),
+                     ("/other", {}, "POST")]
+            return [await asyncio.to_thread(admin_call, port, *c) for c in calls]
+        finally:
+            await server.close()
+
+    results = asyncio.run(scenario())
+    assert results[0] == (200, {"count": 2})
+    assert results[1] == (200, {"checks": [True, False]})
+    assert results[2][0] == 400 and results[3][0] == 405 and results[4][0] == 404
+    assert other_worker.check(b"sub-42")
+
+
+def test_section_is_read_as_go_reads_it() -> None:
+    cfg = parse_revoker({"N": 10_000_000, "P": 1e-7, "hash_name": "optimal", "TTL": 1500,
+                         "port": 1234, "token_keys": ["jti"]}, ("extra_config", "auth/revoker"))
+    assert (cfg.bloom, cfg.port, cfg.token_keys) == \
+        (BloomConfig(10_000_000, 1e-7, "optimal", 1500), 1234, ("jti",))
+
+
+@pytest.mark.parametrize(("change", "key", "message"), [
+    ({"TTL": 0}, "TTL", "TTL must be at least 1"),
+    ({"P": 1.5}, "P", "P must be between 0 and 1"),
+    ({"N": 0}, "N", "N must be at least 1"),
+    ({"hash_name": "md5"}, "hash_name", "hash_name must be one of default, optimal"),
+    ({"port": 70000}, "port", "must be an integer from 0 to 65535"),
+])
+def test_values_krakend_panics_on_are_refused_at_their_key(change: dict[str, Any], key: str,
+                                                           message: str) -> None:
+    section = {"N": 100, "P": 0.01, "hash_name": "default", "TTL": 60, "port": 1234} | change
+    with pytest.raises(ConfigValueError, match=message) as err:
+        parse_revoker(section, ("extra_config", "auth/revoker"))
+    assert err.value.path == ("extra_config", "auth/revoker", key)
