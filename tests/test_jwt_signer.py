@@ -254,6 +254,21 @@ def test_gateway_signs_and_a_proxy_error_is_400(tmp_path: Path) -> None:
             gw.wait_for("[ENDPOINT: /broken][JWTSigner] Proxy response:")
 
 
+def test_a_rate_limit_on_a_signer_endpoint_still_applies(tmp_path: Path) -> None:
+    """KrakenD's signer skips its endpoint's rate limit; tidegate keeps it (login guessing)."""
+    from tests.support import backend, free_port, gateway, request, write_config
+
+    with jwk_server() as jwk_port, backend() as backend_port:
+        data = signer_config(jwk_port, backend_port)
+        data["endpoints"][0]["extra_config"]["qos/ratelimit/router"] = {
+            "max_rate": 1, "every": "1h", "capacity": 2}
+        config = tmp_path / "krakend.json"
+        write_config(config, data)
+        port = free_port()
+        with gateway(str(config), port):
+            assert [request(port, "GET", "/token")[0] for _ in range(3)] == [200, 200, 503]
+
+
 def test_unreachable_key_answers_401_until_the_key_can_be_read(tmp_path: Path) -> None:
     """KrakenD answers 401 until restarted; tidegate retries (at most once a second)."""
     from tests.support import backend, free_port, gateway, request, write_config
