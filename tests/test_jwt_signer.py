@@ -294,3 +294,38 @@ def test_unreachable_key_answers_401_until_the_key_can_be_read(tmp_path: Path) -
             finally:
                 server.shutdown()
                 server.server_close()
+
+
+def test_signer_key_box_passes_the_carry_over_contract() -> None:
+    from tests.carryover import assert_carry_over
+    from tests.support import free_port
+
+    def config(section: dict[str, Any] | None) -> dict[str, Any]:
+        endpoints: list[dict[str, Any]] = []
+        if section is not None:
+            endpoints.append({"endpoint": "/token", "backend": [
+                {"host": ["http://127.0.0.1:9"], "url_pattern": "/"}],
+                "extra_config": {"auth/signer": section}})
+        return {"version": 3, "endpoints": endpoints}
+
+    section = {"alg": "HS256", "kid": "sim2", "keys_to_sign": ["access_token"],
+               "jwk_url": f"http://127.0.0.1:{free_port()}/jwk", "disable_jwk_security": True}
+    assert_carry_over("auth/signer", config=config, section=section,
+                      changed=section | {"kid": "other"})
+
+
+def test_a_failed_key_read_on_reload_keeps_the_key_read_before(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tidegate.components.jwt_signer import KeyBox
+
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": [SIM2]}))
+    cfg = parse_signer({"alg": "HS256", "kid": "sim2", "jwk_local_path": str(path),
+                        "disable_jwk_security": True}, ())
+    box = KeyBox()
+    asyncio.run(box.load(cfg, "/token"))
+    assert box.signer is not None and box.signer.sign(CLAIMS) == JWT_4
+    path.unlink()
+    asyncio.run(box.load(cfg, "/token"))  # the next generation's provision
+    assert box.signer is not None and box.signer.sign(CLAIMS) == JWT_4
+    assert "signing with the one read before" in caplog.text

@@ -106,3 +106,70 @@ def test_values_krakend_panics_on_are_refused_at_their_key(change: dict[str, Any
     with pytest.raises(ConfigValueError, match=message) as err:
         parse_revoker(section, ("extra_config", "auth/revoker"))
     assert err.value.path == ("extra_config", "auth/revoker", key)
+
+
+def revoker_config(port: int) -> Any:
+    def config(section: dict[str, Any] | None) -> dict[str, Any]:
+        data: dict[str, Any] = {"version": 3, "endpoints": [
+            {"endpoint": "/a", "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/"}]}]}
+        if section is not None:
+            data["extra_config"] = {"auth/revoker": section | {"port": port}}
+        return data
+    return config
+
+
+SECTION = {"N": 1000, "P": 0.0001, "hash_name": "optimal", "TTL": 60, "token_keys": ["jti"]}
+
+
+def test_revoker_passes_the_carry_over_contract() -> None:
+    from tests.carryover import assert_carry_over
+    from tidegate.components import DEFAULT_REGISTRY
+    from tidegate.components.revoker import COMPONENT, NAMESPACE
+
+    with DEFAULT_REGISTRY.registered(COMPONENT):
+        assert_carry_over(NAMESPACE, config=revoker_config(free_port()), section=SECTION,
+                          changed=SECTION | {"N": 2000})
+
+
+def test_revoked_entries_survive_a_reload_and_reach_the_validator_check() -> None:
+    """Two generations of one worker: an entry added through the admin endpoint of the first
+    is rejected by `revocation_check` of the second (an unrelated change in between)."""
+    from tidegate.components import DEFAULT_REGISTRY, Level
+    from tidegate.components.revoker import COMPONENT, revocation_check
+    from tidegate.components.seam import Component
+    from tidegate.config.model import build_service
+    from tidegate.pipeline.generation import Generation, ServerStatus
+    from tidegate.state import StateStore
+
+    checks: list[Any] = []
+    probe = Component("test/revocation-probe", frozenset({Level.ROUTER}),
+                      build=lambda b, nxt: (checks.append(revocation_check(b)), nxt)[1],
+                      service_wide=True)
+    port = free_port()
+    config = revoker_config(port)
+    store, status = StateStore(), ServerStatus()
+
+    async def scenario() -> None:
+        first_data = config(SECTION)
+        first_data["extra_config"]["test/revocation-probe"] = {}
+        first = Generation(build_service(first_data), 1, "a", debug=False, status=status)
+        await first.provision(store)
+        assert await asyncio.to_thread(admin_call, port, "/add", {"elems": ["jti-abc"]}) == \
+            (200, {"count": 1})
+        second_data = config(SECTION)
+        second_data["extra_config"]["test/revocation-probe"] = {}
+        second_data["endpoints"].append({"endpoint": "/b", "backend": [
+            {"host": ["http://127.0.0.1:9"], "url_pattern": "/"}]})
+        second = Generation(build_service(second_data), 2, "b", debug=False, status=status)
+        await second.provision(store)
+        await first.close()
+        is_revoked = checks[-1]
+        assert is_revoked({"jti": "abc", "sub": "x"})
+        assert not is_revoked({"jti": "abd"}) and not is_revoked({"sub": "abc"})
+        assert not is_revoked({"jti": 42})
+        await second.close()
+        await store.settle()
+
+    with DEFAULT_REGISTRY.registered(COMPONENT), DEFAULT_REGISTRY.registered(probe):
+        asyncio.run(scenario())
+    assert len(checks) == 3  # one endpoint, then two
