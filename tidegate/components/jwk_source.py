@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ssl
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ class JWKSource:
             return await _read_response(reader, self.url)
         finally:
             writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
 
     def _check_pin(self, writer: asyncio.StreamWriter) -> None:
         sslobj = writer.get_extra_info("ssl_object")
