@@ -329,3 +329,13 @@ def test_a_failed_key_read_on_reload_keeps_the_key_read_before(
     asyncio.run(box.load(cfg, "/token"))  # the next generation's provision
     assert box.signer is not None and box.signer.sign(CLAIMS) == JWT_4
     assert "signing with the one read before" in caplog.text
+
+
+def test_check_l_names_a_misspelled_signer_attribute() -> None:
+    from tidegate.lint.linter import lint
+
+    data = {"version": 3, "endpoints": [{"endpoint": "/token", "backend": [
+        {"host": ["http://127.0.0.1:9"], "url_pattern": "/"}],
+        "extra_config": {"auth/signer": SECTION | {"jwk_lcal_path": "k.json"}}}]}
+    issues = [str(i) for i in lint(data)]
+    assert any("jwk_lcal_path" in i and "jwk_local_path" in i for i in issues), issues

@@ -58,6 +58,7 @@ RETRY_EVERY = 1.0
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
+    "additionalProperties": False,
     "required": ["alg", "kid", "keys_to_sign"],
     "properties": {
         "alg": {"type": "string", "enum": list(SIGNING_ALGS)},

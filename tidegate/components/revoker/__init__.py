@@ -33,6 +33,7 @@ FIELDS = ("n", "p", "hash_name", "ttl", "port", "token_keys", "headers")
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
+    "additionalProperties": False,
     "required": ["N", "P", "hash_name", "TTL", "port", "token_keys"],
     "properties": {
         "N": {"type": "integer", "minimum": 1},
