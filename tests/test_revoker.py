@@ -173,3 +173,18 @@ def test_revoked_entries_survive_a_reload_and_reach_the_validator_check() -> Non
     with DEFAULT_REGISTRY.registered(COMPONENT), DEFAULT_REGISTRY.registered(probe):
         asyncio.run(scenario())
     assert len(checks) == 3  # one endpoint, then two
+
+
+def test_a_taken_admin_port_fails_the_provision_with_its_address() -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        server = AdminServer(port, lambda e: None, lambda e: False)
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            asyncio.run(server.start())
+    finally:
+        taken.close()

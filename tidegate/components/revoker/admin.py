@@ -40,8 +40,12 @@ class AdminServer:
     async def start(self) -> None:
         """Bind (idempotent: a reload with the same port keeps the listener)."""
         if self._server is None:
-            self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                      reuse_port=True)
+            try:
+                self._server = await asyncio.start_server(self._serve, self.host, self.port,
+                                                          reuse_port=True)
+            except OSError as exc:
+                raise OSError(exc.errno, f"auth/revoker: cannot listen on {self.host}:"
+                                         f"{self.port}: {exc.strerror}") from None
             log.info("[SERVICE: Bloomfilter] admin endpoint on http://%s:%d (POST /add, "
                      "POST /check)", self.host, self.port)
 
