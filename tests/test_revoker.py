@@ -123,19 +123,17 @@ SECTION = {"N": 1000, "P": 0.0001, "hash_name": "optimal", "TTL": 60, "token_key
 
 def test_revoker_passes_the_carry_over_contract() -> None:
     from tests.carryover import assert_carry_over
-    from tidegate.components import DEFAULT_REGISTRY
-    from tidegate.components.revoker import COMPONENT, NAMESPACE
+    from tidegate.components.revoker import NAMESPACE
 
-    with DEFAULT_REGISTRY.registered(COMPONENT):
-        assert_carry_over(NAMESPACE, config=revoker_config(free_port()), section=SECTION,
-                          changed=SECTION | {"N": 2000})
+    assert_carry_over(NAMESPACE, config=revoker_config(free_port()), section=SECTION,
+                      changed=SECTION | {"N": 2000})
 
 
 def test_revoked_entries_survive_a_reload_and_reach_the_validator_check() -> None:
     """Two generations of one worker: an entry added through the admin endpoint of the first
     is rejected by `revocation_check` of the second (an unrelated change in between)."""
     from tidegate.components import DEFAULT_REGISTRY, Level
-    from tidegate.components.revoker import COMPONENT, revocation_check
+    from tidegate.components.revoker import revocation_check
     from tidegate.components.seam import Component
     from tidegate.config.model import build_service
     from tidegate.pipeline.generation import Generation, ServerStatus
@@ -170,7 +168,7 @@ def test_revoked_entries_survive_a_reload_and_reach_the_validator_check() -> Non
         await second.close()
         await store.settle()
 
-    with DEFAULT_REGISTRY.registered(COMPONENT), DEFAULT_REGISTRY.registered(probe):
+    with DEFAULT_REGISTRY.registered(probe):
         asyncio.run(scenario())
     assert len(checks) == 3  # one endpoint, then two
 
@@ -188,3 +186,52 @@ def test_a_taken_admin_port_fails_the_provision_with_its_address() -> None:
             asyncio.run(server.start())
     finally:
         taken.close()
+
+
+def test_a_token_revoked_through_the_admin_endpoint_is_refused_by_every_worker_and_reload(
+        tmp_path: Path) -> None:
+    """End to end: auth/validator + auth/revoker, two workers, a hot reload in between."""
+    from tests.jwt_support import AUDIENCE, ISSUER, JwksServer, claims, jwks_server, rsa_key, sign
+    from tests.support import Gateway, backend, request, write_config
+
+    key = rsa_key("k1")
+    server = JwksServer([key.as_dict(private=False)])
+    admin, port = free_port(), free_port()
+    with jwks_server(server) as jwks_port, backend() as backend_port:
+        def config(revoker: dict[str, Any], extra: bool = False) -> dict[str, Any]:
+            validator = {"alg": "RS256", "jwk_url": f"http://127.0.0.1:{jwks_port}/jwks",
+                         "disable_jwk_security": True, "issuer": ISSUER, "audience": [AUDIENCE]}
+            endpoints = [{"endpoint": "/private", "backend": [
+                {"host": [f"http://127.0.0.1:{backend_port}"], "url_pattern": "/p"}],
+                "extra_config": {"auth/validator": validator}}]
+            if extra:
+                endpoints.append({"endpoint": "/other", "backend": [
+                    {"host": [f"http://127.0.0.1:{backend_port}"], "url_pattern": "/o"}]})
+            return {"version": 3, "port": port, "endpoints": endpoints,
+                    "extra_config": {"auth/revoker": revoker | {"port": admin}}}
+
+        path = tmp_path / "krakend.json"
+        write_config(path, config(SECTION))
+        revoked = sign(key, claims(jti="t-1"))
+        other = sign(key, claims(jti="t-2"))
+
+        def status(token: str) -> int:
+            return request(port, "GET", "/private",
+                           headers={"Authorization": f"Bearer {token}"})[0]
+
+        gw = Gateway(["run", "--watch", "-c", str(path), "--workers", "2"])
+        try:
+            gw.wait_for("listening on")
+            assert status(revoked) == 200
+            assert admin_call(admin, "/add", {"elems": ["jti-t-1"]}) == (200, {"count": 1})
+            # One connection each, answered by whichever worker accepts it.
+            assert [status(revoked) for _ in range(8)] == [401] * 8
+            assert status(other) == 200
+            write_config(path, config(SECTION, extra=True))  # an unrelated change
+            gw.wait_for("generation 2 active")
+            assert [status(revoked) for _ in range(4)] == [401] * 4
+            write_config(path, config(SECTION | {"N": 5000}, extra=True))  # a new filter
+            gw.wait_for("generation 3 active")
+            assert status(revoked) == 200
+        finally:
+            assert gw.stop() == 0, "".join(gw.log)

@@ -33,6 +33,7 @@ from tidegate.components import (
     ratelimit_proxy,
     redis_pools,
     redis_ratelimit,
+    revoker,
     secure_headers,
 )
 from tidegate.components.seam import Component
@@ -53,4 +54,5 @@ COMPONENTS: list[Component[Any]] = [
     *secure_headers.COMPONENTS,
     *botdetector.COMPONENTS,
     jwt_signer.COMPONENT,
+    revoker.COMPONENT,
 ]

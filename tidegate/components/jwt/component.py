@@ -51,6 +51,7 @@ from tidegate.components.jwt.verify import (
     key_id,
     parse,
 )
+from tidegate.components.revoker import revocation_check
 from tidegate.components.seam import Build
 from tidegate.config.model import PLACEHOLDER
 from tidegate.messages import EndpointHandler, Request, Response
@@ -115,6 +116,7 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
     alg, strategy, leeway = cfg.alg, cfg.key_identify_strategy, cfg.leeway
     where = f"[ENDPOINT: {b.endpoint.endpoint if b.endpoint else b.scope}][JWTValidator]"
     level = logging.ERROR if cfg.operation_debug else logging.DEBUG
+    revoked = revocation_check(b)  # the root auth/revoker's filter, if there is one
 
     marker = object()  # this validator, in the tokens whose fixed checks it accepted
 
@@ -145,6 +147,10 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
         if not known:
             check_identity(token, cfg)
         check_times(token, leeway, _wall())
+        # Asked on every request (a token is revoked while it is in use); before the roles, as
+        # krakend-jose's rejecter: a revoked token is 401 whatever its roles.
+        if revoked is not None and revoked(token.claims):
+            raise Rejected(401, "the token is revoked (auth/revoker)")
         if not known:
             if not roles(token.claims):
                 raise Rejected(403, f"none of the roles {list(cfg.roles)} in claim "

@@ -131,7 +131,8 @@ def revocation_check(b: Build[Any]) -> Callable[[Mapping[str, Any]], bool] | Non
     the caller's namespace), opened at provision. krakend/bloomfilter's ``RejectToken``: a claim
     of ``token_keys`` whose value is a string ``v`` is revoked when ``"<key>-<v>"`` is found.
     """
-    raw = b.service.extra_config.get(NAMESPACE)
+    # A stage compiled alone (unit tests) may have no service.
+    raw = (getattr(b.service, "extra_config", None) or {}).get(NAMESPACE)
     if raw is None:
         return None
     cfg = parse_revoker(raw, ("extra_config", NAMESPACE))
