@@ -115,13 +115,13 @@ def _write(tmp_path: Path, data: dict[str, Any]) -> str:
 
 def test_cli_prints_findings_and_fails(tmp_path: Path, capsys) -> None:
     path = _write(tmp_path, _with(debug_endpoint=True, **{
-        "extra_config__auth/revoker": {"token_keys": ["jti"]}}))
+        "extra_config__auth/gcp": {"audience": "https://api.test"}}))
     assert main(["audit", "-c", path]) == 1
     captured = capsys.readouterr()
     assert captured.out.splitlines() == [
         "5.1.2\t[LOW]\tThe /__debug/ endpoint is enabled (debug_endpoint). (at debug_endpoint)",
         "9.1.1\t[CRITICAL]\tA security component (or TLS) is configured but not enforced by "
-        "tidegate yet: traffic is not protected by it. (at extra_config[\"auth/revoker\"])",
+        "tidegate yet: traffic is not protected by it. (at extra_config[\"auth/gcp\"])",
     ]
     assert captured.err == "audit: 2 recommendation(s) at the selected severities\n"
 
@@ -164,7 +164,8 @@ def test_krakend_example_in_a_real_process() -> None:
     proc = subprocess.run([sys.executable, "-m", "tidegate", "audit", "-c", str(FIXTURE),
                            "--severity", "CRITICAL"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
-    assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["8.1.4", "9.1.1"]
+    # auth/signer, the fixture's last unenforced security section, is enforced now.
+    assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["8.1.4"]
 
 
 def test_format_takes_krakends_go_template(tmp_path: Path, capsys) -> None:
