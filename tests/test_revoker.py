@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,18 @@ from tests.support import free_port
 from tidegate.components.revoker import parse_revoker
 from tidegate.components.revoker.admin import AdminServer
 from tidegate.components.revoker.bloom import BloomConfig, crc64_ecma, fnv1_64, fnv1_128, m_bits
-from tidegate.components.revoker.shared import SharedFilter
+from tidegate.components.revoker.shared import SharedFilter, filter_dir
 from tidegate.errors import ConfigValueError
 
 CFG = BloomConfig(n=1000, p=1e-6, hash_name="optimal", ttl=10)
+
+
+@pytest.fixture(autouse=True)
+def _no_filter_files_left() -> Iterator[None]:
+    """Generations compiled in this process name their filter after its parent: remove them."""
+    yield
+    for path in filter_dir().glob(f"tidegate-revoker-{os.getppid()}-*"):
+        path.unlink(missing_ok=True)
 
 
 def test_hashes_and_sizing_are_the_go_packages() -> None:
@@ -235,3 +245,5 @@ def test_a_token_revoked_through_the_admin_endpoint_is_refused_by_every_worker_a
             assert status(revoked) == 200
         finally:
             assert gw.stop() == 0, "".join(gw.log)
+            for left in filter_dir().glob(f"tidegate-revoker-{gw.proc.pid}-*"):
+                left.unlink()  # the next gateway would sweep it; this test tidies now
