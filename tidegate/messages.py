@@ -121,6 +121,9 @@ class ProxyRequest:
     query: list[tuple[str, str]]
     body: bytes
     stream: BodyStream | None = None
+    # Backend level only: the whole URL a component (Lua's ``req:url(...)``) set; it then
+    # decides the host and the request target, as lura's request URL does.
+    url: str | None = None
 
     def clone(self) -> ProxyRequest:
         """A shallow copy a backend may modify (sequential proxies add params)."""

@@ -36,6 +36,7 @@ from tidegate.components import (
     revoker,
     secure_headers,
 )
+from tidegate.components.lua import component as lua
 from tidegate.components.seam import Component
 
 COMPONENTS: list[Component[Any]] = [
@@ -55,4 +56,5 @@ COMPONENTS: list[Component[Any]] = [
     *botdetector.COMPONENTS,
     jwt_signer.COMPONENT,
     revoker.COMPONENT,
+    *lua.COMPONENTS,
 ]

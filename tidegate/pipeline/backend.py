@@ -218,6 +218,8 @@ class CompiledBackend:
         # by disable_host_sanitize) is accepted as KrakenD accepts it: its requests fail.
         self.targets = [_target(h) for h in cfg.host]
         self._next_target = itertools.cycle(self.targets or [_NO_HOSTS]).__next__
+        self._origins = {f"{t.scheme}://{t.host_header}": t for t in self.targets
+                         if isinstance(t, Target) and not t.base_path}
         self.path = compile_path(cfg.url_pattern)
         self.error_prefix = f"[{cfg.method} {lura_pattern(cfg.url_pattern)}]"
         self.no_op = cfg.encoding == "no-op"
@@ -288,11 +290,15 @@ class CompiledBackend:
 
     async def _send(self, req: ProxyRequest) -> ProxyResponse:
         """The innermost stage: one HTTP exchange, status check, decode, manipulation."""
-        target = self._next_target()
-        path = req.path
-        if req.query:
-            extra = encode_query(req.query)
-            path = f"{path}&{extra}" if "?" in path else f"{path}?{extra}"
+        target: Target | Unusable
+        if req.url is None:
+            target = self._next_target()
+            path = req.path
+            if req.query:
+                extra = encode_query(req.query)
+                path = f"{path}&{extra}" if "?" in path else f"{path}?{extra}"
+        else:  # a component set the whole URL: it carries host, path and query
+            target, path = self._url_target(req.url)
         if isinstance(target, Unusable):
             raise BackendUnavailable(target.error(req.method, path))
         base = f"{target.scheme}://{target.host_header}{target.base_path}"
@@ -335,6 +341,22 @@ class CompiledBackend:
             # Nesting Python cannot follow (Go's limit is deeper): a failed decode, not a crash.
             raise BackendDecodeError(f"json: {type(exc).__name__}: {exc}") from None
         return ProxyResponse(self.format(data), True)
+
+    def _url_target(self, url: str) -> tuple[Target, str]:
+        """(target, request target) of a URL a component set; a host of the backend keeps
+        its pooled target."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        target = self._origins.get(origin)
+        if target is None:
+            try:
+                target = parse_target(origin)
+            except ValueError as exc:
+                raise BackendFailure(f'parse "{url}": {exc}') from None
+            if len(self._origins) < 64:
+                self._origins[origin] = target
+        path = parts.path or "/"
+        return target, f"{path}?{parts.query}" if parts.query else path
 
     def _bad_status(self, status: int, resp_headers: list[tuple[str, str]], body: bytes,
                     url: str) -> ProxyResponse:
