@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tidegate.config.lua_sources import lua_sources
 from tidegate.errors import ConfigErrors, ConfigValueError, JsonPath
 
 # Where the supervisor puts the content of the files the configuration names ("@" keys are
@@ -116,7 +117,7 @@ class ClientTLS:
 
 def named_files(data: Mapping[str, Any]) -> list[tuple[JsonPath, str]]:
     """Every certificate, key and CA file the root `tls` (when enabled) and `client_tls`
-    sections name, with the JSON path of the name."""
+    sections name, and every Lua source, with the JSON path of the name."""
     out: list[tuple[JsonPath, str]] = []
     tls = data.get("tls")
     if isinstance(tls, Mapping) and tls.get("disabled") is not True:
@@ -136,7 +137,7 @@ def named_files(data: Mapping[str, Any]) -> list[tuple[JsonPath, str]]:
                 out += [(("client_tls", "client_certs", i, k), pair[k])
                         for k in ("certificate", "private_key")
                         if isinstance(pair.get(k), str) and pair[k]]
-    return out
+    return out + lua_sources(data)  # scripts travel and reload the same way
 
 
 def watched_files(data: Mapping[str, Any]) -> list[str]:

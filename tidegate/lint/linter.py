@@ -235,6 +235,17 @@ class _Walker:
                 self.object(cfg, npath, ns.fields[scope], scope, owner=name)
             elif isinstance(cfg, Mapping):
                 self.component(name, cfg, npath, scope)
+                if name.startswith("modifier/lua-"):
+                    self.lua(name, cfg, npath)
+
+    def lua(self, name: str, cfg: Mapping[str, Any], path: JsonPath) -> None:
+        """A script that uses the standard library without `allow_open_libs`, a `post` that
+        never runs."""
+        from tidegate.components.lua.config import read_source
+        from tidegate.components.lua.lint import warnings
+
+        for key, message in warnings(name, cfg, "router", read_source):
+            self.warn("lua", (*path, *key), message)
 
     def component(self, name: str, cfg: Mapping[str, Any], path: JsonPath, scope: str) -> None:
         """Unknown attributes of a registered component's section, from its own schema."""

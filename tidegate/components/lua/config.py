@@ -21,6 +21,7 @@ from typing import Any
 from tidegate.components.seam import JsonPath
 from tidegate.config.durations import parse_duration
 from tidegate.errors import ConfigErrors, ConfigValueError
+from tidegate.files import read_regular
 
 DEFAULT_MAX_INSTRUCTIONS = 100_000_000
 DEFAULT_MAX_TIME = 1.0
@@ -51,8 +52,7 @@ class LuaConfig:
 
 def read_source(name: str) -> str:
     """A source file's text, read relative to the working directory as KrakenD does."""
-    with open(name, "rb") as fh:
-        data = fh.read(SOURCE_LIMIT + 1)
+    data = read_regular(name)  # a FIFO would block the build
     if len(data) > SOURCE_LIMIT:
         raise ValueError(f"larger than {SOURCE_LIMIT >> 20} MiB")
     return data.decode("utf-8", "surrogateescape")

@@ -102,6 +102,22 @@ base.tostring = function(v)   -- gopher-lua prints numbers as Go does
 end
 local string_meta = getmetatable("")
 
+-- Lua 5.1 keeps a hook function per thread: a script's coroutines get the budget's hook too
+local create, resume, unpack_ = coroutine.create, coroutine.resume, unpack
+local function co_create(f)
+  local co = create(f)
+  sethook(co, hook, "", STEP)
+  return co
+end
+local function co_wrap(f)
+  local co = co_create(f)
+  local function pass(ok, ...)
+    if ok then return ... end
+    error((...), 0)
+  end
+  return function(...) return pass(resume(co, ...)) end
+end
+
 function state.open_env(name, obj)
   local env = {}
   for k, v in pairs(base) do env[k] = v end
@@ -111,6 +127,7 @@ function state.open_env(name, obj)
     env[lib] = c
   end
   env.debug.sethook = nil   -- the budget's hook is tidegate's
+  env.coroutine.create, env.coroutine.wrap = co_create, co_wrap
   env._G = env
   if string_meta then string_meta.__index = env.string end
   helpers(env)
