@@ -57,6 +57,12 @@ def _variants() -> dict[str, Callable[[], Variant]]:
             "frame_deny": True, "content_type_nosniff": True, "browser_xss_filter": True,
             "content_security_policy": "default-src 'self'", "referrer_policy": "same-origin"}},
             headers={"X-Forwarded-Proto": "https"}),
+        # The Lua yardstick: an endpoint script that sets a header (fresh environment,
+        # one ctx object, one setter) and a proxy script touching the response.
+        "lua-endpoint-header": lambda: Variant(endpoint_extra={"modifier/lua-endpoint": {
+            "pre": "local r = ctx.load(); r:headers('X-Lua', 'yes')"}}),
+        "lua-proxy-post": lambda: Variant(endpoint_extra={"modifier/lua-proxy": {
+            "post": "local r = response.load(); r:data():set('lua', true)"}}),
     }
 
 

@@ -336,3 +336,29 @@ def test_watch_reloads_a_changed_script_and_keeps_serving_on_a_broken_one(
             _save(script, "function mark(r) r:data():set('version', 4) end\n")
             gw.wait_for("generation 3 active")
             assert json.loads(_get(port, "/v")[2])["version"] == 4
+
+
+def test_service_level_script_runs_before_routing_and_fails_with_500(tmp_path: Path) -> None:
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, {"version": 3, "extra_config": {"modifier/lua-endpoint": {"pre": (
+            "local r = ctx.load()\n"
+            "if r:headers('X-Deny') ~= '' then custom_error('denied', 403) end\n"
+            "r:headers('X-Service-Lua', r:url())")}},
+            "endpoints": [_ep("/svc", bport)]})
+        port = free_port()
+        with gateway(str(config), port) as gw:
+            status, _, body = _get(port, "/svc?a=b")
+            assert status == 200
+            assert json.loads(body)["headers"]["X-Service-Lua"] == "/svc?a=b"
+            assert _get(port, "/svc", {"X-Deny": "1"})[::2] == (500, b"")
+            gw.wait_for("[SERVICE: Gin][Lua] denied")
+            assert _get(port, "/nowhere", {"X-Deny": "1"})[0] == 500  # before routing
+            assert _get(port, "/nowhere")[0] == 404
+
+
+def test_http_response_is_a_check_warning(tmp_path: Path) -> None:
+    proc = _check(tmp_path, {"pre": "local r = http_response.new('http://127.0.0.1:9/')"})
+    assert proc.returncode == 0
+    assert ('endpoints[0].extra_config["modifier/lua-proxy"].pre: `http_response.new` is not '
+            "supported by tidegate") in proc.stderr

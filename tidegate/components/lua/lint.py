@@ -24,6 +24,7 @@ _LIB_USE = re.compile(r"(?<![\w.:])(" + "|".join(LIBRARIES) + r")\s*\.\s*(\w+)")
 _FN_USE = re.compile(r"(?<![\w.:])(" + "|".join(FUNCTIONS) + r")\s*\(")
 _STRING_METHOD = re.compile(r"[\w\)\]\"']\s*:\s*(len|sub|find|gsub|gmatch|match|format|upper|"
                             r"lower|rep|reverse|byte)\s*\(")
+_HTTP = re.compile(r"(?<![\w.:])http_response\s*\.\s*new\b")
 _COMMENT = re.compile(r"--\[(=*)\[.*?\]\1\]|--[^\n]*", re.S)
 _STRING = re.compile(r"\[(=*)\[.*?\]\1\]|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", re.S)
 
@@ -58,25 +59,28 @@ def warnings(namespace: str, section: Mapping[str, Any], scope: str,
     """(key path within the section, message) of each problem; `read` reads a source file
     (None: sources are not looked at)."""
     out: list[tuple[JsonPath, str]] = []
-    if section.get("allow_open_libs") is not True:
-        places: list[tuple[JsonPath, str]] = []
-        for key in ("pre", "post"):
-            if isinstance(section.get(key), str):
-                places.append(((key,), section[key]))
-        sources = section.get("sources")
-        for i, name in enumerate(sources if isinstance(sources, list) else ()):
-            if isinstance(name, str) and read is not None:
-                try:
-                    places.append((("sources", i), read(name)))
-                except (OSError, ValueError):
-                    continue
-        for path, text in places:
-            use = first_library_use(text)
-            if use is not None:
-                out.append((path, f"the script uses Lua's standard library (`{use}`) but "
-                                  "`allow_open_libs` is not true: scripts then have no standard "
-                                  "library at all (as in KrakenD) and this fails on every request; "
-                                  "set \"allow_open_libs\": true"))
+    places: list[tuple[JsonPath, str]] = []
+    for key in ("pre", "post"):
+        if isinstance(section.get(key), str):
+            places.append(((key,), section[key]))
+    sources = section.get("sources")
+    for i, name in enumerate(sources if isinstance(sources, list) else ()):
+        if isinstance(name, str) and read is not None:
+            try:
+                places.append((("sources", i), read(name)))
+            except (OSError, ValueError):
+                continue
+    for path, text in places:
+        use = None if section.get("allow_open_libs") is True else first_library_use(text)
+        if use is not None:
+            out.append((path, f"the script uses Lua's standard library (`{use}`) but "
+                              "`allow_open_libs` is not true: scripts then have no standard "
+                              "library at all (as in KrakenD) and this fails on every request; "
+                              "set \"allow_open_libs\": true"))
+        if _HTTP.search(_code_only(text)):
+            out.append((path, "`http_response.new` is not supported by tidegate (a blocking "
+                              "HTTP call would stall every request of the worker): the call "
+                              "fails with an error"))
     if namespace == "modifier/lua-endpoint" and section.get("post"):
         out.append((("post",), f"`post` of `{namespace}` never runs: at {scope} level only "
                                "`pre` runs (KrakenD ignores it too)"))
