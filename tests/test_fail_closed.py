@@ -20,9 +20,11 @@ from tests.support import ROOT, backend, free_port, gateway, health, request, wr
 
 pytestmark = pytest.mark.slow
 
-# Namespaces tidegate does not implement yet (CEL and Lua are issue 16's), as examples.
+# Namespaces tidegate does not implement yet (CEL is issue 16's; API keys are KrakenD EE's, the
+# bot detector has no component yet), as examples.
 CEL = [{"check_expr": "req_method == 'GET'"}]
-LUA = {"sources": ["check.lua"], "pre": "check()"}
+API_KEYS = {"roles": ["admin"]}
+BOTS = {"deny": ["curl"]}
 
 
 def _config(bport: int, **endpoint_extra: Any) -> dict[str, Any]:
@@ -59,19 +61,18 @@ def test_run_refuses_a_protection_it_does_not_implement(tmp_path: Path) -> None:
 def test_the_opt_out_is_loud_in_the_log_and_on_health(tmp_path: Path) -> None:
     with backend() as bport:
         data = _config(bport, **{"github.com/devopsfaith/krakend-cel": CEL,
-                                 "modifier/lua-endpoint": LUA})
+                                 "auth/api-keys": API_KEYS})
         config = tmp_path / "krakend.json"
         write_config(config, data)
         port = free_port()
-        env = {"TIDEGATE_ALLOW_UNIMPLEMENTED": "modifier/lua-endpoint"}
+        env = {"TIDEGATE_ALLOW_UNIMPLEMENTED": "auth/api-keys"}
         with gateway(str(config), port, "--allow-unimplemented", "validation/cel",
                      env=env) as gw:
             gw.wait_for("--allow-unimplemented validation/cel: serving WITHOUT")
             warned = [line for line in gw.log if "serving WITHOUT the protection" in line]
             assert len(warned) == 2 and all("[WARNING]" in line for line in warned)
-            assert "--allow-unimplemented modifier/lua-endpoint" in warned[0]
-            assert health(port)["allow_unimplemented"] == ["modifier/lua-endpoint",
-                                                           "validation/cel"]
+            assert "--allow-unimplemented auth/api-keys" in warned[0]
+            assert health(port)["allow_unimplemented"] == ["auth/api-keys", "validation/cel"]
             # What was opted out is indeed not applied (that is what the warning says).
             assert request(port, "GET", "/private")[0] == 200
 
@@ -92,15 +93,15 @@ def test_a_save_that_adds_an_unimplemented_protection_is_rejected(tmp_path: Path
         port = free_port()
         with gateway(str(config), port, "--watch", "-d") as gw:  # -d: error details
             assert request(port, "GET", "/private")[0] == 200
-            data = _config(bport, **{"github.com/devopsfaith/krakend-lua/router": LUA})
+            data = _config(bport, **{"github_com/devopsfaith/krakend-botdetector": BOTS})
             data["endpoints"].append({"endpoint": "/new", "backend": [
                 {"host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/new"}]})
             write_config(config, data)
             gw.wait_for("configuration rejected")
             error = health(port)["last_reload_error"]
             assert error["path"] == ('endpoints[1].extra_config'
-                                     '["github.com/devopsfaith/krakend-lua/router"]')
-            assert "(`modifier/lua-endpoint`) is not implemented" in error["message"]
+                                     '["github_com/devopsfaith/krakend-botdetector"]')
+            assert "(`security/bot-detector`) is not implemented" in error["message"]
             assert (error["file"], error["line"]) == (str(config), 19)
             assert request(port, "GET", "/new")[0] == 404  # still the last good config
             assert health(port)["generation"]["id"] == 1

@@ -148,6 +148,7 @@ def test_krakends_example_config_passes_check_tl(capsys, monkeypatch) -> None:
     from tests.support import free_port
 
     monkeypatch.setenv("KRAKEND_PORT", str(free_port()))
+    monkeypatch.chdir(FIXTURE.parent.parent)  # its Lua sources are relative to the suite
     allow = [arg for name in NOT_IMPLEMENTED_YET for arg in ("--allow-unimplemented", name)]
     assert main(["check", "-tc", str(FIXTURE), *allow]) == 0  # -l: see the test above
     captured = capsys.readouterr()

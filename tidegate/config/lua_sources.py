@@ -9,7 +9,11 @@ from typing import Any
 
 from tidegate.errors import JsonPath
 
-NAMESPACES = ("modifier/lua-endpoint", "modifier/lua-proxy", "modifier/lua-backend")
+NAMESPACES = ("modifier/lua-endpoint", "modifier/lua-proxy", "modifier/lua-backend",
+              # KrakenD 1's names, still accepted (`config.aliases`)
+              "github.com/devopsfaith/krakend-lua/router",
+              "github.com/devopsfaith/krakend-lua/proxy",
+              "github.com/devopsfaith/krakend-lua/proxy/backend")
 
 
 def _extra_configs(data: Mapping[str, Any]) -> Iterator[tuple[JsonPath, Any]]:

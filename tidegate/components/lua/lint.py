@@ -75,7 +75,7 @@ def warnings(namespace: str, section: Mapping[str, Any], scope: str,
         if use is not None:
             out.append((path, f"the script uses Lua's standard library (`{use}`) but "
                               "`allow_open_libs` is not true: scripts then have no standard "
-                              "library at all (as in KrakenD) and this fails on every request; "
+                              "library at all (as in KrakenD) and that code fails when it runs; "
                               "set \"allow_open_libs\": true"))
         if _HTTP.search(_code_only(text)):
             out.append((path, "`http_response.new` is not supported by tidegate (a blocking "
