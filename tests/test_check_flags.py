@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import SHARED, free_port
+from tests.support import SHARED, checkout_env, free_port
 from tidegate.cli import main
 
 FIXTURE = SHARED / "conformance" / "fixtures" / "krakend.json"
@@ -179,9 +178,10 @@ def test_krakends_example_passes_check_tl_in_a_real_process() -> None:
     """KrakenD CE's test config asks for JWT, CORS, CEL...: refused (fail closed), located,
     until the operator opts out of each by name (the environment variable works too). Without
     -l: KrakenD's schema refuses the file's backend-level timeouts (test_schema)."""
-    env = {**os.environ, "KRAKEND_PORT": str(free_port())}
+    env = {**checkout_env(), "KRAKEND_PORT": str(free_port())}
     cmd = [sys.executable, "-m", "tidegate", "check", "-tc", str(FIXTURE)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    suite = str(FIXTURE.parent.parent)  # its Lua sources are relative to the suite's folder
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=suite)
     assert proc.returncode == 1 and proc.stdout == ""
     refused = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
     assert refused, proc.stderr
@@ -193,7 +193,7 @@ def test_krakends_example_passes_check_tl_in_a_real_process() -> None:
 
     assert not set(names) & registered_components()  # only what tidegate does not implement
     env["TIDEGATE_ALLOW_UNIMPLEMENTED"] = ",".join(names)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=suite)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "Syntax OK!\n"
     assert "ERROR" not in proc.stderr
