@@ -25,6 +25,7 @@ from tidegate.bodies import BodyStream, BodyTooLarge
 from tidegate.components import Assembly, Level
 from tidegate.config.model import PLACEHOLDER, BackendConfig
 from tidegate.encoding.decoders import DecodeError, decoder_for
+from tidegate.golang.url_values import encode_query
 from tidegate.messages import (
     BackendDecodeError,
     BackendFailure,
@@ -160,15 +161,6 @@ def request_target(raw: str, base: str) -> str:
     target = path + sep + query
     # Go writes the UTF-8 bytes of a raw query; the client encodes the head as latin-1.
     return target if target.isascii() else target.encode().decode("latin-1")
-
-
-def encode_query(query: list[tuple[str, str]]) -> str:
-    """Go's ``url.Values.Encode``: keys sorted, values in order, query-escaped."""
-    grouped: dict[str, list[str]] = {}
-    for k, v in query:
-        grouped.setdefault(k, []).append(v)
-    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}".replace("%20", "+")
-                    for k in sorted(grouped) for v in grouped[k])
 
 
 def filter_names(allowed: tuple[str, ...] | None) -> Callable[[str], bool] | None:

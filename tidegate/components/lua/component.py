@@ -21,6 +21,7 @@ from tidegate.components.lua.config import LuaConfig, parse
 from tidegate.components.lua.objects import LuaRequest, LuaResponse, RouterContext
 from tidegate.components.lua.script import LuaFailure, Script
 from tidegate.components.seam import Build, Component, Level
+from tidegate.golang.url_values import encode_query
 from tidegate.messages import (
     BackendProxy,
     EndpointHandler,
@@ -32,7 +33,6 @@ from tidegate.messages import (
     Response,
     ServiceHandler,
 )
-from tidegate.pipeline.backend import encode_query
 from tidegate.upstream.client import parse_target
 
 log = logging.getLogger("tidegate.lua")

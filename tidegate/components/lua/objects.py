@@ -20,8 +20,8 @@ from tidegate.components.lua.values import (
     ScriptError,
     go_string,
 )
+from tidegate.golang.url_values import encode_query
 from tidegate.messages import ProxyRequest, ProxyResponse, Request, canonical_header
-from tidegate.pipeline.backend import encode_query
 
 INVALID_LIST = "invalid header value, must be a luaList"
 
