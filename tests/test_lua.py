@@ -362,3 +362,20 @@ def test_http_response_is_a_check_warning(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert ('endpoints[0].extra_config["modifier/lua-proxy"].pre: `http_response.new` is not '
             "supported by tidegate") in proc.stderr
+
+
+def test_live_sources_are_read_on_every_request(tmp_path: Path) -> None:
+    script = tmp_path / "live.lua"
+    _save(script, "function mark(r) r:data():set('version', 1) end\n")
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, {"version": 3, "endpoints": [_ep("/live", bport, {
+            "modifier/lua-proxy": {"sources": [str(script)], "live": True,
+                                   "post": "mark(response.load())"}})]})
+        port = free_port()
+        with gateway(str(config), port):  # no --watch: the script itself is re-read
+            assert json.loads(_get(port, "/live")[2])["version"] == 1
+            _save(script, "function mark(r) r:data():set('version', 2) end\n")
+            assert json.loads(_get(port, "/live")[2])["version"] == 2
+            script.unlink()
+            assert _get(port, "/live")[0] == 500

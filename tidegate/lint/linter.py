@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 
+from tidegate.config.aliases import current_name
 from tidegate.config.durations import DurationError, format_duration, parse_duration
 from tidegate.config.fields import COMMENT_KEY_PATTERN, SCOPES, FieldSpec
 from tidegate.config.loader import locate_error
@@ -235,8 +236,8 @@ class _Walker:
                 self.object(cfg, npath, ns.fields[scope], scope, owner=name)
             elif isinstance(cfg, Mapping):
                 self.component(name, cfg, npath, scope)
-                if name.startswith("modifier/lua-"):
-                    self.lua(name, cfg, npath)
+                if current_name(name).startswith("modifier/lua-"):
+                    self.lua(current_name(name), cfg, npath)
 
     def lua(self, name: str, cfg: Mapping[str, Any], path: JsonPath) -> None:
         """A script that uses the standard library without `allow_open_libs`, a `post` that
