@@ -379,3 +379,30 @@ def test_live_sources_are_read_on_every_request(tmp_path: Path) -> None:
             assert json.loads(_get(port, "/live")[2])["version"] == 2
             script.unlink()
             assert _get(port, "/live")[0] == 500
+
+
+def test_overlapping_requests_keep_their_own_globals_between_pre_and_post(
+        tmp_path: Path) -> None:
+    """pre and post of one request run around an await: others run in between, in the same
+    Lua state, and must not see or change this request's globals."""
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        ep = _ep("/overlap", bport, {"modifier/lua-proxy": {
+            "pre": "mine = request.load():headers('X-Secret')",
+            "post": "response.load():data():set('mine', mine)"}})
+        ep["backend"][0]["url_pattern"] = "/slow/overlap"
+        write_config(config, {"version": 3, "endpoints": [ep]})
+        port = free_port()
+        with gateway(str(config), port):
+            results: dict[str, Any] = {}
+
+            def call(secret: str) -> None:
+                body = _get(port, "/overlap?ms=300", {"X-Secret": secret})[2]
+                results[secret] = json.loads(body)["mine"]
+
+            threads = [threading.Thread(target=call, args=(f"s{i}",)) for i in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert results == {f"s{i}": f"s{i}" for i in range(6)}
