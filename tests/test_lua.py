@@ -246,6 +246,9 @@ def test_an_endless_script_is_stopped_and_others_are_served(served: Any, path: s
     assert results["loop"] == (500, b"lua: script stopped: budget exceeded")
     assert others == [200, 200, 200]
     gw.wait_for(f"[ENDPOINT: {path}][Lua] script stopped: it ran past its budget")
+    # the states that stopped a script serve the next ones normally
+    assert _get(port, "/numbers")[0] == 200
+    assert _get(port, "/proxy")[0] == 200
 
 
 # --- configuration errors ------------------------------------------------------------------

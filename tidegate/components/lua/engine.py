@@ -39,9 +39,13 @@ local type, pairs, error, setmetatable, loadstring = type, pairs, error, setmeta
 local state, api = ...
 local STEP = state.step
 
+-- the budget: `active` only while a script runs (the hook stays installed between runs)
+local used, budget, deadline, active, stopped = 0, 0, 0, false, false
 local function hook()
-  state.used = state.used + STEP
-  if state.stopped or state.used > state.budget or clock() > state.deadline then
+  if not active then return end
+  used = used + STEP
+  if stopped or used > budget or clock() > deadline then
+    stopped = true
     state.stopped = true
     sethook(hook, "", 1)
     error(state, 0)
@@ -57,10 +61,25 @@ local function handler(e)
   return {err = e, src = info.short_src, line = info.currentline}
 end
 
-function state.run(fn, env)
-  state.deadline = clock() + state.max_time
-  setfenv(fn, env)
-  return xpcall(fn, handler)
+local function run(env, budget_, max_time, a, b)
+  used, budget, stopped, active = 0, budget_, false, true
+  deadline = clock() + max_time
+  local ok, err = true, nil
+  if a then
+    setfenv(a, env)
+    ok, err = xpcall(a, handler)
+  end
+  if ok and b then
+    setfenv(b, env)
+    ok, err = xpcall(b, handler)
+  end
+  active = false
+  return ok, err
+end
+
+function state.reset()
+  active, stopped = false, false
+  state.stopped = false
 end
 
 function state.compile(src, name)
@@ -135,9 +154,26 @@ function state.open_env(name, obj)
   return env
 end
 
-function state.no_string_meta()
-  debug.setmetatable("", nil)
-  string_meta = nil
+function state.configure(open_libs)
+  local make_env = state.bare_env
+  if open_libs then
+    make_env = state.open_env
+  else
+    debug.setmetatable("", nil)
+    string_meta = nil
+  end
+  -- a fresh environment, then the chunks in it (one call from Python per request)
+  function state.start(name, obj, budget_, max_time, a, b)
+    local env = make_env(name, obj)
+    local ok, err = run(env, budget_, max_time, a, b)
+    return ok, err, env
+  end
+end
+
+-- `response` bound, then `post` in the request's environment
+function state.finish(env, obj, budget_, max_time, fn)
+  env.response = loader(obj)
+  return run(env, budget_, max_time, fn, nil)
 end
 """
 
@@ -159,7 +195,7 @@ class BudgetExceeded(Exception):
 
 
 class Runtime:
-    """One Lua 5.1 state: compiled chunks, fresh environments, a budgeted ``run``."""
+    """One Lua 5.1 state: compiled chunks, fresh environments, budgeted runs."""
 
     def __init__(self, open_libs: bool, api: dict[str, Callable[..., Any]]) -> None:
         self.open_libs = open_libs
@@ -168,18 +204,15 @@ class Runtime:
                                     unpack_returned_tuples=True, max_memory=MEMORY_LIMIT)
         g = self.lua.globals()
         g.python = None
-        self.state = self.lua.table(step=STEP, used=0, budget=0, deadline=0, max_time=1.0,
-                                    stopped=False)
+        self.state = self.lua.table(step=STEP, stopped=False)
         self.lua.execute(_SETUP, self.state, self.lua.table_from(api))
-        if not open_libs:
-            self.state.no_string_meta()
+        self.state.configure(open_libs)
         self._sethook = g.debug.sethook
         self._hook = self.state.hook
-        self._run = self.state.run
+        self._sethook(self._hook, "", STEP)  # installed for good; it counts only during runs
+        self._start = self.state.start
+        self._finish = self.state.finish
         self._compile = self.state.compile
-        self.bare_env = self.state.bare_env
-        self.open_env = self.state.open_env
-        self.loader = self.state.loader
         self._chunks: dict[tuple[str, str], Any] = {}
 
     def compile(self, name: str, source: str) -> Any:
@@ -196,35 +229,35 @@ class Runtime:
             self._chunks[key] = fn
         return fn
 
-    def env(self, name: str, obj: Any) -> Any:
-        """A fresh global table holding the helpers and ``name`` (``ctx``/``request``)."""
-        return self.open_env(name, obj) if self.open_libs else self.bare_env(name, obj)
-
-    def run(self, fn: Any, env: Any, budget: int, max_time: float) -> tuple[bool, Any]:
-        """Call the chunk in `env`: (True, None) or (False, error value). Raises
-        BudgetExceeded when the budget stopped it."""
-        state = self.state
-        state.used = 0
-        state.budget = budget
-        state.max_time = max_time
-        state.stopped = False
-        self._sethook(self._hook, "", STEP)  # a C call: no VM instruction runs before it
+    def start(self, name: str, obj: Any, budget: int, max_time: float, first: Any = None,
+              second: Any = None) -> tuple[bool, Any, Any]:
+        """A fresh environment with ``name`` (``ctx``/``request``) loading `obj`, then the
+        chunks in it: (ok, error value, environment). Raises BudgetExceeded."""
         try:
-            result = self._run(fn, env)
+            ok, err, env = self._start(name, obj, budget, max_time, first, second)
         except lua51.LuaError as exc:
-            if state.stopped:
-                raise BudgetExceeded() from None
+            self._after_error()
+            return False, str(exc), None
+        return bool(ok), err, env
+
+    def finish(self, env: Any, obj: Any, budget: int, max_time: float, fn: Any
+               ) -> tuple[bool, Any]:
+        """``response`` loading `obj` in `env`, then `fn`: (ok, error value)."""
+        try:
+            ok, err = self._finish(env, obj, budget, max_time, fn)
+        except lua51.LuaError as exc:
+            self._after_error()
             return False, str(exc)
-        finally:
-            if state.stopped:
-                self._sethook()
-        if state.stopped:
+        return bool(ok), err
+
+    def _after_error(self) -> None:
+        """A run that ended outside its ``xpcall``: the budget's stop (it raises at every
+        instruction until the script is gone) or an error in the error handler."""
+        stopped = self.state.stopped
+        self._sethook(self._hook, "", STEP)
+        self.state.reset()
+        if stopped:
             raise BudgetExceeded()
-        if isinstance(result, tuple):
-            if result[0]:
-                return True, None
-            return False, result[1] if len(result) > 1 else None
-        return bool(result), None
 
 
 __all__ = ["NIL", "BudgetExceeded", "Runtime"]

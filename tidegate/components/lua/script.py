@@ -48,24 +48,40 @@ class Script:
     def start(self, name: str, obj: Any) -> tuple[Runtime, Any]:
         """A fresh environment with `name` (``ctx`` or ``request``) bound to `obj`, after the
         sources and ``pre`` ran in it. Raises LuaFailure."""
-        rt = pool.runtime(self.cfg.allow_open_libs)
-        env = rt.env(name, obj)
-        sources = self.cfg.sources
+        cfg = self.cfg
+        rt = pool.runtime(cfg.allow_open_libs)
+        sources = cfg.sources
         text = self.text
-        if self.cfg.live and sources:
+        if cfg.live and sources:
             sources = self._reread()
             text = joined(sources)
-        if text:
-            self._call(rt, env, "sources", text, sources)
-        if self.cfg.pre:
-            self._call(rt, env, "pre-script", self.cfg.pre, sources)
+        first = self._compile(rt, "sources", text, sources) if text else None
+        second = self._compile(rt, "pre-script", cfg.pre, sources) if cfg.pre else None
+        try:
+            ok, err, env = rt.start(name, obj, cfg.max_instructions, cfg.max_time, first,
+                                    second)
+        except BudgetExceeded:
+            raise self._stopped() from None
+        except lua51.LuaMemoryError:
+            raise self._out_of_memory() from None
+        if not ok:
+            raise _failure(err, sources)
         return rt, env
 
     def finish(self, rt: Runtime, env: Any, response: Any) -> None:
         """``post`` with ``response`` bound to `response`. Raises LuaFailure."""
-        env["response"] = rt.loader(response)
-        if self.cfg.post:
-            self._call(rt, env, "post-script", self.cfg.post, self.cfg.sources)
+        cfg = self.cfg
+        if not cfg.post:
+            return
+        fn = self._compile(rt, "post-script", cfg.post, cfg.sources)
+        try:
+            ok, err = rt.finish(env, response, cfg.max_instructions, cfg.max_time, fn)
+        except BudgetExceeded:
+            raise self._stopped() from None
+        except lua51.LuaMemoryError:
+            raise self._out_of_memory() from None
+        if not ok:
+            raise _failure(err, cfg.sources)
 
     def _reread(self) -> tuple[SourceFile, ...]:
         out = []
@@ -76,23 +92,21 @@ class Script:
                 raise LuaFailure(f"lua: unable to load required source {src.name}") from None
         return tuple(out)
 
-    def _call(self, rt: Runtime, env: Any, name: str, code: str,
-              sources: tuple[SourceFile, ...]) -> None:
+    @staticmethod
+    def _compile(rt: Runtime, name: str, code: str, sources: tuple[SourceFile, ...]) -> Any:
         try:
-            fn = rt.compile(name, code)
+            return rt.compile(name, code)
         except SyntaxError as exc:  # only a live source can change after the check
             raise LuaFailure(_locate(str(exc), sources)) from None
-        try:
-            ok, err = rt.run(fn, env, self.cfg.max_instructions, self.cfg.max_time)
-        except BudgetExceeded:
-            log.error("%s[Lua] script stopped: it ran past its budget (%d instructions, %gs "
-                      "of CPU)", self.place, self.cfg.max_instructions, self.cfg.max_time)
-            raise LuaFailure("lua: script stopped: budget exceeded") from None
-        except lua51.LuaMemoryError:
-            pool.discard(self.cfg.allow_open_libs)
-            raise LuaFailure("lua: script stopped: not enough memory") from None
-        if not ok:
-            raise _failure(err, sources)
+
+    def _stopped(self) -> LuaFailure:
+        log.error("%s[Lua] script stopped: it ran past its budget (%d instructions, %gs of CPU)",
+                  self.place, self.cfg.max_instructions, self.cfg.max_time)
+        return LuaFailure("lua: script stopped: budget exceeded")
+
+    def _out_of_memory(self) -> LuaFailure:
+        pool.discard(self.cfg.allow_open_libs)
+        return LuaFailure("lua: script stopped: not enough memory")
 
 
 def _failure(err: Any, sources: tuple[SourceFile, ...]) -> LuaFailure:
