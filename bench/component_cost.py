@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import free_port, nginx, tidegate, wrk
+from common import children, cpu_seconds, free_port, nginx, tidegate, wrk
 
 
 @dataclass
@@ -103,22 +103,30 @@ def main() -> None:
     upstream, port = free_port(), free_port()
     load = {"seconds": args.seconds, "connections": args.connections, "cpus": other_cpus}
     runs: dict[str, list[float]] = {"plain": [], **{n: [] for n in names}}
+    cpu: dict[str, list[float]] = {"plain": [], **{n: [] for n in names}}  # us per request
     errors: dict[str, int] = {}
     with nginx(upstream, cpus=other_cpus), tidegate(gateway_config(upstream, names), port,
-                                                    cpus=gw_cpus):
+                                                    cpus=gw_cpus) as gw:
+        worker = children(gw.pid)[0]
         wrk(f"http://127.0.0.1:{port}/plain", seconds=2, cpus=other_cpus)
         for _ in range(args.rounds):
             for name in ["plain", *names]:
                 path = "/plain" if name == "plain" else f"/v/{name}"
                 headers = {} if name == "plain" else VARIANTS[name]().headers
+                before = cpu_seconds(worker)
                 r = wrk(f"http://127.0.0.1:{port}{path}", headers=headers, **load)
                 runs[name].append(r["rps"])
+                cpu[name].append((cpu_seconds(worker) - before) / max(r["requests"], 1) * 1e6)
                 errors[name] = errors.get(name, 0) + int(r["errors"])
     plain = statistics.median(runs["plain"])
-    print(f"{'plain':20s} {plain:10.0f} req/s  errors {errors['plain']}")
+    plain_cpu = statistics.median(cpu["plain"])
+    print(f"{'plain':20s} {plain:10.0f} req/s  errors {errors['plain']}  "
+          f"worker CPU {plain_cpu:.1f} us/request")
     for name in names:
         rps = statistics.median(runs[name])
-        print(f"{name:20s} {rps:10.0f} req/s  ratio {rps / plain:.3f}  errors {errors[name]}")
+        used = statistics.median(cpu[name])
+        print(f"{name:20s} {rps:10.0f} req/s  ratio {rps / plain:.3f}  errors {errors[name]}  "
+              f"worker CPU {used:.1f} us/request (ratio {plain_cpu / used:.3f})")
     print(f"(one worker, pinned={args.pin}, c={args.connections}, {args.rounds}x{args.seconds}s)")
 
 

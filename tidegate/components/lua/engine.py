@@ -163,10 +163,11 @@ function state.configure(open_libs)
     string_meta = nil
   end
   -- a fresh environment, then the chunks in it (one call from Python per request)
-  function state.start(name, obj, budget_, max_time, a, b)
+  function state.start(name, obj, budget_, max_time, a, b, keep)
     local env = make_env(name, obj)
     local ok, err = run(env, budget_, max_time, a, b)
-    return ok, err, env
+    if keep then return ok, err, env end
+    return ok, err   -- no post to run: the environment is not handed to Python
   end
 end
 
@@ -230,15 +231,15 @@ class Runtime:
         return fn
 
     def start(self, name: str, obj: Any, budget: int, max_time: float, first: Any = None,
-              second: Any = None) -> tuple[bool, Any, Any]:
+              second: Any = None, keep: bool = True) -> tuple[bool, Any, Any]:
         """A fresh environment with ``name`` (``ctx``/``request``) loading `obj`, then the
-        chunks in it: (ok, error value, environment). Raises BudgetExceeded."""
+        chunks in it: (ok, error value, environment if `keep`). Raises BudgetExceeded."""
         try:
-            ok, err, env = self._start(name, obj, budget, max_time, first, second)
+            result = self._start(name, obj, budget, max_time, first, second, keep)
         except lua51.LuaError as exc:
             self._after_error()
             return False, str(exc), None
-        return bool(ok), err, env
+        return bool(result[0]), result[1], result[2] if keep else None
 
     def finish(self, env: Any, obj: Any, budget: int, max_time: float, fn: Any
                ) -> tuple[bool, Any]:

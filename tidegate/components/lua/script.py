@@ -59,7 +59,7 @@ class Script:
         second = self._compile(rt, "pre-script", cfg.pre, sources) if cfg.pre else None
         try:
             ok, err, env = rt.start(name, obj, cfg.max_instructions, cfg.max_time, first,
-                                    second)
+                                    second, keep=bool(cfg.post))
         except BudgetExceeded:
             raise self._stopped() from None
         except lua51.LuaMemoryError:
