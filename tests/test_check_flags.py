@@ -16,7 +16,7 @@ CONFIG = {
     "version": 3, "name": "dump", "port": 9000, "timeout": "3s", "cache_ttl": "1h",
     "read_timeout": "5s",
     "extra_config": {"router": {"return_error_msg": True},
-                     "modifier/lua-endpoint": {"sources": ["a.lua"], "live": True}},
+                     "auth/api-keys": {"roles": ["a"], "strategy": "header"}},
     "endpoints": [{
         "endpoint": "/users/{id}", "input_query_strings": ["q"], "input_headers": ["X-A"],
         "extra_config": {"validation/cel": [{"check_expr": "true"}]},
@@ -29,8 +29,7 @@ CONFIG = {
     }],
 }
 # CONFIG's protections tidegate does not implement yet: `check` refuses it without these.
-ALLOW = ["--allow-unimplemented", "modifier/lua-endpoint", "--allow-unimplemented",
-         "validation/cel"]
+ALLOW = ["--allow-unimplemented", "auth/api-keys", "--allow-unimplemented", "validation/cel"]
 
 
 def _write(tmp_path: Path, data: object, name: str = "krakend.json") -> str:
@@ -48,7 +47,7 @@ def test_debug_level_1_in_krakends_layout(tmp_path: Path, capsys) -> None:
         "  Name: dump",
         "  Port: 9000",
         "2 global component configuration(s):",
-        "- modifier/lua-endpoint (not supported by tidegate yet)",
+        "- auth/api-keys (not supported by tidegate yet)",
         "- router",
         "1 API endpoints:",
         "  - GET /users/:id",
@@ -77,7 +76,7 @@ def test_debug_level_2_adds_settings_and_component_configs(tmp_path: Path, capsy
     out = capsys.readouterr().out
     for line in ["\tDefault cache TTL: 1h0m0s", "\tDefault timeout: 3s",
                  "\tDefault backend hosts: []", "\tNo TLS section defined",
-                 "\tsources: [a.lua]", "\tlive: true", "\treturn_error_msg: true",
+                 "\troles: [a]", "\tstrategy: header", "\treturn_error_msg: true",
                  "\tEndpoint: GET /users/{id}", "\tQueryString: [q]", "\tCacheTTL: 1h0m0s",
                  "\tHeaders to pass: [X-A]", "\tOutputEncoding: json",
                  "\tConcurrent calls: 1", "\t\t[map[check_expr:true]]",
@@ -118,7 +117,7 @@ def test_without_lint_ignored_keys_are_warnings(tmp_path: Path, capsys) -> None:
     assert captured.out == "Syntax OK!\n"
     lines = captured.err.splitlines()
     assert [line.split(" ", 3)[1:3] for line in lines[:2]] == [
-        ["--allow-unimplemented", "modifier/lua-endpoint:"],
+        ["--allow-unimplemented", "auth/api-keys:"],
         ["--allow-unimplemented", "validation/cel:"]]
     assert all("serving WITHOUT the protection" in line for line in lines[:2])
     assert [line.split(": ", 3)[2] for line in lines[2:]] == ["endpoints[0].timout"]
@@ -133,10 +132,10 @@ def test_protection_not_implemented_is_refused_where_it_is(tmp_path: Path, capsy
     assert captured.out == ""
     errors = [line for line in captured.err.splitlines() if line.startswith("ERROR")]
     assert errors == [
-        f"ERROR parsing the configuration file: {path}:12:30: "
-        "extra_config[\"modifier/lua-endpoint\"]: component `modifier/lua-endpoint` is not "
+        f"ERROR parsing the configuration file: {path}:12:22: "
+        "extra_config[\"auth/api-keys\"]: component `auth/api-keys` is not "
         "implemented: requests would be served without it (to serve anyway, for development "
-        "only: --allow-unimplemented modifier/lua-endpoint)",
+        "only: --allow-unimplemented auth/api-keys)",
         f"ERROR parsing the configuration file: {path}:29:27: endpoints[0].extra_config"
         "[\"validation/cel\"]: component `validation/cel` is not implemented: requests would be "
         "served without it (to serve anyway, for development only: --allow-unimplemented "

@@ -158,8 +158,11 @@ def test_krakends_example_config_passes_check_tl(capsys, monkeypatch) -> None:
     opted_out = [line for line in lines if "serving WITHOUT the protection" in line]
     assert len(opted_out) == len(NOT_IMPLEMENTED_YET)
     ignored = [line for line in lines if line not in opted_out]
+    # /lua/custom_error loads collection.lua (string.find...) without allow_open_libs: its
+    # json_error() works, the file's other functions could not (a true warning).
     assert all("not supported by tidegate yet" in line
-               or "`timeout` is ignored by KrakenD" in line for line in ignored)
+               or "`timeout` is ignored by KrakenD" in line
+               or "uses Lua's standard library" in line for line in ignored)
     implemented = [n for n, ns in NAMESPACES.items() if ns.supported]
     for line in ignored:  # no false alarm about a namespace tidegate implements
         assert not any(f"`{name}`" in line for name in implemented), line

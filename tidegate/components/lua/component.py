@@ -160,14 +160,23 @@ def build_proxy(ctx: Build[LuaConfig], nxt: Proxy) -> Proxy:
     return proxy
 
 
+def _base(host: str) -> str:
+    """The URL base of a host (a host the client cannot use stays as written: its requests
+    fail in the exchange, as without the script)."""
+    try:
+        t = parse_target(host)
+    except ValueError:
+        return host
+    return f"{t.scheme}://{t.host_header}{t.base_path}"
+
+
 def build_backend(ctx: Build[LuaConfig], nxt: BackendProxy) -> BackendProxy:
     assert ctx.backend is not None
     cfg = ctx.config
     script = Script(cfg, f"[BACKEND: {ctx.backend.url_pattern}]")
     body = _needs_body(cfg)
     # lura's load balancer gives the request its URL before this stage: the same round robin
-    bases = [f"{t.scheme}://{t.host_header}{t.base_path}"
-             for t in (parse_target(h) for h in ctx.backend.host)] or [""]
+    bases = [_base(h) for h in ctx.backend.host] or [""]
     next_base = itertools.cycle(bases).__next__
 
     async def backend(req: ProxyRequest) -> ProxyResponse:
