@@ -124,6 +124,16 @@ KRAKEND: dict[str, tuple[str, str]] = {
     "fc/krakend__examples__3.flexible-configuration__enterprise": (NO, NO),
 }
 
+# Entries whose Lua sources the corpus does not hold (only configurations were collected):
+# KrakenD starts and fails every request that runs the script ("lua: unable to load required
+# source"); tidegate refuses them, the missing file located (issue 16). Both checks say so.
+MISSING_LUA_SOURCES = frozenset({
+    "Velmuruganmp1210__krakend_lua__krakend.json",
+    "krakend__examples__lua_examples__lua_merge_and_paginate__krakend.json",
+    "krakend__krakend-ce__tests__fixtures__krakend.json",
+    "fc/knowitop__itop-api-gw__krakend",
+})
+
 ENTRIES = [f.name for f in _single_files()] + [row["dir"] for row in _fc_rows()]
 pytestmark = pytest.mark.skipif(not ENTRIES, reason="../shared/realworld is not beside the repo")
 
@@ -183,7 +193,7 @@ def verdict(path: str, env: dict[str, str], allowed: frozenset[str], lint: bool)
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e[:60])
 def test_check_and_lint_give_krakends_verdicts(entry: str) -> None:
-    runs, schema = KRAKEND[entry]
+    runs, schema = (NO, NO) if entry in MISSING_LUA_SOURCES else KRAKEND[entry]
     with rendered(entry) as (path, env):
         allowed = opt_out(path, env)
         assert verdict(path, env, allowed, lint=False) == runs
@@ -223,7 +233,8 @@ def _serves_health(entry: str) -> str | None:
 
 @pytest.mark.slow  # 81 gateways, four at a time: about 80 s on two cores
 def test_run_starts_on_every_entry_check_accepts_and_answers_health() -> None:
-    accepted = [name for name, (runs, _) in KRAKEND.items() if runs == OK]
+    accepted = [name for name, (runs, _) in KRAKEND.items()
+                if runs == OK and name not in MISSING_LUA_SOURCES]
     workers = max(2, min(4, len(os.sched_getaffinity(0)) * 2))
     with ThreadPoolExecutor(workers) as pool:
         problems = [p for p in pool.map(_serves_health, accepted) if p]
