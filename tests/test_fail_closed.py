@@ -20,12 +20,12 @@ from tests.support import ROOT, backend, free_port, gateway, health, request, wr
 
 pytestmark = pytest.mark.slow
 
-# Namespaces tidegate does not implement yet (CEL is issue 16's; API keys are KrakenD EE's, the
-# revoker has no component yet), as examples.
+# Namespaces tidegate does not implement yet (CEL is issue 16's; API keys are KrakenD EE's,
+# client credentials have no component yet), as examples.
 CEL = [{"check_expr": "req_method == 'GET'"}]
 API_KEYS = {"roles": ["admin"]}
-REVOKER = {"N": 10000000, "P": 0.0000001, "hash_name": "optimal", "TTL": 1500,
-           "port": 1234, "token_keys": ["jti"]}
+CREDENTIALS = {"client_id": "id", "client_secret": "secret",
+               "token_url": "http://127.0.0.1:9/token"}
 
 
 def _config(bport: int, **endpoint_extra: Any) -> dict[str, Any]:
@@ -95,15 +95,17 @@ def test_a_save_that_adds_an_unimplemented_protection_is_rejected(tmp_path: Path
         with gateway(str(config), port, "--watch", "-d") as gw:  # -d: error details
             assert request(port, "GET", "/private")[0] == 200
             data = _config(bport)
-            data["extra_config"] = {"github_com/devopsfaith/bloomfilter": REVOKER}
+            data["endpoints"][1]["backend"][0]["extra_config"] = {
+                "github.com/devopsfaith/krakend-oauth2-clientcredentials": CREDENTIALS}
             data["endpoints"].append({"endpoint": "/new", "backend": [
                 {"host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/new"}]})
             write_config(config, data)
             gw.wait_for("configuration rejected")
             error = health(port)["last_reload_error"]
-            assert error["path"] == 'extra_config["github_com/devopsfaith/bloomfilter"]'
-            assert "(`auth/revoker`) is not implemented" in error["message"]
-            assert (error["file"], error["line"]) == (str(config), 41)
+            assert error["path"] == ('endpoints[1].backend[0].extra_config'
+                                     '["github.com/devopsfaith/krakend-oauth2-clientcredentials"]')
+            assert "(`auth/client-credentials`) is not implemented" in error["message"]
+            assert (error["file"], error["line"]) == (str(config), 26)
             assert request(port, "GET", "/new")[0] == 404  # still the last good config
             assert health(port)["generation"]["id"] == 1
 
