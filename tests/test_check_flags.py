@@ -19,7 +19,7 @@ CONFIG = {
                      "auth/api-keys": {"roles": ["a"], "strategy": "header"}},
     "endpoints": [{
         "endpoint": "/users/{id}", "input_query_strings": ["q"], "input_headers": ["X-A"],
-        "extra_config": {"validation/cel": [{"check_expr": "true"}]},
+        "extra_config": {"security/policies": {"req": {"policies": ["true"]}}},
         "backend": [
             {"host": ["http://a:1"], "url_pattern": "/u/{id}", "group": "u", "allow": ["x"],
              "mapping": {"x": "y"}, "extra_config": {"backend/http": {
@@ -29,7 +29,7 @@ CONFIG = {
     }],
 }
 # CONFIG's protections tidegate does not implement yet: `check` refuses it without these.
-ALLOW = ["--allow-unimplemented", "auth/api-keys", "--allow-unimplemented", "validation/cel"]
+ALLOW = ["--allow-unimplemented", "auth/api-keys", "--allow-unimplemented", "security/policies"]
 
 
 def _write(tmp_path: Path, data: object, name: str = "krakend.json") -> str:
@@ -53,7 +53,7 @@ def test_debug_level_1_in_krakends_layout(tmp_path: Path, capsys) -> None:
         "  - GET /users/:id",
         "  Timeout: 3s",
         "  1 endpoint component configuration(s):",
-        "  - validation/cel (not supported by tidegate yet)",
+        "  - security/policies (not supported by tidegate yet)",
         "  Connecting to 2 backend(s):",
         "    [+] GET /u/{{.Id}}",
         "    Timeout: 3s",
@@ -79,7 +79,7 @@ def test_debug_level_2_adds_settings_and_component_configs(tmp_path: Path, capsy
                  "\troles: [a]", "\tstrategy: header", "\treturn_error_msg: true",
                  "\tEndpoint: GET /users/{id}", "\tQueryString: [q]", "\tCacheTTL: 1h0m0s",
                  "\tHeaders to pass: [X-A]", "\tOutputEncoding: json",
-                 "\tConcurrent calls: 1", "\t\t[map[check_expr:true]]",
+                 "\tConcurrent calls: 1", "\t\treq: map[policies:[true]]",
                  "\t\tURL: /u/{id}", "\t\tDeny: [], Allow: [x]", "\t\tMapping: map[x:y]",
                  "\t\tGroup: u", "\t\tEncoding: json", "\t\tEncoding: xml",
                  "\t\tIs collection: false", "\t\t\treturn_error_details: e"]:
@@ -118,7 +118,7 @@ def test_without_lint_ignored_keys_are_warnings(tmp_path: Path, capsys) -> None:
     lines = captured.err.splitlines()
     assert [line.split(" ", 3)[1:3] for line in lines[:2]] == [
         ["--allow-unimplemented", "auth/api-keys:"],
-        ["--allow-unimplemented", "validation/cel:"]]
+        ["--allow-unimplemented", "security/policies:"]]
     assert all("serving WITHOUT the protection" in line for line in lines[:2])
     assert [line.split(": ", 3)[2] for line in lines[2:]] == ["endpoints[0].timout"]
     assert all(line.startswith(f"WARNING: {path}:") for line in lines[2:])
@@ -136,13 +136,13 @@ def test_protection_not_implemented_is_refused_where_it_is(tmp_path: Path, capsy
         "extra_config[\"auth/api-keys\"]: component `auth/api-keys` is not "
         "implemented: requests would be served without it (to serve anyway, for development "
         "only: --allow-unimplemented auth/api-keys)",
-        f"ERROR parsing the configuration file: {path}:29:27: endpoints[0].extra_config"
-        "[\"validation/cel\"]: component `validation/cel` is not implemented: requests would be "
-        "served without it (to serve anyway, for development only: --allow-unimplemented "
-        "validation/cel)"]
+        f"ERROR parsing the configuration file: {path}:29:30: endpoints[0].extra_config"
+        "[\"security/policies\"]: component `security/policies` is not implemented: requests "
+        "would be served without it (to serve anyway, for development only: "
+        "--allow-unimplemented security/policies)"]
     # Half an opt-out is still a refusal, of what is left.
     assert main(["check", "-c", path, *ALLOW[:2]]) == 1
-    assert "--allow-unimplemented validation/cel)" in capsys.readouterr().err
+    assert "--allow-unimplemented security/policies)" in capsys.readouterr().err
 
 
 def test_unknown_opt_out_name_is_a_usage_error(tmp_path: Path, capsys) -> None:
@@ -159,7 +159,7 @@ def test_lint_refuses_what_run_ignores(tmp_path: Path, capsys) -> None:
     for flag in ("-l", "-n"):
         assert main(["check", flag, "-c", path, *ALLOW]) == 1
         err = capsys.readouterr().err
-        assert (f"ERROR linting the configuration file: {path}:63:17: endpoints[0].timout: "
+        assert (f"ERROR linting the configuration file: {path}:65:17: endpoints[0].timout: "
                 "unknown attribute `timout`, did you mean `timeout`?") in err
 
 
@@ -174,24 +174,12 @@ def test_lint_of_yaml_locates_lines(tmp_path: Path, capsys) -> None:
 
 
 def test_krakends_example_passes_check_tl_in_a_real_process() -> None:
-    """KrakenD CE's test config asks for JWT, CORS, CEL...: refused (fail closed), located,
-    until the operator opts out of each by name (the environment variable works too). Without
-    -l: KrakenD's schema refuses the file's backend-level timeouts (test_schema)."""
+    """KrakenD CE's test config asks for JWT, CORS, CEL, Lua...: every protection it asks for is
+    implemented now, so `check -t` accepts it with no opt-out. Without -l: KrakenD's schema
+    refuses the file's backend-level timeouts (test_schema)."""
     env = {**checkout_env(), "KRAKEND_PORT": str(free_port())}
     cmd = [sys.executable, "-m", "tidegate", "check", "-tc", str(FIXTURE)]
     suite = str(FIXTURE.parent.parent)  # its Lua sources are relative to the suite's folder
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=suite)
-    assert proc.returncode == 1 and proc.stdout == ""
-    refused = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
-    assert refused, proc.stderr
-    assert all(f"{FIXTURE}:" in line and "requests would be served without it" in line
-               for line in refused), refused
-    names = sorted({line.rsplit("--allow-unimplemented ", 1)[1].rstrip(")")
-                    for line in refused})
-    from tidegate.lint.implemented import registered_components
-
-    assert not set(names) & registered_components()  # only what tidegate does not implement
-    env["TIDEGATE_ALLOW_UNIMPLEMENTED"] = ",".join(names)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=suite)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "Syntax OK!\n"

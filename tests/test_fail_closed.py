@@ -20,9 +20,9 @@ from tests.support import ROOT, backend, free_port, gateway, health, request, wr
 
 pytestmark = pytest.mark.slow
 
-# Namespaces tidegate does not implement yet (CEL is issue 16's; API keys are KrakenD EE's,
+# Namespaces tidegate does not implement yet (security/policies and API keys are KrakenD EE's,
 # client credentials have no component yet), as examples.
-CEL = [{"check_expr": "req_method == 'GET'"}]
+POLICIES = {"req": {"policies": ["true"]}}
 API_KEYS = {"roles": ["admin"]}
 CREDENTIALS = {"client_id": "id", "client_secret": "secret",
                "token_url": "http://127.0.0.1:9/token"}
@@ -44,7 +44,7 @@ def _refused(port: int) -> bool:
 
 def test_run_refuses_a_protection_it_does_not_implement(tmp_path: Path) -> None:
     with backend() as bport:
-        data = _config(bport, **{"validation/cel": CEL})
+        data = _config(bport, **{"security/policies": POLICIES})
         config = tmp_path / "krakend.json"
         config.write_text(json.dumps(data, indent=2))
         port = free_port()
@@ -53,27 +53,27 @@ def test_run_refuses_a_protection_it_does_not_implement(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, cwd=str(ROOT))
     assert proc.returncode == 1
     log = proc.stdout + proc.stderr
-    assert (f"{config}:19:27: endpoints[1].extra_config[\"validation/cel\"]: component "
-            "`validation/cel` is not implemented: requests would be served without it") in log
+    assert (f"{config}:19:30: endpoints[1].extra_config[\"security/policies\"]: component "
+            "`security/policies` is not implemented: requests would be served without it") in log
     assert "listening on" not in log
     assert _refused(port)
 
 
 def test_the_opt_out_is_loud_in_the_log_and_on_health(tmp_path: Path) -> None:
     with backend() as bport:
-        data = _config(bport, **{"github.com/devopsfaith/krakend-cel": CEL,
+        data = _config(bport, **{"security/policies": POLICIES,
                                  "auth/api-keys": API_KEYS})
         config = tmp_path / "krakend.json"
         write_config(config, data)
         port = free_port()
         env = {"TIDEGATE_ALLOW_UNIMPLEMENTED": "auth/api-keys"}
-        with gateway(str(config), port, "--allow-unimplemented", "validation/cel",
+        with gateway(str(config), port, "--allow-unimplemented", "security/policies",
                      env=env) as gw:
-            gw.wait_for("--allow-unimplemented validation/cel: serving WITHOUT")
+            gw.wait_for("--allow-unimplemented security/policies: serving WITHOUT")
             warned = [line for line in gw.log if "serving WITHOUT the protection" in line]
             assert len(warned) == 2 and all("[WARNING]" in line for line in warned)
             assert "--allow-unimplemented auth/api-keys" in warned[0]
-            assert health(port)["allow_unimplemented"] == ["auth/api-keys", "validation/cel"]
+            assert health(port)["allow_unimplemented"] == ["auth/api-keys", "security/policies"]
             # What was opted out is indeed not applied (that is what the warning says).
             assert request(port, "GET", "/private")[0] == 200
 
@@ -83,7 +83,7 @@ def test_health_has_no_opt_out_key_when_nothing_is_opted_out(tmp_path: Path) -> 
         config = tmp_path / "krakend.json"
         write_config(config, _config(bport))
         port = free_port()
-        with gateway(str(config), port, "--allow-unimplemented", "validation/cel"):
+        with gateway(str(config), port, "--allow-unimplemented", "security/policies"):
             assert "allow_unimplemented" not in health(port)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from tidegate.components import (
     botdetector,
     breaker,
+    cel,
     cors,
     httpcache,
     jsonschema_body,
@@ -47,6 +48,7 @@ COMPONENTS: list[Component[Any]] = [
     *pyplugins.COMPONENTS,
     jsonschema_body.COMPONENT,
     jwt.COMPONENT,
+    cel.COMPONENT,
     martian.COMPONENT,
     redis_pools.COMPONENT,
     redis_ratelimit.ROUTER,
