@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.jwt_support import AUDIENCE, ISSUER, claims, rsa_key, sign
 from tests.support import ROOT, backend, free_port, gateway, request, write_config
 
 ENDPOINT_CEL = [
@@ -147,3 +148,63 @@ def test_expressions_krakend_would_never_apply_are_refused(tmp_path: Path, expr:
                                                            text: str) -> None:
     proc = _check(tmp_path, [{"check_expr": expr}])
     assert proc.returncode == 1 and text in proc.stderr, proc.stderr
+
+
+def test_a_jwt_expression_in_a_backend_is_refused(tmp_path: Path) -> None:
+    proc = _check(tmp_path, [{"check_expr": "JWT.sub == 'x'"}], backend_level=True)
+    assert proc.returncode == 1
+    assert ('endpoints[1].backend[0].extra_config["validation/cel"][0].check_expr: a JWT '
+            "expression in a backend is never evaluated") in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def jwt_served(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """/me: auth/validator (RS256, local key set) and CEL on the claims and on the request."""
+    key = rsa_key("k1")
+    folder = tmp_path_factory.mktemp("celjwt")
+    keys = folder / "jwk.json"
+    keys.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    with backend() as bport:
+        config = {"version": 3, "extra_config": {"router": {"return_error_msg": True}},
+                  "endpoints": [{
+                      "endpoint": "/me", "input_query_strings": ["deny"], "backend": [
+                          {"host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/me"}],
+                      "extra_config": {
+                          "auth/validator": {"alg": "RS256", "jwk_local_path": str(keys),
+                                             "issuer": ISSUER, "audience": [AUDIENCE],
+                                             "roles_key": "roles", "roles": ["a", "b"]},
+                          "validation/cel": [
+                              {"check_expr": "size(JWT.roles) > 1"},              # JWT #0
+                              {"check_expr": "!('deny' in req_querystring)"},     # pre #0
+                              {"check_expr": "JWT.sub.startsWith('user-')"},      # JWT #1
+                          ]}}]}
+        path = folder / "krakend.json"
+        write_config(path, config)
+        port = free_port()
+        with gateway(str(path), port):
+            yield port, key
+
+
+@pytest.mark.parametrize(("roles", "sub", "status"), [
+    (["a", "b"], "user-1", 200),
+    (["a"], "user-1", 401),       # the validator accepts (role a), JWT #0 rejects
+    (["a", "b"], "bot-1", 401),   # JWT #1 rejects
+])
+def test_jwt_expressions_see_the_verified_claims(jwt_served: Any, roles: list[str], sub: str,
+                                                 status: int) -> None:
+    port, key = jwt_served
+    token = sign(key, claims(roles=roles, sub=sub))
+    got, headers, body = request(port, "GET", "/me", headers={"Authorization": f"Bearer {token}"})
+    assert got == status
+    if status == 401:  # KrakenD's AbortWithStatus: no body, no Content-Type
+        assert body == b"" and "content-type" not in headers
+    else:
+        assert json.loads(body)["path"] == "/me"
+
+
+def test_request_expressions_are_numbered_apart_from_the_jwt_ones(jwt_served: Any) -> None:
+    port, key = jwt_served
+    token = sign(key, claims(roles=["a", "b"]))
+    status, _, body = request(port, "GET", "/me?deny=1",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert (status, body) == (500, b"request aborted by evaluator #0")

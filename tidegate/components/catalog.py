@@ -49,6 +49,7 @@ COMPONENTS: list[Component[Any]] = [
     jsonschema_body.COMPONENT,
     jwt.COMPONENT,
     cel.COMPONENT,
+    cel.JWT_REJECTER,
     martian.COMPONENT,
     redis_pools.COMPONENT,
     redis_ratelimit.ROUTER,

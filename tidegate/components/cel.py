@@ -31,9 +31,19 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 from tidegate.components.cel_types import CelType, CelTypeError, result_type, show
 from tidegate.components.seam import Build, Component, JsonPath, Level
 from tidegate.errors import ConfigValueError
-from tidegate.messages import BackendFailure, BackendProxy, Proxy, ProxyRequest, ProxyResponse
+from tidegate.messages import (
+    BackendFailure,
+    BackendProxy,
+    EndpointHandler,
+    Proxy,
+    ProxyRequest,
+    ProxyResponse,
+    Request,
+    Response,
+)
 
 NAMESPACE = "validation/cel"
+JWT_VALIDATOR = "auth/validator"
 PRE, POST, JWT = "req", "resp", "JWT"
 
 log = logging.getLogger("tidegate.cel")
@@ -227,25 +237,22 @@ def evaluate(evaluators: tuple[Evaluator, ...], values: dict[str, Callable[[Any]
     return None
 
 
-def reject_claims(cfg: CelConfig, claims: Mapping[str, Any], name: str) -> bool:
-    """The JWT list on a validated token's claims (KrakenD's Rejecter): True = 401."""
-    return evaluate(cfg.jwt, {"JWT": lambda c: json_to_cel(dict(c))}, claims,
-                    name) is not None
+_CLAIMS: dict[str, Callable[[dict[str, Any]], Any]] = {"JWT": json_to_cel}
 
 
 # -- the component ----------------------------------------------------------------------------
 
 def _check_jwt_reachable(ctx: Build[CelConfig]) -> None:
     """A JWT expression only runs after auth/validator: elsewhere KrakenD never runs it."""
-    if not ctx.config.jwt_paths:
+    if not ctx.config.jwt_paths or ctx.level is Level.PROXY:
         return
-    validated = ctx.level is Level.PROXY and ctx.endpoint is not None \
-        and "auth/validator" in ctx.endpoint.extra_config
-    if not validated:
-        where = "a backend" if ctx.level is Level.BACKEND else "an endpoint without auth/validator"
-        raise ConfigValueError(f"a JWT expression in {where} is never evaluated (KrakenD "
-                               "evaluates JWT expressions after auth/validator only)",
-                               path=ctx.config.jwt_paths[0])
+    if ctx.level is Level.ROUTER and ctx.endpoint is not None \
+            and JWT_VALIDATOR in ctx.endpoint.extra_config:
+        return
+    where = "a backend" if ctx.level is Level.BACKEND else "an endpoint without auth/validator"
+    raise ConfigValueError(f"a JWT expression in {where} is never evaluated (KrakenD "
+                           "evaluates JWT expressions after auth/validator only)",
+                           path=ctx.config.jwt_paths[0])
 
 
 def build(ctx: Build[CelConfig], nxt: Any) -> Any:
@@ -255,7 +262,30 @@ def build(ctx: Build[CelConfig], nxt: Any) -> Any:
         assert ctx.backend is not None
         return _backend(cfg, f"[BACKEND: {ctx.backend.url_pattern}][CEL]", nxt)
     assert ctx.endpoint is not None
-    return _proxy(cfg, f"[ENDPOINT: {ctx.endpoint.endpoint}][CEL]", nxt)
+    name = f"[ENDPOINT: {ctx.endpoint.endpoint}][CEL]"
+    if ctx.level is Level.ROUTER:
+        return _rejecter(cfg, name, nxt)
+    return _proxy(cfg, name, nxt)
+
+
+def _rejecter(cfg: CelConfig, name: str, nxt: EndpointHandler) -> EndpointHandler:
+    """The JWT list on the claims auth/validator verified: 401, empty, as KrakenD's Rejecter.
+
+    It runs right after the validator; KrakenD runs it inside, before the roles and scopes
+    checks, so a token that fails both is a 403 here and a 401 there (rejected either way).
+    """
+    jwt = cfg.jwt
+    if not jwt:
+        return nxt
+    rejecter = name + "[JWT]"
+
+    async def rejecting(req: Request, route_params: dict[str, str]) -> Response:
+        claims = req.jwt_claims
+        if claims is None or evaluate(jwt, _CLAIMS, claims, rejecter) is not None:
+            return Response(401)
+        return await nxt(req, route_params)
+
+    return rejecting
 
 
 def _proxy(cfg: CelConfig, name: str, nxt: Proxy) -> Proxy:
@@ -320,3 +350,6 @@ SCHEMA: Mapping[str, Any] = {
 COMPONENT: Component[CelConfig] = Component(
     NAMESPACE, frozenset({Level.PROXY, Level.BACKEND}), build, parse=parse, schema=SCHEMA,
     order=15)
+# The JWT list: inside auth/validator (order 40), so it sees the claims the validator set.
+JWT_REJECTER: Component[CelConfig] = Component(
+    NAMESPACE, frozenset({Level.ROUTER}), build, parse=parse, schema=SCHEMA, order=39)
