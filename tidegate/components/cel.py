@@ -28,6 +28,7 @@ from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
+from tidegate.components import cel_program
 from tidegate.components.cel_types import CelType, CelTypeError, result_type, show
 from tidegate.components.seam import Build, Component, JsonPath, Level
 from tidegate.errors import ConfigValueError
@@ -80,7 +81,7 @@ class Evaluator:
     """One compiled expression: its source, its program and the variables it reads."""
 
     source: str
-    program: celpy.Runner
+    program: Callable[[Mapping[str, Any]], Any]
     names: frozenset[str]
 
 
@@ -133,7 +134,7 @@ def compile_expression(source: str, path: JsonPath) -> Evaluator:
                                "lets a request through, so it would reject every one",
                                path=path)
     try:
-        program = _ENV.program(tree)
+        program = cel_program.program(_ENV, tree)
     except Exception as exc:  # cel-python's compiler refusing what the grammar accepted
         raise ConfigValueError(f"CEL expression {source!r} cannot be compiled: {exc}",
                                path=path) from None
@@ -211,10 +212,11 @@ _RESPONSE: dict[str, Callable[[ProxyResponse], Any]] = {
 
 def _passes(evaluator: Evaluator, activation: dict[str, Any]) -> bool:
     try:
-        result = evaluator.program.evaluate(activation)
+        result = evaluator.program(activation)
     except Exception:  # any evaluation failure aborts, as cel-go's Eval error
         return False
-    return isinstance(result, celtypes.BoolType) and bool(result)
+    # true is a BoolType, or a Python bool where cel-python's macros (has) answer one
+    return isinstance(result, celtypes.BoolType | bool) and bool(result)
 
 
 def evaluate(evaluators: tuple[Evaluator, ...], values: dict[str, Callable[[Any], Any]],

@@ -1,0 +1,104 @@
+"""validation/cel expressions without a gateway: routing into lists, the type check, the
+evaluation (the same answers as cel-python's own runner) and the ``now`` variable."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import celpy
+import pytest
+from celpy import celtypes
+from celpy.adapter import json_to_cel
+
+from tidegate.components.cel import _passes, compile_expression, now, parse
+from tidegate.errors import ConfigValueError
+
+VALUES: dict[str, Any] = {
+    "req_method": celtypes.StringType("GET"),
+    "req_path": celtypes.StringType("/users/30"),
+    "req_params": json_to_cel({"Id": "30", "JWT.sub": "u1"}),
+    "req_headers": json_to_cel({"X-Header": ["something", "else"]}),
+    "req_querystring": json_to_cel({"q": ["1"]}),
+    "resp_completed": celtypes.BoolType(True),
+    "resp_metadata_status": celtypes.IntType(200),
+    "resp_data": json_to_cel({"items": [{"price": 12}, {"price": 3}], "name": "x"}),
+    "JWT": json_to_cel({"sub": "user-1", "roles": ["a", "b"], "exp": 2051882755}),
+    "now": celtypes.StringType("2026-12-05T16:20:00.5Z"),
+}
+
+
+def test_expressions_are_routed_by_substring_and_numbered_per_list() -> None:
+    cfg = parse([{"check_expr": "req_method == 'GET'"},
+                 {"check_expr": "resp_completed"},
+                 {"check_expr": "size(JWT.roles) > 0"},
+                 {"check_expr": "req_params.Id == '1' || resp_metadata_status == 200"},
+                 {"check_expr": "true && 'JWT' != 'req'"}], ("extra_config", "validation/cel"))
+    assert [e.source for e in cfg.pre] == [
+        "req_method == 'GET'", "req_params.Id == '1' || resp_metadata_status == 200",
+        "true && 'JWT' != 'req'"]
+    assert [e.source for e in cfg.post] == [
+        "resp_completed", "req_params.Id == '1' || resp_metadata_status == 200"]
+    assert [e.source for e in cfg.jwt] == ["size(JWT.roles) > 0", "true && 'JWT' != 'req'"]
+
+
+@pytest.mark.parametrize("expr", [
+    "int(req_params.Id) % 3 == 0",
+    "'something' in req_headers['X-Header']",
+    "req_params['JWT.sub'] == 'u1'",
+    "size(req_querystring.q) == 1 && req_querystring.q[0] == '1'",
+    "resp_data.items.exists(i, i.price > 10)",
+    "resp_data.items.all(i, i.price > 10)",
+    "resp_data.items.map(i, i.price).filter(p, p < 5).size() == 1",
+    "resp_metadata_status in [200, 201] && resp_completed",
+    "has(JWT.sub) && JWT.sub.startsWith('user-')",
+    "has(JWT.nope)",
+    "JWT.exp > 1000 && timestamp(now) > timestamp('2020-01-01T00:00:00Z')",
+    "req_path.matches('^/users/[0-9]+$') ? true : false",
+    "type(resp_metadata_status) == int && double(req_params.Id) > 1.5",
+    "'x' in req_headers['Missing']",
+    "req_params.Missing == 'x'",
+    "1 / (resp_metadata_status - 200) == 1 || true",
+    "'a\\'b' + \"c\" == \"a'bc\" && b'x' == bytes('x') && 3u > 2u && -1 < 0",
+])
+def test_evaluation_gives_what_cel_python_gives(expr: str) -> None:
+    evaluator = compile_expression(expr, ("x",))
+    env = celpy.Environment(runner_class=celpy.CompiledRunner)
+    try:
+        expected = bool(env.program(env.compile(expr)).evaluate(dict(VALUES)))
+    except celpy.evaluation.CELEvalError:
+        expected = False
+    assert _passes(evaluator, dict(VALUES)) is expected
+
+
+@pytest.mark.parametrize(("expr", "message"), [
+    ("req_method == 1", "<input>:1:12: found no matching overload for '_==_' applied to "
+                        "'(string, int)'"),
+    ("req_headers['A'] == 'x'", "found no matching overload for '_==_' applied to "
+                                "'(list(string), string)'"),
+    ("req_params.Id > 2", "found no matching overload for '_>_' applied to '(string, int)'"),
+    ("resp_completed + 1 == 2", "found no matching overload for '_+_' applied to '(bool, int)'"),
+    ("req_method.size() == resp_completed", "applied to '(int, bool)'"),
+    ("req_method.foo()", "undeclared reference to 'foo'"),
+    ("req_method.x == 'a'", "type 'string' does not support field selection"),
+    ("resp_metadata_status.exists(x, x)", "cannot be the range of a comprehension"),
+    ("req_headers.all(h, h)", "found no matching overload for '_&&_' applied to '(string, bool)'"),
+    ("!req_method", "found no matching overload for '!_' applied to '(string)'"),
+    ("resp_completed ? 1 : 'a'", "found no matching overload for '_?_:_'"),
+])
+def test_type_errors_are_refused_with_cel_gos_words(expr: str, message: str) -> None:
+    with pytest.raises(ConfigValueError) as err:
+        compile_expression(expr, ("x",))
+    assert "CEL type error" in str(err.value) and message in str(err.value)
+
+
+def test_syntax_errors_name_the_place() -> None:
+    with pytest.raises(ConfigValueError, match=r"CEL syntax error: <input>:1:4: Syntax error: "
+                                               r"unexpected token '\*'"):
+        compile_expression("a +* req_method", ("x",))
+
+
+def test_now_is_gos_layout() -> None:
+    """``2006-01-02T15:04:05.999Z07:00``: milliseconds without trailing zeros, Z or ±hh:mm."""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,2}[1-9])?(Z|[+-]\d\d:\d\d)",
+                        now())
