@@ -63,6 +63,13 @@ def _variants() -> dict[str, Callable[[], Variant]]:
             "pre": "local r = ctx.load(); r:headers('X-Lua', 'yes')"}}),
         "lua-proxy-post": lambda: Variant(endpoint_extra={"modifier/lua-proxy": {
             "post": "local r = response.load(); r:data():set('lua', true)"}}),
+        # CEL checks that pass: one on the request at endpoint level; one on the request and
+        # one on the response at backend level.
+        "cel": lambda: Variant(endpoint_extra={"validation/cel": [
+            {"check_expr": "req_method == 'GET' && !('debug' in req_querystring)"}]}),
+        "cel-backend": lambda: Variant(backend_extra={"validation/cel": [
+            {"check_expr": "req_path.startsWith('/data')"},
+            {"check_expr": "resp_completed && resp_metadata_status == 200"}]}),
     }
 
 

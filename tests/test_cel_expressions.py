@@ -102,3 +102,27 @@ def test_now_is_gos_layout() -> None:
     """``2006-01-02T15:04:05.999Z07:00``: milliseconds without trailing zeros, Z or ±hh:mm."""
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,2}[1-9])?(Z|[+-]\d\d:\d\d)",
                         now())
+
+
+def test_request_and_response_variables_are_cel_values() -> None:
+    """What each request's variables are built as: the values (and types) cel-python's own
+    conversion gives, so expressions behave on them as on ``json_to_cel`` data."""
+    from tidegate.components.cel import _REQUEST, _RESPONSE
+    from tidegate.messages import ProxyRequest, ProxyResponse
+
+    req = ProxyRequest("GET", "/users/30", {"Id": "30"}, {"X-Header": ["a", "b"]},
+                       [("q", "1"), ("q", "2"), ("r", "")], b"")
+    expected = {"req_method": "GET", "req_path": "/users/30", "req_params": {"Id": "30"},
+                "req_headers": {"X-Header": ["a", "b"]},
+                "req_querystring": {"q": ["1", "2"], "r": [""]}}
+    for name, make in _REQUEST.items():
+        got, want = make(req), json_to_cel(expected[name])
+        assert got == want and type(got) is type(want), name
+        if isinstance(want, dict):
+            assert all(type(k) is celtypes.StringType for k in got), name
+    resp = ProxyResponse({"a": [1, 2.5, None]}, True, 200, {"X-A": ["1"]})
+    assert _RESPONSE["resp_metadata_status"](resp) == celtypes.IntType(200)
+    assert type(_RESPONSE["resp_metadata_status"](resp)) is celtypes.IntType
+    assert _RESPONSE["resp_metadata_headers"](resp) == json_to_cel({"X-A": ["1"]})
+    assert _RESPONSE["resp_data"](resp) == json_to_cel({"a": [1, 2.5, None]})
+    assert type(_RESPONSE["resp_completed"](resp)) is celtypes.BoolType

@@ -182,9 +182,21 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", local) + frac + zone
 
 
+# Values built as cel-python's types without their constructors' per-call checks (a MapType()
+# of items runs an abc isinstance test, StringType() two isinstance tests): the inputs here are
+# already plain str/dict/list, so the result is the same object cel-python would build.
+def _s(value: str) -> celtypes.StringType:
+    return str.__new__(celtypes.StringType, value)
+
+
+def _map(items: dict[Any, Any]) -> celtypes.MapType:
+    out = celtypes.MapType()
+    dict.update(out, items)
+    return out
+
+
 def _string_lists(pairs: Mapping[str, list[str]]) -> celtypes.MapType:
-    return celtypes.MapType({celtypes.StringType(k): celtypes.ListType(
-        [celtypes.StringType(v) for v in vs]) for k, vs in pairs.items()})
+    return _map({_s(k): celtypes.ListType([_s(v) for v in vs]) for k, vs in pairs.items()})
 
 
 def _query(query: list[tuple[str, str]]) -> celtypes.MapType:
@@ -195,16 +207,16 @@ def _query(query: list[tuple[str, str]]) -> celtypes.MapType:
 
 
 _REQUEST: dict[str, Callable[[ProxyRequest], Any]] = {
-    "req_method": lambda r: celtypes.StringType(r.method),
-    "req_path": lambda r: celtypes.StringType(r.path),
-    "req_params": lambda r: celtypes.MapType(
-        {celtypes.StringType(k): celtypes.StringType(v) for k, v in r.params.items()}),
+    "req_method": lambda r: _s(r.method),
+    "req_path": lambda r: _s(r.path),
+    "req_params": lambda r: _map({_s(k): _s(v) for k, v in r.params.items()}),
     "req_headers": lambda r: _string_lists(r.headers),
     "req_querystring": lambda r: _query(r.query),
 }
 _RESPONSE: dict[str, Callable[[ProxyResponse], Any]] = {
     "resp_completed": lambda r: celtypes.BoolType(r.complete),
-    "resp_metadata_status": lambda r: celtypes.IntType(r.status),
+    # int.__new__: cel-python's IntType() builds an overflow-check wrapper per call
+    "resp_metadata_status": lambda r: int.__new__(celtypes.IntType, r.status),
     "resp_metadata_headers": lambda r: _string_lists(r.headers),
     "resp_data": lambda r: json_to_cel(r.data if r.data is not None else {}),
 }
@@ -232,7 +244,7 @@ def evaluate(evaluators: tuple[Evaluator, ...], values: dict[str, Callable[[Any]
                 if make is not None:
                     activation[var] = make(subject)
                 elif var == "now":
-                    activation[var] = celtypes.StringType(now())
+                    activation[var] = _s(now())
         if not _passes(ev, activation):
             log.info("%s Evaluator #%d rejected the request (%s)", name, i, ev.source)
             return i

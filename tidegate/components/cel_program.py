@@ -6,21 +6,24 @@ and resolves each variable through it: 30 µs for ``req_method == 'GET'``, most 
 request's cost. Here the transpiled text is executed once per generation with its last line
 turned into a function, and each evaluation gets `Variables`: a dict lookup per name, falling
 back to cel-python's own activation for what is not a variable (type names such as ``int``);
-literals (``IntType(3)``) are built once. Semantics are cel-python's own: same generated code,
+literals (``IntType(3)``) are built once, and the comparison and ``in`` helpers, which cel-python
+rebuilds per call, are built once too. Semantics are cel-python's own: same generated code,
 same helper functions, same errors (tests/test_cel_expressions.py compares the two).
 """
 
 from __future__ import annotations
 
 import ast
+import operator
 import re
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import celpy
 import celpy.evaluation
 from celpy import celtypes
-from celpy.evaluation import Activation
+from celpy.evaluation import Activation, CELEvalError
 
 _LAST = "CEL = celpy.evaluation.result(base_activation, "
 # A literal as the transpiler writes it: a type's constructor applied to a Python literal.
@@ -46,6 +49,49 @@ def _hoist_literals(text: str) -> tuple[str, dict[str, Any]]:
         return seen[code]
 
     return _LITERAL.sub(name_of, text), constants
+
+
+def _boolean(function: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """cel-python's ``evaluation.boolean`` built once (its ``bool_eq`` etc. rebuild the wrapper,
+    with ``functools.wraps``, on every call)."""
+    def bool_function(a: Any, b: Any) -> Any:
+        if isinstance(a, CELEvalError):
+            return a
+        if isinstance(b, CELEvalError):
+            return b
+        result_value = function(a, b)
+        if result_value == NotImplemented:
+            return result_value
+        return celtypes.BoolType(bool(result_value))
+    return bool_function
+
+
+def _operator_in(item: Any, container: Any) -> Any:
+    """cel-python's ``evaluation.operator_in`` without its per-call ``typing`` subscription."""
+    if isinstance(item, CELEvalError):
+        return item
+    if isinstance(container, CELEvalError):
+        return container
+    result_value: Any = celtypes.BoolType(False)
+    for c in container:
+        try:
+            if c == item:
+                return celtypes.BoolType(True)
+        except TypeError as ex:
+            result_value = CELEvalError("no such overload", ex.__class__, ex.args)
+    return result_value
+
+
+# What the generated code calls as ``celpy.evaluation.<name>``: cel-python's functions, with the
+# few that rebuild wrappers or typing objects per call replaced by equivalents built once.
+_EVALUATION = SimpleNamespace(**{
+    **vars(celpy.evaluation),
+    "bool_lt": _boolean(operator.lt), "bool_le": _boolean(operator.le),
+    "bool_gt": _boolean(operator.gt), "bool_ge": _boolean(operator.ge),
+    "bool_eq": _boolean(operator.eq), "bool_ne": _boolean(operator.ne),
+    "operator_in": _operator_in,
+})
+_CELPY = SimpleNamespace(evaluation=_EVALUATION, celtypes=celtypes)
 
 
 class Variables:
@@ -86,7 +132,7 @@ def program(env: celpy.Environment, tree: Any) -> Callable[[Mapping[str, Any]], 
         return slow
     text, constants = _hoist_literals(
         f"{head}\nCEL = lambda base_activation: {last[len('CEL = '):]}")
-    namespace = {**vars(celpy.evaluation), **constants}
+    namespace = {**vars(celpy.evaluation), "celpy": _CELPY, **constants}
     exec(compile(text, "<cel>", "exec"), namespace)
     run: Callable[[Variables], Any] = namespace["CEL"]
 
