@@ -51,6 +51,21 @@ def _hoist_literals(text: str) -> tuple[str, dict[str, Any]]:
     return _LITERAL.sub(name_of, text), constants
 
 
+_TRUE, _FALSE = celtypes.BoolType(True), celtypes.BoolType(False)  # immutable: shared
+_CAUGHT = (ValueError, KeyError, TypeError, ZeroDivisionError, OverflowError, IndexError,
+           NameError)
+
+
+def _result(activation: Any, cel_expr: Callable[[Any], Any]) -> Any:
+    """cel-python's ``evaluation.result`` (an exception becomes a CELEvalError value) without
+    its per-call debug log: on an exception, cel-python's own builds the error value (CEL is
+    free of side effects, so evaluating that operand again gives the same exception)."""
+    try:
+        return cel_expr(activation)
+    except _CAUGHT:
+        return celpy.evaluation.result(activation, cel_expr)
+
+
 def _boolean(function: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """cel-python's ``evaluation.boolean`` built once (its ``bool_eq`` etc. rebuild the wrapper,
     with ``functools.wraps``, on every call)."""
@@ -62,7 +77,7 @@ def _boolean(function: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         result_value = function(a, b)
         if result_value == NotImplemented:
             return result_value
-        return celtypes.BoolType(bool(result_value))
+        return _TRUE if result_value else _FALSE
     return bool_function
 
 
@@ -72,11 +87,11 @@ def _operator_in(item: Any, container: Any) -> Any:
         return item
     if isinstance(container, CELEvalError):
         return container
-    result_value: Any = celtypes.BoolType(False)
+    result_value: Any = _FALSE
     for c in container:
         try:
             if c == item:
-                return celtypes.BoolType(True)
+                return _TRUE
         except TypeError as ex:
             result_value = CELEvalError("no such overload", ex.__class__, ex.args)
     return result_value
@@ -89,7 +104,7 @@ _EVALUATION = SimpleNamespace(**{
     "bool_lt": _boolean(operator.lt), "bool_le": _boolean(operator.le),
     "bool_gt": _boolean(operator.gt), "bool_ge": _boolean(operator.ge),
     "bool_eq": _boolean(operator.eq), "bool_ne": _boolean(operator.ne),
-    "operator_in": _operator_in,
+    "operator_in": _operator_in, "result": _result,
 })
 _CELPY = SimpleNamespace(evaluation=_EVALUATION, celtypes=celtypes)
 
