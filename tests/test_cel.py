@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.jwt_support import AUDIENCE, ISSUER, claims, rsa_key, sign
-from tests.support import ROOT, backend, free_port, gateway, request, write_config
+from tests.support import ROOT, backend, free_port, gateway, health, request, write_config
 
 ENDPOINT_CEL = [
     {"check_expr": "'yes' in req_headers['X-Token']"},                 # pre #0
@@ -208,3 +208,25 @@ def test_request_expressions_are_numbered_apart_from_the_jwt_ones(jwt_served: An
     status, _, body = request(port, "GET", "/me?deny=1",
                               headers={"Authorization": f"Bearer {token}"})
     assert (status, body) == (500, b"request aborted by evaluator #0")
+
+
+def test_watch_keeps_the_last_good_generation_on_a_bad_expression(tmp_path: Path) -> None:
+    """A saved syntax or type error is refused like any config error: the endpoint keeps its
+    checks (KrakenD would restart serving it with no CEL at all)."""
+    with backend() as bport:
+        config = tmp_path / "krakend.json"
+        write_config(config, _config(bport))
+        port = free_port()
+        with gateway(str(config), port, "--watch", "-d") as gw:
+            for generation, bad in enumerate(["req_method == ", "req_method == 1"], start=2):
+                data = _config(bport)
+                data["endpoints"][0]["extra_config"]["validation/cel"][1] = {"check_expr": bad}
+                write_config(config, data)
+                gw.wait_for("configuration rejected")
+                error = health(port)["last_reload_error"]
+                assert error["path"] == 'endpoints[0].extra_config["validation/cel"][1].check_expr'
+                assert ("CEL syntax error" if generation == 2 else "CEL type error") \
+                    in error["message"]
+                assert health(port)["generation"]["id"] == 1
+                status, _, body = _get(port, "/items/3")  # the old checks still apply
+                assert (status, body) == (500, b"request aborted by evaluator #1")
