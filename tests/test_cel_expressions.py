@@ -126,3 +126,18 @@ def test_request_and_response_variables_are_cel_values() -> None:
     assert _RESPONSE["resp_metadata_headers"](resp) == json_to_cel({"X-A": ["1"]})
     assert _RESPONSE["resp_data"](resp) == json_to_cel({"a": [1, 2.5, None]})
     assert type(_RESPONSE["resp_completed"](resp)) is celtypes.BoolType
+
+
+@pytest.mark.parametrize(("expr", "expected"), [
+    ("has(JWT.sub) && has(JWT.roles)", True),
+    ("!has(JWT.nope) && has(JWT.sub)", True),
+    ("has(JWT.nope) || has(JWT.sub)", True),
+    ("has(JWT.sub) ? true : false", True),
+    ("has(JWT.nope) && has(JWT.sub)", False),
+    ("has(JWT.sub) && has(JWT.roles) && (timestamp(now).getDayOfWeek() in [6])", True),
+])
+def test_has_combines_as_in_cel_go(expr: str, expected: bool) -> None:
+    """cel-python's has() gives a Python bool its && / || / ! / ?: refuse (an evaluation
+    error, i.e. a rejected request); cel-go combines them: KrakenD's documented
+    ``has(JWT.a) && has(JWT.b) && ...`` must let a good token through."""
+    assert _passes(compile_expression(expr, ("x",)), dict(VALUES)) is expected

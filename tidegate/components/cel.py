@@ -357,6 +357,7 @@ SCHEMA: Mapping[str, Any] = {
                            "description": "The CEL expression; it must evaluate to true."},
             "mod_expr": {"type": "string", "description": "Parsed by KrakenD, never used."},
         },
+        "patternProperties": {"^[@$_#]": {}},  # comments, as KrakenD's schema allows
         "additionalProperties": False,
     },
 }

@@ -106,7 +106,23 @@ _EVALUATION = SimpleNamespace(**{
     "bool_eq": _boolean(operator.eq), "bool_ne": _boolean(operator.ne),
     "operator_in": _operator_in, "result": _result,
 })
-_CELPY = SimpleNamespace(evaluation=_EVALUATION, celtypes=celtypes)
+
+
+def _bools(function: Callable[..., Any]) -> Callable[..., Any]:
+    """cel-python's ``has()`` answers a Python bool, which its ``&&``, ``||``, ``!`` and ``?:``
+    refuse (``has(JWT.a) && has(JWT.b)`` is an evaluation error there; true in cel-go): the
+    operands are made CEL bools first."""
+    def coerced(*args: Any) -> Any:
+        return function(*(celtypes.BoolType(a) if type(a) is bool else a for a in args))
+    return coerced
+
+
+_CELTYPES = SimpleNamespace(**{
+    **vars(celtypes),
+    **{name: _bools(getattr(celtypes, name))
+       for name in ("logical_and", "logical_or", "logical_not", "logical_condition")},
+})
+_CELPY = SimpleNamespace(evaluation=_EVALUATION, celtypes=_CELTYPES)
 
 
 class Variables:
