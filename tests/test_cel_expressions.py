@@ -141,3 +141,13 @@ def test_has_combines_as_in_cel_go(expr: str, expected: bool) -> None:
     error, i.e. a rejected request); cel-go combines them: KrakenD's documented
     ``has(JWT.a) && has(JWT.b) && ...`` must let a good token through."""
     assert _passes(compile_expression(expr, ("x",)), dict(VALUES)) is expected
+
+
+def test_a_too_deep_expression_is_a_config_error_and_the_process_limit_is_untouched() -> None:
+    """cel-python raises the recursion limit when imported; tidegate puts it back (other
+    parsers' depth errors depend on it) and refuses what is then too deep."""
+    import sys
+
+    assert sys.getrecursionlimit() < 2500
+    with pytest.raises(ConfigValueError, match="CEL expression nested too deeply"):
+        compile_expression("(" * 400 + "req_method == ''" + ")" * 400, ("x",))

@@ -17,6 +17,7 @@ expressions are parsed, checked and compiled once per generation (`parse`).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -66,7 +67,18 @@ DECLARED: dict[str, CelType] = {
     "JWT": ("map", "string", "dyn"),
 }
 
-_ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
+def _environment() -> celpy.Environment:
+    """cel-python's environment; its constructor raises the process's recursion limit to 2500
+    (for deep expressions), which would change how everything else fails on deep input: the
+    limit is put back (a too deep expression is then a located config error)."""
+    limit = sys.getrecursionlimit()
+    try:
+        return celpy.Environment(runner_class=celpy.CompiledRunner)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+_ENV = _environment()
 
 
 class Aborted(BackendFailure):
