@@ -4,6 +4,7 @@ evaluation (the same answers as cel-python's own runner) and the ``now`` variabl
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import celpy
@@ -63,7 +64,9 @@ def test_expressions_are_routed_by_substring_and_numbered_per_list() -> None:
 ])
 def test_evaluation_gives_what_cel_python_gives(expr: str) -> None:
     evaluator = compile_expression(expr, ("x",))
-    env = celpy.Environment(runner_class=celpy.CompiledRunner)
+    limit = sys.getrecursionlimit()
+    env = celpy.Environment(runner_class=celpy.CompiledRunner)  # raises the process's limit
+    sys.setrecursionlimit(limit)
     try:
         expected = bool(env.program(env.compile(expr)).evaluate(dict(VALUES)))
     except celpy.evaluation.CELEvalError:
@@ -146,8 +149,6 @@ def test_has_combines_as_in_cel_go(expr: str, expected: bool) -> None:
 def test_a_too_deep_expression_is_a_config_error_and_the_process_limit_is_untouched() -> None:
     """cel-python raises the recursion limit when imported; tidegate puts it back (other
     parsers' depth errors depend on it) and refuses what is then too deep."""
-    import sys
-
     assert sys.getrecursionlimit() < 2500
     with pytest.raises(ConfigValueError, match="CEL expression nested too deeply"):
         compile_expression("(" * 400 + "req_method == ''" + ")" * 400, ("x",))
