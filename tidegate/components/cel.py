@@ -32,6 +32,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 from tidegate.components import cel_program
 from tidegate.components.cel_types import CelType, CelTypeError, result_type, show
 from tidegate.components.seam import Build, Component, JsonPath, Level
+from tidegate.config.component_schemas import array, closed
 from tidegate.errors import ConfigValueError
 from tidegate.messages import (
     BackendFailure,
@@ -354,25 +355,12 @@ def _backend(cfg: CelConfig, name: str, nxt: BackendProxy) -> BackendProxy:
     return checked
 
 
-SCHEMA: Mapping[str, Any] = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
-    "title": "Common Expression Language (CEL) validations",
-    "description": "Expressions that must evaluate to true for the request (req_*), the "
-                   "response (resp_*) or the JWT claims (JWT) to go on.",
-    "type": "array",
-    "minItems": 1,
-    "items": {
-        "type": "object",
-        "required": ["check_expr"],
-        "properties": {
-            "check_expr": {"type": "string",
-                           "description": "The CEL expression; it must evaluate to true."},
-            "mod_expr": {"type": "string", "description": "Parsed by KrakenD, never used."},
-        },
-        "patternProperties": {"^[@$_#]": {}},  # comments, as KrakenD's schema allows
-        "additionalProperties": False,
-    },
-}
+# KrakenD's schema (v2.13): a non-empty list of closed objects with check_expr only (mod_expr,
+# which krakend-cel parses and never uses, is refused by its lint as by tidegate's).
+SCHEMA: Mapping[str, Any] = array(closed(
+    {"check_expr": {"type": "string", "description": "A CEL expression that must be true "
+                    "(req_* before the call, resp_* after it, JWT on the verified claims)."}},
+    "check_expr"), minItems=1, title="Common Expression Language (CEL) validations")
 
 COMPONENT: Component[CelConfig] = Component(
     NAMESPACE, frozenset({Level.PROXY, Level.BACKEND}), build, parse=parse, schema=SCHEMA,

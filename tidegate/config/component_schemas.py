@@ -139,7 +139,6 @@ SCHEMAS: dict[str, Schema] = {
         {"keys": array(closed({"key": STR, "roles": STRS})), "identifier": STR,
          "strategy": enum("header", "query_string"), "propagate_role": STR,
          "hash": enum("plain", "fnv128", "sha256", "sha1"), "salt": STR}, "keys"),
-    "validation/cel": array(closed({"check_expr": STR}, "check_expr"), minItems=1),
     "telemetry/metrics": closed(
         {"collection_time": TIMEUNIT, "listen_address": {"type": "string",
                                                          "pattern": "^:[0-9]+$"},
