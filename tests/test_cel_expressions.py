@@ -61,6 +61,11 @@ def test_expressions_are_routed_by_substring_and_numbered_per_list() -> None:
     "req_params.Missing == 'x'",
     "1 / (resp_metadata_status - 200) == 1 || true",
     "'a\\'b' + \"c\" == \"a'bc\" && b'x' == bytes('x') && 3u > 2u && -1 < 0",
+    "int('0x1f') == 31 && int('-0x2') == -2 && int('-5') == -5 && int(2.9) == 2",
+    "int('9223372036854775807') > 0",
+    "int('9223372036854775808') > 0 || false",
+    "int('x') == 1 || false",
+    "int(req_params.Id) * 2 == 60",
 ])
 def test_evaluation_gives_what_cel_python_gives(expr: str) -> None:
     evaluator = compile_expression(expr, ("x",))

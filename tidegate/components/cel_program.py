@@ -117,8 +117,25 @@ def _bools(function: Callable[..., Any]) -> Callable[..., Any]:
     return coerced
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
+def _int(source: Any, *args: Any) -> Any:
+    """``int(string)`` as cel-python's IntType() converts it (Python's int(), then the int64
+    range), without the overflow-check wrapper it builds on every call; everything else is
+    left to IntType()."""
+    if type(source) in (celtypes.StringType, str) and not args \
+            and source[:2] not in ("0x", "0X") and source[:3] not in ("-0x", "-0X"):
+        value = int(source)
+        if value not in _INT64:
+            raise ValueError("overflow")
+        return int.__new__(celtypes.IntType, value)
+    return celtypes.IntType(source, *args)
+
+
 _CELTYPES = SimpleNamespace(**{
     **vars(celtypes),
+    "IntType": _int,
     **{name: _bools(getattr(celtypes, name))
        for name in ("logical_and", "logical_or", "logical_not", "logical_condition")},
 })
