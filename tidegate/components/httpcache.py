@@ -320,8 +320,9 @@ def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
             entry = await shared.get(key)
             if entry is not None:
                 cache.put(key, entry)
-        if entry is not None and _vary(entry.headers, req) != entry.vary:
-            entry = None
+        if entry is not None and entry.vary and tuple(
+                (n, _request_header(req, n)) for n, _ in entry.vary) != entry.vary:
+            entry = None  # stored for other values of the headers it varies on
         if entry is not None and cache.fresh(entry, request_cc):
             return _served(entry)
         sent = req

@@ -100,6 +100,9 @@ def parse(raw: Any, path: JsonPath) -> SecureConfig:
     return cfg
 
 
+HOST_VERDICTS = 1024
+
+
 def _nonce() -> str:
     """secure's cspRandNonce: 16 random bytes, standard base64."""
     return base64.b64encode(os.urandom(16)).decode()
@@ -115,6 +118,7 @@ class Secure:
         self.host_patterns = tuple(compile_pattern(f"^{h}$") for h in cfg.allowed_hosts) \
             if cfg.allowed_hosts_are_regex else ()
         self.hosts = frozenset(h.lower() for h in cfg.allowed_hosts)
+        self._verdicts: dict[str, bool] = {}
         self.host_headers = tuple(h.lower() for h in cfg.host_proxy_headers)
         self.redirect = cfg.ssl_redirect and not dev
         self.ssl_host = cfg.ssl_host
@@ -155,9 +159,17 @@ class Secure:
         return req.host
 
     def _host_allowed(self, host: str) -> bool:
-        if self.host_patterns:
-            return any(p.search(host) is not None for p in self.host_patterns)
-        return host.lower() in self.hosts
+        if not self.host_patterns:
+            return host.lower() in self.hosts
+        # A regex match costs microseconds through RE2's binding; a gateway sees few Host
+        # values, so each verdict is remembered (bounded: forgotten wholesale when full).
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            verdict = any(p.search(host) is not None for p in self.host_patterns)
+            if len(self._verdicts) >= HOST_VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[host] = verdict
+        return verdict
 
     def is_https(self, req: Request) -> bool:
         """secure's isSSL: a TLS connection, an https target, or a proxy header saying so
