@@ -153,16 +153,20 @@ def attach_files(data: dict[str, Any]) -> dict[str, Any]:
         raise ConfigValueError(f"`{FILES_KEY}` is reserved by tidegate", path=(FILES_KEY,))
     files: dict[str, str] = {}
     errors: list[ConfigValueError] = []
+    # A Lua source that cannot be read is reported by the Lua component itself, inside its
+    # section, where the fail-closed opt-out can leave that section out (as KrakenD serves
+    # without it); it is still watched, so creating it reloads.
+    scripts = {path for path, _ in lua_sources(data)}
     for path, name in named_files(data):
         if name in files:
             continue
         try:
             files[name] = _read(name)
-        except OSError as exc:
-            errors.append(ConfigValueError(
-                f"cannot read {name!r}: {exc.strerror or exc}", path=path))
-        except ValueError as exc:
-            errors.append(ConfigValueError(f"cannot read {name!r}: {exc}", path=path))
+        except (OSError, ValueError) as exc:
+            if path in scripts:
+                continue
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            errors.append(ConfigValueError(f"cannot read {name!r}: {reason}", path=path))
     if errors:
         raise ConfigErrors(errors)
     if not files:
