@@ -51,6 +51,10 @@ def _variants() -> dict[str, Callable[[], Variant]]:
             "allow_methods": ["GET", "POST"], "allow_headers": ["Authorization"],
             "expose_headers": ["Content-Length"], "max_age": "12h"}},
             headers={"Origin": "https://app.example.com"}),
+        # The usual policy: response headers only (no host check, no HTTPS detection).
+        "security-http-headers": lambda: Variant(endpoint_extra={"security/http": {
+            "frame_deny": True, "content_type_nosniff": True, "browser_xss_filter": True,
+            "content_security_policy": "default-src 'self'", "referrer_policy": "same-origin"}}),
         "security-http": lambda: Variant(endpoint_extra={"security/http": {
             "allowed_hosts_are_regex": True, "allowed_hosts": [r"127\.0\.0\.1:\d+"],
             "ssl_proxy_headers": {"X-Forwarded-Proto": "https"}, "sts_seconds": 31536000,
