@@ -20,19 +20,14 @@ from tidegate.golang.fmt_verbs import (
 from tidegate.golang.strconv import can_backquote, decode_rune, is_print, quote, quote_rune
 from tidegate.golang.types import (
     I64,
+    LIST_TYPES,
+    MAP_TYPES,
     MISSING,
     GoObject,
-    IntList,
-    ListList,
     NilMap,
-    StrList,
-    StrMap,
     elem_is_iface,
     type_name,
 )
-
-_LIST_T = (list, StrList, IntList, ListList)
-_MAP_T = (dict, StrMap, NilMap)
 
 
 def sort_key(k: Any) -> Any:
@@ -413,7 +408,7 @@ class Printer:
         elif t is str:
             self.arg = v
             self.fmt_string(v, verb)
-        elif isinstance(v, _MAP_T):
+        elif isinstance(v, MAP_TYPES):
             sub_iface = elem_is_iface(v)
             if self.sharp_v:
                 self.buf.append(type_name(v))
@@ -430,7 +425,7 @@ class Printer:
                 self.buf.append(":")
                 self.print_value(val, verb, depth + 1, sub_iface)
             self.buf.append("}" if self.sharp_v else "]")
-        elif isinstance(v, _LIST_T):
+        elif isinstance(v, LIST_TYPES):
             sub_iface = elem_is_iface(v)
             if self.sharp_v:
                 self.buf.append(type_name(v) + "{")
