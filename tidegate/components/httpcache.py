@@ -273,6 +273,8 @@ class SharedLevel:
             kept = max(kept, 0.0) + REVALIDATION_KEPT
         if kept <= 0:
             return
+        if len(_PENDING) >= MAX_PENDING_WRITES:
+            return  # Redis is slower than the answers come: this one stays local
         meta = orjson.dumps({"s": entry.status, "h": entry.headers, "u": entry.url,
                              "v": entry.vary, "z": entry.size, "f": entry.fresh_until})
         task = asyncio.ensure_future(self._set(url_key, meta + b"\n" + entry.body, kept))
@@ -286,6 +288,7 @@ class SharedLevel:
 
 
 _PENDING: set[asyncio.Future[None]] = set()  # writes in flight (not awaited by requests)
+MAX_PENDING_WRITES = 64  # bounds the answers held for a slow Redis (each ≤ max_size)
 
 
 def _is_cluster(ctx: Build[Any], name: str) -> bool:
