@@ -185,20 +185,24 @@ class LuaRequest:
         return None
 
     def headerList(self, *args: Any) -> Any:
-        headers = self.req.headers
-        if len(args) == 0:
-            raise ScriptError(NEED_ARGUMENTS)
-        key = canonical_header(go_string(args[0]))
-        if len(args) == 1:
-            return LuaList(list(headers.get(key, ())))
-        headers[key] = _list_strings(args[1])
-        return None
+        return _header_list(self.req.headers, args)
 
     def body(self, *args: Any) -> Any:
         if len(args) >= 1:
             self.req.body = go_string(args[0]).encode()
             return None
         return self.req.body.decode("utf-8", "surrogateescape")
+
+
+def _header_list(headers: dict[str, list[str]], args: tuple[Any, ...]) -> Any:
+    """``headerList(k)`` / ``headerList(k, list)`` of a request or a response."""
+    if len(args) == 0:
+        raise ScriptError(NEED_ARGUMENTS)
+    key = canonical_header(go_string(args[0]))
+    if len(args) == 1:
+        return LuaList(list(headers.get(key, ())))
+    headers[key] = _list_strings(args[1])
+    return None
 
 
 class LuaResponse:
@@ -244,14 +248,7 @@ class LuaResponse:
         return None
 
     def headerList(self, *args: Any) -> Any:
-        headers = self.resp.headers
-        if len(args) == 0:
-            raise ScriptError(NEED_ARGUMENTS)
-        key = canonical_header(go_string(args[0]))
-        if len(args) == 1:
-            return LuaList(list(headers.get(key, ())))
-        headers[key] = _list_strings(args[1])
-        return None
+        return _header_list(self.resp.headers, args)
 
     def body(self, *args: Any) -> Any:
         if len(args) >= 1:
