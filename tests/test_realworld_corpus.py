@@ -14,8 +14,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, checkout_env, free_port, health
+from tests.support import ROOT, free_port, health
 from tests.test_realworld_fail_closed import REALWORLD, _fc_rows, _render_env, _single_files
 from tidegate.checker import check_once
 from tidegate.config.aliases import current_name
@@ -215,34 +213,24 @@ def test_a_missing_lua_source_is_refused_at_its_location_without_the_opt_out(
 
 
 def _serves_health(entry: str) -> str | None:
-    """None when `run` starts on the entry and answers /__health, else what went wrong."""
+    """None when `run` starts on the entry and answers /__health, else what went wrong.
+    Every wait is bounded (the start by 60 s, the probe by the request's timeout)."""
+    from tests.support import Gateway
+
     with rendered(entry) as (path, env):
         allowed = ",".join(sorted(opt_out(path, env)))
         port = free_port()
-        full_env = {**checkout_env(), **env, "TIDEGATE_ALLOW_UNIMPLEMENTED": allowed,
-                    "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "tidegate", "run", "-c", path, "-p",
-                                 str(port), "--workers", "1"], cwd=str(ROOT), env=full_env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        log: list[str] = []
+        gw = Gateway(["run", "-c", path, "-p", str(port), "--workers", "1"],
+                     env={**env, "TIDEGATE_ALLOW_UNIMPLEMENTED": allowed}, cwd=str(ROOT))
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.append(line)
-                if "listening on" in line:
-                    status = health(port)["status"]
-                    return None if status == "ok" else f"{entry}: health says {status}"
-            return f"{entry}: exited {proc.wait()}:\n{''.join(log)}"
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
             try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+                gw.wait_for("listening on", timeout=60)
+            except AssertionError as exc:
+                return f"{entry}: did not start: {exc}"
+            status = health(port)["status"]
+            return None if status == "ok" else f"{entry}: health says {status}"
+        finally:
+            gw.stop()
 
 
 @pytest.mark.slow  # 81 gateways, four at a time: about 80 s on two cores
