@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("lint",),                       # check/audit/schema rules over a loaded config
     ("pipeline",),                   # a validated model -> Generation
     ("components",),                 # the seam and one module per namespace
+    ("telemetry",),                  # logs, access log, metrics, traces (read by components)
     ("upstream",),                   # the keep-alive client for backends
     ("state",),                      # what outlives a generation: leases, node-wide buckets
     ("encoding",),                   # backend decoders, output renderers
