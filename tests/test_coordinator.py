@@ -115,6 +115,12 @@ def test_life_cycle_of_builds(caplog: pytest.LogCaptureFixture) -> None:
     # The error reached the workers before the log line, and was cleared by the good save.
     statuses = [m for m in c.workers[0].sent if isinstance(m, Status)]
     assert statuses[0].last_reload_error is not None and statuses[-1].last_reload_error is None
+    # The journal holds one event per outcome, in order, with what each one was about.
+    events = list(c.journal.events)
+    assert [(e.result, e.generation, e.config_hash) for e in events] == [
+        ("applied", 1, "a"), ("rejected", 1, None), ("unchanged", 1, "a"), ("applied", 2, "b")]
+    assert events[1].error is not None and events[1].error["path"] == "port"
+    assert events[1].reason == "save"
 
 
 def test_a_worker_that_fails_puts_everyone_back_under_a_fresh_id() -> None:

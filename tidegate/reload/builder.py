@@ -209,11 +209,3 @@ def unprotected_lines(candidate: Candidate) -> list[str]:
             f"asks for ({name} is not implemented by tidegate, or its section cannot be "
             f"served as written); for development only"
             for name in candidate.unprotected]
-
-
-def describe_changes(old: dict[str, str], new: dict[str, str]) -> str:
-    """``+2 endpoints, -1, ~3 changed`` between two fingerprint maps."""
-    added = len(new.keys() - old.keys())
-    removed = len(old.keys() - new.keys())
-    changed = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
-    return f"+{added} endpoints, -{removed}, ~{changed} changed"

@@ -25,8 +25,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from tidegate.errors import ConfigError
 from tidegate.pipeline.lifecycle import Lifecycle, Phase
-from tidegate.reload.builder import Candidate, describe_changes, unprotected_lines
+from tidegate.reload.builder import Candidate, unprotected_lines
 from tidegate.reload.control import Failed, Load, Status, ToSupervisor, ToWorker
+from tidegate.telemetry.reloads import EndpointDiff, ReloadEvent, ReloadJournal
 
 log = logging.getLogger("tidegate")
 
@@ -123,6 +124,8 @@ class ReloadCoordinator(Generic[W, L]):
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._deaths: dict[int, deque[float]] = {}  # recent death times, by worker index
+        # Every outcome of a start, save or SIGHUP: metrics and the status page read it.
+        self.journal = ReloadJournal()
         fleet.on_exit = self._worker_exited
 
     # entry points ----------------------------------------------------------------------------
@@ -132,7 +135,11 @@ class ReloadCoordinator(Generic[W, L]):
         async with self._lock:
             if self.current is not None:  # a save got there first, under the lock
                 return
-            candidate, lc = await self._validated()
+            try:
+                candidate, lc = await self._validated()
+            except ConfigError as exc:
+                self.journal.record(ReloadEvent("rejected", "start", error=exc.to_dict()))
+                raise
             await self._start(candidate, lc)
 
     async def reload(self, reason: str) -> None:
@@ -143,20 +150,23 @@ class ReloadCoordinator(Generic[W, L]):
             try:
                 candidate, lc = await self._validated()
             except ConfigError as exc:
-                self._report_error(exc)
+                self._report_error(exc, reason)
                 return
             if self.current is None:
                 # Not serving yet (the first configuration was broken): start with this one.
                 try:
-                    await self._start(candidate, lc)
+                    await self._start(candidate, lc, reason)
                 except ListenError as exc:
-                    self._report_error(exc.as_config_error())
+                    self._report_error(exc.as_config_error(), reason)
                 except ActivationError as exc:
                     log.error("%s: could not start: %s", reason, exc)
                 return
             if candidate.config_hash == self.current.config_hash:
                 lc.advance(Phase.REJECTED, "unchanged")
                 self._clear_error()
+                self.journal.record(ReloadEvent(
+                    "unchanged", reason, generation=self.gen_id,
+                    config_hash=candidate.config_hash, build_seconds=candidate.build_seconds))
                 log.debug("%s: configuration unchanged (config %s)", reason,
                           candidate.config_hash)
                 return
@@ -185,7 +195,7 @@ class ReloadCoordinator(Generic[W, L]):
         return candidate, lc
 
     # starting and reloading ----------------------------------------------------------------
-    async def _start(self, candidate: Candidate, lc: Lifecycle) -> None:
+    async def _start(self, candidate: Candidate, lc: Lifecycle, reason: str = "start") -> None:
         try:
             listener = self.fleet.bind(candidate.listen)
         except OSError as exc:
@@ -212,6 +222,10 @@ class ReloadCoordinator(Generic[W, L]):
                  *candidate.listen, self.nworkers, self.gen_id, candidate.config_hash,
                  candidate.loaded.source)
         self._warn_unprotected(candidate)
+        self.journal.record(ReloadEvent(
+            "applied", reason, generation=self.gen_id, config_hash=candidate.config_hash,
+            build_seconds=candidate.build_seconds,
+            diff=EndpointDiff.between({}, candidate.fingerprints)))
 
     async def _apply(self, candidate: Candidate, lc: Lifecycle, reason: str) -> None:
         old = self.current
@@ -223,7 +237,7 @@ class ReloadCoordinator(Generic[W, L]):
                 listener = self.fleet.bind(candidate.listen)
             except OSError as exc:
                 lc.advance(Phase.REJECTED, f"cannot listen: {exc}")
-                self._report_error(ListenError(candidate, exc).as_config_error())
+                self._report_error(ListenError(candidate, exc).as_config_error(), reason)
                 return
         self.gen_id += 1
         try:
@@ -242,6 +256,9 @@ class ReloadCoordinator(Generic[W, L]):
                 await self._activate(old, self.gen_id, self.workers, self._listener)
             except ActivationError as again:
                 log.error("restoring config %s failed too: %s", old.config_hash, again)
+            self.journal.record(ReloadEvent(
+                "rejected", reason, generation=self.gen_id, config_hash=candidate.config_hash,
+                build_seconds=candidate.build_seconds, error={"message": str(exc)}))
             return
         lc.advance(Phase.ACTIVE)
         if self._active is not None:
@@ -250,9 +267,13 @@ class ReloadCoordinator(Generic[W, L]):
         self._clear_error()
         if candidate.unprotected != old.unprotected:
             self._warn_unprotected(candidate)
-        changes = describe_changes(old.fingerprints, candidate.fingerprints)
+        diff = EndpointDiff.between(old.fingerprints, candidate.fingerprints)
         log.info("%s: generation %d active, config %s, built in %.1f ms, %s", reason,
-                 self.gen_id, candidate.config_hash, candidate.build_seconds * 1000, changes)
+                 self.gen_id, candidate.config_hash, candidate.build_seconds * 1000,
+                 diff.summary())
+        self.journal.record(ReloadEvent(
+            "applied", reason, generation=self.gen_id, config_hash=candidate.config_hash,
+            build_seconds=candidate.build_seconds, diff=diff))
 
     async def _move(self, candidate: Candidate, listener: L) -> None:
         """A new listen address: new socket and workers first, then the old ones drain."""
@@ -374,9 +395,11 @@ class ReloadCoordinator(Generic[W, L]):
         for line in unprotected_lines(candidate):
             log.warning("%s", line)
 
-    def _report_error(self, exc: ConfigError) -> None:
+    def _report_error(self, exc: ConfigError, reason: str) -> None:
         text = str(exc)
         self._error_info = exc.to_dict()
+        self.journal.record(ReloadEvent("rejected", reason, generation=self.gen_id or None,
+                                        error=self._error_info))
         # Workers first: once the log line is out, /__health already shows the error.
         for w in self.workers:
             w.send(Status(self._error_info))
