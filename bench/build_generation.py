@@ -24,7 +24,8 @@ from common import free_port
 
 from tidegate.config.model import build_service
 from tidegate.pipeline.generation import Generation, ServerStatus
-from tidegate.reload.builder import build_candidate, collector_paused
+from tidegate.reload.builder import build_candidate
+from tidegate.reload.collector import collector_paused
 
 
 def big_config(n: int) -> dict:

@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import ROOT
 from tidegate.errors import ConfigBuildError
-from tidegate.reload import builder, watcher
+from tidegate.reload import builder, collector, watcher
 from tidegate.reload.builder import build_candidate, build_in_thread
 from tidegate.reload.watcher import RESTARTED, plan_watches, resolution_chain, supervise_watch
 
@@ -33,7 +33,7 @@ def test_a_build_that_never_returns_is_abandoned_and_the_lock_released() -> None
     lock = asyncio.Lock()
 
     def stuck() -> builder.Candidate:
-        with builder.collector_paused():  # as a real build does
+        with collector.collector_paused():  # as a real build does
             release.wait(30)
         raise AssertionError("abandoned builds are never read")
 

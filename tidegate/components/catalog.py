@@ -17,47 +17,102 @@ research/components.md §2 reads it from its factories:
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from tidegate.components import (
-    botdetector,
-    breaker,
-    cel,
-    cors,
-    httpcache,
-    jsonschema_body,
-    jwt,
-    jwt_signer,
-    martian,
-    pyplugins,
-    ratelimit,
-    ratelimit_proxy,
-    redis_pools,
-    redis_ratelimit,
-    revoker,
-    secure_headers,
-)
-from tidegate.components.lua import component as lua
-from tidegate.components.seam import Component
+from tidegate.components.seam import Component, Level
 
-COMPONENTS: list[Component[Any]] = [
-    ratelimit.COMPONENT,
-    ratelimit_proxy.COMPONENT,
-    breaker.COMPONENT,
-    httpcache.COMPONENT,
-    *pyplugins.COMPONENTS,
-    jsonschema_body.COMPONENT,
-    jwt.COMPONENT,
-    cel.COMPONENT,
-    cel.JWT_REJECTER,
-    martian.COMPONENT,
-    redis_pools.COMPONENT,
-    redis_ratelimit.ROUTER,
-    redis_ratelimit.SERVICE,
-    *cors.COMPONENTS,
-    *secure_headers.COMPONENTS,
-    *botdetector.COMPONENTS,
-    jwt_signer.COMPONENT,
-    revoker.COMPONENT,
-    *lua.COMPONENTS,
-]
+R, P, B = Level.ROUTER, Level.PROXY, Level.BACKEND
+S, C = Level.SERVICE, Level.CLIENT
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A component named by where it lives, loaded the first time a configuration uses it.
+
+    A worker whose configuration has no CEL, Lua, JWT or JSON schema never imports cel-python,
+    lupa, joserfc or jsonschema (with all of them a worker holds about 20 MiB more at rest).
+    What the registry must know before that (namespace, levels, order) is written here;
+    tests/test_catalog.py checks it against the module's own `Component` value.
+    """
+
+    module: str  # under tidegate.components
+    attr: str  # the module's value: a Component, or a list of them with `index`
+    namespace: str
+    levels: frozenset[Level]
+    order: int
+    index: int | None = None
+    service_wide: bool = False
+
+    def load(self) -> Component[Any]:
+        """The module's own value (imports the module, once)."""
+        value = getattr(importlib.import_module(f"tidegate.components.{self.module}"), self.attr)
+        return value if self.index is None else value[self.index]  # type: ignore[no-any-return]
+
+    def component(self) -> Component[Any]:
+        """A stand-in that loads the real component when a configuration first reaches it."""
+        return Component(self.namespace, self.levels,
+                         build=lambda ctx, stage: self.load().build(ctx, stage),
+                         parse=lambda raw, path: self.load().parse(raw, path),
+                         schema=_LazySchema(self), order=self.order,
+                         service_wide=self.service_wide)
+
+
+class _LazySchema(Mapping[str, Any]):
+    """The component's JSON schema, read when `check -l` or `tidegate schema` asks for it."""
+
+    def __init__(self, declared: Declared) -> None:
+        self._declared = declared
+
+    def _schema(self) -> Mapping[str, Any]:
+        return self._declared.load().schema or {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._schema()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._schema())
+
+    def __len__(self) -> int:
+        return len(self._schema())
+
+
+def _levels(*levels: Level) -> frozenset[Level]:
+    return frozenset(levels)
+
+
+DECLARED: tuple[Declared, ...] = (
+    Declared("ratelimit", "COMPONENT", "qos/ratelimit/router", _levels(R), 10),
+    Declared("ratelimit_proxy", "COMPONENT", "qos/ratelimit/proxy", _levels(B), 30),
+    Declared("breaker", "COMPONENT", "qos/circuit-breaker", _levels(B), 40),
+    Declared("httpcache", "COMPONENT", "qos/http-cache", _levels(C), 10),
+    Declared("pyplugins", "COMPONENTS", "plugin/http-server", _levels(S), 60, 0),
+    Declared("pyplugins", "COMPONENTS", "plugin/http-client", _levels(C), 5, 1),
+    Declared("pyplugins", "COMPONENTS", "plugin/req-resp-modifier", _levels(B, P), 90, 2),
+    Declared("jsonschema_body", "COMPONENT", "validation/json-schema", _levels(P), 10),
+    Declared("jwt", "COMPONENT", "auth/validator", _levels(R), 40),
+    Declared("cel", "COMPONENT", "validation/cel", _levels(B, P), 15),
+    Declared("cel", "JWT_REJECTER", "validation/cel", _levels(R), 39),
+    Declared("martian", "COMPONENT", "modifier/martian", _levels(C), 20),
+    Declared("redis_pools", "COMPONENT", "redis", _levels(S), 100),
+    Declared("redis_ratelimit", "ROUTER", "qos/ratelimit/router/redis", _levels(R), 10),
+    Declared("redis_ratelimit", "SERVICE", "qos/ratelimit/service/redis", _levels(S), 5),
+    Declared("cors", "COMPONENTS", "security/cors", _levels(S), 40, 0),
+    Declared("cors", "COMPONENTS", "security/cors", _levels(R), 64, 1),
+    Declared("secure_headers", "COMPONENTS", "security/http", _levels(S), 30, 0),
+    Declared("secure_headers", "COMPONENTS", "security/http", _levels(R), 62, 1),
+    Declared("botdetector", "COMPONENTS", "security/bot-detector", _levels(S), 10, 0),
+    Declared("botdetector", "COMPONENTS", "security/bot-detector", _levels(R), 60, 1),
+    Declared("jwt_signer", "COMPONENT", "auth/signer", _levels(R), 0),
+    Declared("revoker", "COMPONENT", "auth/revoker", _levels(S), 100),
+    Declared("lua.component", "COMPONENTS", "modifier/lua-endpoint", _levels(R, S), 20, 0),
+    Declared("lua.component", "COMPONENTS", "modifier/lua-proxy", _levels(P), 30, 1),
+    Declared("lua.component", "COMPONENTS", "modifier/lua-backend", _levels(B), 20, 2),
+)
+
+# Light components (no heavy dependency) may be listed here as values, loaded eagerly.
+EAGER: list[Component[Any]] = []
+
+COMPONENTS: list[Component[Any]] = [*(d.component() for d in DECLARED), *EAGER]

@@ -15,7 +15,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from tidegate.pipeline.generation import (
     config_hash,
     endpoint_fingerprints,
 )
+from tidegate.reload.collector import collector_paused
 from tidegate.reload.optout import opted_out, without
 
 
@@ -49,23 +50,6 @@ class Candidate:
     def listen(self) -> tuple[str, int]:
         """Where it wants to listen."""
         return self.loaded.service.listen_ip, self.loaded.service.port
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic GC while a generation is built.
-
-    A build allocates hundreds of thousands of objects that all survive; with the collector
-    on, it scans the growing heap again and again (for 1,000 endpoints that was a third of
-    the build time). Nothing built here is garbage until the build is over.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # How long a build may take before it is abandoned (seconds). A 1,000-endpoint configuration

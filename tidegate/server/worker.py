@@ -31,7 +31,7 @@ from tidegate.config.tls import ServerTLS, server_tls
 from tidegate.config.tls_context import server_contexts
 from tidegate.logs import setup_logging
 from tidegate.pipeline.generation import Generation, ServerStatus
-from tidegate.reload.builder import collector_paused
+from tidegate.reload.collector import collector_paused
 from tidegate.reload.control import (
     Failed,
     Load,
