@@ -1,17 +1,30 @@
 """Requests/s through tidegate vs nginx `proxy_pass`, same upstream, same load generator.
 
     python bench/proxy_vs_nginx.py [--seconds 10] [--workers 1] [--pin] [--backends 1]
+                                   [--stack jwt,cors,ratelimit,metrics]
 
 With --pin (the issue's reference setup) each gateway runs alone on core 0 and the upstream and
 wrk share core 1. Prints one line per target and the ratio tidegate/nginx.
+
+``--stack`` turns on, on the same endpoint, the components users turn on most: ``jwt`` (RS256,
+a 2048-bit key, JWK set fetched once from a local key server and cached; every request carries
+the same valid token), ``cors`` (root section, the request has an allowed Origin), ``ratelimit``
+(an endpoint limit far above the load, so every request takes a token) and ``metrics``
+(``telemetry/opentelemetry`` with a Prometheus exporter on its own port).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
+from typing import Any
 
 from common import free_port, nginx, tidegate, wrk
+
+STACK = ("jwt", "cors", "ratelimit", "metrics")
+ISSUER, AUDIENCE = "https://issuer.bench", "https://api.bench"
+ORIGIN = "https://app.example.com"
 
 
 def gateway_config(upstream_port: int, backends: int) -> dict:
@@ -25,6 +38,42 @@ def gateway_config(upstream_port: int, backends: int) -> dict:
             "endpoints": [{"endpoint": "/bench", "backend": backend}]}
 
 
+def add_stack(cfg: dict[str, Any], stack: list[str]) -> tuple[dict[str, str], Any]:
+    """Turn the components of `stack` on in `cfg`; (request headers, key server or None)."""
+    headers: dict[str, str] = {}
+    server = None
+    root = cfg.setdefault("extra_config", {})
+    endpoint = cfg["endpoints"][0].setdefault("extra_config", {})
+    if "jwt" in stack:
+        from joserfc import jws
+        from joserfc.jwk import RSAKey
+        from jwt_cost import key_server
+
+        key = RSAKey.generate_key(2048, parameters={"kid": "bench", "use": "sig"})
+        server = key_server(json.dumps({"keys": [key.as_dict(private=False)]}).encode())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "roles": ["user"],
+                  "exp": int(time.time()) + 7200}
+        token = jws.serialize_compact({"alg": "RS256", "kid": "bench", "typ": "JWT"},
+                                      json.dumps(claims).encode(), key, algorithms=["RS256"])
+        endpoint["auth/validator"] = {
+            "alg": "RS256", "jwk_url": f"http://127.0.0.1:{server.server_port}/jwks",
+            "disable_jwk_security": True, "cache": True, "issuer": ISSUER,
+            "audience": [AUDIENCE], "roles": ["user"]}
+        headers["Authorization"] = f"Bearer {token}"
+    if "cors" in stack:
+        root["security/cors"] = {"allow_origins": [ORIGIN], "allow_methods": ["GET"],
+                                 "allow_headers": ["Authorization"], "max_age": "12h"}
+        headers["Origin"] = ORIGIN
+    if "ratelimit" in stack:
+        endpoint["qos/ratelimit/router"] = {"max_rate": 10_000_000}
+    if "metrics" in stack:
+        root["telemetry/opentelemetry"] = {
+            "service_name": "bench",
+            "exporters": {"prometheus": [{"name": "local", "port": free_port(),
+                                          "listen_ip": "127.0.0.1"}]}}
+    return headers, server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
@@ -32,7 +81,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--backends", type=int, default=1)
     parser.add_argument("--pin", action="store_true", help="gateway on core 0, rest on core 1")
+    parser.add_argument("--stack", default="", help=f"components to turn on: {','.join(STACK)}")
     args = parser.parse_args()
+    stack = [s for s in args.stack.split(",") if s]
+    if unknown := set(stack) - set(STACK):
+        parser.error(f"unknown --stack parts: {sorted(unknown)}")
     gw_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
     upstream, nginx_proxy, gateway_port = free_port(), free_port(), free_port()
     results = {}
@@ -43,15 +96,23 @@ def main() -> None:
             wrk(f"http://127.0.0.1:{nginx_proxy}/data", seconds=2, cpus=other_cpus)
             results["nginx"] = wrk(f"http://127.0.0.1:{nginx_proxy}/data", **load)
         cfg = gateway_config(upstream, args.backends)
-        with tidegate(cfg, gateway_port, workers=args.workers, cpus=gw_cpus):
-            wrk(f"http://127.0.0.1:{gateway_port}/bench", seconds=2, cpus=other_cpus)
-            results["tidegate"] = wrk(f"http://127.0.0.1:{gateway_port}/bench", **load)
+        headers, key_server = add_stack(cfg, stack)
+        try:
+            with tidegate(cfg, gateway_port, workers=args.workers, cpus=gw_cpus):
+                wrk(f"http://127.0.0.1:{gateway_port}/bench", seconds=2, cpus=other_cpus,
+                    headers=headers)
+                results["tidegate"] = wrk(f"http://127.0.0.1:{gateway_port}/bench", **load,
+                                          headers=headers)
+        finally:
+            if key_server is not None:
+                key_server.shutdown()
     for name, r in results.items():
         print(f"{name:9s} {r['rps']:10.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
               f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}")
     ratio = results["tidegate"]["rps"] / results["nginx"]["rps"]
     print(f"ratio tidegate/nginx: {ratio:.3f}  (workers={args.workers}, backends={args.backends},"
-          f" pinned={args.pin}, c={args.connections}, {args.seconds}s)")
+          f" pinned={args.pin}, c={args.connections}, {args.seconds}s,"
+          f" stack={','.join(stack) or 'none'})")
     print(json.dumps({k: {m: v for m, v in r.items() if m != "raw"} for k, r in results.items()}))
 
 
