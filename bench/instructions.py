@@ -117,6 +117,9 @@ def measure(checkout: Path, upstream: int, args: argparse.Namespace) -> float:
                        check=True, capture_output=True, timeout=60)
         if ok != args.requests:
             raise RuntimeError(f"{args.requests - ok} requests were not answered 200")
+        if args.keep is not None:
+            for dump in folder.glob("callgrind.out.*"):
+                shutil.copy(dump, args.keep / f"{checkout.name}.{dump.name}")
         return total_instructions(folder) / args.requests
     finally:
         stop(proc, signal.SIGTERM, 60)
@@ -148,6 +151,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--backends", type=int, default=1)
     parser.add_argument("--stack", default="")
+    parser.add_argument("--keep", type=Path, help="copy the callgrind dumps here "
+                        "(read them with callgrind_annotate)")
     args = parser.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind is needed: apt-get install valgrind")

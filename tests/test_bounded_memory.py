@@ -166,5 +166,5 @@ def test_a_gzip_bomb_fails_its_backend_without_inflating_whole(tmp_path: Path) -
 def test_a_worker_at_rest_holds_at_most_40_mib(tmp_path: Path) -> None:
     """A worker that served a few requests and rests: what `ps` shows per worker (issue 18).
     Components the configuration does not use are not even imported."""
-    with _measured(tmp_path) as (_port, pid, idle):
+    with _measured(tmp_path) as (_port, _pid, idle):
         assert idle <= 40 * MiB, f"worker at rest holds {idle / MiB:.1f} MiB"
