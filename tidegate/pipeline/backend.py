@@ -312,8 +312,9 @@ class CompiledBackend:
             raise BackendTimeout() from None
         except BodyTooLarge:
             raise PayloadTooLarge() from None
-        except UpstreamError as exc:
-            raise BackendUnavailable(f'{req.method.title()} "{base}{path}": {exc}') from None
+        except UpstreamError as wire_error:
+            raise BackendUnavailable(
+                f'{req.method.title()} "{base}{path}": {wire_error}') from None
         except Exception as exc:  # whatever the wire does, it is this backend's failure
             log.debug("backend %s%s failed", base, path, exc_info=True)
             raise BackendUnavailable(f'{req.method.title()} "{base}{path}": {exc}') from None
@@ -327,11 +328,11 @@ class CompiledBackend:
         assert self.decode is not None
         try:
             data = self.decode(body)
-        except DecodeError as exc:
-            raise BackendDecodeError(str(exc)) from None
-        except (RecursionError, MemoryError, ValueError) as exc:
+        except DecodeError as decode_error:
+            raise BackendDecodeError(str(decode_error)) from None
+        except (RecursionError, MemoryError, ValueError) as too_deep:
             # Nesting Python cannot follow (Go's limit is deeper): a failed decode, not a crash.
-            raise BackendDecodeError(f"json: {type(exc).__name__}: {exc}") from None
+            raise BackendDecodeError(f"json: {type(too_deep).__name__}: {too_deep}") from None
         return ProxyResponse(self.format(data), True)
 
     def _url_target(self, url: str) -> tuple[Target, str]:

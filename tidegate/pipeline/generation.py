@@ -98,8 +98,8 @@ class Generation:
         errors: list[ConfigValueError] = []
         try:  # https backends are reached with this generation's client_tls
             self.client = UpstreamClient(tls=client_tls(service.raw))
-        except ConfigErrors as exc:
-            errors.extend(e for e in exc.errors if isinstance(e, ConfigValueError))
+        except ConfigErrors as tls_errors:
+            errors.extend(e for e in tls_errors.errors if isinstance(e, ConfigValueError))
             self.client = UpstreamClient()
         self.resources = Resources()
         self._assembly = registry.assembly(service, self.resources)
@@ -125,8 +125,8 @@ class Generation:
                 self.router.add(ep.method, ep.endpoint, handler)
             except ConfigValueError as exc:
                 errors.append(exc)
-            except (ValueError, RouteConflict) as exc:
-                errors.append(ConfigValueError(str(exc), path=ep.path))
+            except (ValueError, RouteConflict) as bad_route:
+                errors.append(ConfigValueError(str(bad_route), path=ep.path))
         try:
             # Components around the whole service see every request before routing, and the
             # client's address is known before any of them runs.
@@ -134,8 +134,8 @@ class Generation:
                 Level.SERVICE, self.route, service.extra_config))
         except ConfigValueError as exc:
             errors.append(exc)
-        except ValueError as exc:
-            errors.append(ConfigValueError(str(exc), path=("extra_config",)))
+        except ValueError as bad_value:
+            errors.append(ConfigValueError(str(bad_value), path=("extra_config",)))
         if errors:
             raise ConfigErrors(errors)
         self.targets: list[Target] = []

@@ -26,6 +26,7 @@ import ssl
 import zlib
 from collections import deque
 from dataclasses import dataclass
+from typing import ClassVar
 
 import httptools
 
@@ -407,7 +408,7 @@ class PoolRegistry:
     certificate, another CA) gets pools of its own.
     """
 
-    NAMESPACE = "upstream"
+    NAMESPACE: ClassVar[str] = "upstream"
 
     def __init__(self, store: StateStore | None = None) -> None:
         self.store = store if store is not None else StateStore()
@@ -582,8 +583,8 @@ async def _decode(resp: UpstreamResponse, deadline: float | None) -> UpstreamRes
         body = await inflate(resp.body, MAX_DECODED_BODY, deadline)
     except zlib.error as exc:
         raise UpstreamError(f"gzip: invalid body: {exc}") from exc
-    except DecodedTooLarge as exc:
-        raise UpstreamError(str(exc)) from None
+    except DecodedTooLarge as too_large:
+        raise UpstreamError(str(too_large)) from None
     except TimeoutError:
         raise UpstreamTimeout() from None
     return UpstreamResponse(resp.status, headers, body)
