@@ -70,6 +70,8 @@ def nginx(listen_port: int, proxy_to: int | None = None, cpus: str | None = None
         # The same answer, cacheable for an hour (for HTTP cache benches).
         location += (" } location /cacheable { add_header Cache-Control max-age=3600; "
                      f"default_type application/json; return 200 '{UPSTREAM_BODY}';")
+        # Connections accepted and requests served, to report how well clients reuse them.
+        location += " } location = /__upstream_status { stub_status;"
         upstream = ""
     else:
         location = ('proxy_pass http://backend; proxy_http_version 1.1; '
@@ -126,6 +128,24 @@ def tidegate(config: dict[str, Any], port: int, *, workers: int = 1, cpus: str |
         out.close()
         if config_path is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def upstream_counts(port: int) -> tuple[int, int]:
+    """(connections accepted, requests served) so far by the upstream nginx on `port`
+    (its stub_status; the status request itself counts as one of each at most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /__upstream_status HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    numbers = data.split(b"\r\n\r\n", 1)[1].splitlines()[2].split()
+    return int(numbers[0]), int(numbers[2])
+
+
+def reuse(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of upstream requests that went on a connection already open: 1 - new/requests."""
+    accepts, requests = after[0] - before[0], after[1] - before[1]
+    return 1 - accepts / requests if requests else 0.0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -20,7 +20,7 @@ import json
 import time
 from typing import Any
 
-from common import free_port, nginx, tidegate, wrk
+from common import free_port, nginx, reuse, tidegate, upstream_counts, wrk
 
 STACK = ("jwt", "cors", "ratelimit", "metrics")
 ISSUER, AUDIENCE = "https://issuer.bench", "https://api.bench"
@@ -94,21 +94,27 @@ def main() -> None:
         results["direct"] = wrk(f"http://127.0.0.1:{upstream}/", **load)
         with nginx(nginx_proxy, proxy_to=upstream, cpus=gw_cpus):
             wrk(f"http://127.0.0.1:{nginx_proxy}/data", seconds=2, cpus=other_cpus)
+            before = upstream_counts(upstream)
             results["nginx"] = wrk(f"http://127.0.0.1:{nginx_proxy}/data", **load)
+            results["nginx"]["upstream_reuse"] = reuse(before, upstream_counts(upstream))
         cfg = gateway_config(upstream, args.backends)
         headers, key_server = add_stack(cfg, stack)
         try:
             with tidegate(cfg, gateway_port, workers=args.workers, cpus=gw_cpus):
                 wrk(f"http://127.0.0.1:{gateway_port}/bench", seconds=2, cpus=other_cpus,
                     headers=headers)
+                before = upstream_counts(upstream)
                 results["tidegate"] = wrk(f"http://127.0.0.1:{gateway_port}/bench", **load,
                                           headers=headers)
+                results["tidegate"]["upstream_reuse"] = reuse(before, upstream_counts(upstream))
         finally:
             if key_server is not None:
                 key_server.shutdown()
     for name, r in results.items():
+        reused = (f"  upstream connection reuse {100 * r['upstream_reuse']:.2f} %"
+                  if "upstream_reuse" in r else "")
         print(f"{name:9s} {r['rps']:10.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-              f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}")
+              f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}{reused}")
     ratio = results["tidegate"]["rps"] / results["nginx"]["rps"]
     print(f"ratio tidegate/nginx: {ratio:.3f}  (workers={args.workers}, backends={args.backends},"
           f" pinned={args.pin}, c={args.connections}, {args.seconds}s,"
