@@ -21,6 +21,7 @@ COMPILED = [
     "tidegate/server/protocol.py",
     "tidegate/server/wire.py",
     "tidegate/pipeline/generation.py",
+    "tidegate/pipeline/router.py",
     "tidegate/pipeline/client_ip.py",
     "tidegate/pipeline/endpoint.py",
     "tidegate/pipeline/merge.py",
@@ -33,6 +34,7 @@ COMPILED = [
     "tidegate/encoding/decoders.py",
     "tidegate/encoding/renderers.py",
     "tidegate/golang/url_values.py",
+    "tidegate/golang/json_wire.py",
 ]
 
 

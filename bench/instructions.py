@@ -106,7 +106,7 @@ def measure(checkout: Path, upstream: int, args: argparse.Namespace) -> float:
          "-p", str(port), "--workers", "1"], cwd=checkout, stdout=log,
         stderr=subprocess.STDOUT,
         env={"PATH": "/usr/bin:/bin:/usr/local/bin", "PYTHONPATH": str(checkout),
-             "TIDEGATE_LOG_LEVEL": "WARNING", "HOME": str(folder)})
+             "TIDEGATE_LOG_LEVEL": "WARNING", "HOME": str(folder), "PYTHONHASHSEED": "0"})
     try:
         wait_answer(port, "/bench", headers, 300)
         send(port, "/bench", headers, args.warmup)

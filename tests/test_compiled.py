@@ -29,6 +29,8 @@ SUBSET = [
     "tests/test_pipeline_failures.py",
     "tests/test_pipeline_components.py",
     "tests/test_manipulation.py",
+    "tests/test_router.py",
+    "tests/test_encoding.py",
     "tests/test_protocol_pipelining.py",
     "tests/test_gateway_functional.py",
     "tests/test_streaming.py",

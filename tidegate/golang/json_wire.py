@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from tidegate.golang.floats import format_json, format_v
+from tidegate.golang.numbers import GoNumber
 
 __all__ = [
     "GoNumber",
@@ -30,24 +31,6 @@ __all__ = [
     "dumps",
     "loads",
 ]
-
-
-class GoNumber(float):
-    """A backend number kept as its literal text, as Go's ``json.Number`` (``1.50`` stays so)."""
-
-    __slots__ = ("literal",)
-    literal: str
-
-    def __new__(cls, literal: str) -> GoNumber:
-        obj = float.__new__(cls, literal)
-        obj.literal = literal
-        return obj
-
-    def __repr__(self) -> str:
-        return f"GoNumber({self.literal!r})"
-
-    def __reduce__(self) -> tuple[type[GoNumber], tuple[str]]:
-        return (GoNumber, (self.literal,))
 
 
 class JSONError(ValueError):
@@ -233,7 +216,10 @@ def _per_byte_replace(err: UnicodeError) -> tuple[str, int]:
 codecs.register_error("tidegate-go-fffd", _per_byte_replace)
 
 
-def _parse_float(literal: str) -> float:
+def _parse_float(literal: str) -> Any:
+    """A float, or a GoNumber when Go would echo the literal differently. (Declared ``Any``:
+    compiled by mypyc, a function returning ``float`` hands back a bare C double, which would
+    drop the literal a GoNumber carries.)"""
     f = float(literal)
     if "e" not in literal and "E" not in literal and not literal.endswith(".0") \
             and repr(f) == literal:

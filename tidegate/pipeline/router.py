@@ -10,7 +10,7 @@ The table is built once per generation and never mutated afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from tidegate.config.model import PLACEHOLDER
@@ -18,21 +18,25 @@ from tidegate.config.model import PLACEHOLDER
 H = TypeVar("H")
 
 
-@dataclass(slots=True)
 class _Node(Generic[H]):
-    static: dict[str, _Node[H]] = field(default_factory=dict)
-    param: _Node[H] | None = None
-    # method -> (handler, param names in order); the catch-all keeps its own table.
-    routes: dict[str, tuple[H, tuple[str, ...]]] = field(default_factory=dict)
-    catch_all: dict[str, tuple[H, tuple[str, ...]]] = field(default_factory=dict)
+    __slots__ = ("catch_all", "param", "routes", "static")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node[H]] = {}
+        self.param: _Node[H] | None = None
+        # method -> (handler, param names in order); the catch-all keeps its own table.
+        self.routes: dict[str, tuple[H, tuple[str, ...]]] = {}
+        self.catch_all: dict[str, tuple[H, tuple[str, ...]]] = {}
 
 
-@dataclass(frozen=True, slots=True)
 class Match(Generic[H]):
     """A route found: its handler and the path parameters by name."""
 
-    handler: H
-    params: dict[str, str]
+    __slots__ = ("handler", "params")
+
+    def __init__(self, handler: H, params: dict[str, str]) -> None:
+        self.handler = handler
+        self.params = params
 
 
 @dataclass(frozen=True, slots=True)
