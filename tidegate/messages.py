@@ -26,7 +26,7 @@ class Request:
     """
 
     __slots__ = ("body", "client_ip", "headers", "host", "jwt_claims", "method", "path", "query",
-                 "raw_target", "stream", "tls", "version")
+                 "raw_target", "route", "stream", "tls", "version")
 
     def __init__(self, method: str, raw_target: str, path: str, query: str,
                  headers: list[tuple[str, str]], body: bytes, client_ip: str,
@@ -46,6 +46,8 @@ class Request:
         # stages run (CEL ``JWT``, rate limits by claim, the revoker); None without a validator.
         self.jwt_claims: dict[str, Any] | None = None
         self.tls = tls
+        # The endpoint pattern it was routed to ("" until routed; the access log reads it).
+        self.route = ""
 
     def header(self, lname: str) -> str | None:
         """First value of a header (name given lower-case)."""

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tidegate.components import telemetry_logs
 from tidegate.components.seam import Component, Level
 
 R, P, B = Level.ROUTER, Level.PROXY, Level.BACKEND
@@ -113,6 +114,6 @@ DECLARED: tuple[Declared, ...] = (
 )
 
 # Light components (no heavy dependency) may be listed here as values, loaded eagerly.
-EAGER: list[Component[Any]] = []
+EAGER: list[Component[Any]] = [*telemetry_logs.COMPONENTS]
 
 COMPONENTS: list[Component[Any]] = [*(d.component() for d in DECLARED), *EAGER]

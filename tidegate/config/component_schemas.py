@@ -153,7 +153,7 @@ SCHEMAS: dict[str, Schema] = {
          "syslog": BOOL, "stdout": BOOL, "format": STR, "custom_format": STR,
          "syslog_facility": enum(*(f"local{i}" for i in range(8))),
          "access_log_format": enum("", "default", "httpdCommon", "httpdCombine", "json",
-                                   "custom"),
+                                   "custom", "logfmt"),  # logfmt: tidegate's
          "access_log_custom_format": STR, "access_log_missing_key_marker": STR,
          "backend": OBJ}, "level"),
     "telemetry/opencensus": closed(

@@ -75,7 +75,7 @@ _ROUTER_FIELDS = {
     "return_error_msg": FieldSpec("boolean", "answer backend error messages to the client"),
     "hide_version_header": FieldSpec("boolean", "X-Krakend says \"Version undefined\""),
     **{name: FieldSpec("boolean", "router option", supported=False) for name in (
-        "app_engine", "auto_options", "disable_access_log", "disable_gzip",
+        "app_engine", "auto_options", "disable_gzip",
         "disable_handle_method_not_allowed", "disable_health", "disable_path_decoding",
         "disable_redirect_fixed_path", "disable_redirect_trailing_slash",
         "remove_extra_slash", "use_h2c")},
@@ -90,7 +90,8 @@ _ROUTER_FIELDS = {
     "trusted_proxies": FieldSpec(
         "strings", "addresses and CIDR ranges of the proxies whose headers tell the client "
         "address (none by default: the peer is the client)"),
-    "logger_skip_paths": FieldSpec("strings", "router list", supported=False),
+    "logger_skip_paths": FieldSpec("strings", "paths the access log does not log"),
+    "disable_access_log": FieldSpec("boolean", "no access log"),
     "health_path": FieldSpec("string", "path of the health endpoint", supported=False),
     "error_body": FieldSpec("object", "custom error bodies", supported=False),
 }

@@ -37,6 +37,8 @@ from tidegate.pipeline.endpoint import (
 from tidegate.pipeline.lifecycle import Lifecycle, Phase
 from tidegate.pipeline.router import Match, MethodNotAllowed, Redirect, RouteConflict, Router
 from tidegate.state import StateStore
+from tidegate.telemetry.access_log import AccessLogger
+from tidegate.telemetry.logging_config import DEFAULT_SETTINGS, log_settings
 from tidegate.upstream.client import PoolRegistry, Target, UpstreamClient, parse_target
 
 # What backends see, as from KrakenD (some allow-list the gateway by it); an operator may set
@@ -111,6 +113,14 @@ class Generation:
         rules = client_ip_rules(service.router)
         self.trusted_proxies = rules is not None
         self.router: Router[EndpointHandler] = Router()
+        self._routes: dict[EndpointHandler, str] = {}  # handler -> its endpoint pattern
+        try:
+            self.logs = log_settings(service.extra_config)
+        except ConfigValueError as exc:
+            errors.append(exc)
+            self.logs = DEFAULT_SETTINGS
+        # Set by the worker that serves it (the protocol writes one line per request).
+        self.access_log: AccessLogger | None = None
         debug = debug or service.debug_endpoint
         reserved = builtins.builtin_routes(debug=debug, echo=service.echo_endpoint)
         for ep in service.endpoints:
@@ -123,6 +133,7 @@ class Generation:
             try:
                 handler = self._compile(ep)
                 self.router.add(ep.method, ep.endpoint, handler)
+                self._routes[handler] = ep.endpoint
             except ConfigValueError as exc:
                 errors.append(exc)
             except (ValueError, RouteConflict) as bad_route:
@@ -180,6 +191,7 @@ class Generation:
             path = unquote(path)
         found = self.router.lookup(request.method, path)
         if type(found) is Match:
+            request.route = self._routes.get(found.handler, "")
             return await found.handler(request, found.params)
         if found is None:
             return _NOT_FOUND

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from time import perf_counter
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
 import httptools
@@ -37,6 +38,7 @@ from tidegate.bodies import HIGH_WATER, BodyStream
 from tidegate.config.model import EdgeLimits
 from tidegate.messages import ChunkSource, Request, Response
 from tidegate.server.wire import serialize, split_target
+from tidegate.telemetry.access_log import AccessLogger
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -48,6 +50,7 @@ class Handler(Protocol):
     """What a generation offers the protocol."""
 
     inflight: int
+    access_log: AccessLogger | None
 
     def leave(self) -> None: ...
 
@@ -131,6 +134,7 @@ class HttpProtocol(asyncio.Protocol):
         self._request_start = 0.0
         self._reject_after: bytes | None = None  # an answer owed once the queue is served
         self._tls = False
+        self._sent = 0
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -342,6 +346,9 @@ class HttpProtocol(asyncio.Protocol):
     # serving -----------------------------------------------------------------------------
     async def _serve(self, request: Request, gen: Handler, keep_alive: bool) -> None:
         while True:
+            started = perf_counter()
+            response: Response | None = None
+            self._sent = 0  # body bytes written (the access log's size)
             try:
                 try:
                     response = await gen.handle(request)
@@ -362,6 +369,8 @@ class HttpProtocol(asyncio.Protocol):
                         return
                     transport.write(serialize(response, keep_alive, request.version == "1.0",
                                               request.method == "HEAD"))
+                    if request.method != "HEAD":
+                        self._sent = len(response.body)
                     if not keep_alive:
                         self._drop_queue()
                         transport.close()
@@ -377,6 +386,9 @@ class HttpProtocol(asyncio.Protocol):
                     transport = streamed
             finally:
                 gen.leave()
+                access = gen.access_log
+                if access is not None and response is not None:
+                    access.record(request, response.status, self._sent, started)
             if not self._queue:
                 self._busy = False
                 if self._reject_after is not None:  # a malformed request followed this one
@@ -424,6 +436,8 @@ class HttpProtocol(asyncio.Protocol):
                 stream.abandon()
             return None
         transport.write(serialize(response, keep_alive, http10, head))
+        if not head and stream is None:
+            self._sent = len(response.body)
         if stream is not None:
             self._chunked = stream.length is None and not http10
             self._keep_alive = keep_alive
@@ -475,6 +489,7 @@ class HttpProtocol(asyncio.Protocol):
                     if chunked:
                         transport.write(b"0\r\n\r\n")
                     break
+                self._sent += len(chunk)
                 if chunked:
                     transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 else:

@@ -27,6 +27,9 @@ from tidegate.reload.coordinator import ActivationError, ListenError, ReloadCoor
 from tidegate.reload.watcher import ConfigWatcher, supervise_watch
 from tidegate.server.cpus import available_cpus
 from tidegate.server.workers import WorkerFleet
+from tidegate.telemetry.logging_config import log_settings
+from tidegate.telemetry.logging_setup import LogOutputs
+from tidegate.telemetry.reloads import ReloadEvent
 
 log = logging.getLogger("tidegate")
 
@@ -50,6 +53,9 @@ class Supervisor:
         self.named_files: tuple[str, ...] = ()
         self.coordinator = ReloadCoordinator(self._build, WorkerFleet(), workers=workers,
                                              debug=debug)
+        # The supervisor logs as the generation being served asks (from its activation on).
+        self.logs = LogOutputs("supervisor")
+        self.coordinator.journal.subscribe(self._on_reload_event)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -73,6 +79,7 @@ class Supervisor:
             await self.coordinator.shutdown()
             if self.stop.is_set():
                 log.info("stopped")
+            self.logs.close()
 
     async def _serve(self) -> int:
         try:
@@ -95,6 +102,11 @@ class Supervisor:
             return 1
         await self.stop.wait()
         return 0
+
+    def _on_reload_event(self, event: ReloadEvent) -> None:
+        current = self.coordinator.current
+        if event.result == "applied" and current is not None:
+            self.logs.apply(log_settings(current.loaded.service.extra_config))
 
     # building ----------------------------------------------------------------------------
     async def _build(self) -> Candidate:

@@ -48,6 +48,7 @@ from tidegate.reload.slot import GenerationSlot
 from tidegate.server.listener import Listener
 from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
 from tidegate.state import SharedBuckets, StateStore
+from tidegate.telemetry.logging_setup import LogOutputs
 
 log = logging.getLogger("tidegate.worker")
 
@@ -91,6 +92,8 @@ class Worker:
         self.accepting = False  # from the first generation on
         # What outlives generations (upstream pools, component state): a reload keeps it.
         self.store = store if store is not None else StateStore()
+        # Where this worker's logs and access log go: each generation's settings, from its swap.
+        self.logs = LogOutputs(f"w{index}")
         # The generation to accept with first, its TLS settings and context (until accepting).
         self._first: tuple[Generation, ServerTLS | None, ssl.SSLContext | None] | None = None
 
@@ -167,6 +170,8 @@ class Worker:
         if not self.accepting:
             self._first = gen, tls, context
         gen.build_seconds = time.perf_counter() - started
+        gen.access_log = self.logs.access_logger(gen.logs, gen.id)
+        self.logs.apply(gen.logs)
         if self.slot.current is None:
             # Everything alive now (modules, the first generation) lives as long as the worker:
             # keep it out of every future collection.
@@ -214,6 +219,7 @@ class Worker:
             conn.close()
         await self.slot.close()
         await self.store.settle()
+        self.logs.close()
 
     def _send(self, msg: ToSupervisor) -> None:
         try:

@@ -1,0 +1,176 @@
+"""The access log over a real gateway: one line per request on stdout, in gin's format by
+default, JSON or logfmt on request; skip paths, the disable flag, the generation id across a
+reload, and a stdout nobody reads."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support import (
+    ROOT,
+    backend,
+    checkout_env,
+    free_port,
+    gateway,
+    health,
+    request,
+    write_config,
+)
+
+GIN = re.compile(r'^\[GIN\] \d{4}/\d\d/\d\d - \d\d:\d\d:\d\d \| (\d{3}) \| ([ 0-9.µmns]{8,}) \| '
+                 r'( *127\.0\.0\.1) \| (\S+ *)  (".*")$')
+
+
+def config(tmp: Path, backend_port: int, router: dict[str, Any] | None = None,
+           logging: dict[str, Any] | None = None, endpoint: str = "/users/{id}") -> Path:
+    extra: dict[str, Any] = {}
+    if router is not None:
+        extra["router"] = router
+    if logging is not None:
+        extra["telemetry/logging"] = logging
+    data = {"version": 3, "extra_config": extra, "endpoints": [{
+        "endpoint": endpoint, "backend": [{"host": [f"http://127.0.0.1:{backend_port}"],
+                                           "url_pattern": "/x"}]}]}
+    path = tmp / "krakend.json"
+    write_config(path, data)
+    return path
+
+
+def access_lines(log: list[str], marker: str) -> list[str]:
+    return [line.rstrip("\n") for line in log if marker in line]
+
+
+def test_gin_line_per_request(tmp_path: Path) -> None:
+    with backend() as bport:
+        port = free_port()
+        with gateway(str(config(tmp_path, bport)), port) as gw:
+            assert request(port, "GET", "/users/7?a=b")[0] == 200
+            line = gw.wait_for('"/users/7?a=b"').rstrip("\n")
+            assert request(port, "POST", "/nowhere")[0] == 404
+            missing = gw.wait_for('"/nowhere"').rstrip("\n")
+            m = GIN.match(line)
+            assert m, line
+            assert m.group(1) == "200"
+            assert len(m.group(3)) == 15  # gin's %15s
+            assert m.group(4) == "GET    "  # gin's %-7s
+            assert m.group(5) == '"/users/7?a=b"'
+            m404 = GIN.match(missing)
+            assert m404 and m404.group(1) == "404" and m404.group(4) == "POST   "
+            assert len([x for x in gw.log if '"/users/7?a=b"' in x]) == 1
+
+
+def test_json_and_logfmt_and_generation_after_reload(tmp_path: Path) -> None:
+    with backend() as bport:
+        port = free_port()
+        path = config(tmp_path, bport, logging={"level": "INFO", "stdout": True,
+                                                "access_log_format": "json"})
+        with gateway(str(path), port, "--watch") as gw:
+            gen = health(port)["generation"]["id"]
+            assert request(port, "GET", "/users/42")[0] == 200
+            record = json.loads(gw.wait_for('"/users/42"'))
+            assert record["route"] == "/users/{id}"
+            assert record["method"] == "GET" and record["status"] == 200
+            assert record["path"] == "/users/42"
+            assert record["bytes"] > 0 and record["latency_ms"] >= 0
+            assert record["client_ip"] == "127.0.0.1"
+            assert record["generation"] == gen
+            assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", record["time"])
+            config(tmp_path, bport, logging={"level": "INFO", "stdout": True,
+                                             "access_log_format": "logfmt"})
+            gw.wait_for(f"generation {gen + 1} active")
+            assert health(port)["generation"]["id"] == gen + 1
+            assert request(port, "GET", "/users/43")[0] == 200
+            line = gw.wait_for("path=/users/43").strip()
+            fields = dict(part.split("=", 1) for part in line.split(" "))
+            assert fields["route"] == "/users/{id}" and fields["method"] == "GET"
+            assert fields["status"] == "200" and fields["client_ip"] == "127.0.0.1"
+            assert fields["generation"] == str(gen + 1)
+            assert int(fields["bytes"]) > 0 and float(fields["latency_ms"]) >= 0
+
+
+def test_skip_paths_and_disable(tmp_path: Path) -> None:
+    with backend() as bport:
+        port = free_port()
+        path = config(tmp_path, bport, router={"logger_skip_paths": ["/users/1"]})
+        with gateway(str(path), port, "--watch") as gw:
+            gen = health(port)["generation"]["id"]
+            request(port, "GET", "/users/1")
+            request(port, "GET", "/users/2")
+            gw.wait_for('"/users/2"')
+            assert not [x for x in gw.log if '"/users/1"' in x]
+            config(tmp_path, bport, router={"disable_access_log": True})
+            gw.wait_for(f"generation {gen + 1} active")
+            request(port, "GET", "/users/3")
+            request(port, "GET", "/__health")  # answered after /users/3 on one worker
+            config(tmp_path, bport)
+            gw.wait_for(f"generation {gen + 2} active")
+            request(port, "GET", "/users/4")
+            gw.wait_for('"/users/4"')
+            assert not [x for x in gw.log if '"/users/3"' in x]
+
+
+def test_unread_stdout_never_stalls_the_worker(tmp_path: Path) -> None:
+    """A stdout pipe nobody reads: requests are still answered, the lines past the bounded
+    buffer are dropped and counted, and the count is reported once stdout moves again."""
+    with backend() as bport:
+        port = free_port()
+        path = config(tmp_path, bport)
+        read_end, write_end = os.pipe()
+        fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: a small pipe, full at once
+        err = tmp_path / "stderr.log"
+        env = {**checkout_env(), "TIDEGATE_LOG_BUFFER_BYTES": "8192"}
+        with err.open("w") as errf:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tidegate", "run", "-p", str(port), "--workers", "1",
+                 "-c", str(path)], stdout=write_end, stderr=errf, env=env, cwd=str(ROOT))
+        os.close(write_end)
+        try:
+            _wait_for_file(err, "listening on", proc)
+            import http.client
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            for i in range(400):  # ~40 KB of lines: far past the pipe and the buffer
+                conn.request("GET", f"/users/{i}")
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200
+            conn.close()
+            # Now read: stdout moves again and the loss is reported (on stderr).
+            data = b""
+            os.set_blocking(read_end, False)
+            report = ""
+            for _ in range(200):
+                try:
+                    chunk = os.read(read_end, 65536)
+                    data += chunk
+                except BlockingIOError:
+                    pass
+                if request(port, "GET", "/users/last")[0] == 200 and "dropped" in err.read_text():
+                    report = err.read_text()
+                    break
+            assert "log line(s) dropped: stdout was not read" in report
+            lines = data.decode().splitlines()
+            assert all(GIN.match(x) for x in lines if x), lines[:3]
+            assert 40 < len(lines) < 400
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+            os.close(read_end)
+
+
+def _wait_for_file(path: Path, text: str, proc: subprocess.Popen[bytes]) -> None:
+    import time
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if text in path.read_text():
+            return
+        assert proc.poll() is None, path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(path.read_text())

@@ -1,0 +1,232 @@
+"""Where log lines go without ever stalling the process: stdout and syslog.
+
+`LineWriter` owns a non-blocking way to write to file descriptor 1 (its own open file of the same
+pipe or terminal: the flag does not leak to the other processes sharing stdout; a socket is
+written with MSG_DONTWAIT; a regular file never blocks). Lines written on the event loop's
+thread are gathered and written once per loop iteration, in writes of whole lines of at most
+PIPE_BUF bytes (atomic on a pipe shared with the other workers). When nobody reads, the lines
+wait in a buffer bounded in bytes; past it they are dropped and counted, and the count is
+reported once the output moves again.
+
+`SyslogSink` sends datagrams (RFC 3164 framing, as Go's log/syslog to a local daemon) to
+/dev/log, or to the address in TIDEGATE_SYSLOG_ADDRESS (a unix socket path or host:port for
+UDP), never waiting: a full or absent daemon loses the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+import stat
+import sys
+import threading
+import time
+
+log = logging.getLogger("tidegate.telemetry")
+
+PIPE_BUF = 4096
+# Bytes of log lines held while stdout is not read (env TIDEGATE_LOG_BUFFER_BYTES).
+DEFAULT_BUFFER = 1 << 20
+
+
+def _buffer_limit() -> int:
+    raw = os.environ.get("TIDEGATE_LOG_BUFFER_BYTES", "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_BUFFER
+
+
+class LineWriter:
+    """Lines to a file descriptor, never blocking the caller; bounded in memory."""
+
+    def __init__(self, fd: int = 1, limit: int | None = None) -> None:
+        self.limit = limit if limit is not None else _buffer_limit()
+        self.dropped = 0
+        self._reported = 0
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._watching = False
+        self._sock: socket.socket | None = None
+        self.fd, self._own = self._open(fd)
+
+    @staticmethod
+    def _open(fd: int) -> tuple[int, bool]:
+        """A descriptor whose writes never block, and whether it is ours to close."""
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            return fd, False
+        if stat.S_ISREG(mode):
+            return fd, False  # a file: writes complete, no need to reopen
+        if stat.S_ISSOCK(mode):
+            return fd, False  # sent with MSG_DONTWAIT, see _send
+        try:  # a new open file of the same pipe/terminal: O_NONBLOCK stays ours
+            return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_APPEND
+                           | os.O_CLOEXEC), True
+        except OSError:
+            return fd, False
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Gather lines per iteration of this loop (until then, each line is written at once)."""
+        self._loop = loop
+        self._thread = threading.get_ident()
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.fstat(self.fd).st_mode):
+                self._sock = socket.socket(fileno=os.dup(self.fd))
+
+    def write(self, line: bytes) -> None:
+        """Queue one line (ending with a newline); from any thread."""
+        with self._lock:
+            if self._size + len(line) > self.limit:
+                self.dropped += 1
+                return
+            self._pending.append(line)
+            self._size += len(line)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self.flush()
+        elif threading.get_ident() == self._thread:
+            loop.call_soon(self.flush)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self.flush)
+
+    def flush(self) -> None:
+        """Write what waits, as far as the output takes it without blocking."""
+        with self._lock:
+            self._scheduled = False
+            pending, self._pending = self._pending, []
+        done = 0
+        try:
+            for chunk, count in _chunks(pending):
+                written = self._send(chunk)
+                if written < len(chunk):  # a partial write of a chunk larger than PIPE_BUF
+                    with self._lock:
+                        self._pending[:0] = [chunk[written:], *pending[done + count:]]
+                        self._size = sum(map(len, self._pending))
+                    self._watch()
+                    return
+                done += count
+        except BlockingIOError:
+            with self._lock:
+                self._pending[:0] = pending[done:]
+                self._size = sum(map(len, self._pending))
+            self._watch()
+            return
+        except OSError:  # stdout closed: nothing more will be written
+            with self._lock:
+                self.dropped += len(pending) - done
+                self._size = sum(map(len, self._pending))
+            return
+        with self._lock:
+            self._size = sum(map(len, self._pending))
+        self._unwatch()
+        if self.dropped != self._reported:
+            lost, self._reported = self.dropped - self._reported, self.dropped
+            log.warning("%d log line(s) dropped: stdout was not read", lost)
+
+    def _send(self, chunk: bytes) -> int:
+        if self._sock is not None:
+            return self._sock.send(chunk, socket.MSG_DONTWAIT)
+        return os.write(self.fd, chunk)
+
+    def _watch(self) -> None:
+        loop = self._loop
+        if loop is not None and not self._watching and not loop.is_closed():
+            self._watching = True
+            loop.add_writer(self.fd, self.flush)
+
+    def _unwatch(self) -> None:
+        if self._watching and self._loop is not None:
+            self._watching = False
+            self._loop.remove_writer(self.fd)
+
+    def close(self) -> None:
+        """Write what is left (blocking at most briefly) and release the descriptor."""
+        self._unwatch()
+        with self._lock:
+            pending, self._pending = self._pending, []
+        data = b"".join(pending)
+        deadline = time.monotonic() + 1.0
+        while data and time.monotonic() < deadline:
+            try:
+                data = data[self._send(data):]
+            except BlockingIOError:
+                time.sleep(0.01)
+            except OSError:
+                break
+        if self._own:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+
+def _chunks(lines: list[bytes]) -> list[tuple[bytes, int]]:
+    """Whole lines joined into writes of at most PIPE_BUF bytes (a longer line alone), each
+    with the number of lines in it."""
+    if len(lines) == 1:
+        return [(lines[0], 1)]
+    out: list[tuple[bytes, int]] = []
+    cur: list[bytes] = []
+    size = 0
+    for line in lines:
+        if cur and size + len(line) > PIPE_BUF:
+            out.append((b"".join(cur), len(cur)))
+            cur, size = [], 0
+        cur.append(line)
+        size += len(line)
+    if cur:
+        out.append((b"".join(cur), len(cur)))
+    return out
+
+
+# Go's log/syslog severities by level name.
+SEVERITY = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
+
+
+class SyslogSink:
+    """Datagrams to the local syslog daemon (or TIDEGATE_SYSLOG_ADDRESS), fire-and-forget."""
+
+    def __init__(self, facility: int, tag: str) -> None:
+        self.facility = facility
+        self.tag = tag or os.path.basename(sys.argv[0] or "tidegate")
+        address = os.environ.get("TIDEGATE_SYSLOG_ADDRESS") or "/dev/log"
+        self.sock: socket.socket | None = None
+        self.target: str | tuple[str, int] = address
+        host, sep, port = address.rpartition(":")
+        try:
+            if "/" not in address and sep and port.isdigit():
+                self.target = (host or "127.0.0.1", int(port))
+                self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            else:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.setblocking(False)
+        except OSError as exc:
+            log.warning("syslog unavailable at %s: %s", address, exc)
+
+    def send(self, level: str, text: str) -> None:
+        """One message at the severity of this level."""
+        if self.sock is None:
+            return
+        pri = self.facility * 8 + SEVERITY.get(level, 2)
+        stamp = time.strftime("%b %d %H:%M:%S")
+        data = f"<{pri}>{stamp} {self.tag}[{os.getpid()}]: {text}".encode()
+        try:
+            self.sock.sendto(data, self.target)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.ENOENT, errno.ECONNREFUSED):
+                log.debug("syslog: %s", exc)
+
+    def close(self) -> None:
+        """Release the socket."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
