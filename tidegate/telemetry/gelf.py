@@ -82,7 +82,7 @@ class GelfSender:
                 family, _, _, _, addr = info[0]
                 self._udp = socket.socket(family, socket.SOCK_DGRAM)
                 self._udp.setblocking(False)
-                self._target = addr[:2]
+                self._target = (str(addr[0]), int(addr[1]))
 
     def send(self, payload: bytes) -> None:
         """Queue or send one message (a JSON object)."""

@@ -217,7 +217,8 @@ class SyslogSink:
         if self.sock is None:
             return
         pri = self.facility * 8 + SEVERITY.get(level, 2)
-        stamp = time.strftime("%b %d %H:%M:%S")
+        now = time.localtime()
+        stamp = f"{time.strftime('%b', now)} {now.tm_mday:>2} {time.strftime('%H:%M:%S', now)}"
         data = f"<{pri}>{stamp} {self.tag}[{os.getpid()}]: {text}".encode()
         try:
             self.sock.sendto(data, self.target)
