@@ -27,6 +27,8 @@ class Variant:
     backend_extra: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     root_extra: dict[str, Any] = field(default_factory=dict)
+    # The access log's own cost: only this variant's endpoint writes a line (see below).
+    access_log: bool = False
 
 
 def _variants() -> dict[str, Callable[[], Variant]]:
@@ -74,6 +76,8 @@ def _variants() -> dict[str, Callable[[], Variant]]:
         "cel-backend": lambda: Variant(backend_extra={"validation/cel": [
             {"check_expr": "req_path.startsWith('/data')"},
             {"check_expr": "resp_completed && resp_metadata_status == 200"}]}),
+        # One access-log line per request (gin's format, to the gateway's log file).
+        "access-log": lambda: Variant(access_log=True),
     }
 
 
@@ -96,6 +100,10 @@ def gateway_config(upstream: int, names: list[str]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     for name in names:
         root.update(VARIANTS[name]().root_extra)
+    if any(VARIANTS[n]().access_log for n in names):
+        # The access log is on by default: off (skipped) everywhere but on its variant.
+        root["router"] = {"logger_skip_paths": ["/plain", *(
+            f"/v/{n}" for n in names if not VARIANTS[n]().access_log)]}
     return {"version": 3, "timeout": "3s", "extra_config": root,
             "endpoints": [endpoint("/plain", None),
                           *(endpoint(f"/v/{n}", VARIANTS[n]()) for n in names)]}

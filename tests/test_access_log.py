@@ -174,3 +174,12 @@ def _wait_line(lines: queue.Queue[str], text: str) -> str:
         line = lines.get(timeout=30)
         if text in line:
             return line
+
+
+def test_gin_latency_as_go_prints_it() -> None:
+    from tidegate.telemetry.access_log import gin_latency
+    assert gin_latency(45) == "45ns"
+    assert gin_latency(158_954) == "158.954µs"
+    assert gin_latency(1_234_567) == "1.23ms"  # truncated to 10 µs past 1 ms
+    assert gin_latency(1_500_000_000) == "1.5s"
+    assert gin_latency(61_234_000_000) == "1m0s"  # to 10 s past a minute

@@ -32,6 +32,14 @@ log = logging.getLogger("tidegate.telemetry")
 
 def gin_latency(ns: int) -> str:
     """gin's latency column: Go's Duration, truncated as gin does before printing."""
+    if 1_000_000 < ns <= 1_000_000_000:  # the common case, from 1 ms: 10 us steps
+        whole, frac = divmod(ns // 10_000, 100)
+        if frac % 10:
+            return f"{whole}.{frac:02d}ms"
+        return f"{whole}.{frac // 10}ms" if frac else f"{whole}ms"
+    if 1000 <= ns < 1_000_000:  # under 1 ms: not truncated
+        whole, rem = divmod(ns, 1000)
+        return f"{whole}.{rem:03d}".rstrip("0") + "µs" if rem else f"{whole}µs"
     if ns > 60_000_000_000:
         ns -= ns % 10_000_000_000
     elif ns > 1_000_000_000:
