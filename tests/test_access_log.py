@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,37 @@ def test_gin_latency_as_go_prints_it() -> None:
     assert gin_latency(1_234_567) == "1.23ms"  # truncated to 10 µs past 1 ms
     assert gin_latency(1_500_000_000) == "1.5s"
     assert gin_latency(61_234_000_000) == "1m0s"  # to 10 s past a minute
+
+
+class _BigHandler(BaseHTTPRequestHandler):
+    """A backend answering 300,000 bytes: the gateway streams them (no-op, one backend)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b"x" * 300_000
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_streamed_body_counts_its_bytes(tmp_path: Path) -> None:
+    with backend(_BigHandler) as bport:
+        port = free_port()
+        data = {"version": 3, "extra_config": {"telemetry/logging": {
+            "level": "INFO", "stdout": True, "access_log_format": "json"}},
+            "endpoints": [{"endpoint": "/big", "output_encoding": "no-op", "backend": [{
+                "host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/b",
+                "encoding": "no-op"}]}]}
+        path = tmp_path / "krakend.json"
+        write_config(path, data)
+        with gateway(str(path), port) as gw:
+            status, _, body = request(port, "GET", "/big")
+            assert status == 200 and len(body) == 300_000
+            record = json.loads(gw.wait_for('"/big"'))
+            assert record["bytes"] == 300_000 and record["route"] == "/big"

@@ -74,6 +74,7 @@ def test_udp_access_and_app_logs_chunked(tmp_path: Path) -> None:
                 gw.proc.send_signal(1)  # SIGHUP: "configuration unchanged" at DEBUG
                 app = receive_udp(graylog, "configuration unchanged")
                 assert app["level"] == 7
+                assert app["short_message"].startswith("SIGHUP: configuration unchanged")
                 gw.wait_for("configuration unchanged")
     finally:
         graylog.close()

@@ -16,9 +16,15 @@ import time
 
 from tidegate.logs import setup_logging
 from tidegate.telemetry.access_log import AccessLogger, Emit
-from tidegate.telemetry.gelf import GelfSender, message
+from tidegate.telemetry.gelf import GelfSender
+from tidegate.telemetry.gelf import message as gelf_message
 from tidegate.telemetry.logging_config import AppLog, Gelf, LogSettings
-from tidegate.telemetry.logging_format import SYSLOG_PATTERN, compile_pattern, logstash_record
+from tidegate.telemetry.logging_format import (
+    SYSLOG_PATTERN,
+    compile_pattern,
+    logstash_record,
+    message,
+)
 from tidegate.telemetry.logging_sinks import SEVERITY, LineWriter, SyslogSink
 
 _SYSLOG = compile_pattern(SYSLOG_PATTERN)
@@ -39,16 +45,17 @@ class AppLogHandler(logging.Handler):
             record.seq = next(self._seq)
             app = self.app
             if app.logstash_module is not None:
-                line = logstash_record(record, app.logstash_module)
+                line = short = logstash_record(record, app.logstash_module)
             else:
                 line = app.prefix + app.pattern.render(record)
+                short = message(record)  # KrakenD gives Graylog the bare message
             out = self.outputs
             if app.stdout:
                 out.stdout().write((line + "\n").encode())
             if out.syslog is not None:
                 out.syslog.send(record.levelname, _SYSLOG.render(record))
             if out.gelf is not None:
-                out.gelf.send(message(line, SEVERITY.get(record.levelname, 6), record.created,
+                out.gelf.send(gelf_message(short, SEVERITY.get(record.levelname, 6), record.created,
                                       {"_file": record.pathname, "_line": record.lineno}))
         except Exception:
             self.handleError(record)
@@ -110,7 +117,7 @@ class LogOutputs:
             def to_gelf(line: str) -> None:
                 sender = self.gelf
                 if sender is not None:
-                    sender.send(message(line.rstrip("\n"), 6, time.time()))
+                    sender.send(gelf_message(line.rstrip("\n"), 6, time.time()))
             return to_gelf
         write = self.stdout().write
         return lambda line: write(line.encode())

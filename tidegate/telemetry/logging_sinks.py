@@ -53,6 +53,7 @@ class LineWriter:
         self._thread = 0
         self._watching = False
         self._sock: socket.socket | None = None
+        self._origin = fd
         self.fd, self._own = self._open(fd)
 
     @staticmethod
@@ -167,6 +168,8 @@ class LineWriter:
         if self._own:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
+        # Whatever is logged after this (the last lines of a stop) is written plainly.
+        self.fd, self._own, self._loop, self._sock = self._origin, False, None, None
 
 
 def _chunks(lines: list[bytes]) -> list[tuple[bytes, int]]:
