@@ -21,6 +21,7 @@ class Generation:
 
     def __init__(self) -> None:
         self.inflight = 0
+        self.access_log = None
         self.gate = asyncio.Event()
         self.answered = 0
 

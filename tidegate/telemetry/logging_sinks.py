@@ -170,6 +170,7 @@ class LineWriter:
                 os.close(self.fd)
         # Whatever is logged after this (the last lines of a stop) is written plainly.
         self.fd, self._own, self._loop, self._sock = self._origin, False, None, None
+        self._scheduled = False
 
 
 def _chunks(lines: list[bytes]) -> list[tuple[bytes, int]]:
