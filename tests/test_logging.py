@@ -34,6 +34,11 @@ def test_default_then_custom_pattern_after_reload(tmp_path: Path) -> None:
                                                    "stdout": True}})
     port = free_port()
     with gateway(str(path), port, "--watch") as gw:
+        # A worker's line (it listens once its first generation is in): the same format.
+        worker = next((x for x in gw.log if "worker 0 accepts" in x), None) \
+            or gw.wait_for("worker 0 accepts")
+        assert re.match(r"^\[TG\] \d{4}/\d\d/\d\d - [\d:.]{12} \x1b\[36m▶ DEBUG\x1b\[0m "
+                        r"worker 0 accepts in plain HTTP$", worker.rstrip("\n")), repr(worker)
         gw.proc.send_signal(signal.SIGHUP)
         line = gw.wait_for("configuration unchanged").rstrip("\n")
         assert DEFAULT_LINE.match(line), repr(line)

@@ -32,14 +32,11 @@ log = logging.getLogger("tidegate.telemetry")
 
 def gin_latency(ns: int) -> str:
     """gin's latency column: Go's Duration, truncated as gin does before printing."""
-    if 1_000_000 < ns <= 1_000_000_000:  # the common case, from 1 ms: 10 us steps
-        whole, frac = divmod(ns // 10_000, 100)
-        if frac % 10:
-            return f"{whole}.{frac:02d}ms"
-        return f"{whole}.{frac // 10}ms" if frac else f"{whole}ms"
+    if 1_000_000 < ns < 1_000_000_000:  # the common case, from 1 ms: 10 us steps
+        tens = ns // 10_000
+        return _INT[tens // 100] + _FRAC_MS[tens % 100]
     if 1000 <= ns < 1_000_000:  # under 1 ms: not truncated
-        whole, rem = divmod(ns, 1000)
-        return f"{whole}.{rem:03d}".rstrip("0") + "µs" if rem else f"{whole}µs"
+        return _INT[ns // 1000] + _FRAC_US[ns % 1000]
     if ns > 60_000_000_000:
         ns -= ns % 10_000_000_000
     elif ns > 1_000_000_000:
@@ -49,11 +46,13 @@ def gin_latency(ns: int) -> str:
     return format_duration(ns)
 
 
-def _go_quoted(s: str) -> str:
-    """``%#v`` of a Go string; the common path (printable ASCII, no quote) stays cheap."""
-    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
-        return f'"{s}"'
-    return quote(s)
+# Go's Duration.String pieces for the two common ranges, by table: "1.23ms", "158.954µs".
+_INT = tuple(str(i) for i in range(1001))
+_FRAC_MS = tuple(f".{i:02d}".rstrip("0").rstrip(".") + "ms" for i in range(100))
+_FRAC_US = tuple(f".{i:03d}".rstrip("0").rstrip(".") + "µs" for i in range(1000))
+_STATUS = {code: f"{code:3d}" for code in range(100, 600)}
+_METHODS = {m: f"{m:<7}  " for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                      "OPTIONS", "CONNECT", "TRACE")}
 
 
 def _logfmt_value(s: str) -> str:
@@ -124,10 +123,22 @@ class AccessLogger:
 
     def _gin(self, request: Request, path: str, status: int, size: int, ns: int,
              now: float) -> str:
+        # gin's "[GIN] %v |%s %3d %s|%s %8v %s| %15s |%s %-7s %s %#v" without colours, from
+        # pieces cached or padded by hand (format specs cost more than the rest of the line).
         if request.query:
             path = f"{path}?{request.query}"
-        return (f"[GIN] {self._clock.text(now)} | {status:3d} | {gin_latency(ns):>8} | "
-                f"{request.client_ip:>15} | {request.method:<7}  {_go_quoted(path)}\n")
+        clock = self._clock
+        if int(now) != clock._second:
+            clock._tick(int(now))
+        method = _METHODS.get(request.method) or f"{request.method:<7}  "
+        ip = request.client_ip.rjust(15)
+        latency = gin_latency(ns).rjust(8)
+        if path.isascii() and path.isprintable() and '"' not in path and "\\" not in path:
+            quoted = f'"{path}"'
+        else:
+            quoted = quote(path)
+        return (f"[GIN] {clock._text} | {_STATUS.get(status) or f'{status:3d}'} | {latency} | "
+                f"{ip} | {method}{quoted}\n")
 
     def _json(self, request: Request, path: str, status: int, size: int, ns: int,
               now: float) -> str:

@@ -119,8 +119,7 @@ class LogOutputs:
                 if sender is not None:
                     sender.send(gelf_message(line.rstrip("\n"), 6, time.time()))
             return to_gelf
-        write = self.stdout().write
-        return lambda line: write(line.encode())
+        return self.stdout().append_text  # the access log writes on the loop's thread
 
     def close(self) -> None:
         """Flush stdout and release the sockets."""

@@ -47,7 +47,7 @@ class LineWriter:
         self._reported = 0
         self._pending: list[bytes] = []
         self._size = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # flush may log (re-enters write)
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
@@ -83,57 +83,72 @@ class LineWriter:
 
     def write(self, line: bytes) -> None:
         """Queue one line (ending with a newline); from any thread."""
-        with self._lock:
-            if self._size + len(line) > self.limit:
-                self.dropped += 1
-                return
-            self._pending.append(line)
-            self._size += len(line)
-            if self._scheduled:
-                return
-            self._scheduled = True
         loop = self._loop
-        if loop is None or loop.is_closed():
-            self.flush()
+        if loop is None or loop.is_closed():  # no loop (yet, or any more): written now
+            with self._lock:
+                self._pending.append(line)
+                self.flush()
         elif threading.get_ident() == self._thread:
-            loop.call_soon(self.flush)
+            self.append(line)
         else:
             with contextlib.suppress(RuntimeError):  # the loop is closing
-                loop.call_soon_threadsafe(self.flush)
+                loop.call_soon_threadsafe(self.append, line)
+
+    def append(self, line: bytes) -> None:
+        """Queue one line, on the bound loop's thread (no lock: only that thread touches the
+        buffer); written once this loop iteration is over."""
+        size = self._size + len(line)
+        if size > self.limit:
+            self.dropped += 1
+            return
+        self._pending.append(line)
+        self._size = size
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)  # type: ignore[union-attr]
+
+    def append_text(self, text: str) -> None:
+        """`append` for a str line (the access log's)."""
+        self.append(text.encode())
 
     def flush(self) -> None:
-        """Write what waits, as far as the output takes it without blocking."""
-        with self._lock:
-            self._scheduled = False
-            pending, self._pending = self._pending, []
+        """Write what waits, as far as the output takes it without blocking (on the loop's
+        thread, or under the lock when there is no loop)."""
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        self._size = 0
         done = 0
         try:
-            for chunk, count in _chunks(pending):
-                written = self._send(chunk)
-                if written < len(chunk):  # a partial write of a chunk larger than PIPE_BUF
-                    with self._lock:
-                        self._pending[:0] = [chunk[written:], *pending[done + count:]]
-                        self._size = sum(map(len, self._pending))
-                    self._watch()
+            if len(pending) == 1 and self._sock is None:  # the common case at low load
+                line = pending[0]
+                written = os.write(self.fd, line)
+                if written < len(line):
+                    self._requeue([line[written:]])
                     return
-                done += count
+            else:
+                for chunk, count in _chunks(pending):
+                    written = self._send(chunk)
+                    if written < len(chunk):  # a partial write of a chunk past PIPE_BUF
+                        self._requeue([chunk[written:], *pending[done + count:]])
+                        return
+                    done += count
         except BlockingIOError:
-            with self._lock:
-                self._pending[:0] = pending[done:]
-                self._size = sum(map(len, self._pending))
-            self._watch()
+            self._requeue(pending[done:])
             return
         except OSError:  # stdout closed: nothing more will be written
-            with self._lock:
-                self.dropped += len(pending) - done
-                self._size = sum(map(len, self._pending))
+            self.dropped += len(pending) - done
             return
-        with self._lock:
-            self._size = sum(map(len, self._pending))
-        self._unwatch()
+        if self._watching:
+            self._unwatch()
         if self.dropped != self._reported:
             lost, self._reported = self.dropped - self._reported, self.dropped
             log.warning("%d log line(s) dropped: stdout was not read", lost)
+
+    def _requeue(self, rest: list[bytes]) -> None:
+        """Lines the output did not take yet go back in front; wait until it is writable."""
+        self._pending[:0] = rest
+        self._size += sum(map(len, rest))
+        self._watch()
 
     def _send(self, chunk: bytes) -> int:
         if self._sock is not None:
