@@ -15,6 +15,7 @@ import os
 import sys
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 # The modules every proxied request runs through, in the order a request meets them.
 COMPILED = [
@@ -31,6 +32,8 @@ COMPILED = [
     "tidegate/pipeline/backend.py",
     "tidegate/upstream/target.py",
     "tidegate/upstream/client.py",
+    "tidegate/telemetry/access_log.py",
+    "tidegate/telemetry/logging_sinks.py",
     "tidegate/encoding/decoders.py",
     "tidegate/encoding/renderers.py",
     "tidegate/golang/url_values.py",
@@ -53,9 +56,23 @@ def _extensions() -> list[object]:
     except (ImportError, SystemExit, Exception) as exc:  # no mypy, or it refused the code
         print(f"tidegate: not compiling ({exc!r}); installing pure Python", file=sys.stderr)
         return []
-    for ext in extensions:
-        ext.optional = True  # a failed C compile installs pure Python instead of failing
     return list(extensions)
 
 
-setup(ext_modules=_extensions())
+class AllOrNothing(build_ext):
+    """Build every extension or none: mypyc's modules are shims over one shared library, so a
+    shim without its library would fail at import. If any compile fails, what was built is
+    removed and the package installs as pure Python."""
+
+    def build_extensions(self) -> None:
+        try:
+            super().build_extensions()
+        except Exception as exc:  # a compiler error, whichever class the toolchain raised
+            for ext in self.extensions:
+                built = self.get_ext_fullpath(ext.name)
+                if os.path.exists(built):
+                    os.remove(built)
+            print(f"tidegate: not compiling ({exc}); installing pure Python", file=sys.stderr)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": AllOrNothing})

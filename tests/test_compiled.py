@@ -36,6 +36,9 @@ SUBSET = [
     "tests/test_streaming.py",
     "tests/test_edge_limits.py",
     "tests/test_client_ip.py",
+    "tests/test_access_log.py",
+    "tests/test_logging.py",
+    "tests/test_logging_gelf.py",
     "tests/test_conformance.py",
 ]
 

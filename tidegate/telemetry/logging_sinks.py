@@ -50,7 +50,7 @@ class LineWriter:
         self._lock = threading.RLock()  # flush may log (re-enters write)
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = 0
+        self._loop_thread = 0
         self._watching = False
         self._sock: socket.socket | None = None
         self._origin = fd
@@ -76,7 +76,7 @@ class LineWriter:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Gather lines per iteration of this loop (until then, each line is written at once)."""
         self._loop = loop
-        self._thread = threading.get_ident()
+        self._loop_thread = threading.get_ident()
         with contextlib.suppress(OSError):
             if stat.S_ISSOCK(os.fstat(self.fd).st_mode):
                 self._sock = socket.socket(fileno=os.dup(self.fd))
@@ -88,7 +88,7 @@ class LineWriter:
             with self._lock:
                 self._pending.append(line)
                 self.flush()
-        elif threading.get_ident() == self._thread:
+        elif threading.get_ident() == self._loop_thread:
             self.append(line)
         else:
             with contextlib.suppress(RuntimeError):  # the loop is closing
