@@ -107,12 +107,13 @@ ORDER_SCHEMA: dict[str, Any] = {
 
 def _order_body() -> str:
     items = [{"sku": f"SKU-{n:05d}", "name": f"Widget number {n}", "qty": n % 3 + 1,
-              "price": 9.99 + n} for n in range(8)]
+              "price": round(9.99 + n, 2)} for n in range(10)]
     order = {"id": "ord-2026-000123", "currency": "EUR", "total": 123.45, "items": items,
              "customer": {"email": "jane.doe@example.com", "name": "Jane Doe",
                           "address": {"street": "1 Main Street", "city": "Springfield",
                                       "zip": "12345", "country": "US"}},
-             "notes": "Leave at the door, ring twice."}
+             "notes": "Leave at the door, ring twice. If nobody answers, leave it with "
+                      "the neighbours at number 3, or at the shop on the corner."}
     return json.dumps(order, separators=(",", ":"))
 
 

@@ -98,6 +98,9 @@ _TYPE_TESTS = {
     # draft 6+: a float with no fractional part is an integer too
     "integer": "(type({v}) is int or (type({v}) is float and {v}.is_integer()))",
 }
+# what the other keywords may assume after a passed single "type"
+_KNOWN = {"object": "dict", "array": "list", "string": "str", "number": "number",
+          "integer": "number", "boolean": "bool", "null": "null"}
 
 
 class _Generator:
@@ -108,6 +111,7 @@ class _Generator:
         self.keywords = keywords
         self.lines: list[str] = []
         self.constants: dict[str, Any] = {}
+        self.known: dict[str, str] = {}  # variable -> its type, checked before ("dict", ...)
         self._names = 0
 
     def name(self, prefix: str) -> str:
@@ -133,14 +137,35 @@ class _Generator:
             return
         if type(schema) is not dict:
             raise Unsupported("not a schema")
-        for key, value in schema.items():
-            function = self.keywords.get(key)
-            if function is None:
-                continue  # not a keyword of this draft: an annotation, ignored as jsonschema
-            if function not in _MIRRORED.get(key, ()):
+        keys = [k for k in schema if k in self.keywords]  # others: annotations, as jsonschema
+        for key in keys:
+            if self.keywords[key] not in _MIRRORED.get(key, ()):
                 raise Unsupported(key)
+        # One type first: the other keywords then know it (the checks only answer together,
+        # so their order is free).
+        single = schema.get("type") if "type" in keys else None
+        if type(single) is str and single in _KNOWN:
+            self.k_type(single, schema, v, depth)
+            self.known[v] = _KNOWN[single]
+            keys.remove("type")
+        for key in keys:
             if key != "format":
-                getattr(self, "k_" + key)(value, schema, v, depth)
+                getattr(self, "k_" + key)(schema[key], schema, v, depth)
+
+    def guard(self, v: str, kind: str) -> str | None:
+        """The test that `v` is of `kind` (dict, list, str, number) before a keyword of that
+        kind: "" when its type is known to be so, None when known not to be (the keyword
+        never applies)."""
+        known = self.known.get(v)
+        if known is None:
+            return (_NUMBER if kind == "number" else f"type({{v}}) is {kind}").format(v=v)
+        return "" if known == kind else None
+
+    def fail_unless_kind(self, depth: int, v: str, kind: str, condition: str) -> None:
+        """Fail if `v` is of `kind` and `condition` holds."""
+        test = self.guard(v, kind)
+        if test is not None:
+            self.fail_if(depth, f"{test} and ({condition})" if test else condition)
 
     # -- keywords (each mirrors jsonschema._keywords.<name>) ---------------------------------
 
@@ -154,22 +179,31 @@ class _Generator:
     def k_properties(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
         if type(value) is not dict:
             raise Unsupported("properties")
-        self.emit(depth, f"if type({v}) is dict:")
+        test = self.guard(v, "dict")
+        if test is None:  # never applies; still compiled: an unsupported one is not mirrored
+            mark = len(self.lines)
+            for sub in value.values():
+                self.schema(sub, self.name("v"), depth)
+            del self.lines[mark:]
+            return
+        if test:
+            self.emit(depth, f"if {test}:")
+            depth += 1
         mark = len(self.lines)
         for prop, sub in value.items():
             inner = self.name("v")
-            self.emit(depth + 1, f"if {prop!r} in {v}:")
-            self.emit(depth + 2, f"{inner} = {v}[{prop!r}]")
-            self.schema(sub, inner, depth + 2)
+            self.emit(depth, f"if {prop!r} in {v}:")
+            self.emit(depth + 1, f"{inner} = {v}[{prop!r}]")
+            self.schema(sub, inner, depth + 1)
         if len(self.lines) == mark:
-            self.emit(depth + 1, "pass")
+            self.emit(depth, "pass")
 
     def k_required(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
         if type(value) is not list or not all(type(n) is str for n in value):
             raise Unsupported("required")
         if value:
             missing = " or ".join(f"{n!r} not in {v}" for n in value)
-            self.fail_if(depth, f"type({v}) is dict and ({missing})")
+            self.fail_unless_kind(depth, v, "dict", missing)
 
     def k_additionalProperties(self, value: Any, schema: dict[str, Any], v: str, depth: int
                                ) -> None:
@@ -180,27 +214,38 @@ class _Generator:
             raise Unsupported("properties")
         names = self.const(frozenset(known))
         if value is False:
-            self.fail_if(depth, f"type({v}) is dict and not {names}.issuperset({v})")
+            self.fail_unless_kind(depth, v, "dict", f"not {names}.issuperset({v})")
             return
         key, item = self.name("k"), self.name("v")
-        self.emit(depth, f"if type({v}) is dict:")
-        self.emit(depth + 1, f"for {key}, {item} in {v}.items():")
-        self.emit(depth + 2, f"if {key} not in {names}:")
+        test = self.guard(v, "dict")
+        if test:
+            self.emit(depth, f"if {test}:")
+            depth += 1
+        self.emit(depth, f"for {key}, {item} in {v}.items():")
+        self.emit(depth + 1, f"if {key} not in {names}:")
         mark = len(self.lines)
-        self.schema(value, item, depth + 3)
+        self.schema(value, item, depth + 2)
         if len(self.lines) == mark:
-            self.emit(depth + 3, "pass")
+            self.emit(depth + 2, "pass")
+        if test is None:  # never applies: the code only had to compile
+            del self.lines[mark - 2:]
 
     def k_items(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
         if (type(value) is not dict and type(value) is not bool) or "prefixItems" in schema:
             raise Unsupported("items")  # the tuple forms
         item = self.name("v")
-        self.emit(depth, f"if type({v}) is list:")
-        self.emit(depth + 1, f"for {item} in {v}:")
+        test = self.guard(v, "list")
+        start = len(self.lines)
+        if test:
+            self.emit(depth, f"if {test}:")
+            depth += 1
+        self.emit(depth, f"for {item} in {v}:")
         mark = len(self.lines)
-        self.schema(value, item, depth + 2)
+        self.schema(value, item, depth + 1)
         if len(self.lines) == mark:
-            self.emit(depth + 2, "pass")
+            self.emit(depth + 1, "pass")
+        if test is None:  # never applies: the code only had to compile
+            del self.lines[start:]
 
     @staticmethod
     def _count(value: Any, name: str) -> int:
@@ -209,21 +254,21 @@ class _Generator:
         return int(value)
 
     def k_minItems(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
-        self.fail_if(depth, f"type({v}) is list and len({v}) < {self._count(value, 'n')}")
+        self.fail_unless_kind(depth, v, "list", f"len({v}) < {self._count(value, 'n')}")
 
     def k_maxItems(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
-        self.fail_if(depth, f"type({v}) is list and len({v}) > {self._count(value, 'n')}")
+        self.fail_unless_kind(depth, v, "list", f"len({v}) > {self._count(value, 'n')}")
 
     def k_minLength(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
-        self.fail_if(depth, f"type({v}) is str and len({v}) < {self._count(value, 'n')}")
+        self.fail_unless_kind(depth, v, "str", f"len({v}) < {self._count(value, 'n')}")
 
     def k_maxLength(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
-        self.fail_if(depth, f"type({v}) is str and len({v}) > {self._count(value, 'n')}")
+        self.fail_unless_kind(depth, v, "str", f"len({v}) > {self._count(value, 'n')}")
 
     def _bound(self, value: Any, v: str, depth: int, op: str) -> None:
         if not _is_number(value):
             raise Unsupported("bound")
-        self.fail_if(depth, f"{_NUMBER.format(v=v)} and {v} {op} {self.const(value)}")
+        self.fail_unless_kind(depth, v, "number", f"{v} {op} {self.const(value)}")
 
     def k_minimum(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
         self._bound(value, v, depth, "<")
@@ -260,4 +305,4 @@ class _Generator:
             search = re.compile(value).search  # jsonschema: re.search(pattern, instance)
         except re.error:
             raise Unsupported("pattern") from None
-        self.fail_if(depth, f"type({v}) is str and {self.const(search)}({v}) is None")
+        self.fail_unless_kind(depth, v, "str", f"{self.const(search)}({v}) is None")
