@@ -186,7 +186,7 @@ class Secure:
 
     def process(self, req: Request) -> Response | list[tuple[str, str]]:
         """A refusal or redirect answer, or the headers to add to the request's answer."""
-        host = self._host(req)
+        host = self._host(req) if self.host_headers else req.host
         if self.check_hosts and not self._host_allowed(host):
             return _BAD_HOST
         https = self.is_https(req) if self.needs_ssl else False
@@ -242,10 +242,12 @@ def service_stage(secure: Secure, inner: ServiceHandler, *,
 
         return headers_only
 
+    process = secure.process
+
     async def secured(req: Request) -> Response:
         if req.path == HEALTH_PATH and req.method == "GET":
             return await inner(req)
-        verdict = secure.process(req)
+        verdict = process(req)
         if isinstance(verdict, Response):
             return verdict
         return _merge(verdict, await inner(req), endpoints_override)
@@ -255,12 +257,23 @@ def service_stage(secure: Secure, inner: ServiceHandler, *,
 
 def endpoint_stage(secure: Secure, inner: EndpointHandler) -> EndpointHandler:
     """An endpoint's own section (KrakenD EE): the same checks and headers on its answers."""
+    if not secure.needs_request:  # the usual policy: the same headers on every answer
+        static = secure.headers_http
+
+        async def headers_only(req: Request, params: dict[str, str]) -> Response:
+            resp = await inner(req, params)
+            return Response(resp.status, static + resp.headers, resp.body, resp.stream)
+
+        return headers_only
+
+    process = secure.process
 
     async def secured(req: Request, params: dict[str, str]) -> Response:
-        verdict = secure.process(req)
+        verdict = process(req)
         if isinstance(verdict, Response):
             return verdict
-        return _merge(verdict, await inner(req, params), False)
+        resp = await inner(req, params)
+        return Response(resp.status, verdict + resp.headers, resp.body, resp.stream)
 
     return secured
 
