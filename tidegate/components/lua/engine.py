@@ -36,6 +36,7 @@ _SETUP = r"""
 local setfenv, xpcall, getinfo = setfenv, xpcall, debug.getinfo
 local sethook, clock = debug.sethook, os.clock
 local type, pairs, error, setmetatable, loadstring = type, pairs, error, setmetatable, loadstring
+local rawget, rawset = rawget, rawset
 local state, api = ...
 local STEP = state.step
 
@@ -101,13 +102,13 @@ end
 -- wrapper (~2 µs); here the first lookup of a name binds a closure, kept in the table. As with
 -- lupa's bound methods, a call passing the object first (colon syntax) drops it. Names that are
 -- not methods are refused by Python, with the attribute filter's error.
-local objects = setmetatable({}, {__mode = "k"})   -- table -> its Python object
+local OBJ = {}   -- the key of a table's Python object: no script can name it
 local classes = {}
 for name, methods in pairs(api.classes) do
   local meta = {}
   meta.__index = function(t, key)
     local f = methods[key]
-    local obj = objects[t]
+    local obj = rawget(t, OBJ)
     if f == nil then return api.refuse(key) end
     local bound = function(first, ...)
       local r
@@ -123,8 +124,7 @@ for name, methods in pairs(api.classes) do
 end
 
 local function loader(name, obj)
-  local t = setmetatable({}, classes[name])
-  objects[t] = obj
+  local t = setmetatable({[OBJ] = obj}, classes[name])
   return {load = function() return t end}
 end
 state.loader = loader
