@@ -42,7 +42,7 @@ def send(port: int, method: str, path: str, headers: dict[str, str], body: str, 
          connections: int = 8) -> int:
     """`count` requests over `connections` keep-alive connections, round robin; the 200s."""
     data = body.encode()
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in headers.items())
     if data:
         head += f"Content-Length: {len(data)}\r\n"
