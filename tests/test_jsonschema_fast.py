@@ -102,6 +102,13 @@ def test_fast_path_agrees_with_jsonschema() -> None:
      {"a": 1, "b": "x"}, True),
     ({"items": {"type": "string"}, "minItems": 2}, ["a"], False),
     ({"pattern": "b"}, "abc", True),              # re.search, not a full match
+    # required keys are read without a test: only after the object was checked to have them
+    ({"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}}, {}, False),
+    ({"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}},
+     {"a": 1}, False),
+    ({"type": "object", "required": ["a", "b"], "properties": {"a": {"type": "string"}}},
+     {"a": "x", "b": None}, True),
+    ({"type": "object", "required": [], "properties": {"a": {"minimum": 1}}}, {"a": 0}, False),
 ])
 def test_edge_cases(schema: dict[str, Any], body: Any, ok: bool) -> None:
     validator = jsonschema.Draft7Validator(schema)

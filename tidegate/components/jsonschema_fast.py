@@ -91,7 +91,7 @@ def compile_validator(validator: jsonschema.protocols.Validator) -> Check | None
     return namespace["valid"]  # type: ignore[no-any-return]
 
 
-_NUMBER = "(type({v}) is int or type({v}) is float)"  # type(True) is bool: not a number
+_NUMBER = "type({v}) in (int, float)"  # type(True) is bool: not a number
 _TYPE_TESTS = {
     "object": "type({v}) is dict", "array": "type({v}) is list", "string": "type({v}) is str",
     "boolean": "type({v}) is bool", "null": "{v} is None", "number": _NUMBER,
@@ -112,6 +112,7 @@ class _Generator:
         self.lines: list[str] = []
         self.constants: dict[str, Any] = {}
         self.known: dict[str, str] = {}  # variable -> its type, checked before ("dict", ...)
+        self.present: dict[str, frozenset[str]] = {}  # variable -> keys it was checked to have
         self._names = 0
 
     def name(self, prefix: str) -> str:
@@ -148,6 +149,12 @@ class _Generator:
             self.k_type(single, schema, v, depth)
             self.known[v] = _KNOWN[single]
             keys.remove("type")
+            required = schema.get("required")
+            if single == "object" and "required" in keys and type(required) is list:
+                # an object with these keys: `properties` reads them without testing
+                self.k_required(required, schema, v, depth)
+                self.present[v] = frozenset(required)
+                keys.remove("required")
         for key in keys:
             if key != "format":
                 getattr(self, "k_" + key)(schema[key], schema, v, depth)
@@ -190,8 +197,13 @@ class _Generator:
             self.emit(depth, f"if {test}:")
             depth += 1
         mark = len(self.lines)
+        present = self.present.get(v, frozenset())
         for prop, sub in value.items():
             inner = self.name("v")
+            if prop in present:
+                self.emit(depth, f"{inner} = {v}[{prop!r}]")
+                self.schema(sub, inner, depth)
+                continue
             self.emit(depth, f"if {prop!r} in {v}:")
             self.emit(depth + 1, f"{inner} = {v}[{prop!r}]")
             self.schema(sub, inner, depth + 1)
