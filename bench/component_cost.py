@@ -78,6 +78,10 @@ def _variants() -> dict[str, Callable[[], Variant]]:
         "cel-backend": lambda: Variant(backend_extra={"validation/cel": [
             {"check_expr": "req_path.startsWith('/data')"},
             {"check_expr": "resp_completed && resp_metadata_status == 200"}]}),
+        # No component: what the request headers of the cors and security-http variants cost
+        # by themselves (the protocol parses them, the request builder skips them).
+        "headers-only": lambda: Variant(headers={"Origin": "https://app.example.com",
+                                                 "X-Forwarded-Proto": "https"}),
         # A realistic ~1 KiB order body, validated against a schema that checks a few fields,
         # their types and formats; /plain gets the same POST body without the validation.
         "jsonschema-1k": lambda: Variant(endpoint_extra={"validation/json-schema": ORDER_SCHEMA},
