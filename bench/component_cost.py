@@ -13,9 +13,12 @@ non-2xx answer is expected, e.g. a cache that must hit).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from common import children, cpu_seconds, free_port, nginx, tidegate, wrk
@@ -29,6 +32,7 @@ class Variant:
     root_extra: dict[str, Any] = field(default_factory=dict)
     # The access log's own cost: only this variant's endpoint writes a line (see below).
     access_log: bool = False
+    body: str = ""  # sent as a POST (both the plain endpoint and the variant's)
 
 
 def _variants() -> dict[str, Callable[[], Variant]]:
@@ -78,18 +82,63 @@ def _variants() -> dict[str, Callable[[], Variant]]:
             {"check_expr": "resp_completed && resp_metadata_status == 200"}]}),
         # One access-log line per request (gin's format, to the gateway's log file).
         "access-log": lambda: Variant(access_log=True),
+        # No component: what the request headers of the cors and security-http variants cost
+        # by themselves (the protocol parses them, the request builder skips them).
+        "headers-only": lambda: Variant(headers={"Origin": "https://app.example.com",
+                                                 "X-Forwarded-Proto": "https"}),
+        # A realistic ~1 KiB order body, validated against a schema that checks a few fields,
+        # their types and formats; /plain gets the same POST body without the validation.
+        "jsonschema-1k": lambda: Variant(endpoint_extra={"validation/json-schema": ORDER_SCHEMA},
+                                         headers={"Content-Type": "application/json"},
+                                         body=ORDER_BODY),
     }
+
+
+ORDER_SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+    "required": ["id", "customer", "items", "total"],
+    "properties": {
+        "id": {"type": "string", "minLength": 8},
+        "customer": {"type": "object", "required": ["email", "name"],
+                     "properties": {"email": {"type": "string"},
+                                    "name": {"type": "string", "maxLength": 200}}},
+        "items": {"type": "array", "minItems": 1,
+                  "items": {"type": "object", "required": ["sku", "qty", "price"],
+                            "properties": {"sku": {"type": "string"},
+                                           "qty": {"type": "integer", "minimum": 1},
+                                           "price": {"type": "number", "minimum": 0}}}},
+        "total": {"type": "number", "minimum": 0},
+        "currency": {"enum": ["EUR", "USD", "GBP"]},
+    },
+}
+
+
+def _order_body() -> str:
+    items = [{"sku": f"SKU-{n:05d}", "name": f"Widget number {n}", "qty": n % 3 + 1,
+              "price": round(9.99 + n, 2)} for n in range(10)]
+    order = {"id": "ord-2026-000123", "currency": "EUR", "total": 123.45, "items": items,
+             "customer": {"email": "jane.doe@example.com", "name": "Jane Doe",
+                          "address": {"street": "1 Main Street", "city": "Springfield",
+                                      "zip": "12345", "country": "US"}},
+             "notes": "Leave at the door, ring twice. If nobody answers, leave it with "
+                      "the neighbours at number 3, or at the shop on the corner."}
+    return json.dumps(order, separators=(",", ":"))
+
+
+ORDER_BODY = _order_body()
 
 
 VARIANTS = _variants()
 
 
 def gateway_config(upstream: int, names: list[str]) -> dict[str, Any]:
-    def endpoint(path: str, variant: Variant | None) -> dict[str, Any]:
+    def endpoint(path: str, variant: Variant | None, post: bool = False) -> dict[str, Any]:
         backend: dict[str, Any] = {"host": [f"http://127.0.0.1:{upstream}"],
                                    "url_pattern": "/cacheable" if path.endswith("cache-hit")
                                    else "/data"}
         out: dict[str, Any] = {"endpoint": path, "backend": [backend]}
+        if post:
+            out["method"] = "POST"
         if variant is not None:
             if variant.backend_extra:
                 backend["extra_config"] = variant.backend_extra
@@ -102,11 +151,20 @@ def gateway_config(upstream: int, names: list[str]) -> dict[str, Any]:
         root.update(VARIANTS[name]().root_extra)
     if any(VARIANTS[n]().access_log for n in names):
         # The access log is on by default: off (skipped) everywhere but on its variant.
-        root["router"] = {"logger_skip_paths": ["/plain", *(
+        root["router"] = {"logger_skip_paths": ["/plain", "/plain-post", *(
             f"/v/{n}" for n in names if not VARIANTS[n]().access_log)]}
+    posts = [endpoint("/plain-post", None, True)] if any(VARIANTS[n]().body for n in names) else []
     return {"version": 3, "timeout": "3s", "extra_config": root,
-            "endpoints": [endpoint("/plain", None),
-                          *(endpoint(f"/v/{n}", VARIANTS[n]()) for n in names)]}
+            "endpoints": [endpoint("/plain", None), *posts,
+                          *(endpoint(f"/v/{n}", VARIANTS[n](), bool(VARIANTS[n]().body))
+                            for n in names)]}
+
+
+def post_script(body: str) -> Path:
+    """A wrk script that sends `body` as a POST (wrk's own method/body settings)."""
+    path = Path(tempfile.mkdtemp(prefix="tidegate-bench-wrk-")) / "post.lua"
+    path.write_text(f"wrk.method = \"POST\"\nwrk.body = {json.dumps(body)}\n")
+    return path
 
 
 def main() -> None:
@@ -121,27 +179,35 @@ def main() -> None:
     gw_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
     upstream, port = free_port(), free_port()
     load = {"seconds": args.seconds, "connections": args.connections, "cpus": other_cpus}
-    runs: dict[str, list[float]] = {"plain": [], **{n: [] for n in names}}
-    cpu: dict[str, list[float]] = {"plain": [], **{n: [] for n in names}}  # us per request
+    # Variants that POST a body are compared with /plain-post (the same body, no component).
+    bodies = {n: VARIANTS[n]().body for n in names}
+    bases = ["plain", *(["plain-post"] if any(bodies.values()) else [])]
+    runs: dict[str, list[float]] = {n: [] for n in [*bases, *names]}
+    cpu: dict[str, list[float]] = {n: [] for n in [*bases, *names]}  # us per request
     errors: dict[str, int] = {}
+    script = post_script(next(b for b in bodies.values() if b)) if len(bases) > 1 else None
     with nginx(upstream, cpus=other_cpus), tidegate(gateway_config(upstream, names), port,
                                                     cpus=gw_cpus) as gw:
         worker = children(gw.pid)[0]
         wrk(f"http://127.0.0.1:{port}/plain", seconds=2, cpus=other_cpus)
         for _ in range(args.rounds):
-            for name in ["plain", *names]:
-                path = "/plain" if name == "plain" else f"/v/{name}"
-                headers = {} if name == "plain" else VARIANTS[name]().headers
+            for name in [*bases, *names]:
+                path = f"/{name}" if name in bases else f"/v/{name}"
+                headers = ({"Content-Type": "application/json"} if name == "plain-post"
+                           else {} if name == "plain" else VARIANTS[name]().headers)
+                post = name == "plain-post" or bool(bodies.get(name))
                 before = cpu_seconds(worker)
-                r = wrk(f"http://127.0.0.1:{port}{path}", headers=headers, **load)
+                r = wrk(f"http://127.0.0.1:{port}{path}", headers=headers,
+                        script=script if post else None, **load)
                 runs[name].append(r["rps"])
                 cpu[name].append((cpu_seconds(worker) - before) / max(r["requests"], 1) * 1e6)
                 errors[name] = errors.get(name, 0) + int(r["errors"])
-    plain = statistics.median(runs["plain"])
-    plain_cpu = statistics.median(cpu["plain"])
-    print(f"{'plain':20s} {plain:10.0f} req/s  errors {errors['plain']}  "
-          f"worker CPU {plain_cpu:.1f} us/request")
+    for base in bases:
+        print(f"{base:20s} {statistics.median(runs[base]):10.0f} req/s  errors {errors[base]}  "
+              f"worker CPU {statistics.median(cpu[base]):.1f} us/request")
     for name in names:
+        base = "plain-post" if bodies[name] else "plain"
+        plain, plain_cpu = statistics.median(runs[base]), statistics.median(cpu[base])
         rps = statistics.median(runs[name])
         used = statistics.median(cpu[name])
         print(f"{name:20s} {rps:10.0f} req/s  ratio {rps / plain:.3f}  errors {errors[name]}  "

@@ -104,6 +104,16 @@ def _config(bport: int, helpers: Path) -> dict[str, Any]:
                 _ep("/loop", bport, {"modifier/lua-proxy": {
                     "allow_open_libs": True, "max_instructions": 5_000_000,
                     "pre": "while true do pcall(function() while true do end end) end"}}),
+                # the three call forms lupa accepts on its objects, and a helper's error in a
+                # method located at the script's line
+                _ep("/call-forms", bport, {lua_ep: {"pre": (
+                    "local r = ctx.load()\n"
+                    "r:headers('X-Forms', r.headers('X-Client') .. r.headers(r, 'X-Client')"
+                    " .. r:headers('X-Client') .. ctx.load():method())")}}),
+                _ep("/method-error", bport, {"modifier/lua-proxy": {
+                    "pre": "local r = request.load()\n\nlocal x = r:headerList()"}}),
+                _ep("/set-field", bport, {"modifier/lua-proxy": {
+                    "pre": "local r = request.load()\nr.headers = nil"}}),
                 _ep("/slow-loop", bport, {"modifier/lua-proxy": {
                     "max_time": "300ms",
                     "pre": "while true do end"}}),
@@ -229,6 +239,16 @@ def test_without_open_libs_there_are_no_files_processes_or_python(
         served: Any, path: str, message: bytes) -> None:
     port, _ = served
     assert _get(port, path)[::2] == (500, message)
+
+
+def test_methods_answer_in_every_call_form_and_errors_name_the_script_line(
+        served: Any) -> None:
+    port, _ = served
+    status, _, body = _get(port, "/call-forms", {"X-Client": "c"})
+    assert status == 200
+    assert json.loads(body)["headers"]["X-Forms"] == "cccGET"
+    assert _get(port, "/method-error")[::2] == (500, b"need arguments (pre-script:L3)")
+    assert _get(port, "/set-field")[::2] == (500, b"'headers' is not accessible (pre-script:L2)")
 
 
 @pytest.mark.parametrize("path", ["/loop", "/slow-loop"])

@@ -29,7 +29,7 @@ from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
-from tidegate.components import cel_program
+from tidegate.components import cel_fast, cel_program
 from tidegate.components.cel_types import CelType, CelTypeError, result_type, show
 from tidegate.components.seam import Build, Component, JsonPath, Level
 from tidegate.config.component_schemas import array, closed
@@ -96,6 +96,10 @@ class Evaluator:
     source: str
     program: Callable[[Mapping[str, Any]], Any]
     names: frozenset[str]
+    # The same check compiled over the request or the response itself (`cel_fast`), for the
+    # list whose variables it reads (`kind`: PRE or POST); None: cel-python evaluates it.
+    fast: Callable[[Any], bool] | None = None
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,13 @@ def compile_expression(source: str, path: JsonPath) -> Evaluator:
     except Exception as exc:  # cel-python's compiler refusing what the grammar accepted
         raise ConfigValueError(f"CEL expression {source!r} cannot be compiled: {exc}",
                                path=path) from None
-    return Evaluator(source, program, _names(tree))
+    names = _names(tree)
+    for kind, variables in ((PRE, cel_fast.REQUEST_VARS), (POST, cel_fast.RESPONSE_VARS)):
+        if names and names <= variables.keys():
+            fast = cel_fast.compile_check(tree, variables)
+            if fast is not None:
+                return Evaluator(source, program, names, fast, kind)
+    return Evaluator(source, program, names)
 
 
 def parse(raw: Any, path: JsonPath) -> CelConfig:
@@ -245,12 +255,18 @@ def _passes(evaluator: Evaluator, activation: dict[str, Any]) -> bool:
 
 
 def evaluate(evaluators: tuple[Evaluator, ...], values: dict[str, Callable[[Any], Any]],
-             subject: Any, name: str) -> int | None:
-    """The index of the first evaluator that does not pass, or None when all pass."""
+             subject: Any, name: str, kind: str = "") -> int | None:
+    """The index of the first evaluator that does not pass, or None when all pass. `kind`
+    (PRE or POST) says which compiled checks can read `subject` directly."""
     if not evaluators:
         return None
     activation: dict[str, Any] = {}
     for i, ev in enumerate(evaluators):
+        if ev.fast is not None and ev.kind == kind:
+            if ev.fast(subject):
+                continue
+            log.info("%s Evaluator #%d rejected the request (%s)", name, i, ev.source)
+            return i
         for var in ev.names:
             if var not in activation:
                 make = values.get(var)
@@ -322,13 +338,13 @@ def _proxy(cfg: CelConfig, name: str, nxt: Proxy) -> Proxy:
     pre_name, post_name = name + "[pre]", name + "[post]"
 
     async def checked(req: ProxyRequest) -> tuple[ProxyResponse | None, BaseException | None]:
-        failed = evaluate(pre, _REQUEST, req, pre_name)
+        failed = evaluate(pre, _REQUEST, req, pre_name, PRE)
         if failed is not None:
             return None, Aborted(failed)
         resp, err = await nxt(req)
         if err is not None or resp is None or not post:
             return resp, err
-        failed = evaluate(post, _RESPONSE, resp, post_name)
+        failed = evaluate(post, _RESPONSE, resp, post_name, POST)
         if failed is not None:
             return None, Aborted(failed)
         return resp, None
@@ -343,11 +359,11 @@ def _backend(cfg: CelConfig, name: str, nxt: BackendProxy) -> BackendProxy:
     pre_name, post_name = name + "[pre]", name + "[post]"
 
     async def checked(req: ProxyRequest) -> ProxyResponse:
-        failed = evaluate(pre, _REQUEST, req, pre_name)
+        failed = evaluate(pre, _REQUEST, req, pre_name, PRE)
         if failed is not None:
             raise Aborted(failed)
         resp = await nxt(req)
-        failed = evaluate(post, _RESPONSE, resp, post_name)
+        failed = evaluate(post, _RESPONSE, resp, post_name, POST)
         if failed is not None:
             raise Aborted(failed)
         return resp

@@ -260,15 +260,22 @@ class Policy:
 
         The answer depends only on the Origin and the method: it is computed once per pair
         (a bounded cache, emptied when full, so random origins cannot grow it)."""
-        origins = [v for k, v in req.headers if k == "origin"]
-        if not origins or not origins[0]:
+        origin = None
+        more = False
+        for k, v in req.headers:
+            if k == "origin":
+                if origin is not None:
+                    more = True
+                    break
+                origin = v
+        if not origin:
             return self._vary_only
-        key = (origins[0], req.method) if len(origins) == 1 else None
+        key = None if more else (origin, req.method)
         if key is not None:
             found = self._actual.get(key)
             if found is not None:
                 return found
-        out = self._actual_headers(origins, req.method)
+        out = self._actual_headers(req.header_values("origin"), req.method)
         if key is not None:
             if len(self._actual) >= _CACHE_SIZE:
                 self._actual.clear()
@@ -315,6 +322,7 @@ def service_stage(policy: Policy, inner: ServiceHandler, *,
     """
     passthrough = policy.passthrough
     status = policy.status
+    actual = policy.actual
 
     async def cors(req: Request) -> Response:
         if req.method == "OPTIONS" and req.header("access-control-request-method"):
@@ -322,11 +330,11 @@ def service_stage(policy: Policy, inner: ServiceHandler, *,
             if passthrough:
                 return _with(headers, await inner(req))
             return Response(status, headers)
-        headers = policy.actual(req)
+        headers = actual(req)
         resp = await inner(req)
         if endpoints_override and any(h is _ENDPOINT_VARY for h in resp.headers):
             return resp
-        return _with(headers, resp)
+        return Response(resp.status, headers + resp.headers, resp.body, resp.stream)
 
     return cors
 
@@ -335,14 +343,18 @@ def endpoint_stage(policy: Policy, inner: EndpointHandler) -> EndpointHandler:
     """An endpoint's own section (KrakenD EE): its actual requests' answers (`policy` built
     with the endpoint's Vary marker)."""
     status = policy.status
+    actual = policy.actual
 
     async def cors(req: Request, params: dict[str, str]) -> Response:
-        if is_preflight(req):  # reaches an endpoint only if its method is OPTIONS
+        # a preflight reaches an endpoint only if its method is OPTIONS
+        if req.method == "OPTIONS" and req.header("access-control-request-method"):
             headers = policy.preflight(req)
             if policy.passthrough:
                 return _with(headers, await inner(req, params))
             return Response(status, headers)
-        return _with(policy.actual(req), await inner(req, params))
+        headers = actual(req)
+        resp = await inner(req, params)
+        return Response(resp.status, headers + resp.headers, resp.body, resp.stream)
 
     return cors
 

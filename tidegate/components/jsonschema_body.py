@@ -20,6 +20,7 @@ import jsonschema.exceptions
 import orjson
 
 from tidegate.bodies import BodyTooLarge
+from tidegate.components.jsonschema_fast import compile_validator
 from tidegate.components.seam import Build, Component, JsonPath, Level
 from tidegate.errors import ConfigValueError
 from tidegate.golang import json_values
@@ -82,6 +83,9 @@ def _report(errors: Iterable[jsonschema.exceptions.ValidationError]) -> str:
 
 def build(ctx: Build[jsonschema.protocols.Validator], nxt: Proxy) -> Proxy:
     validator = ctx.config
+    # Valid bodies are decided by the compiled checks; jsonschema words the errors of the
+    # others (and decides alone for a schema the compiler does not mirror).
+    valid = compile_validator(validator)
 
     async def validated(req: ProxyRequest) -> tuple[ProxyResponse | None,
                                                       BaseException | None]:
@@ -100,7 +104,11 @@ def build(ctx: Build[jsonschema.protocols.Validator], nxt: Proxy) -> Proxy:
                 data = json_values.decode(req.body)
             except JSONError as exc:
                 return None, InvalidBody(str(exc))
-        errors = list(validator.iter_errors(data))
+            # its values are not only orjson's plain types: jsonschema decides
+            errors = list(validator.iter_errors(data))
+        else:
+            errors = [] if valid is not None and valid(data) else \
+                list(validator.iter_errors(data))
         if errors:
             return None, InvalidBody(_report(errors))
         return await nxt(req)

@@ -179,16 +179,27 @@ class Secure:
         target = req.raw_target
         if target[:1] != "/" and target[:8].lower() == "https://":
             return True
-        for name, value in self.ssl_headers:  # noqa: SIM110 - a generator costs more per request
-            if (req.header(name) or "") == value:
+        headers = req.headers
+        for name, value in self.ssl_headers:
+            found = ""  # Header.Get of an absent header; the first value otherwise
+            for k, v in headers:
+                if k == name:
+                    found = v
+                    break
+            if found == value:
                 return True
         return False
 
     def process(self, req: Request) -> Response | list[tuple[str, str]]:
         """A refusal or redirect answer, or the headers to add to the request's answer."""
-        host = self._host(req)
-        if self.check_hosts and not self._host_allowed(host):
-            return _BAD_HOST
+        host = self._host(req) if self.host_headers else req.host
+        if self.check_hosts:
+            # the remembered verdict first (what _host_allowed answers, one call less)
+            allowed = self._verdicts.get(host) if self.host_patterns else None
+            if allowed is None:
+                allowed = self._host_allowed(host)
+            if not allowed:
+                return _BAD_HOST
         https = self.is_https(req) if self.needs_ssl else False
         if self.redirect and not https:
             return _redirect(req, f"https://{self.ssl_host or host}{_target(req)}")
@@ -242,10 +253,12 @@ def service_stage(secure: Secure, inner: ServiceHandler, *,
 
         return headers_only
 
+    process = secure.process
+
     async def secured(req: Request) -> Response:
         if req.path == HEALTH_PATH and req.method == "GET":
             return await inner(req)
-        verdict = secure.process(req)
+        verdict = process(req)
         if isinstance(verdict, Response):
             return verdict
         return _merge(verdict, await inner(req), endpoints_override)
@@ -255,12 +268,23 @@ def service_stage(secure: Secure, inner: ServiceHandler, *,
 
 def endpoint_stage(secure: Secure, inner: EndpointHandler) -> EndpointHandler:
     """An endpoint's own section (KrakenD EE): the same checks and headers on its answers."""
+    if not secure.needs_request:  # the usual policy: the same headers on every answer
+        static = secure.headers_http
+
+        async def headers_only(req: Request, params: dict[str, str]) -> Response:
+            resp = await inner(req, params)
+            return Response(resp.status, static + resp.headers, resp.body, resp.stream)
+
+        return headers_only
+
+    process = secure.process
 
     async def secured(req: Request, params: dict[str, str]) -> Response:
-        verdict = secure.process(req)
+        verdict = process(req)
         if isinstance(verdict, Response):
             return verdict
-        return _merge(verdict, await inner(req, params), False)
+        resp = await inner(req, params)
+        return Response(resp.status, verdict + resp.headers, resp.body, resp.stream)
 
     return secured
 

@@ -33,6 +33,24 @@ class _DateCache:
 DATE = _DateCache()
 
 
+# The bytes of the header lines a worker sends again and again (the version stamp, the
+# component headers of each answer, Content-Type): looked up instead of formatted and encoded
+# per response. Bounded in count and line size; forgotten wholesale when full.
+_LINES: dict[tuple[str, str], bytes] = {}
+_LINES_MAX = 2048
+_LINE_MAX = 256
+
+
+def _line(header: tuple[str, str]) -> bytes:
+    name, value = header
+    line = f"{name}: {value}\r\n".encode("latin-1", "replace")
+    if len(line) <= _LINE_MAX:
+        if len(_LINES) >= _LINES_MAX:
+            _LINES.clear()
+        _LINES[header] = line
+    return line
+
+
 def serialize(resp: Response, keep_alive: bool, http10: bool, head: bool) -> bytes:
     """The bytes of a response on the wire, with Date and Content-Length as Go's server adds.
 
@@ -41,8 +59,12 @@ def serialize(resp: Response, keep_alive: bool, http10: bool, head: bool) -> byt
     status = resp.status
     reason = _REASONS.get(status, "")
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode())]
-    for name, value in resp.headers:
-        parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+    lines = _LINES
+    for header in resp.headers:
+        line = lines.get(header)
+        if line is None:
+            line = _line(header)
+        parts.append(line)
     parts.append(b"Date: " + DATE.get() + b"\r\n")
     body = resp.body
     if status >= 200 and status not in (204, 304):

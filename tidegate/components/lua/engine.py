@@ -25,7 +25,7 @@ from typing import Any
 
 import lupa.lua51 as lua51
 
-from tidegate.components.lua.objects import OBJECT_METHODS
+from tidegate.components.lua.objects import LOADED, OBJECT_METHODS
 from tidegate.components.lua.values import METHODS, NIL, RENAMED
 
 STEP = 1000          # instructions between two budget checks
@@ -36,14 +36,18 @@ _SETUP = r"""
 local setfenv, xpcall, getinfo = setfenv, xpcall, debug.getinfo
 local sethook, clock = debug.sethook, os.clock
 local type, pairs, error, setmetatable, loadstring = type, pairs, error, setmetatable, loadstring
+local rawget, rawset = rawget, rawset
 local state, api = ...
 local STEP = state.step
 
--- the budget: `active` only while a script runs (the hook stays installed between runs)
-local used, budget, deadline, active, stopped = 0, 0, 0, false, false
+-- the budget: `active` only while a script runs (the hook stays installed between runs).
+-- The CPU-time deadline is set at a run's first hook (its first STEP instructions): a clock
+-- read costs a system call, which most runs, far shorter than STEP, never need.
+local used, budget, deadline, max_time, active, stopped = 0, 0, nil, 0, false, false
 local function hook()
   if not active then return end
   used = used + STEP
+  if deadline == nil then deadline = clock() + max_time end
   if stopped or used > budget or clock() > deadline then
     stopped = true
     state.stopped = true
@@ -53,17 +57,24 @@ local function hook()
 end
 state.hook = hook
 
--- errors that are not strings (Python exceptions from the helpers): where they were raised
+-- errors that are not strings (Python exceptions from the helpers): where they were raised,
+-- the script's line (not this chunk's, whose functions stand between scripts and Python)
+local SETUP = getinfo(1, "S").source
 local function handler(e)
   if type(e) == "string" then return e end
-  local info = getinfo(3, "Sl")
+  local level = 3
+  local info = getinfo(level, "Sl")
+  while info ~= nil and info.source == SETUP do
+    level = level + 1
+    info = getinfo(level, "Sl")
+  end
   if info == nil then return {err = e} end
   return {err = e, src = info.short_src, line = info.currentline}
 end
 
-local function run(env, budget_, max_time, a, b)
+local function run(env, budget_, max_time_, a, b)
   used, budget, stopped, active = 0, budget_, false, true
-  deadline = clock() + max_time
+  deadline, max_time = nil, max_time_
   local ok, err = true, nil
   if a then
     setfenv(a, env)
@@ -86,8 +97,35 @@ function state.compile(src, name)
   return loadstring(src, "=" .. name)
 end
 
-local function loader(obj)
-  return {load = function() return obj end}
+-- ctx, request and response as Lua tables whose methods call the Python methods directly: a
+-- method looked up on a Python object costs the attribute filter and a new bound-method
+-- wrapper (~2 µs); here the first lookup of a name binds a closure, kept in the table. As with
+-- lupa's bound methods, a call passing the object first (colon syntax) drops it. Names that are
+-- not methods are refused by Python, with the attribute filter's error.
+local OBJ = {}   -- the key of a table's Python object: no script can name it
+local classes = {}
+for name, methods in pairs(api.classes) do
+  local meta = {}
+  meta.__index = function(t, key)
+    local f = methods[key]
+    local obj = rawget(t, OBJ)
+    if f == nil then return api.refuse(key) end
+    local bound = function(first, ...)
+      local r
+      if first == t then r = f(obj, ...) else r = f(obj, first, ...) end
+      return r
+    end
+    rawset(t, key, bound)
+    return bound
+  end
+  meta.__newindex = function(t, key) api.refuse(key) end
+  meta.__metatable = false
+  classes[name] = meta
+end
+
+local function loader(name, obj)
+  local t = setmetatable({[OBJ] = obj}, classes[name])
+  return {load = function() return t end}
 end
 state.loader = loader
 
@@ -102,7 +140,7 @@ end
 
 function state.bare_env(name, obj)
   local env = helpers({})
-  env[name] = loader(obj)
+  env[name] = loader(name, obj)
   return env
 end
 
@@ -150,7 +188,7 @@ function state.open_env(name, obj)
   env._G = env
   if string_meta then string_meta.__index = env.string end
   helpers(env)
-  env[name] = loader(obj)
+  env[name] = loader(name, obj)
   return env
 end
 
@@ -169,12 +207,21 @@ function state.configure(open_libs)
     if keep then return ok, err, env end
     return ok, err   -- no post to run: the environment is not handed to Python
   end
+  -- the same with everything but the object bound once (fewer values cross per request)
+  function state.starter(name, budget_, max_time, a, b, keep)
+    return function(obj)
+      local env = make_env(name, obj)
+      local ok, err = run(env, budget_, max_time, a, b)
+      if keep then return ok, err, env end
+      return ok, err
+    end
+  end
 end
 
 -- `response` bound, then `post` in the request's environment
-function state.finish(env, obj, budget_, max_time, fn)
-  env.response = loader(obj)
-  return run(env, budget_, max_time, fn, nil)
+function state.finish(env, obj, budget_, max_time_, fn)
+  env.response = loader("response", obj)
+  return run(env, budget_, max_time_, fn, nil)
 end
 """
 
@@ -189,6 +236,12 @@ def _attribute_filter(obj: Any, name: str, is_setting: bool) -> str:
 
 
 _ALLOWED = {**METHODS, **OBJECT_METHODS}
+
+
+def _refuse(name: Any) -> None:
+    """What a script gets for a name of ctx/request/response that is not a method (the
+    attribute filter's error)."""
+    raise AttributeError(f"'{name}' is not accessible")
 
 
 class BudgetExceeded(Exception):
@@ -206,7 +259,12 @@ class Runtime:
         g = self.lua.globals()
         g.python = None
         self.state = self.lua.table(step=STEP, stopped=False)
-        self.lua.execute(_SETUP, self.state, self.lua.table_from(api))
+        helpers = self.lua.table_from(api)
+        helpers.refuse = _refuse
+        helpers.classes = self.lua.table_from({
+            name: self.lua.table_from({m: getattr(cls, m) for m in OBJECT_METHODS[cls]})
+            for name, cls in LOADED.items()})
+        self.lua.execute(_SETUP, self.state, helpers)
         self.state.configure(open_libs)
         self._sethook = g.debug.sethook
         self._hook = self.state.hook
@@ -236,6 +294,20 @@ class Runtime:
         chunks in it: (ok, error value, environment if `keep`). Raises BudgetExceeded."""
         try:
             result = self._start(name, obj, budget, max_time, first, second, keep)
+        except lua51.LuaError as exc:
+            self._after_error()
+            return False, str(exc), None
+        return bool(result[0]), result[1], result[2] if keep else None
+
+    def starter(self, name: str, budget: int, max_time: float, first: Any = None,
+                second: Any = None, keep: bool = True) -> Any:
+        """`start` with everything but the object bound: call it with `run`."""
+        return self.state.starter(name, budget, max_time, first, second, keep)
+
+    def run(self, starter: Any, obj: Any, keep: bool) -> tuple[bool, Any, Any]:
+        """``start`` through a `starter` of this runtime. Raises BudgetExceeded."""
+        try:
+            result = starter(obj)
         except lua51.LuaError as exc:
             self._after_error()
             return False, str(exc), None

@@ -265,3 +265,5 @@ OBJECT_METHODS: dict[type, frozenset[str]] = {
     LuaResponse: frozenset({"isComplete", "statusCode", "data", "headers", "headerList",
                             "body"}),
 }
+# The object each name loads (``ctx.load()``, ``request.load()``, ``response.load()``).
+LOADED: dict[str, type] = {"ctx": RouterContext, "request": LuaRequest, "response": LuaResponse}

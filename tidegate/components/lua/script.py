@@ -44,6 +44,10 @@ class Script:
         self.cfg = cfg
         self.place = place
         self.text = joined(cfg.sources)
+        # the runtime's function that starts this section's runs, and what it was bound to
+        self._starter: Any = None
+        self._live = cfg.live and bool(cfg.sources)  # sources re-read on every request
+        self._bound: tuple[Any, ...] = (None, None, None, None)
 
     def start(self, name: str, obj: Any) -> tuple[Runtime, Any]:
         """A fresh environment with `name` (``ctx`` or ``request``) bound to `obj`, after the
@@ -51,15 +55,22 @@ class Script:
         cfg = self.cfg
         rt = pool.runtime(cfg.allow_open_libs)
         sources = cfg.sources
-        text = self.text
-        if cfg.live and sources:
-            sources = self._reread()
-            text = joined(sources)
-        first = self._compile(rt, "sources", text, sources) if text else None
-        second = self._compile(rt, "pre-script", cfg.pre, sources) if cfg.pre else None
+        bound = self._bound
+        if bound[0] is not rt or bound[1] != name or self._live:
+            text = self.text
+            if self._live:
+                sources = self._reread()
+                text = joined(sources)
+            first = self._compile(rt, "sources", text, sources) if text else None
+            second = self._compile(rt, "pre-script", cfg.pre, sources) if cfg.pre else None
+            # by identity: a new runtime, or a live source that changed, needs a new starter
+            if bound[0] is not rt or bound[1] != name or bound[2] is not first \
+                    or bound[3] is not second:
+                self._starter = rt.starter(name, cfg.max_instructions, cfg.max_time, first,
+                                           second, keep=bool(cfg.post))
+                self._bound = (rt, name, first, second)
         try:
-            ok, err, env = rt.start(name, obj, cfg.max_instructions, cfg.max_time, first,
-                                    second, keep=bool(cfg.post))
+            ok, err, env = rt.run(self._starter, obj, bool(cfg.post))
         except BudgetExceeded:
             raise self._stopped() from None
         except lua51.LuaMemoryError:
