@@ -3,11 +3,13 @@
     python bench/component_cost.py [--seconds 6] [--rounds 3] [--pin] [--only NAME,...]
 
 One gateway (one worker; with --pin alone on core 0, nginx upstream and wrk on core 1) serves
-`/plain` and, for every variant, `/v/<name>`: the same backend with the component on. Rounds
-alternate plain and component runs so drift hits both alike; the ratio is median component
-req/s over median plain req/s of the same run. Add a variant to VARIANTS to measure a new
-component (its endpoint extra_config, backend extra_config, request headers, and whether a
-non-2xx answer is expected, e.g. a cache that must hit).
+`/plain` and, for every variant, `/v/<name>`: the same backend with the component on. Each
+variant is compared with `/plain` (or `/plain-post`) sent the very same request, its headers
+and body included, so that the ratio is what the component adds, not what parsing a longer
+request costs. Rounds alternate plain and component runs so drift hits both alike; the ratio
+is median component req/s over median plain req/s of the same run. Add a variant to VARIANTS
+to measure a new component (its endpoint extra_config, backend extra_config, request headers,
+and whether a non-2xx answer is expected, e.g. a cache that must hit).
 """
 
 from __future__ import annotations
@@ -160,6 +162,13 @@ def gateway_config(upstream: int, names: list[str]) -> dict[str, Any]:
                             for n in names)]}
 
 
+def base_name(variant: Variant) -> str:
+    """The plain run a variant is compared with: ``plain``, ``plain-post``, plus the request
+    headers they share (``plain+Origin,X-Forwarded-Proto``)."""
+    name = "plain-post" if variant.body else "plain"
+    return f"{name}+{','.join(sorted(variant.headers))}" if variant.headers else name
+
+
 def post_script(body: str) -> Path:
     """A wrk script that sends `body` as a POST (wrk's own method/body settings)."""
     path = Path(tempfile.mkdtemp(prefix="tidegate-bench-wrk-")) / "post.lua"
@@ -179,23 +188,29 @@ def main() -> None:
     gw_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
     upstream, port = free_port(), free_port()
     load = {"seconds": args.seconds, "connections": args.connections, "cpus": other_cpus}
-    # Variants that POST a body are compared with /plain-post (the same body, no component).
+    # Each variant is compared with the plain endpoint sent the same request (headers, body).
     bodies = {n: VARIANTS[n]().body for n in names}
-    bases = ["plain", *(["plain-post"] if any(bodies.values()) else [])]
+    base_of = {n: base_name(VARIANTS[n]()) for n in names}
+    bases = list(dict.fromkeys(["plain", *base_of.values()]))
+    base_request = {"plain": ({}, False)}
+    for n in names:
+        base_request.setdefault(base_of[n], (VARIANTS[n]().headers, bool(bodies[n])))
     runs: dict[str, list[float]] = {n: [] for n in [*bases, *names]}
     cpu: dict[str, list[float]] = {n: [] for n in [*bases, *names]}  # us per request
     errors: dict[str, int] = {}
-    script = post_script(next(b for b in bodies.values() if b)) if len(bases) > 1 else None
+    script = post_script(next(b for b in bodies.values() if b)) if any(bodies.values()) else None
     with nginx(upstream, cpus=other_cpus), tidegate(gateway_config(upstream, names), port,
                                                     cpus=gw_cpus) as gw:
         worker = children(gw.pid)[0]
         wrk(f"http://127.0.0.1:{port}/plain", seconds=2, cpus=other_cpus)
         for _ in range(args.rounds):
             for name in [*bases, *names]:
-                path = f"/{name}" if name in bases else f"/v/{name}"
-                headers = ({"Content-Type": "application/json"} if name == "plain-post"
-                           else {} if name == "plain" else VARIANTS[name]().headers)
-                post = name == "plain-post" or bool(bodies.get(name))
+                if name in bases:
+                    headers, post = base_request[name]
+                    path = "/plain-post" if post else "/plain"
+                else:
+                    headers, post = VARIANTS[name]().headers, bool(bodies[name])
+                    path = f"/v/{name}"
                 before = cpu_seconds(worker)
                 r = wrk(f"http://127.0.0.1:{port}{path}", headers=headers,
                         script=script if post else None, **load)
@@ -203,14 +218,14 @@ def main() -> None:
                 cpu[name].append((cpu_seconds(worker) - before) / max(r["requests"], 1) * 1e6)
                 errors[name] = errors.get(name, 0) + int(r["errors"])
     for base in bases:
-        print(f"{base:20s} {statistics.median(runs[base]):10.0f} req/s  errors {errors[base]}  "
+        print(f"{base:40s} {statistics.median(runs[base]):10.0f} req/s  errors {errors[base]}  "
               f"worker CPU {statistics.median(cpu[base]):.1f} us/request")
     for name in names:
-        base = "plain-post" if bodies[name] else "plain"
+        base = base_of[name]
         plain, plain_cpu = statistics.median(runs[base]), statistics.median(cpu[base])
         rps = statistics.median(runs[name])
         used = statistics.median(cpu[name])
-        print(f"{name:20s} {rps:10.0f} req/s  ratio {rps / plain:.3f}  errors {errors[name]}  "
+        print(f"{name:40s} {rps:10.0f} req/s  ratio {rps / plain:.3f}  errors {errors[name]}  "
               f"worker CPU {used:.1f} us/request (ratio {plain_cpu / used:.3f})")
     print(f"(one worker, pinned={args.pin}, c={args.connections}, {args.rounds}x{args.seconds}s)")
 
