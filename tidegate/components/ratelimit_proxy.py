@@ -95,7 +95,7 @@ def build(ctx: Build[ProxyLimit], nxt: BackendProxy) -> BackendProxy:
 
     async def limited(req: ProxyRequest) -> ProxyResponse:
         limiter = lease.value
-        if not resources.buckets.take(limiter.name, cfg.rate, cfg.capacity).allowed:
+        if not resources.buckets.admit(limiter.name, cfg.rate, cfg.capacity):
             raise RateLimited()
         return await nxt(req)
 
