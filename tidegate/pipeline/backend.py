@@ -358,6 +358,8 @@ class CompiledBackend:
         except (RecursionError, MemoryError, ValueError) as too_deep:
             # Nesting Python cannot follow (Go's limit is deeper): a failed decode, not a crash.
             raise BackendDecodeError(f"json: {type(too_deep).__name__}: {too_deep}") from None
+        if memo is None:
+            return ProxyResponse(self.format(data), True)
         return ProxyResponse(self.format(data), True, memo=memo)
 
     def _url_target(self, url: str) -> tuple[Target, str]:

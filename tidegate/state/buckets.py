@@ -4,7 +4,8 @@ KrakenD runs one process per node, so a limit of 100 req/s means 100 req/s for t
 tidegate runs N workers; if each kept its own buckets a node would allow N x the limit. The
 buckets therefore live in one shared-memory table (a memfd the supervisor creates and every
 worker maps), guarded by one POSIX record lock: an uncontended `take` is two `fcntl` calls and
-a few struct reads (~3 us), paid only by requests that pass a limit.
+a few struct reads (~5 us). Most requests do not pay it: workers lease batches of tokens
+(`SharedBuckets.lease`, `tidegate.state.leases`), which the table counts until they come back.
 
 The bucket is a continuous token bucket: it refills at `rate` tokens per second up to
 `capacity`, and a request takes `cost` tokens when it has them. A full bucket carries no
