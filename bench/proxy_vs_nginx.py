@@ -12,7 +12,8 @@ the same valid token), ``cors`` (root section, the request has an allowed Origin
 (an endpoint limit far above the load, so every request takes a token) and ``metrics``
 (``telemetry/opentelemetry`` with a Prometheus exporter on its own port). Two more measure one
 component alone (`instructions.py`): ``ratelimit-client`` (the endpoint's and a client bucket)
-and ``cache-hit`` (``qos/http-cache`` on an answer cacheable for an hour: every request a hit).
+``cache-hit`` (``qos/http-cache`` on an answer cacheable for an hour: every request a hit) and
+``breaker`` (a closed ``qos/circuit-breaker`` on the backend).
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def add_stack(cfg: dict[str, Any], stack: list[str]) -> tuple[dict[str, str], An
         backend = cfg["endpoints"][0]["backend"][0]
         backend["url_pattern"] = "/cacheable"
         backend["extra_config"] = {"qos/http-cache": {}}
+    if "breaker" in stack:  # a closed circuit breaker on the backend
+        backend = cfg["endpoints"][0]["backend"][0]
+        backend.setdefault("extra_config", {})["qos/circuit-breaker"] = {
+            "max_errors": 5, "interval": 60, "timeout": 10}
     if "metrics" in stack:
         root["telemetry/opentelemetry"] = {
             "service_name": "bench",

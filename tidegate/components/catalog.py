@@ -87,8 +87,9 @@ def _levels(*levels: Level) -> frozenset[Level]:
 
 DECLARED: tuple[Declared, ...] = (
     Declared("ratelimit", "COMPONENT", "qos/ratelimit/router", _levels(R), 10),
-    Declared("ratelimit_proxy", "COMPONENT", "qos/ratelimit/proxy", _levels(B), 30),
-    Declared("breaker", "COMPONENT", "qos/circuit-breaker", _levels(B), 40),
+    Declared("ratelimit_proxy", "COMPONENT", "qos/ratelimit/proxy", _levels(B), 30,
+             bounded=True),
+    Declared("breaker", "COMPONENT", "qos/circuit-breaker", _levels(B), 40, bounded=True),
     Declared("httpcache", "COMPONENT", "qos/http-cache", _levels(C), 10, bounded=True),
     Declared("pyplugins", "COMPONENTS", "plugin/http-server", _levels(S), 60, 0),
     Declared("pyplugins", "COMPONENTS", "plugin/http-client", _levels(C), 5, 1),

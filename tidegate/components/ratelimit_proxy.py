@@ -102,5 +102,7 @@ def build(ctx: Build[ProxyLimit], nxt: BackendProxy) -> BackendProxy:
     return limited
 
 
+# bounded: a token is taken without awaiting; then only the call itself.
 COMPONENT: Component[ProxyLimit] = Component(NAMESPACE, frozenset({Level.BACKEND}), build,
-                                             parse=parse, schema=SCHEMA, order=30)
+                                             parse=parse, schema=SCHEMA, order=30,
+                                             bounded=True)

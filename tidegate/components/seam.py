@@ -75,8 +75,9 @@ class Component(Generic[C]):
     no I/O). ``schema`` (JSON schema of the section) serves `check -l`, `tidegate schema` and
     the unknown-attribute warnings. ``order``: smaller is closer to the core. ``service_wide``:
     a ROUTER or PROXY component whose root-level section applies to endpoints without one.
-    ``bounded`` (CLIENT level): the stage awaits nothing past the request's ``deadline`` but
-    the next stage, so a single backend needs no endpoint timeout scope around it.
+    ``bounded`` (BACKEND and CLIENT levels): the stage awaits nothing but the next stage
+    (and, in the executor, nothing past ``ClientRequest.deadline``), so the backend's own
+    deadline bounds the call and a single backend needs no endpoint timeout scope around it.
     """
 
     namespace: str

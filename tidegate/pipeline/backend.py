@@ -243,14 +243,13 @@ class CompiledBackend:
         # same bytes for every such hit (`memo_slot` is the key it keeps them under).
         self.memo_slot: object | None = None
         # Whether anything runs outside this backend's own deadline (then the endpoint puts
-        # its timeout around the call): backend components, executor components that say
-        # nothing of the deadline. Without a registry, whatever the extra_config holds.
+        # its timeout around the call): a backend or executor component that is not
+        # `bounded`. Without a registry, whatever the extra_config holds.
         self.outside_deadline = bool(cfg.extra_config)
         if registry is not None:
             executors = registry.applied(Level.CLIENT, cfg.extra_config)
             backend_level = registry.applied(Level.BACKEND, cfg.extra_config)
-            self.outside_deadline = bool(backend_level) or not all(
-                c.bounded for c in executors)
+            self.outside_deadline = not all(c.bounded for c in (*executors, *backend_level))
             if not self.no_op and self.executor is not None and len(executors) == 1 \
                     and not backend_level:
                 self.memo_slot = object()
