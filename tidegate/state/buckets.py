@@ -181,10 +181,12 @@ class SharedBuckets:
         """Give back an earlier lease, then take one token for the request at hand plus up to
         `size - 1` more to spend without the lock for `seconds`.
 
-        `back` is ``(epoch, size, unspent)`` of this worker's previous lease of `key`. The
+        `back` is ``(lease id, size, unspent)`` of this worker's previous lease of `key`; the
+        id names the slot and its epoch, so a lease taken from a slot since reused, or from an
+        epoch since closed, is not given back (never counted twice). The
         batch is granted only while the bucket holds at least twice `size` (near the limit
         every request takes its own token, so tokens set aside by one worker do not turn
-        another's requests away). Returns ``(tokens granted, epoch, expires)``: 0 granted is a
+        another's requests away). Returns ``(tokens granted, lease id, expires)``: 0 granted is a
         refusal; ``expires`` is 0 when no lease was made (one token, spent at once).
         """
         h = _hash(key)
@@ -193,8 +195,9 @@ class SharedBuckets:
             now = self._clock()
             offset = self._find(h, now)
             tokens, stamp, leased, until, epoch = self._open(offset, h, now, capacity)
-            if back is not None and back[0] == epoch and leased > 0:
-                # Still counted here (same epoch): give back what is left of it.
+            lease_id = epoch * self.slots + (offset - _HEADER.size) // _SLOT.size
+            if back is not None and back[0] == lease_id and leased > 0:
+                # Still counted here (same slot, same epoch): give back what is left of it.
                 leased = max(0.0, leased - back[1])
                 tokens += min(back[2], back[1])
             if now > stamp:
@@ -209,7 +212,7 @@ class SharedBuckets:
                 granted = 1.0
                 tokens -= 1
             self._save(offset, h, tokens, now, rate, capacity, leased, until, epoch)
-            return granted, epoch, expires
+            return granted, lease_id, expires
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 0)
 

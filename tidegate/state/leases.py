@@ -34,12 +34,12 @@ def lease_size(rate: float, capacity: float) -> int:
 
 
 class _Lease:
-    __slots__ = ("epoch", "expires", "left", "size")
+    __slots__ = ("expires", "lease_id", "left", "size")
 
-    def __init__(self, size: float, left: float, epoch: int, expires: float) -> None:
+    def __init__(self, size: float, left: float, lease_id: int, expires: float) -> None:
         self.size = size
         self.left = left
-        self.epoch = epoch
+        self.lease_id = lease_id
         self.expires = expires
 
 
@@ -71,17 +71,17 @@ class LeasedBuckets:
         size = lease_size(rate, capacity)
         if size < 2:
             return self.table.take(key, rate, capacity).allowed
-        back = (held.epoch, held.size, held.left) if held is not None else None
-        granted, epoch, expires = self.table.lease(key, rate, capacity, size, LEASE_SECONDS,
-                                                   back)
+        back = (held.lease_id, held.size, held.left) if held is not None else None
+        granted, lease_id, expires = self.table.lease(key, rate, capacity, size,
+                                                      LEASE_SECONDS, back)
         if expires:
             if held is None:
                 if len(self._leases) >= LEASES_MAX:
                     self._forget()
-                held = self._leases[key] = _Lease(granted, granted - 1, epoch, expires)
+                held = self._leases[key] = _Lease(granted, granted - 1, lease_id, expires)
             else:
-                held.size, held.left, held.epoch, held.expires = (granted, granted - 1, epoch,
-                                                                  expires)
+                held.size, held.left, held.lease_id, held.expires = (
+                    granted, granted - 1, lease_id, expires)
         elif held is not None:
             del self._leases[key]  # given back above; this token was taken on its own
         return granted >= 1
