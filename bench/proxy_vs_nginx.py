@@ -10,7 +10,10 @@ wrk share core 1. Prints one line per target and the ratio tidegate/nginx.
 a 2048-bit key, JWK set fetched once from a local key server and cached; every request carries
 the same valid token), ``cors`` (root section, the request has an allowed Origin), ``ratelimit``
 (an endpoint limit far above the load, so every request takes a token) and ``metrics``
-(``telemetry/opentelemetry`` with a Prometheus exporter on its own port).
+(``telemetry/opentelemetry`` with a Prometheus exporter on its own port). Two more measure one
+component alone (`instructions.py`): ``ratelimit-client`` (the endpoint's and a client bucket)
+``cache-hit`` (``qos/http-cache`` on an answer cacheable for an hour: every request a hit) and
+``breaker`` (a closed ``qos/circuit-breaker`` on the backend).
 """
 
 from __future__ import annotations
@@ -66,6 +69,17 @@ def add_stack(cfg: dict[str, Any], stack: list[str]) -> tuple[dict[str, str], An
         headers["Origin"] = ORIGIN
     if "ratelimit" in stack:
         endpoint["qos/ratelimit/router"] = {"max_rate": 10_000_000}
+    if "ratelimit-client" in stack:  # the endpoint's bucket and one per client address
+        endpoint["qos/ratelimit/router"] = {"max_rate": 10_000_000,
+                                            "client_max_rate": 10_000_000, "strategy": "ip"}
+    if "cache-hit" in stack:  # an answer the upstream allows to cache for an hour
+        backend = cfg["endpoints"][0]["backend"][0]
+        backend["url_pattern"] = "/cacheable"
+        backend["extra_config"] = {"qos/http-cache": {}}
+    if "breaker" in stack:  # a closed circuit breaker on the backend
+        backend = cfg["endpoints"][0]["backend"][0]
+        backend.setdefault("extra_config", {})["qos/circuit-breaker"] = {
+            "max_errors": 5, "interval": 60, "timeout": 10}
     if "metrics" in stack:
         root["telemetry/opentelemetry"] = {
             "service_name": "bench",

@@ -28,14 +28,20 @@ HITS: Counter[str] = Counter()
 HITS_LOCK = threading.Lock()
 
 
+RELEASE = threading.Event()  # what /hang waits for (set when its test ends)
+
+
 class FailingHandler(BaseHTTPRequestHandler):
-    """A backend that answers /fail with 500 and /ok with JSON, counting every hit."""
+    """A backend that answers /fail with 500 and /ok with JSON, counting every hit; /hang
+    answers only once its test is over."""
 
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         with HITS_LOCK:
             HITS[self.path] += 1
+        if self.path.startswith("/hang"):
+            RELEASE.wait(30)
         code, body = (500, b"down") if self.path.startswith("/fail") else (200, b'{"ok":1}')
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -76,6 +82,27 @@ def test_the_breaker_opens_and_spares_the_backend(tmp_path: Path, encoding: str)
     assert HITS["/fail"] == 2
     assert [a[0] for a in answers] == [500] * 5
     assert all(a[2] == b"circuit breaker is open" for a in answers[2:])
+
+
+def test_a_backend_timeout_counts_as_a_failure(tmp_path: Path) -> None:
+    """A call that runs out of time is a failure for the breaker, as gobreaker counts the
+    deadline error KrakenD's call returns: max_errors 0 opens it, and the next call fails at
+    once without reaching the backend."""
+    RELEASE.clear()
+    with backend(FailingHandler) as bport:
+        path = tmp_path / "krakend.json"
+        config = _config(bport, {"max_errors": 0, "timeout": 60}, path="/hang")
+        config["endpoints"][0]["timeout"] = "300ms"
+        write_config(path, config)
+        port = free_port()
+        try:
+            with gateway(str(path), port):
+                answers = [request(port, "GET", "/guarded") for _ in range(2)]
+        finally:
+            RELEASE.set()
+    assert [a[0] for a in answers] == [500, 500]
+    assert answers[1][2] == b"circuit breaker is open"
+    assert HITS["/hang"] == 1
 
 
 def test_an_endpoint_without_failures_never_trips(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from tidegate.components.catalog import DECLARED, Declared
 @pytest.mark.parametrize("declared", DECLARED, ids=lambda d: f"{d.namespace}@{d.order}")
 def test_declaration_matches_the_module_component(declared: Declared) -> None:
     real = declared.load()
-    assert (real.namespace, real.levels, real.order, real.service_wide) == (
-        declared.namespace, declared.levels, declared.order, declared.service_wide)
+    assert (real.namespace, real.levels, real.order, real.service_wide, real.bounded) == (
+        declared.namespace, declared.levels, declared.order, declared.service_wide,
+        declared.bounded)
 
 
 def test_a_worker_without_those_sections_never_imports_the_heavy_libraries() -> None:

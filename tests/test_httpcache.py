@@ -130,6 +130,36 @@ def test_shared_cache_serves_every_backend_that_declares_it(tmp_path: Path) -> N
     assert HITS["/fresh"] == 1
 
 
+def test_endpoints_sharing_an_answer_render_it_each_their_own_way(tmp_path: Path) -> None:
+    """A hit's rendering is remembered per endpoint: one that filters and groups the shared
+    answer and one that passes it whole each keep answering as configured, hit after hit."""
+    with backend(CachingBackend) as bport:
+        shaped = _endpoint(bport, "/fresh", {"shared": True}, name="/shaped")
+        shaped["backend"][0].update({"allow": ["n"], "group": "g"})
+        config, port = _serve(tmp_path, bport, shaped,
+                              _endpoint(bport, "/fresh", {"shared": True}, name="/whole"))
+        with gateway(str(config), port):
+            answers = [request(port, "GET", p)[2] for p in ("/shaped", "/whole") * 3]
+    assert answers == [b'{"g":{"n":1}}', b'{"lang":"","n":1}'] * 3
+    assert HITS["/fresh"] == 1
+
+
+def test_a_negotiated_output_follows_each_requests_accept_on_a_hit(tmp_path: Path) -> None:
+    """With output_encoding negotiate the client's Accept picks the format, so hits are
+    rendered per request, never from a remembered rendering."""
+    with backend(CachingBackend) as bport:
+        ep = _endpoint(bport, "/fresh", {})
+        ep["output_encoding"] = "negotiate"
+        config, port = _serve(tmp_path, bport, ep)
+        with gateway(str(config), port):
+            got = [request(port, "GET", "/fresh", headers={"Accept": a})
+                   for a in ("application/json", "application/xml", "application/json")]
+    assert [g[1]["content-type"].split(";")[0] for g in got] == [
+        "application/json", "application/xml", "application/json"]
+    assert got[0][2] == got[2][2] == b'{"lang":"","n":1}' and got[1][2].startswith(b"<")
+    assert HITS["/fresh"] == 1
+
+
 def test_a_warm_cache_survives_an_unrelated_reload(tmp_path: Path) -> None:
     with backend(CachingBackend) as bport:
         port = free_port()
@@ -194,6 +224,29 @@ def test_the_cache_is_bounded_by_items_and_bytes() -> None:
     for key in "abcd":
         sized.put(key, _entry(b"x" * 700, 0))
     assert sized.size <= 2048 and len(sized) == 2
+
+
+def test_remembered_renderings_count_in_the_bound() -> None:
+    """What endpoints remember of a hit is counted in max_size: it evicts the least recently
+    used answers, and nothing is kept for an answer no longer stored."""
+    cache = HttpCache(CacheConfig(False, 100, 4096))
+    for key in "abc":
+        cache.put(key, _entry(b"x" * 700, 0))
+    kept = cache.get("c")
+    assert kept is not None and len(cache) == 3
+    kept.remember("slot", (200, (("Content-Type", "application/json"),), b"y" * 2000))
+    assert kept.recall("slot") is not None
+    assert cache.size <= 4096 and cache.get("a") is None and cache.get("c") is kept
+    cache.drop("c")
+    size = cache.size
+    kept.remember("other", (200, (), b"z" * 100))
+    assert kept.recall("other") is None and cache.size == size
+    fresh = _entry(b"x", 0)
+    cache.put("d", fresh)
+    fresh.remember("slot", (200, (), b"r"))
+    cache.stamp(fresh)  # a 304 refreshed it: its headers may have changed
+    assert fresh.recall("slot") is None and cache.size == sum(
+        e.size for e in (cache.get(k) for k in "bd") if e is not None)
 
 
 @pytest.mark.parametrize(("section", "key"), [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from tests.carryover import assert_carry_over
 from tests.support import Gateway, backend, free_port, gateway, request, write_config
 from tidegate.components.ratelimit import NAMESPACE, parse
 from tidegate.errors import ConfigValueError
+from tidegate.state.leases import lease_size
 
 
 def config(bport: int, limit: dict[str, Any] | None, *, port: int = 0,
@@ -52,6 +54,27 @@ def test_endpoint_limit_is_per_node_whatever_the_worker_count(tmp_path: Path,
             over = request(port, "GET", "/limited/u1")
     assert got.count(200) == 12 and got.count(503) == 18
     assert (over[0], over[2]) == (503, b"")
+
+
+@pytest.mark.parametrize(("limit", "refused"), [
+    ({"max_rate": 72_000, "every": "1h", "capacity": 160}, 503),
+    ({"client_max_rate": 72_000, "every": "1h", "client_capacity": 160, "strategy": "ip"}, 429),
+])
+def test_leased_tokens_keep_the_limit_per_node(tmp_path: Path, limit: dict[str, Any],
+                                               refused: int) -> None:
+    """20 req/s with a burst of 160: large enough for workers to lease tokens in batches
+    (`tidegate.state.LeasedBuckets`). With 2 workers the node still lets through at most the
+    burst plus what refilled meanwhile, and at most a lease per worker fewer."""
+    with backend() as bport:
+        path = tmp_path / "krakend.json"
+        write_config(path, config(bport, limit))
+        port = free_port()
+        with gateway(str(path), port, workers=2):
+            start = time.monotonic()
+            got = statuses(port, 240)
+            elapsed = time.monotonic() - start
+    assert set(got) == {200, refused}
+    assert 160 - 2 * lease_size(20, 160) <= got.count(200) <= 160 + 20 * elapsed, elapsed
 
 
 def test_limits_answer_as_krakend(tmp_path: Path) -> None:

@@ -133,6 +133,26 @@ class ProxyRequest:
                             self.query, self.body)
 
 
+Rendered = tuple[int, tuple[tuple[str, str], ...], bytes]  # status, headers, body
+
+
+class Memo(Protocol):
+    """What a stored answer (an HTTP cache entry) remembers of the work done on it.
+
+    A fresh cache hit is the same bytes every time: its decoded, manipulated and rendered form
+    is the same too, so the endpoint that rendered it once keeps the result under its `slot`
+    for as long as the entry lives (and is counted in the cache's size).
+    """
+
+    def recall(self, slot: object) -> Rendered | None:
+        """What `slot` remembered of this answer, if anything."""
+        ...
+
+    def remember(self, slot: object, value: Rendered) -> None:
+        """Keep `value` for `slot` while the answer stays stored (or not, if it is gone)."""
+        ...
+
+
 @dataclass(slots=True)
 class ProxyResponse:
     """A backend's (or the merge's) answer: decoded data plus what the router renders."""
@@ -143,6 +163,10 @@ class ProxyResponse:
     headers: dict[str, list[str]] = field(default_factory=dict)
     raw: bytes | None = None  # no-op: the body as the backend sent it
     stream: ChunkSource | None = None  # no-op, single backend: the body as it arrives
+    # A stored answer (cache hit) the endpoint may remember its rendering on; `rendered`: that
+    # rendering, recalled by the backend (then `data` was not decoded).
+    memo: Memo | None = None
+    rendered: Rendered | None = None
 
 
 class BackendFailure(Exception):
@@ -242,6 +266,7 @@ class ClientResponse:
     body: bytes
     url: str
     stream: ChunkSource | None = None
+    memo: Memo | None = None  # set by a cache that served a stored answer
 
     def header(self, lname: str) -> str | None:
         """First value of a header (name given lower-case)."""

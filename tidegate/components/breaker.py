@@ -230,5 +230,7 @@ def build(ctx: Build[BreakerConfig], nxt: BackendProxy) -> BackendProxy:
     return guarded_call
 
 
+# bounded: it awaits only the call it guards (whose deadline is the backend's).
 COMPONENT: Component[BreakerConfig] = Component(NAMESPACE, frozenset({Level.BACKEND}), build,
-                                                parse=parse, schema=SCHEMA, order=40)
+                                                parse=parse, schema=SCHEMA, order=40,
+                                                bounded=True)

@@ -46,6 +46,7 @@ class Declared:
     order: int
     index: int | None = None
     service_wide: bool = False
+    bounded: bool = False
 
     def load(self) -> Component[Any]:
         """The module's own value (imports the module, once)."""
@@ -58,7 +59,7 @@ class Declared:
                          build=lambda ctx, stage: self.load().build(ctx, stage),
                          parse=lambda raw, path: self.load().parse(raw, path),
                          schema=_LazySchema(self), order=self.order,
-                         service_wide=self.service_wide)
+                         service_wide=self.service_wide, bounded=self.bounded)
 
 
 class _LazySchema(Mapping[str, Any]):
@@ -86,9 +87,10 @@ def _levels(*levels: Level) -> frozenset[Level]:
 
 DECLARED: tuple[Declared, ...] = (
     Declared("ratelimit", "COMPONENT", "qos/ratelimit/router", _levels(R), 10),
-    Declared("ratelimit_proxy", "COMPONENT", "qos/ratelimit/proxy", _levels(B), 30),
-    Declared("breaker", "COMPONENT", "qos/circuit-breaker", _levels(B), 40),
-    Declared("httpcache", "COMPONENT", "qos/http-cache", _levels(C), 10),
+    Declared("ratelimit_proxy", "COMPONENT", "qos/ratelimit/proxy", _levels(B), 30,
+             bounded=True),
+    Declared("breaker", "COMPONENT", "qos/circuit-breaker", _levels(B), 40, bounded=True),
+    Declared("httpcache", "COMPONENT", "qos/http-cache", _levels(C), 10, bounded=True),
     Declared("pyplugins", "COMPONENTS", "plugin/http-server", _levels(S), 60, 0),
     Declared("pyplugins", "COMPONENTS", "plugin/http-client", _levels(C), 5, 1),
     Declared("pyplugins", "COMPONENTS", "plugin/req-resp-modifier", _levels(B, P), 90, 2),
@@ -96,7 +98,7 @@ DECLARED: tuple[Declared, ...] = (
     Declared("jwt", "COMPONENT", "auth/validator", _levels(R), 40),
     Declared("cel", "COMPONENT", "validation/cel", _levels(B, P), 15),
     Declared("cel", "JWT_REJECTER", "validation/cel", _levels(R), 39),
-    Declared("martian", "COMPONENT", "modifier/martian", _levels(C), 20),
+    Declared("martian", "COMPONENT", "modifier/martian", _levels(C), 20, bounded=True),
     Declared("redis_pools", "COMPONENT", "redis", _levels(S), 100),
     Declared("redis_ratelimit", "ROUTER", "qos/ratelimit/router/redis", _levels(R), 10),
     Declared("redis_ratelimit", "SERVICE", "qos/ratelimit/service/redis", _levels(S), 5),

@@ -29,7 +29,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ from tidegate.components import redis_pools
 from tidegate.components.redis_pools import pool_lease
 from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
 from tidegate.errors import ConfigValueError
-from tidegate.messages import ClientRequest, ClientResponse, Exchange
+from tidegate.messages import ClientRequest, ClientResponse, Exchange, Rendered
 from tidegate.state.redisbuckets import RedisUnavailable
 from tidegate.state.rediscluster import ClusterSettings
 
@@ -122,6 +122,9 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
+MEMO_SLOTS = 8  # renderings one entry keeps (endpoints sharing it, generations after reloads)
+
+
 @dataclass(slots=True)
 class Entry:
     status: int
@@ -131,9 +134,37 @@ class Entry:
     vary: tuple[tuple[str, str], ...]   # request header values the answer depends on
     size: int
     fresh_until: float = 0.0            # wall clock; computed when stored or revalidated
+    # What endpoints rendered of this answer (`messages.Memo`), counted in the cache's size;
+    # `owner`/`key`: where the entry is stored (a rendering is kept only while it is there).
+    memo: dict[object, Rendered] = field(default_factory=dict)
+    memo_size: int = 0
+    owner: HttpCache | None = None
+    key: str = ""
 
     def header(self, lname: str) -> str | None:
         return next((v for k, v in self.headers if k.lower() == lname), None)
+
+    def recall(self, slot: object) -> Rendered | None:
+        return self.memo.get(slot)
+
+    def remember(self, slot: object, value: Rendered) -> None:
+        owner = self.owner
+        if owner is None or owner._entries.get(self.key) is not self:
+            return  # evicted or replaced meanwhile: nothing to count it against
+        if len(self.memo) >= MEMO_SLOTS:
+            self.forget()
+        size = len(value[2]) + sum(len(k) + len(v) for k, v in value[1])
+        self.memo[slot] = value
+        self.memo_size += size
+        owner.size += size
+        owner.trim()
+
+    def forget(self) -> None:
+        """Drop the renderings (the answer changed, or to make room)."""
+        if self.owner is not None and self.owner._entries.get(self.key) is self:
+            self.owner.size -= self.memo_size
+        self.memo.clear()
+        self.memo_size = 0
 
 
 class HttpCache:
@@ -155,23 +186,31 @@ class HttpCache:
         self.drop(key)
         if entry.size > self.cfg.max_size:
             return
+        entry.forget()
+        entry.owner, entry.key = self, key
         self._entries[key] = entry
         self.size += entry.size
+        self.trim()
+
+    def trim(self) -> None:
+        """Evict the least recently used entries until both bounds hold."""
         while len(self._entries) > self.cfg.max_items or self.size > self.cfg.max_size:
             _, old = self._entries.popitem(last=False)
-            self.size -= old.size
+            self.size -= old.size + old.memo_size
 
     def drop(self, key: str) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
-            self.size -= old.size
+            self.size -= old.size + old.memo_size
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def stamp(self, entry: Entry) -> Entry:
         """Compute once when the entry is stored how long it stays fresh (no request
-        directives): a hit then costs one clock read."""
+        directives): a hit then costs one clock read. What endpoints rendered of it is
+        forgotten (a 304 may have changed its headers)."""
+        entry.forget()
         entry.fresh_until = 0.0
         cc = _directives(entry.header("cache-control"))
         date = _epoch(entry.header("date"))
@@ -221,7 +260,8 @@ def _vary(headers: list[tuple[str, str]], req: ClientRequest) -> tuple[tuple[str
 
 
 def _served(entry: Entry) -> ClientResponse:
-    return ClientResponse(entry.status, [*entry.headers, FROM_CACHE], entry.body, entry.url)
+    return ClientResponse(entry.status, [*entry.headers, FROM_CACHE], entry.body, entry.url,
+                          memo=entry)
 
 
 async def _whole(resp: ClientResponse, bound: int) -> ClientResponse | None:
@@ -320,7 +360,11 @@ def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
         key = req.url if req.method == "GET" else f"HEAD {req.url}"
         entry = cache.get(key)
         if entry is None and shared is not None:
-            entry = await shared.get(key)
+            try:  # within the backend's deadline, as the exchange after it
+                async with asyncio.timeout_at(req.deadline):
+                    entry = await shared.get(key)
+            except TimeoutError:
+                entry = None
             if entry is not None:
                 cache.put(key, entry)
         if entry is not None and entry.vary and tuple(
@@ -366,5 +410,7 @@ def build(ctx: Build[CacheConfig], nxt: Exchange) -> Exchange:
     return cached
 
 
+# bounded: it awaits Redis within the request's deadline, and otherwise only the exchange.
 COMPONENT: Component[CacheConfig] = Component(NAMESPACE, frozenset({Level.CLIENT}), build,
-                                              parse=parse, schema=SCHEMA, order=10)
+                                              parse=parse, schema=SCHEMA, order=10,
+                                              bounded=True)

@@ -416,6 +416,7 @@ def build(ctx: Build[Modifiers], nxt: Exchange) -> Exchange:
     return modified
 
 
+# bounded: its modifiers are plain calls around the exchange.
 COMPONENT: Component[Modifiers] = Component(NAMESPACE, frozenset({Level.CLIENT}), build,
                                             parse=parse, schema=schema_of(NAMESPACE),
-                                            order=20)
+                                            order=20, bounded=True)

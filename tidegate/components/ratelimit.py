@@ -11,6 +11,10 @@ Where tidegate differs, on purpose:
   100 req/s is 100 req/s for the node whatever the worker count, and it survives a hot reload
   that leaves this section unchanged (the bucket's name is the endpoint plus a fingerprint of
   the section). KrakenD forgets every bucket on each restart.
+* Requests spend per-worker leases of the node's buckets (`tidegate.state.LeasedBuckets`): a
+  worker takes a small batch of tokens under the table's lock and spends it lock-free, never
+  letting more through than the bucket would. With ``"headers": true`` every request takes
+  its own token, so the numbers shown are the bucket's.
 * A continuous token bucket, without KrakenD's refill quirks (a full refill serving one request
   for free; a refill clock that stands still while tokens remain).
 * ``client_max_rate`` without a ``strategy`` is a configuration error: KrakenD silently serves
@@ -150,10 +154,10 @@ class Limiter:
         cfg = self.cfg
         if cfg.client_rate > 0:
             who = client_key(cfg, req, params)
-            if not who or not buckets.take(f"{self.name}|{who}", cfg.client_rate,
-                                           cfg.client_capacity).allowed:
+            if not who or not buckets.admit(f"{self.name}|{who}", cfg.client_rate,
+                                            cfg.client_capacity):
                 return 429
-        if cfg.rate > 0 and not buckets.take(self.name, cfg.rate, cfg.capacity).allowed:
+        if cfg.rate > 0 and not buckets.admit(self.name, cfg.rate, cfg.capacity):
             return 503
         return 0
 

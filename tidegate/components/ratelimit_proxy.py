@@ -95,12 +95,14 @@ def build(ctx: Build[ProxyLimit], nxt: BackendProxy) -> BackendProxy:
 
     async def limited(req: ProxyRequest) -> ProxyResponse:
         limiter = lease.value
-        if not resources.buckets.take(limiter.name, cfg.rate, cfg.capacity).allowed:
+        if not resources.buckets.admit(limiter.name, cfg.rate, cfg.capacity):
             raise RateLimited()
         return await nxt(req)
 
     return limited
 
 
+# bounded: a token is taken without awaiting; then only the call itself.
 COMPONENT: Component[ProxyLimit] = Component(NAMESPACE, frozenset({Level.BACKEND}), build,
-                                             parse=parse, schema=SCHEMA, order=30)
+                                             parse=parse, schema=SCHEMA, order=30,
+                                             bounded=True)

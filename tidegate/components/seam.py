@@ -75,6 +75,9 @@ class Component(Generic[C]):
     no I/O). ``schema`` (JSON schema of the section) serves `check -l`, `tidegate schema` and
     the unknown-attribute warnings. ``order``: smaller is closer to the core. ``service_wide``:
     a ROUTER or PROXY component whose root-level section applies to endpoints without one.
+    ``bounded`` (BACKEND and CLIENT levels): the stage awaits nothing but the next stage
+    (and, in the executor, nothing past ``ClientRequest.deadline``), so the backend's own
+    deadline bounds the call and a single backend needs no endpoint timeout scope around it.
     """
 
     namespace: str
@@ -84,6 +87,7 @@ class Component(Generic[C]):
     schema: Mapping[str, Any] | None = None
     order: int = 100
     service_wide: bool = False
+    bounded: bool = False
 
 
 class Lease(Generic[T]):
@@ -326,6 +330,14 @@ class Assembly:
                                     self.service, endpoint, backend, self.resources, parts)
             stage = comp.build(ctx, stage)
         return stage
+
+    def applied(self, level: Level, extra_config: Mapping[str, Any]
+                ) -> tuple[Component[Any], ...]:
+        """The components `wrap` would apply at `level` for this extra_config (a stage that
+        relies on what wraps it asks, e.g. to remember a cache hit's rendering)."""
+        return tuple(c for c in self.registry._entries[level]
+                     if c.namespace in extra_config
+                     or (c.service_wide and c.namespace in self.service.extra_config))
 
     def _place(self, level: Level, endpoint: EndpointConfig | None,
                backend: BackendConfig | None) -> tuple[JsonPath, str]:

@@ -237,6 +237,22 @@ class CompiledBackend:
         self.executor = None if executor == self._client_exchange else executor
         self.send: BackendProxy = self._send if registry is None else registry.wrap(
             Level.BACKEND, self._send, cfg.extra_config, backend=cfg)
+        # A cache hit's rendering may be remembered (`messages.Memo`) when the answer reaches
+        # the endpoint as the cache served it: the cache is the only executor component and
+        # no backend component sees the answer. The endpoint decides whether it renders the
+        # same bytes for every such hit (`memo_slot` is the key it keeps them under).
+        self.memo_slot: object | None = None
+        # Whether anything runs outside this backend's own deadline (then the endpoint puts
+        # its timeout around the call): a backend or executor component that is not
+        # `bounded`. Without a registry, whatever the extra_config holds.
+        self.outside_deadline = bool(cfg.extra_config)
+        if registry is not None:
+            executors = registry.applied(Level.CLIENT, cfg.extra_config)
+            backend_level = registry.applied(Level.BACKEND, cfg.extra_config)
+            self.outside_deadline = not all(c.bounded for c in (*executors, *backend_level))
+            if not self.no_op and self.executor is not None and len(executors) == 1 \
+                    and not backend_level:
+                self.memo_slot = object()
 
     async def __call__(self, req: ProxyRequest) -> ProxyResponse:
         if self.concurrent <= 1:
@@ -297,6 +313,7 @@ class CompiledBackend:
         path = request_target(path, base)
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         deadline = asyncio.get_running_loop().time() + self.timeout
+        memo = None
         try:
             if self.executor is None:
                 status, resp_headers, body, url, stream = await self._exchange(
@@ -308,6 +325,7 @@ class CompiledBackend:
                     req.body, deadline, req.stream))
                 status, resp_headers, body, url, stream = (
                     answer.status, answer.headers, answer.body, answer.url, answer.stream)
+                memo = answer.memo
         except UpstreamTimeout:
             raise BackendTimeout() from None
         except BodyTooLarge:
@@ -326,6 +344,12 @@ class CompiledBackend:
         if status != 200 and status != 201:
             return self._bad_status(status, resp_headers, body, url)
         assert self.decode is not None
+        if memo is not None and self.memo_slot is not None:
+            rendered = memo.recall(self.memo_slot)
+            if rendered is not None:  # this answer's rendering, remembered by the endpoint
+                return ProxyResponse(None, True, rendered=rendered)
+        else:
+            memo = None
         try:
             data = self.decode(body)
         except DecodeError as decode_error:
@@ -333,7 +357,9 @@ class CompiledBackend:
         except (RecursionError, MemoryError, ValueError) as too_deep:
             # Nesting Python cannot follow (Go's limit is deeper): a failed decode, not a crash.
             raise BackendDecodeError(f"json: {type(too_deep).__name__}: {too_deep}") from None
-        return ProxyResponse(self.format(data), True)
+        if memo is None:
+            return ProxyResponse(self.format(data), True)
+        return ProxyResponse(self.format(data), True, memo=memo)
 
     def _url_target(self, url: str) -> tuple[Target, str]:
         """(target, request target) of a URL a component set; a host of the backend keeps

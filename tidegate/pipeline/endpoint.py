@@ -129,7 +129,8 @@ def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
         # The backend enforces its own deadline; the endpoint's is needed around it only when
         # it is shorter, or when backend components run outside that deadline.
         backend = cfg.backend[0]
-        needs_timeout = backend.timeout > cfg.timeout or bool(backend.extra_config)
+        needs_timeout = backend.timeout > cfg.timeout or getattr(
+            backends[0], "outside_deadline", bool(backend.extra_config))
         inner = _single(backends[0], cfg.timeout if needs_timeout else None)
     proxy = compile_static(options.static, inner)
     if registry is None:
@@ -195,6 +196,7 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
     render = renderer_for(output)
     no_op = output == "no-op"
+    memo_slot = _memo_slot(cfg, backends, output, registry)
     cache_header = ("Cache-Control", f"public, max-age={int(cfg.cache_ttl)}") \
         if int(cfg.cache_ttl) else None
 
@@ -214,6 +216,9 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         elif limit and len(req.body) > limit:
             return too_large()
         resp, err = await proxy(build(req, route_params))
+        if resp is not None and resp.rendered is not None:
+            code, fixed, stored = resp.rendered
+            return Response(code, list(fixed), stored)
         headers: list[tuple[str, str]] = [version_header]
         complete = "false"
         if resp is not None and resp.data:
@@ -230,6 +235,8 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
             return _render_no_op(resp, headers)
         status, body, content_type = render(resp.data, req.header("accept"))
         headers.append(("Content-Type", content_type))
+        if resp.memo is not None and memo_slot is not None:
+            resp.memo.remember(memo_slot, (status or 200, tuple(headers), body))
         return Response(status or 200, headers, body)
 
     def too_large() -> Response:
@@ -240,6 +247,19 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         return handle
     return registry.wrap(Level.ROUTER, handle, cfg.extra_config, endpoint=cfg,
                          parts=EndpointParts(proxy, build, cfg.timeout))
+
+
+def _memo_slot(cfg: EndpointConfig, backends: Sequence[BackendCall], output: str,
+               registry: Assembly | None) -> object | None:
+    """The key under which this endpoint remembers its rendering of a cache hit, or None when
+    the same stored answer may render differently: several backends, proxy components that
+    see the request, an output chosen by the client's Accept, no-op."""
+    if registry is None or len(backends) != 1 or output in ("no-op", "negotiate"):
+        return None
+    if registry.applied(Level.PROXY, cfg.extra_config):
+        return None
+    slot: object | None = getattr(backends[0], "memo_slot", None)
+    return slot
 
 
 def error_response(err: BaseException | None, headers: list[tuple[str, str]],

@@ -47,7 +47,7 @@ from tidegate.reload.control import (
 from tidegate.reload.slot import GenerationSlot
 from tidegate.server.listener import Listener
 from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
-from tidegate.state import SharedBuckets, StateStore
+from tidegate.state import LeasedBuckets, SharedBuckets, StateStore
 from tidegate.telemetry.logging_setup import LogOutputs
 
 log = logging.getLogger("tidegate.worker")
@@ -253,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
         runner = asyncio.run
-    buckets = SharedBuckets(args.buckets_fd) if args.buckets_fd is not None else None
+    # Requests spend per-worker leases of the node's buckets (no lock for most of them).
+    buckets = (LeasedBuckets(SharedBuckets(args.buckets_fd)) if args.buckets_fd is not None
+               else None)
     worker = Worker(sock, args.control_fd, args.ack_fd, args.index, StateStore(buckets))
     with contextlib.suppress(KeyboardInterrupt):
         runner(worker.run())

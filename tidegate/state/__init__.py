@@ -7,7 +7,8 @@ key did not change is handed over, and one nobody leases any more is closed.
 """
 
 from tidegate.state.buckets import AsyncBucketStore, BucketStore, LocalBuckets, SharedBuckets, Taken
+from tidegate.state.leases import LeasedBuckets
 from tidegate.state.store import StateKey, StateStore, fingerprint
 
-__all__ = ["AsyncBucketStore", "BucketStore", "LocalBuckets", "SharedBuckets", "StateKey",
-           "StateStore", "Taken", "fingerprint"]
+__all__ = ["AsyncBucketStore", "BucketStore", "LeasedBuckets", "LocalBuckets", "SharedBuckets",
+           "StateKey", "StateStore", "Taken", "fingerprint"]

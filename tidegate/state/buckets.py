@@ -4,7 +4,8 @@ KrakenD runs one process per node, so a limit of 100 req/s means 100 req/s for t
 tidegate runs N workers; if each kept its own buckets a node would allow N x the limit. The
 buckets therefore live in one shared-memory table (a memfd the supervisor creates and every
 worker maps), guarded by one POSIX record lock: an uncontended `take` is two `fcntl` calls and
-a few struct reads (~3 us), paid only by requests that pass a limit.
+a few struct reads (~5 us). Most requests do not pay it: workers lease batches of tokens
+(`SharedBuckets.lease`, `tidegate.state.leases`), which the table counts until they come back.
 
 The bucket is a continuous token bucket: it refills at `rate` tokens per second up to
 `capacity`, and a request takes `cost` tokens when it has them. A full bucket carries no
@@ -21,6 +22,7 @@ import mmap
 import os
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +44,11 @@ class BucketStore(Protocol):
 
     def take(self, key: str, rate: float, capacity: float, cost: float = 1.0) -> Taken:
         """Refill `key`'s bucket (`rate` tokens/s up to `capacity`), then take `cost` tokens."""
+        ...
+
+    def admit(self, key: str, rate: float, capacity: float) -> bool:
+        """`take` of one token when only the verdict matters (no RateLimit-* headers): a
+        store may then serve it from tokens it set aside earlier (`LeasedBuckets`)."""
         ...
 
 
@@ -86,6 +93,10 @@ class LocalBuckets:
             self._forget_full(now)
         return taken
 
+    def admit(self, key: str, rate: float, capacity: float) -> bool:
+        """One token, the verdict only (this process is the whole node: nothing to lease)."""
+        return self.take(key, rate, capacity).allowed
+
     def _forget_full(self, now: float) -> None:
         """Drop full buckets (they equal fresh ones); if none, the oldest half."""
         full = [k for k, v in self._buckets.items() if v[2] <= now]
@@ -99,8 +110,10 @@ class LocalBuckets:
 
 
 _HEADER = struct.Struct("<8sQ")    # magic, slot count
-_SLOT = struct.Struct("<Qddd")     # key hash (0 = never used), tokens, stamp, full_at
-_MAGIC = b"tgbkt001"
+# key hash (0 = never used), tokens, stamp, full_at, leased, lease_until, epoch
+_SLOT = struct.Struct("<QdddddQ")
+_FIND = struct.Struct("<Qddd")     # the head of a slot: what probing reads
+_MAGIC = b"tgbkt002"
 _PROBES = 16                       # slots looked at per key before evicting the soonest full
 
 
@@ -115,11 +128,20 @@ class SharedBuckets:
     neighbours. A slot whose bucket is full again (`full_at` passed) is free. When all
     neighbours are busy, the one that will be full soonest is taken over: that bucket is
     forgotten early (a client gets back at most what it would have had at `full_at`). The
-    table size bounds memory: 65,536 slots are 2 MiB.
+    table size bounds memory: 65,536 slots are 3.5 MiB.
+
+    Besides one-token takes, a worker may *lease* a batch of tokens (`lease`, used by
+    `tidegate.state.leases.LeasedBuckets`) and spend them without the lock. The slot counts
+    the tokens out on lease (`leased`) until they are given back or every lease has expired
+    (`lease_until`, after which `leased` drops to 0 and the slot's `epoch` moves on, so a late
+    give-back is ignored). The refill stops at ``capacity - leased``: tokens in the bucket plus
+    tokens out on lease never exceed the capacity, so leases never let more through than the
+    bucket alone would.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.fd = fd
+        self._clock = clock
         size = os.fstat(fd).st_size
         self._map = mmap.mmap(fd, size)
         magic, slots = _HEADER.unpack_from(self._map, 0)
@@ -128,28 +150,93 @@ class SharedBuckets:
         self.slots: int = int(slots)
 
     @classmethod
-    def create(cls, slots: int = 1 << 16) -> SharedBuckets:
+    def create(cls, slots: int = 1 << 16, clock: Callable[[], float] = time.monotonic
+               ) -> SharedBuckets:
         """A new table in a memfd; pass `fd` to the workers (it is not inheritable here)."""
         fd = os.memfd_create("tidegate-buckets", os.MFD_CLOEXEC)
         os.ftruncate(fd, _HEADER.size + slots * _SLOT.size)
         with mmap.mmap(fd, _HEADER.size) as head:
             _HEADER.pack_into(head, 0, _MAGIC, slots)
-        return cls(fd)
+        return cls(fd, clock)
 
     def take(self, key: str, rate: float, capacity: float, cost: float = 1.0) -> Taken:
         h = _hash(key)
         fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, 0)
         try:
-            now = time.monotonic()
+            now = self._clock()
             offset = self._find(h, now)
-            found, tokens, stamp, full_at = _SLOT.unpack_from(self._map, offset)
-            if found != h or full_at <= now:
-                tokens, stamp = capacity, now
-            tokens, taken = _refill_and_take(tokens, stamp, now, rate, capacity, cost)
-            _SLOT.pack_into(self._map, offset, h, tokens, now, now + taken.reset)
+            tokens, stamp, leased, until, epoch = self._open(offset, h, now, capacity)
+            tokens, taken = _refill_and_take(tokens, stamp, now, rate, capacity - leased, cost)
+            self._save(offset, h, tokens, now, rate, capacity, leased, until, epoch)
             return taken
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 0)
+
+    def admit(self, key: str, rate: float, capacity: float) -> bool:
+        """One token, the verdict only."""
+        return self.take(key, rate, capacity).allowed
+
+    def lease(self, key: str, rate: float, capacity: float, size: float, seconds: float,
+              back: tuple[int, float, float] | None = None) -> tuple[float, int, float]:
+        """Give back an earlier lease, then take one token for the request at hand plus up to
+        `size - 1` more to spend without the lock for `seconds`.
+
+        `back` is ``(lease id, size, unspent)`` of this worker's previous lease of `key`; the
+        id names the slot and its epoch, so a lease taken from a slot since reused, or from an
+        epoch since closed, is not given back (never counted twice). The
+        batch is granted only while the bucket holds at least twice `size` (near the limit
+        every request takes its own token, so tokens set aside by one worker do not turn
+        another's requests away). Returns ``(tokens granted, lease id, expires)``: 0 granted is a
+        refusal; ``expires`` is 0 when no lease was made (one token, spent at once).
+        """
+        h = _hash(key)
+        fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, 0)
+        try:
+            now = self._clock()
+            offset = self._find(h, now)
+            tokens, stamp, leased, until, epoch = self._open(offset, h, now, capacity)
+            lease_id = epoch * self.slots + (offset - _HEADER.size) // _SLOT.size
+            if back is not None and back[0] == lease_id and leased > 0:
+                # Still counted here (same slot, same epoch): give back what is left of it.
+                leased = max(0.0, leased - back[1])
+                tokens += min(back[2], back[1])
+            if now > stamp:
+                tokens = min(capacity - leased, tokens + (now - stamp) * rate)
+            granted, expires = 0.0, 0.0
+            if tokens >= 2 * size:
+                granted, expires = size, now + seconds
+                tokens -= size
+                leased += size
+                until = max(until, expires)
+            elif tokens >= 1:
+                granted = 1.0
+                tokens -= 1
+            self._save(offset, h, tokens, now, rate, capacity, leased, until, epoch)
+            return granted, lease_id, expires
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 0)
+
+    def _open(self, offset: int, h: int, now: float, capacity: float
+              ) -> tuple[float, float, float, float, int]:
+        """(tokens, stamp, leased, lease_until, epoch) of the slot at `offset` for `h`: a
+        fresh bucket when the slot held another key or is full again; no lease counted once
+        every lease has expired (a new epoch in both cases)."""
+        found, tokens, stamp, full_at, leased, until, epoch = _SLOT.unpack_from(self._map,
+                                                                               offset)
+        if found != h or full_at <= now:
+            return capacity, now, 0.0, 0.0, epoch + 1
+        if leased > 0 and until <= now:
+            return tokens, stamp, 0.0, 0.0, epoch + 1
+        return tokens, stamp, leased, until, epoch
+
+    def _save(self, offset: int, h: int, tokens: float, now: float, rate: float,
+              capacity: float, leased: float, until: float, epoch: int) -> None:
+        """Write the slot back; it is free again once full and without leases."""
+        full_at = now + (capacity - tokens) / rate if rate > 0 else float("inf")
+        if leased > 0:
+            full_at = max(full_at, until)
+        _SLOT.pack_into(self._map, offset, h, tokens, now, full_at, leased, until,
+                        epoch & 0xFFFFFFFFFFFFFFFF)
 
     def _find(self, h: int, now: float) -> int:
         """The slot of `h`: its own, else a free one, else the one full soonest."""
@@ -159,7 +246,7 @@ class SharedBuckets:
         soonest, soonest_at = -1, float("inf")
         for i in range(_PROBES):
             offset = base + ((start + i) % self.slots) * _SLOT.size
-            found, _, _, full_at = _SLOT.unpack_from(self._map, offset)
+            found, _, _, full_at = _FIND.unpack_from(self._map, offset)
             if found == h:
                 return offset
             if free < 0 and (found == 0 or full_at <= now):
