@@ -5,12 +5,13 @@ here is added to both ends at once; `decode` refuses what it does not know inste
 
     supervisor → worker   Load (compile and swap in generation `gen`), Status, Stop
     worker → supervisor   Ready (started, reading its control pipe), Loaded (`gen` is
-                          serving), Failed (`gen` could not be built)
+                          serving), Failed (`gen` could not be built), Metrics (the
+                          worker's metric series that moved, every second)
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import orjson
@@ -70,11 +71,22 @@ class Failed:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The worker's cumulative metric series that moved since its last Metrics
+    (`telemetry.recorder.Table.snapshot`); sent every second, and once more after draining.
+    An empty list is a heartbeat: the supervisor's aggregate is current up to now."""
+
+    op: ClassVar[str] = "metrics"
+    families: list[Any]
+
+
 ToWorker = Load | Status | Stop
-ToSupervisor = Ready | Loaded | Failed
+ToSupervisor = Ready | Loaded | Failed | Metrics
 Message = ToWorker | ToSupervisor
 
-_TYPES: dict[str, type[Message]] = {t.op: t for t in (Load, Status, Stop, Ready, Loaded, Failed)}
+_TYPES: dict[str, type[Message]] = {t.op: t for t in (Load, Status, Stop, Ready, Loaded, Failed,
+                                                      Metrics)}
 
 
 class ProtocolError(ValueError):
@@ -82,8 +94,13 @@ class ProtocolError(ValueError):
 
 
 def encode(msg: Message) -> bytes:
-    """One line of JSON, newline included."""
-    return orjson.dumps({"op": msg.op, **asdict(msg)}) + b"\n"
+    """One line of JSON, newline included.
+
+    Fields are read as they are (no field holds a dataclass): `asdict` would deep-copy a
+    Load's whole configuration and every list of a metrics snapshot first (2 ms a snapshot).
+    """
+    return orjson.dumps({"op": msg.op, **{f.name: getattr(msg, f.name) for f in fields(msg)}}
+                        ) + b"\n"
 
 
 def decode(line: bytes) -> Message:
