@@ -111,6 +111,16 @@ DECLARED: tuple[Declared, ...] = (
     Declared("lua.component", "COMPONENTS", "modifier/lua-endpoint", _levels(R, S), 20, 0),
     Declared("lua.component", "COMPONENTS", "modifier/lua-proxy", _levels(P), 30, 1),
     Declared("lua.component", "COMPONENTS", "modifier/lua-backend", _levels(B), 20, 2),
+    # Traces of telemetry/opentelemetry: around the metrics recorder, at each of its levels.
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(S), 55, 0),
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(R), 75, 1,
+             service_wide=True),
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(P), 55, 2,
+             service_wide=True),
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(B), 55, 3,
+             service_wide=True),
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(C), 15, 4,
+             service_wide=True),
 )
 
 # Light components (no heavy dependency) may be listed here as values, loaded eagerly.
