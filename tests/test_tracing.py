@@ -156,3 +156,39 @@ def test_skip_paths_and_an_unmatched_route(tmp_path: Path) -> None:
             spans = collector.wait(lambda s: any(x.kind == SERVER for x in s))
     assert [s.name for s in spans] == ["/nowhere"]
     assert spans[0].attributes["http.route"] == "404 Not Found"
+
+
+def test_each_reload_and_each_rejected_save_is_a_span_with_generation_and_hash(
+        tmp_path: Path) -> None:
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port))
+        gport = free_port()
+        with gateway(str(cfg), gport, "--watch") as gw:
+            first = health(gport)["generation"]
+            cfg.write_text('{"version": 3, "endpoints": [}')
+            gw.wait_for("krakend.json:1:")
+            data = config(bport, collector.port)
+            data["endpoints"].pop()
+            write_config(cfg, data)
+            gw.wait_for("generation 2 active")
+            second = health(gport)["generation"]
+
+            def reloads(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+                return [s for s in spans if s.name == "tidegate.reload"]
+
+            spans = reloads(collector.wait(lambda s: len(reloads(s)) == 3))
+    start, rejected, applied = spans
+    assert start.attributes["tidegate.reload.result"] == "applied"
+    assert start.attributes["tidegate.reload.reason"] == "start"
+    assert start.attributes["tidegate.generation"] == first["id"]
+    assert start.attributes["tidegate.config_hash"] == first["config_hash"]
+    assert rejected.attributes["tidegate.reload.result"] == "rejected"
+    assert rejected.status_code == 2  # ERROR
+    assert rejected.attributes["tidegate.reload.error.file"] == str(cfg)
+    assert rejected.attributes["tidegate.reload.error.line"] == 1
+    assert rejected.events == ["config rejected"]
+    assert applied.attributes["tidegate.generation"] == second["id"] == 2
+    assert applied.attributes["tidegate.config_hash"] == second["config_hash"]
+    assert applied.attributes["tidegate.reload.endpoints.removed"] == ["GET /other"]
+    assert applied.events == ["config applied"]

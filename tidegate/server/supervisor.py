@@ -19,6 +19,7 @@ import os
 import signal
 
 from tidegate.config.loader import watch_targets
+from tidegate.config.model import ServiceConfig
 from tidegate.config.tls import watched_files
 from tidegate.errors import ConfigError
 from tidegate.logs import setup_logging
@@ -30,6 +31,7 @@ from tidegate.server.workers import WorkerFleet
 from tidegate.telemetry.logging_config import log_settings
 from tidegate.telemetry.logging_setup import LogOutputs
 from tidegate.telemetry.reloads import ReloadEvent
+from tidegate.telemetry.tracing_reloads import ReloadTraces
 
 log = logging.getLogger("tidegate")
 
@@ -56,6 +58,13 @@ class Supervisor:
         # The supervisor logs as the generation being served asks (from its activation on).
         self.logs = LogOutputs("supervisor")
         self.coordinator.journal.subscribe(self._on_reload_event)
+        # Each reload and rejected save as a span, to the serving configuration's exporters.
+        self.reload_traces = ReloadTraces(self._serving)
+        self.coordinator.journal.subscribe(self.reload_traces.record)
+
+    def _serving(self) -> ServiceConfig | None:
+        current = self.coordinator.current
+        return current.loaded.service if current is not None else None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -77,6 +86,7 @@ class Supervisor:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.coordinator.shutdown()
+            await self.reload_traces.close()
             if self.stop.is_set():
                 log.info("stopped")
             self.logs.close()
