@@ -66,7 +66,7 @@ ORDER_SERVICE = 55
 ORDER_ROUTER = 75
 ORDER_PROXY = 55
 ORDER_BACKEND = 55
-ORDER_CLIENT = 15  # outside the HTTP cache (a hit is an exchange too), inside martian
+ORDER_CLIENT = 17  # outside the HTTP cache (a hit is an exchange too), inside martian
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")

@@ -22,17 +22,15 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import Tracer
 
 from tidegate import __version__
 from tidegate.telemetry.otel_config import OtelConfig, OtlpExporter
+
+if TYPE_CHECKING:  # the SDK is imported when a configuration first exports traces
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Tracer
 
 log = logging.getLogger("tidegate")
 
@@ -111,6 +109,11 @@ class TraceRuntime:
 
     def __init__(self, settings: ProviderSettings,
                  exporters: Sequence[SpanExporter] | None = None) -> None:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
         self.settings = settings
         attrs: dict[str, str] = {"service.name": settings.service_name,
                                  "service.version": settings.service_version or __version__}

@@ -16,8 +16,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.trace import Status, StatusCode
-
 from tidegate.config.model import ServiceConfig
 from tidegate.telemetry.otel_config import from_service
 from tidegate.telemetry.reloads import ReloadEvent
@@ -66,6 +64,9 @@ class ReloadTraces:
         span = runtime.tracer.start_span(SPAN, start_time=start, attributes=attrs)
         span.add_event(f"config {event.result}", attributes=attrs, timestamp=end)
         if event.result == "rejected":
+            from opentelemetry.trace import Status, StatusCode
+
+
             message = (event.error or {}).get("error") or (event.error or {}).get("message")
             span.set_status(Status(StatusCode.ERROR, str(message or "rejected")))
         span.end(end_time=end)
