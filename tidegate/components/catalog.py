@@ -119,7 +119,7 @@ DECLARED: tuple[Declared, ...] = (
              service_wide=True),
     Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(B), 55, 3,
              service_wide=True),
-    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(C), 15, 4,
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(C), 17, 4,
              service_wide=True),
 )
 
