@@ -74,7 +74,8 @@ class Component(Generic[C]):
     path of the offending key; ``build(ctx, next)`` returns ``next`` wrapped (compile time,
     no I/O). ``schema`` (JSON schema of the section) serves `check -l`, `tidegate schema` and
     the unknown-attribute warnings. ``order``: smaller is closer to the core. ``service_wide``:
-    a ROUTER or PROXY component whose root-level section applies to endpoints without one.
+    a component below SERVICE whose root-level section applies to every endpoint (backend)
+    without one of its own (the root ``telemetry/opentelemetry`` instruments them all).
     """
 
     namespace: str
