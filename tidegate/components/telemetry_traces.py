@@ -1,4 +1,4 @@
-"""`telemetry/opentelemetry` traces: krakend-otel's spans, with the official OpenTelemetry SDK.
+"""`telemetry/opentelemetry` traces: krakend-otel's spans, exported over OTLP.
 
 One request that is sampled gives the spans krakend-otel gives, linked parent to child:
 
@@ -16,26 +16,22 @@ One request that is sampled gives the spans krakend-otel gives, linked parent to
 Every span carries ``tidegate.generation`` and ``tidegate.config_hash``: the configuration
 that served it. An incoming ``traceparent`` is continued (its sampled flag decides, as
 krakend-otel's parent-based sampler, unless the rate is 1); otherwise a request is sampled with
-probability ``trace_sample_rate``. The decision is taken once, before any SDK call: a request
-that is not sampled costs a context-variable read per stage and nothing else.
+probability ``trace_sample_rate``. The decision is taken once, at the server stage: a request
+that is not sampled costs a context-variable read per stage and nothing else. A sampled one
+encodes each span as it ends (`SpanTemplate`: what a stage's spans share is encoded at compile
+time) and queues it in the worker's batch processors (`tidegate.telemetry.tracing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import replace
 from http import HTTPStatus
-from random import random
+from random import getrandbits, random
+from time import perf_counter, time_ns
 from typing import Any
-
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
-from opentelemetry.trace.propagation import get_current_span
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
 from tidegate.messages import (
@@ -59,6 +55,7 @@ from tidegate.telemetry.otel_config import (
     from_service,
     parse_otel,
 )
+from tidegate.telemetry.otlp_encode import CLIENT, ERROR, INTERNAL, OK, SERVER, SpanTemplate, event
 from tidegate.telemetry.tracing import TraceRuntime, provider_settings
 
 # Stacking: outermost of the telemetry places (krakend-ce puts otel outside everything).
@@ -68,22 +65,25 @@ ORDER_PROXY = 55
 ORDER_BACKEND = 55
 ORDER_CLIENT = 17  # outside the HTTP cache (a hit is an exchange too), inside martian
 
-_PROPAGATOR = TraceContextTextMapPropagator()
 _PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
 class Active:
-    """The span a request's next stages nest under (None: not sampled, no stage records)."""
+    """Where a request's next spans nest: its trace, the enclosing span (0: none), the
+    tracestate to pass on; the server stage's also collects the matched route."""
 
-    __slots__ = ("context", "route", "span", "static")
+    __slots__ = ("route", "span_id", "static", "trace_id", "trace_state")
 
-    def __init__(self, span: Span | None, context: Context) -> None:
-        self.span = span
-        self.context = context
+    def __init__(self, trace_id: bytes, span_id: int, trace_state: str) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.trace_state = trace_state
         self.route = ""
         self.static: Attributes = ()
 
 
+# None: the request is not sampled (or not traced at all): no stage records anything.
 _ACTIVE: ContextVar[Active | None] = ContextVar("tidegate_trace", default=None)
 
 
@@ -95,6 +95,28 @@ def endpoint_route(endpoint: str) -> str:
 def backend_route(url_pattern: str) -> str:
     """krakend-otel's NormalizeURLPattern of lura's ``{{.Id}}``: ``/u/{id}`` → ``/u/:id``."""
     return _PLACEHOLDER.sub(lambda m: ":" + m.group(1).lower(), url_pattern)
+
+
+def parse_traceparent(header: str) -> tuple[bytes, int, bool] | None:
+    """(trace id, parent span id, sampled) of a W3C ``traceparent``; None when invalid (as
+    the OpenTelemetry propagator: all-zero ids, version ff, extra fields on version 00)."""
+    m = _TRACEPARENT.fullmatch(header.strip().lower())
+    if m is None:
+        return None
+    version, trace, parent, flags, rest = m.groups()
+    if version == "ff" or (version == "00" and rest) or set(trace) == {"0"} or \
+            set(parent) == {"0"}:
+        return None
+    return bytes.fromhex(trace), int(parent, 16), bool(int(flags, 16) & 1)
+
+
+def traceparent(trace_id: bytes, span_id: int) -> str:
+    """The W3C header of a span this gateway records (sampled)."""
+    return f"00-{trace_id.hex()}-{span_id:016x}-01"
+
+
+def _new_span_id() -> int:
+    return getrandbits(64) or 1
 
 
 def _parse(raw: Any, path: JsonPath) -> OtelConfig:
@@ -111,9 +133,21 @@ def _own(ctx: Build[OtelConfig]) -> OtelConfig | None:
     return None if ctx.path == ("extra_config", NAMESPACE) else ctx.config
 
 
+def _overrides(ctx: Build[OtelConfig], layer: str) -> OtelConfig | None:
+    """The endpoint's or backend's own section when it sets this layer: krakend-otel then
+    uses it instead of the service's, whole (attributes are not merged)."""
+    own = _own(ctx)
+    owner = ctx.backend if ctx.level in (Level.BACKEND, Level.CLIENT) else ctx.endpoint
+    if own is None or owner is None:
+        return None
+    raw = owner.extra_config.get(NAMESPACE)
+    layers = raw.get("layers") if isinstance(raw, Mapping) else None
+    return own if isinstance(layers, Mapping) and layers.get(layer) is not None else None
+
+
 def _runtime(ctx: Build[OtelConfig], root: OtelConfig) -> Lease[TraceRuntime] | None:
-    """The worker's provider for these exporters (None: nothing exports traces, or the rate
-    is 0 and nothing would be sampled)."""
+    """The worker's exporters (None: nothing exports traces, or the rate is 0 and nothing
+    would be sampled)."""
     settings = provider_settings(root)
     if settings is None or root.trace_sample_rate <= 0.0:
         return None
@@ -138,13 +172,19 @@ def _skip(ctx: Build[OtelConfig], root: OtelConfig) -> bool:
 def _headers(prefix: str, headers: Any, skip: frozenset[str]) -> dict[str, list[str]]:
     """``http.request.header.x-y`` attributes (skip_headers by canonical name)."""
     out: dict[str, list[str]] = {}
-    items = headers.items() if isinstance(headers, dict) else (
+    items = headers.items() if isinstance(headers, Mapping) else (
         (k, [v]) for k, v in headers)
     for k, vs in items:
         name = canonical_header(k)
         if name not in skip:
             out.setdefault(prefix + name.lower(), []).extend(vs)
     return out
+
+
+def _exception(exc: BaseException, at: int) -> bytes:
+    """The ``exception`` span event the SDK's record_exception adds."""
+    return event("exception", at, {"exception.type": type(exc).__name__,
+                                   "exception.message": str(exc)})
 
 
 # --- server span ---------------------------------------------------------------------------
@@ -164,71 +204,65 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
     skip = frozenset(root.skip_paths)
     report = layer.report_headers
     skip_headers = frozenset(canonical_header(h) for h in layer.skip_headers)
-    fixed = _tags(ctx, ("krakend.stage", "global"), *layer.traces_static_attributes)
+    template = SpanTemplate("", SERVER, _tags(ctx, ("krakend.stage", "global"),
+                                                 *layer.traces_static_attributes))
 
     async def traced(request: Request) -> Response:
         if request.path in skip:
             return await nxt(request)
-        parent: Context | None = None
+        parent = None
         if extract:
             header = request.header("traceparent")
             if header is not None:
-                parent = _continued(header, request.header_values("tracestate"))
+                parent = parse_traceparent(header)
         if parent is None:
             if rate < 1.0 and random() >= rate:
                 return await nxt(request)
-            parent = Context()
-        elif rate < 1.0 and not get_current_span(parent).get_span_context().trace_flags.sampled:
-            return await nxt(request)
+            trace_id, parent_id, state = getrandbits(128).to_bytes(16, "big"), 0, ""
+        else:
+            trace_id, parent_id, sampled = parent
+            if rate < 1.0 and not sampled:  # krakend-otel's parent-based sampler
+                return await nxt(request)
+            state = ",".join(request.header_values("tracestate"))
         if not record:  # no server span; the proxy and backend spans still are
-            token = _ACTIVE.set(Active(None, parent))
+            token = _ACTIVE.set(Active(trace_id, parent_id, state))
             try:
                 return await nxt(request)
             finally:
                 _ACTIVE.reset(token)
-        return await _serve(request, parent)
+        return await serve(request, trace_id, parent_id, state)
 
-    async def _serve(request: Request, parent: Context) -> Response:
-        attrs = dict(fixed)
-        attrs.update(_incoming(request))
-        if report:
-            attrs.update(_headers("http.request.header.", request.headers, skip_headers))
-        span = lease.value.tracer.start_span(request.path, context=parent,
-                                             kind=SpanKind.SERVER, attributes=attrs)
-        active = Active(span, set_span_in_context(span, parent))
+    async def serve(request: Request, trace_id: bytes, parent_id: int, state: str
+                    ) -> Response:
+        span_id = _new_span_id()
+        active = Active(trace_id, span_id, state)
+        start = time_ns()
         token = _ACTIVE.set(active)
         try:
             response = await nxt(request)
         except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
-            span.end()
+            end = time_ns()
+            lease.value.emit(template.encode(
+                trace_id, span_id, parent_id, start, end, _incoming(request), ERROR, str(exc),
+                name=request.path, trace_state=state, events=_exception(exc, end)))
             raise
         finally:
             _ACTIVE.reset(token)
         status = response.status
-        end: dict[str, Any] = {
-            "http.route": active.route or _status_text(status),
-            "http.response.status_code": status,
-            "http.response.body.size": _body_size(response)}
-        end.update(active.static)
+        attrs = _incoming(request)
         if report:
-            end.update(_headers("http.response.header.", response.headers, skip_headers))
-        span.set_attributes(end)
-        span.set_status(Status(StatusCode.OK))
-        span.end()
+            attrs.update(_headers("http.request.header.", request.headers, skip_headers))
+        attrs["http.route"] = active.route or _status_text(status)
+        attrs["http.response.status_code"] = status
+        attrs["http.response.body.size"] = _body_size(response)
+        attrs.update(active.static)
+        if report:
+            attrs.update(_headers("http.response.header.", response.headers, skip_headers))
+        lease.value.emit(template.encode(trace_id, span_id, parent_id, start, time_ns(), attrs,
+                                         OK, name=request.path, trace_state=state))
         return response
 
     return traced
-
-
-def _continued(header: str, state: list[str]) -> Context | None:
-    """The context of an incoming ``traceparent`` (None when it does not parse)."""
-    carrier = {"traceparent": header}
-    if state:
-        carrier["tracestate"] = ",".join(state)
-    parent = _PROPAGATOR.extract(carrier)
-    return parent if get_current_span(parent).get_span_context().is_valid else None
 
 
 def _incoming(request: Request) -> dict[str, Any]:
@@ -287,19 +321,20 @@ def build_router(ctx: Build[OtelConfig], nxt: EndpointHandler) -> EndpointHandle
 
 # --- proxy and backend spans -------------------------------------------------------------------
 
-def _finish(span: Span, status: int | None, complete: bool, error: BaseException | None
-            ) -> None:
-    """krakend-otel's middlewareTracer.end."""
+def _outcome(status: int | None, complete: bool, error: BaseException | None
+             ) -> dict[str, Any]:
+    """krakend-otel's middlewareTracer.end attributes."""
+    out: dict[str, Any] = {}
     if error is not None:
         if isinstance(error, asyncio.CancelledError):
-            span.set_attribute("canceled", True)
+            out["canceled"] = True
         else:
-            span.set_attribute("error", str(error))
-        span.set_attribute("http.response.status_code", 500)
+            out["error"] = str(error)
+        out["http.response.status_code"] = 500
     elif status is not None:
-        span.set_attribute("http.response.status_code", status)
-    span.set_attribute("complete", complete)
-    span.end()
+        out["http.response.status_code"] = status
+    out["complete"] = complete
+    return out
 
 
 def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
@@ -309,13 +344,13 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
     if root is None or ep is None or _skip(ctx, root):
         return nxt
     lease = _runtime(ctx, root)
-    own = _overrides(ctx, "proxy")
-    layer = (own or root).layers.proxy
+    layer = (_overrides(ctx, "proxy") or root).layers.proxy
     if lease is None or layer.disable_traces:
         return nxt
     name = endpoint_route(ep.endpoint)
-    attrs = _tags(ctx, ("http.request.method", ep.method), ("http.route", name),
-                  *layer.traces_static_attributes, ("krakend.stage", "proxy"))
+    template = SpanTemplate(name, INTERNAL, _tags(
+        ctx, ("http.request.method", ep.method), ("http.route", name),
+        *layer.traces_static_attributes, ("krakend.stage", "proxy")))
     report = layer.report_headers
     skip_headers = frozenset(canonical_header(h) for h in layer.skip_headers)
 
@@ -324,36 +359,29 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
         active = _ACTIVE.get()
         if active is None:
             return await nxt(req)
-        span = lease.value.tracer.start_span(name, context=active.context, attributes=attrs)
-        if report:
-            span.set_attributes(_headers("http.request.header.", req.headers, skip_headers))
-        token = _ACTIVE.set(Active(span, set_span_in_context(span, active.context)))
+        span_id = _new_span_id()
+        start = time_ns()
+        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state))
         try:
             resp, err = await nxt(req)
         except BaseException as exc:
-            _finish(span, None, False, exc)
+            lease.value.emit(template.encode(
+                active.trace_id, span_id, active.span_id, start, time_ns(),
+                _outcome(None, False, exc), trace_state=active.trace_state))
             raise
         finally:
             _ACTIVE.reset(token)
-        if report and resp is not None and err is None:
-            span.set_attributes(_headers("http.response.header.", resp.headers, skip_headers))
-        _finish(span, resp.status if resp is not None else None,
-                resp is not None and resp.complete, err)
+        attrs = _outcome(resp.status if resp is not None else None,
+                         resp is not None and resp.complete, err)
+        if report:
+            attrs.update(_headers("http.request.header.", req.headers, skip_headers))
+            if resp is not None and err is None:
+                attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
+        lease.value.emit(template.encode(active.trace_id, span_id, active.span_id, start,
+                                         time_ns(), attrs, trace_state=active.trace_state))
         return resp, err
 
     return proxy
-
-
-def _overrides(ctx: Build[OtelConfig], layer: str) -> OtelConfig | None:
-    """The endpoint's or backend's own section when it sets this layer: krakend-otel then
-    uses it instead of the service's, whole (attributes are not merged)."""
-    own = _own(ctx)
-    owner = ctx.backend if ctx.level in (Level.BACKEND, Level.CLIENT) else ctx.endpoint
-    if own is None or owner is None:
-        return None
-    raw = owner.extra_config.get(NAMESPACE)
-    layers = raw.get("layers") if isinstance(raw, Mapping) else None
-    return own if isinstance(layers, Mapping) and layers.get(layer) is not None else None
 
 
 def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
@@ -367,10 +395,11 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
     if lease is None or detail.disable_stage:
         return nxt
     name = backend_route(be.url_pattern)
-    attrs = _tags(ctx, ("http.request.method", be.method), ("http.route", name),
-                  ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
-                  ("krakend.endpoint.method", ep.method),
-                  *detail.static_attributes, ("krakend.stage", "backend"))
+    template = SpanTemplate(name, INTERNAL, _tags(
+        ctx, ("http.request.method", be.method), ("http.route", name),
+        ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
+        ("krakend.endpoint.method", ep.method), *detail.static_attributes,
+        ("krakend.stage", "backend")))
     report = detail.report_headers
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
@@ -378,20 +407,24 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
         active = _ACTIVE.get()
         if active is None:
             return await nxt(req)
-        span = lease.value.tracer.start_span(name, context=active.context, attributes=attrs)
-        if report:
-            span.set_attributes(_headers("http.request.header.", req.headers, skip_headers))
-        token = _ACTIVE.set(Active(span, set_span_in_context(span, active.context)))
+        span_id = _new_span_id()
+        start = time_ns()
+        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state))
         try:
             resp = await nxt(req)
         except BaseException as exc:
-            _finish(span, None, False, exc)
+            lease.value.emit(template.encode(
+                active.trace_id, span_id, active.span_id, start, time_ns(),
+                _outcome(None, False, exc), trace_state=active.trace_state))
             raise
         finally:
             _ACTIVE.reset(token)
+        attrs = _outcome(resp.status, resp.complete, None)
         if report:
-            span.set_attributes(_headers("http.response.header.", resp.headers, skip_headers))
-        _finish(span, resp.status, resp.complete, None)
+            attrs.update(_headers("http.request.header.", req.headers, skip_headers))
+            attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
+        lease.value.emit(template.encode(active.trace_id, span_id, active.span_id, start,
+                                         time_ns(), attrs, trace_state=active.trace_state))
         return resp
 
     return backend
@@ -412,10 +445,11 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
     if lease is None or not (spans or inject):
         return nxt
     name = backend_route(be.url_pattern)
-    fixed = _tags(ctx, ("http.request.method", be.method), ("http.route", name),
-                  ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
-                  ("krakend.endpoint.method", ep.method),
-                  ("krakend.stage", "backend-request"), *detail.static_attributes)
+    template = SpanTemplate(name, CLIENT, _tags(
+        ctx, ("http.request.method", be.method), ("http.route", name),
+        ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
+        ("krakend.endpoint.method", ep.method), ("krakend.stage", "backend-request"),
+        *detail.static_attributes))
     report = detail.report_headers
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
@@ -423,52 +457,47 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
         active = _ACTIVE.get()
         if active is None:
             return await nxt(creq)
-        span: Span | None = None
-        context = active.context
-        if spans:
-            attrs = dict(fixed)
-            attrs.update(_outgoing(creq))
-            if report:
-                attrs.update(_headers("http.request.header.", creq.headers, skip_headers))
-            span = lease.value.tracer.start_span(name, context=context, kind=SpanKind.CLIENT,
-                                                 attributes=attrs)
-            context = set_span_in_context(span, context)
-        if inject:
-            creq = _with_trace_headers(creq, context)
-        if span is None:
+        span_id = _new_span_id() if spans else active.span_id
+        if inject and span_id:
+            creq = _with_trace_headers(creq, active.trace_id, span_id, active.trace_state)
+        if not spans:
             return await nxt(creq)
-        started = time.perf_counter()
+        start = time_ns()
+        started = perf_counter()
         try:
             resp = await nxt(creq)
         except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
-            span.end()
+            end = time_ns()
+            lease.value.emit(template.encode(
+                active.trace_id, span_id, active.span_id, start, end, _outgoing(creq),
+                ERROR, str(exc), trace_state=active.trace_state,
+                events=_exception(exc, end)))
             raise
-        end: dict[str, Any] = {"http.response.status_code": resp.status,
-                               "http.response.body.size": _response_size(resp),
-                               "response-duration": time.perf_counter() - started}
+        attrs = _outgoing(creq)
         if report:
-            end.update(_headers("http.response.header.", resp.headers, skip_headers))
-        span.set_attributes(end)
-        span.set_status(Status(StatusCode.OK))
-        span.end()
+            attrs.update(_headers("http.request.header.", creq.headers, skip_headers))
+            attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
+        attrs["http.response.status_code"] = resp.status
+        attrs["http.response.body.size"] = _response_size(resp)
+        attrs["response-duration"] = perf_counter() - started
+        lease.value.emit(template.encode(active.trace_id, span_id, active.span_id, start,
+                                         time_ns(), attrs, OK, trace_state=active.trace_state))
         return resp
 
     return exchange
 
 
-def _with_trace_headers(creq: ClientRequest, context: Context) -> ClientRequest:
+def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: int, state: str
+                        ) -> ClientRequest:
     """The request with this trace's ``Traceparent`` (and ``Tracestate``) instead of any the
     client sent."""
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier, context=context)
-    if not carrier:
-        return creq
     headers = [(k, v) for k, v in creq.headers
                if k.lower() not in ("traceparent", "tracestate")]
-    headers.extend((canonical_header(k), v) for k, v in carrier.items())
-    return replace(creq, headers=headers)
+    headers.append(("Traceparent", traceparent(trace_id, span_id)))
+    if state:
+        headers.append(("Tracestate", state))
+    return ClientRequest(creq.target, creq.method, creq.request_target, creq.url, headers,
+                         creq.body, creq.deadline, creq.stream)
 
 
 def _outgoing(creq: ClientRequest) -> dict[str, Any]:

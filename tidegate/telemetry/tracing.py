@@ -1,17 +1,16 @@
-"""The tracer of a worker: one OpenTelemetry SDK provider per set of exporters, kept across
+"""The trace pipeline of a worker: one SDK batch processor per OTLP exporter, kept across
 reloads while its settings do not change.
 
 krakend-otel builds one global provider with a batching processor per OTLP exporter. tidegate
-builds one per worker process (providers do not survive a fork), leased through the component
-seam's state: a reload that keeps the exporters and the service's identity keeps the provider
-(and the spans queued in it); one that changes or drops them shuts the old one down after the
-old generation drained.
+builds one per worker process, leased through the component seam's state: a reload that keeps
+the exporters and the service's identity keeps them (and the spans queued in them); one that
+changes or drops them shuts the old ones down after the old generation drained. Spans arrive
+already encoded (`otlp_encode`): the SDK's tracer would cost more per span than the request.
 
 A dead or slow collector never blocks a request nor grows memory: spans wait in a bounded
 queue (`QUEUE` spans; beyond it new ones are dropped) that one background thread per exporter
 ships every `DELAY_MS`, each export bounded by `EXPORT_TIMEOUT` seconds. Sampling is decided by
-the stages before any SDK call (`tidegate.components.telemetry_traces`), so the provider samples
-everything it is given.
+the stages (`tidegate.components.telemetry_traces`): what is emitted is exported.
 """
 
 from __future__ import annotations
@@ -27,17 +26,17 @@ from urllib.parse import urlsplit
 
 from tidegate import __version__
 from tidegate.telemetry.otel_config import OtelConfig, OtlpExporter
+from tidegate.telemetry.otlp_encode import resource_scope
 
 if TYPE_CHECKING:  # the SDK is imported when a configuration first exports traces
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.trace import Tracer
 
 log = logging.getLogger("tidegate")
 
 # krakend-otel's instrumentation scope name, so dashboards filtering on it keep working.
 SCOPE = "io.krakend.krakend-otel"
-QUEUE = 2048          # spans waiting per exporter, at most
-BATCH = 512           # spans per export request
+QUEUE = 8192          # spans waiting per exporter, at most (a few MiB)
+BATCH = 2048          # spans per export request: the timer, not each span, wakes the sender
 DELAY_MS = 1000       # a span reaches the collector within about a second
 EXPORT_TIMEOUT = 5.0  # seconds per export attempt (a dead collector: retries stop there)
 CLOSE_WAIT = 6.0      # seconds a reload or a stop waits for the last spans to leave
@@ -91,43 +90,42 @@ def provider_settings(cfg: OtelConfig) -> ProviderSettings | None:
     return ProviderSettings(cfg.service_name, cfg.service_version, cfg.deploy_env, targets)
 
 
-def _exporter(target: TraceTarget) -> SpanExporter:
-    if target.use_http:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpExporter,
-        )
-        return HttpExporter(endpoint=target.endpoint, timeout=EXPORT_TIMEOUT)
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-        OTLPSpanExporter as GrpcExporter,
-    )
-    return GrpcExporter(endpoint=target.endpoint, insecure=target.insecure,
-                        timeout=EXPORT_TIMEOUT)
-
-
 class TraceRuntime:
-    """A provider and its tracer, in one worker; `close` flushes and stops its threads."""
+    """A worker's trace pipeline for one set of exporters: `emit` queues an encoded span in
+    each exporter's batch processor (the SDK's); `close` flushes and stops their threads."""
 
     def __init__(self, settings: ProviderSettings,
                  exporters: Sequence[SpanExporter] | None = None) -> None:
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+        from tidegate.telemetry.otlp_export import EncodedSpan, OtlpSpanExporter
 
         self.settings = settings
         attrs: dict[str, str] = {"service.name": settings.service_name,
-                                 "service.version": settings.service_version or __version__}
+                                 "service.version": settings.service_version or __version__,
+                                 "telemetry.sdk.name": "tidegate",
+                                 "telemetry.sdk.language": "python"}
         if settings.deploy_env:
             attrs["deployment.environment"] = settings.deploy_env
-        # Sampling is decided before a span starts, so the provider keeps all it is given.
-        self.provider = TracerProvider(sampler=ALWAYS_ON, resource=Resource.create(attrs),
-                                       shutdown_on_exit=False)
-        for exporter in exporters if exporters is not None else map(_exporter,
-                                                                    settings.targets):
-            self.provider.add_span_processor(BatchSpanProcessor(
-                exporter, max_queue_size=QUEUE, schedule_delay_millis=DELAY_MS,
-                max_export_batch_size=BATCH, export_timeout_millis=EXPORT_TIMEOUT * 1000))
-        self.tracer: Tracer = self.provider.get_tracer(SCOPE)
+        resource, scope = resource_scope(attrs, SCOPE, __version__)
+        if exporters is None:
+            exporters = [OtlpSpanExporter(t.name, t.use_http, t.endpoint, t.insecure,
+                                          resource, scope, EXPORT_TIMEOUT)
+                         for t in settings.targets]
+        # The SDK's processor has no annotations on shutdown(): held as Any.
+        self.processors: list[Any] = [BatchSpanProcessor(
+            exporter, max_queue_size=QUEUE, schedule_delay_millis=DELAY_MS,
+            max_export_batch_size=BATCH, export_timeout_millis=EXPORT_TIMEOUT * 1000)
+            for exporter in exporters]
+        ends = [p.on_end for p in self.processors]
+        wrap = EncodedSpan
+
+        def emit(data: bytes) -> None:
+            span = wrap(data)
+            for end in ends:
+                end(span)  # the processor reads .context only
+
+        self.emit = emit
         self.closed = False
 
     async def close(self) -> None:
@@ -140,14 +138,15 @@ class TraceRuntime:
 
         def shutdown() -> None:
             try:
-                self.provider.shutdown()
+                for processor in self.processors:
+                    processor.shutdown()
             except Exception:  # an exporter's failure must not stop a reload
                 log.exception("stopping the trace exporters failed")
             finally:
                 with contextlib.suppress(RuntimeError):  # the loop is already gone
                     done.get_loop().call_soon_threadsafe(_settle, done)
 
-        threading.Thread(target=shutdown, name="otel-shutdown", daemon=True).start()
+        threading.Thread(target=shutdown, name="otlp-shutdown", daemon=True).start()
         try:
             await asyncio.wait_for(asyncio.shield(done), CLOSE_WAIT)
         except TimeoutError:

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from random import getrandbits
 from typing import Any
 
 from tidegate.config.model import ServiceConfig
 from tidegate.telemetry.otel_config import from_service
+from tidegate.telemetry.otlp_encode import ERROR, INTERNAL, OK, SpanTemplate
+from tidegate.telemetry.otlp_encode import event as otlp_event
 from tidegate.telemetry.reloads import ReloadEvent
 from tidegate.telemetry.tracing import ProviderSettings, TraceRuntime, provider_settings
 
 SPAN = "tidegate.reload"
+_TEMPLATE = SpanTemplate(SPAN, INTERNAL, {})
 
 
 def reload_attributes(event: ReloadEvent) -> dict[str, Any]:
@@ -61,15 +65,13 @@ class ReloadTraces:
         end = int(event.time * 1e9)
         start = end - int((event.build_seconds or 0.0) * 1e9)
         attrs = reload_attributes(event)
-        span = runtime.tracer.start_span(SPAN, start_time=start, attributes=attrs)
-        span.add_event(f"config {event.result}", attributes=attrs, timestamp=end)
+        code, message = OK, ""
         if event.result == "rejected":
-            from opentelemetry.trace import Status, StatusCode
-
-
-            message = (event.error or {}).get("error") or (event.error or {}).get("message")
-            span.set_status(Status(StatusCode.ERROR, str(message or "rejected")))
-        span.end(end_time=end)
+            error = event.error or {}
+            code, message = ERROR, str(error.get("error") or error.get("message") or "rejected")
+        runtime.emit(_TEMPLATE.encode(
+            getrandbits(128).to_bytes(16, "big"), getrandbits(64) or 1, 0, start, end, attrs,
+            code, message, events=otlp_event(f"config {event.result}", end, attrs)))
 
     def _settings(self) -> ProviderSettings | None:
         service = self._current()
