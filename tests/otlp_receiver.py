@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -62,6 +63,9 @@ class _Collector:
     def __init__(self) -> None:
         self.spans: queue.Queue[ReceivedSpan] = queue.Queue()
         self.seen: list[ReceivedSpan] = []
+        # OTLP/HTTP metrics exports, decoded, in arrival order.
+        self.metrics: queue.Queue[metrics_service_pb2.ExportMetricsServiceRequest] = \
+            queue.Queue()
 
     def take(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         for span in decode(request):
@@ -101,6 +105,11 @@ class HttpReceiver(_Collector):
                     req.ParseFromString(body)
                     collector.take(req)
                     payload = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                elif self.path == "/v1/metrics":
+                    mreq = metrics_service_pb2.ExportMetricsServiceRequest()
+                    mreq.ParseFromString(body)
+                    collector.metrics.put(mreq)
+                    payload = b""
                 else:
                     payload = b""
                 self.send_response(200)

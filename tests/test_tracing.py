@@ -5,6 +5,7 @@ the `traceparent` the backend saw, an incoming trace continued, sampling, gRPC e
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,35 @@ def test_each_reload_and_each_rejected_save_is_a_span_with_generation_and_hash(
     assert applied.attributes["tidegate.config_hash"] == second["config_hash"]
     assert applied.attributes["tidegate.reload.endpoints.removed"] == ["GET /other"]
     assert applied.events == ["config applied"]
+
+
+def test_the_node_metrics_are_pushed_over_otlp_every_reporting_period(tmp_path: Path) -> None:
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port, metric_reporting_period=1))
+        gport = free_port()
+        with gateway(str(cfg), gport, workers=2):
+            for _ in range(3):
+                assert request(gport, "GET", "/users/5")[0] == 200
+            deadline = time.monotonic() + 20
+            count = 0
+            while count != 3:  # each push is cumulative: it reaches 3 within two periods
+                request_ = collector.metrics.get(timeout=max(deadline - time.monotonic(), 0.1))
+                count = server_requests(request_, "/users/{id}")  # the recorder's label
+    resource = {a.key: a.value.string_value
+                for a in request_.resource_metrics[0].resource.attributes}
+    assert resource["service.name"] == "shop"
+
+
+def server_requests(export: Any, route: str) -> int:
+    """`http.server.duration`'s count for `route` in one OTLP metrics export."""
+    for rm in export.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name != "http.server.duration":
+                    continue
+                for point in metric.histogram.data_points:
+                    attrs = {a.key: a.value.string_value for a in point.attributes}
+                    if attrs.get("http.route") == route:
+                        return int(point.count)
+    return 0

@@ -30,6 +30,7 @@ from tidegate.server.cpus import available_cpus
 from tidegate.server.workers import WorkerFleet
 from tidegate.telemetry.logging_config import log_settings
 from tidegate.telemetry.logging_setup import LogOutputs
+from tidegate.telemetry.otlp_metrics import OtlpMetricsPush
 from tidegate.telemetry.reloads import ReloadEvent
 from tidegate.telemetry.servers import TelemetryServers
 from tidegate.telemetry.tracing_reloads import ReloadTraces
@@ -66,6 +67,9 @@ class Supervisor:
         # Each reload and rejected save as a span, to the serving configuration's exporters.
         self.reload_traces = ReloadTraces(self._serving)
         self.coordinator.journal.subscribe(self.reload_traces.record)
+        # The node's metrics pushed to the serving configuration's OTLP exporters.
+        self.otlp_metrics = OtlpMetricsPush(self.fleet.metrics, self._serving)
+        self.coordinator.journal.subscribe(self.otlp_metrics.follow)
 
     def _serving(self) -> ServiceConfig | None:
         current = self.coordinator.current
@@ -93,6 +97,7 @@ class Supervisor:
             await self.coordinator.shutdown()
             await self.telemetry.close()
             await self.reload_traces.close()
+            await self.otlp_metrics.close()
             if self.stop.is_set():
                 log.info("stopped")
             self.logs.close()
