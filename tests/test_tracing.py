@@ -225,3 +225,33 @@ def server_requests(export: Any, route: str) -> int:
                     if attrs.get("http.route") == route:
                         return int(point.count)
     return 0
+
+
+def test_layers_propagation_off_static_attributes_and_reported_headers(tmp_path: Path) -> None:
+    layers = {"global": {"disable_propagation": True, "traces_static_attributes": [
+                  {"key": "team", "value": "shop"}]},
+              "proxy": {"report_headers": True},
+              "backend": {"traces": {"disable_stage": True, "round_trip": True}}}
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port, layers=layers))
+        gport = free_port()
+        with gateway(str(cfg), gport):
+            status, _, body = request(gport, "GET", "/users/9", headers={
+                "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "X-Probe": "yes"})
+            assert status == 200
+            spans = collector.wait(lambda s: sum(1 for x in s if x.trace_id != "") >= 3
+                                   and any(x.kind == SERVER for x in s))
+    server = next(s for s in spans if s.kind == SERVER)
+    # The incoming trace is not continued and nothing is sent on to the backend.
+    assert server.trace_id != TRACE_ID and server.parent_span_id == ""
+    assert seen_traceparent(body) == ""
+    assert server.attributes["team"] == "shop"
+    stages = sorted(s.attributes["krakend.stage"] for s in spans)
+    assert stages == ["backend-request", "global", "proxy"]  # no backend stage span
+    proxy = next(s for s in spans if s.attributes["krakend.stage"] == "proxy")
+    # what lura passes on to the backends (input_headers filtered)
+    assert proxy.attributes["http.request.header.x-forwarded-for"] == ["127.0.0.1"]
+    assert "http.request.header.x-probe" not in proxy.attributes
+    client = next(s for s in spans if s.kind == CLIENT)
+    assert client.parent_span_id == proxy.span_id
