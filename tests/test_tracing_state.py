@@ -47,7 +47,7 @@ def test_spans_encode_as_opentelemetry_proto_decodes_them() -> None:
     resource, scope = enc.resource_scope({"service.name": "shop"}, "io.krakend.krakend-otel",
                                          "1.0")
     request = trace_service_pb2.ExportTraceServiceRequest.FromString(
-        enc.export_request(resource, scope, spans))
+        enc.export_request(resource, scope, [enc.frame(spans[0]) + enc.frame(spans[1])]))
     first, second = decode(request)
     assert (first.name, first.kind, first.trace_id, first.span_id, first.parent_span_id) == (
         "/users/:id", 1, trace_id.hex(), f"{7:016x}", f"{5:016x}")
@@ -76,7 +76,7 @@ def test_a_dead_collector_blocks_no_request_and_holds_a_bounded_queue() -> None:
             runtime = TraceRuntime(settings)
             started = time.monotonic()
             for i in range(3 * QUEUE):
-                runtime.emit(template.encode(bytes(16), i + 1, 0, 1, 2))
+                runtime.emit(enc.frame(template.encode(bytes(16), i + 1, 0, 1, 2)))
             spent = time.monotonic() - started
             queued = runtime.processors[0]._batch_processor._queue
             assert len(queued) <= QUEUE

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from http import HTTPStatus
 from random import getrandbits, random
@@ -55,7 +55,16 @@ from tidegate.telemetry.otel_config import (
     from_service,
     parse_otel,
 )
-from tidegate.telemetry.otlp_encode import CLIENT, ERROR, INTERNAL, OK, SERVER, SpanTemplate, event
+from tidegate.telemetry.otlp_encode import (
+    CLIENT,
+    ERROR,
+    INTERNAL,
+    OK,
+    SERVER,
+    SpanTemplate,
+    event,
+    frame,
+)
 from tidegate.telemetry.tracing import TraceRuntime, provider_settings
 
 # Stacking: outermost of the telemetry places (krakend-ce puts otel outside everything).
@@ -69,16 +78,36 @@ _PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
+class Sink:
+    """Where a request's finished spans go: held until the server span ends, then queued
+    as one item (one batch-processor call per request, not per span); a span that ends later
+    (a cancelled backend call) or without a server span goes on its own."""
+
+    __slots__ = ("emit", "open", "spans")
+
+    def __init__(self, emit: Callable[[bytes], None], open_: bool) -> None:
+        self.emit = emit
+        self.open = open_
+        self.spans: list[bytes] = []
+
+    def add(self, span: bytes) -> None:
+        if self.open:
+            self.spans.append(frame(span))
+        else:
+            self.emit(frame(span))
+
+
 class Active:
     """Where a request's next spans nest: its trace, the enclosing span (0: none), the
-    tracestate to pass on; the server stage's also collects the matched route."""
+    tracestate to pass on, the sink; the server stage's also collects the matched route."""
 
-    __slots__ = ("route", "span_id", "static", "trace_id", "trace_state")
+    __slots__ = ("route", "sink", "span_id", "static", "trace_id", "trace_state")
 
-    def __init__(self, trace_id: bytes, span_id: int, trace_state: str) -> None:
+    def __init__(self, trace_id: bytes, span_id: int, trace_state: str, sink: Sink) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.trace_state = trace_state
+        self.sink = sink
         self.route = ""
         self.static: Attributes = ()
 
@@ -225,7 +254,8 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
                 return await nxt(request)
             state = ",".join(request.header_values("tracestate"))
         if not record:  # no server span; the proxy and backend spans still are
-            token = _ACTIVE.set(Active(trace_id, parent_id, state))
+            token = _ACTIVE.set(Active(trace_id, parent_id, state,
+                                       Sink(lease.value.emit, False)))
             try:
                 return await nxt(request)
             finally:
@@ -235,16 +265,19 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
     async def serve(request: Request, trace_id: bytes, parent_id: int, state: str
                     ) -> Response:
         span_id = _new_span_id()
-        active = Active(trace_id, span_id, state)
+        sink = Sink(lease.value.emit, True)
+        active = Active(trace_id, span_id, state, sink)
         start = time_ns()
         token = _ACTIVE.set(active)
         try:
             response = await nxt(request)
         except BaseException as exc:
             end = time_ns()
-            lease.value.emit(template.encode(
+            sink.spans.append(frame(template.encode(
                 trace_id, span_id, parent_id, start, end, _incoming(request), ERROR, str(exc),
-                name=request.path, trace_state=state, events=_exception(exc, end)))
+                name=request.path, trace_state=state, events=_exception(exc, end))))
+            sink.open = False
+            lease.value.emit(b"".join(sink.spans))
             raise
         finally:
             _ACTIVE.reset(token)
@@ -258,8 +291,11 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
         attrs.update(active.static)
         if report:
             attrs.update(_headers("http.response.header.", response.headers, skip_headers))
-        lease.value.emit(template.encode(trace_id, span_id, parent_id, start, time_ns(), attrs,
-                                         OK, name=request.path, trace_state=state))
+        sink.spans.append(frame(template.encode(trace_id, span_id, parent_id, start, time_ns(),
+                                                attrs, OK, name=request.path,
+                                                trace_state=state)))
+        sink.open = False
+        lease.value.emit(b"".join(sink.spans))
         return response
 
     return traced
@@ -361,11 +397,12 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
             return await nxt(req)
         span_id = _new_span_id()
         start = time_ns()
-        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state))
+        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state,
+                                       active.sink))
         try:
             resp, err = await nxt(req)
         except BaseException as exc:
-            lease.value.emit(template.encode(
+            active.sink.add(template.encode(
                 active.trace_id, span_id, active.span_id, start, time_ns(),
                 _outcome(None, False, exc), trace_state=active.trace_state))
             raise
@@ -377,7 +414,7 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
             attrs.update(_headers("http.request.header.", req.headers, skip_headers))
             if resp is not None and err is None:
                 attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
-        lease.value.emit(template.encode(active.trace_id, span_id, active.span_id, start,
+        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
                                          time_ns(), attrs, trace_state=active.trace_state))
         return resp, err
 
@@ -409,11 +446,12 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
             return await nxt(req)
         span_id = _new_span_id()
         start = time_ns()
-        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state))
+        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state,
+                                       active.sink))
         try:
             resp = await nxt(req)
         except BaseException as exc:
-            lease.value.emit(template.encode(
+            active.sink.add(template.encode(
                 active.trace_id, span_id, active.span_id, start, time_ns(),
                 _outcome(None, False, exc), trace_state=active.trace_state))
             raise
@@ -423,7 +461,7 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
         if report:
             attrs.update(_headers("http.request.header.", req.headers, skip_headers))
             attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
-        lease.value.emit(template.encode(active.trace_id, span_id, active.span_id, start,
+        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
                                          time_ns(), attrs, trace_state=active.trace_state))
         return resp
 
@@ -468,7 +506,7 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
             resp = await nxt(creq)
         except BaseException as exc:
             end = time_ns()
-            lease.value.emit(template.encode(
+            active.sink.add(template.encode(
                 active.trace_id, span_id, active.span_id, start, end, _outgoing(creq),
                 ERROR, str(exc), trace_state=active.trace_state,
                 events=_exception(exc, end)))
@@ -480,7 +518,7 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
         attrs["http.response.status_code"] = resp.status
         attrs["http.response.body.size"] = _response_size(resp)
         attrs["response-duration"] = perf_counter() - started
-        lease.value.emit(template.encode(active.trace_id, span_id, active.span_id, start,
+        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
                                          time_ns(), attrs, OK, trace_state=active.trace_state))
         return resp
 
@@ -492,7 +530,7 @@ def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: int, stat
     """The request with this trace's ``Traceparent`` (and ``Tracestate``) instead of any the
     client sent."""
     headers = [(k, v) for k, v in creq.headers
-               if k.lower() not in ("traceparent", "tracestate")]
+               if not (k[:1] in "Tt" and k.lower() in ("traceparent", "tracestate"))]
     headers.append(("Traceparent", traceparent(trace_id, span_id)))
     if state:
         headers.append(("Tracestate", state))
@@ -502,13 +540,13 @@ def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: int, stat
 
 def _outgoing(creq: ClientRequest) -> dict[str, Any]:
     """krakend-otel's TraceRequestAttrs of the backend request."""
-    host = creq.url.split("://", 1)[-1].split("/", 1)[0]
-    attrs: dict[str, Any] = {"url.full": creq.url, "server.address": host,
+    server = creq.url.split("://", 1)[-1].split("/", 1)[0]
+    attrs: dict[str, Any] = {"url.full": creq.url, "server.address": server,
                              "http.request.method": creq.method}
     if creq.stream is None:
         attrs["http.request.body.size"] = len(creq.body)
     for k, v in creq.headers:
-        if k.lower() == "user-agent":
+        if k[:1] in "Uu" and k.lower() == "user-agent":
             attrs["user_agent.original"] = v
             break
     return attrs

@@ -99,9 +99,15 @@ def resource_scope(resource: Mapping[str, Any], scope: str, version: str) -> tup
     return attributes(1, resource), field(1, scope.encode()) + field(2, version.encode())
 
 
-def export_request(resource: bytes, scope: bytes, spans: Iterable[bytes]) -> bytes:
-    """An ExportTraceServiceRequest with one ResourceSpans and one ScopeSpans."""
-    scope_spans = field(1, scope) + b"".join(field(2, s) for s in spans)
+def frame(span: bytes) -> bytes:
+    """A Span as an item of ScopeSpans (field 2): framed spans concatenate."""
+    return b"\x12" + varint(len(span)) + span
+
+
+def export_request(resource: bytes, scope: bytes, framed: Iterable[bytes]) -> bytes:
+    """An ExportTraceServiceRequest with one ResourceSpans and one ScopeSpans of the
+    `frame`d spans (each item one span or several)."""
+    scope_spans = field(1, scope) + b"".join(framed)
     return field(1, field(1, resource) + field(2, scope_spans))
 
 

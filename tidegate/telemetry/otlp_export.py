@@ -1,7 +1,7 @@
 """Sending encoded spans to an OTLP collector, over HTTP (protobuf) or gRPC.
 
 An `OtlpSpanExporter` is what the SDK's `BatchSpanProcessor` calls from its own thread with a
-batch of `EncodedSpan` (the bytes of one Span each, `otlp_encode`): it frames them as one
+batch of `EncodedSpan` (framed Span messages, `otlp_encode`): it frames them as one
 ExportTraceServiceRequest and posts it (``POST /v1/traces``, ``application/x-protobuf``) or
 calls ``TraceService/Export`` with it, once, within `timeout` seconds. A batch that fails is
 dropped (the queue is bounded: a dead collector costs spans, never memory) and said at most
@@ -32,7 +32,8 @@ _SAMPLED = SpanContext(1, 1, False, TraceFlags(TraceFlags.SAMPLED))
 
 
 class EncodedSpan:
-    """One finished span, already encoded, as the SDK's batch processor queues it."""
+    """Finished spans, already encoded and framed (a request's, or one), as the SDK's batch
+    processor queues them."""
 
     __slots__ = ("data",)
     context = _SAMPLED

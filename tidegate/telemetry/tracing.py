@@ -35,8 +35,8 @@ log = logging.getLogger("tidegate")
 
 # krakend-otel's instrumentation scope name, so dashboards filtering on it keep working.
 SCOPE = "io.krakend.krakend-otel"
-QUEUE = 8192          # spans waiting per exporter, at most (a few MiB)
-BATCH = 2048          # spans per export request: the timer, not each span, wakes the sender
+QUEUE = 4096          # items (a request's spans) waiting per exporter, at most (a few MiB)
+BATCH = 512           # items per export request: the timer, not each item, wakes the sender
 DELAY_MS = 1000       # a span reaches the collector within about a second
 EXPORT_TIMEOUT = 5.0  # seconds per export attempt (a dead collector: retries stop there)
 CLOSE_WAIT = 6.0      # seconds a reload or a stop waits for the last spans to leave
@@ -94,6 +94,7 @@ class TraceRuntime:
     """A worker's trace pipeline for one set of exporters: `emit` queues an encoded span in
     each exporter's batch processor (the SDK's); `close` flushes and stops their threads."""
 
+    # `emit(data)`: queue `data`, one or more `otlp_encode.frame`d spans.
     def __init__(self, settings: ProviderSettings,
                  exporters: Sequence[SpanExporter] | None = None) -> None:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
