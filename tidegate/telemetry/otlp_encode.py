@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
 # SpanKind
@@ -71,19 +70,28 @@ def attributes(number: int, attrs: Mapping[str, Any] | Iterable[tuple[str, Any]]
     return b"".join(field(number, key_value(k, v)) for k, v in items)
 
 
-@lru_cache(maxsize=4096, typed=True)
-def _span_attribute(key: str, value: str | int) -> bytes:
-    # Status codes, routes, methods, hosts repeat: each distinct pair is encoded once.
-    return field(9, key_value(key, value))
+# Encoded span attributes by (key, value, type): status codes, routes, methods, hosts repeat,
+# so each distinct pair is encoded once. Cleared when full (it follows what traffic repeats).
+_MEMO: dict[tuple[str, Any, type], bytes] = {}
+MEMO_SIZE = 4096
 
 
 def span_attributes(attrs: Mapping[str, Any]) -> bytes:
     """A span's attributes (field 9), the repeating ones from a bounded memo."""
+    memo = _MEMO
     out = []
     for k, v in attrs.items():
         t = type(v)
-        out.append(_span_attribute(k, v) if t is str or t is int or t is bool
-                   else field(9, key_value(k, v)))
+        if t is str or t is int or t is bool:
+            key = (k, v, t)
+            data = memo.get(key)
+            if data is None:
+                if len(memo) >= MEMO_SIZE:
+                    memo.clear()
+                data = memo[key] = field(9, key_value(k, v))
+            out.append(data)
+        else:
+            out.append(field(9, key_value(k, v)))
     return b"".join(out)
 
 
