@@ -49,8 +49,8 @@ from tidegate.reload.slot import GenerationSlot
 from tidegate.server.listener import Listener
 from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
 from tidegate.state import SharedBuckets, StateStore
-from tidegate.telemetry.logging_setup import LogOutputs
 from tidegate.telemetry import recorder
+from tidegate.telemetry.logging_setup import LogOutputs
 
 log = logging.getLogger("tidegate.worker")
 
