@@ -31,7 +31,8 @@ class Variant:
     endpoint_extra: dict[str, Any] = field(default_factory=dict)
     backend_extra: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
-    root_extra: dict[str, Any] = field(default_factory=dict)
+    # The root extra_config (given the upstream's port: an OTLP collector there, say).
+    root_extra: Callable[[int], dict[str, Any]] = lambda upstream: {}
     # The access log's own cost: only this variant's endpoint writes a line (see below).
     access_log: bool = False
     body: str = ""  # sent as a POST (both the plain endpoint and the variant's)
@@ -93,6 +94,18 @@ def _variants() -> dict[str, Callable[[], Variant]]:
         "jsonschema-1k": lambda: Variant(endpoint_extra={"validation/json-schema": ORDER_SCHEMA},
                                          headers={"Content-Type": "application/json"},
                                          body=ORDER_BODY),
+        # telemetry/opentelemetry: Prometheus metrics and traces at trace_sample_rate 0.1
+        # (server, proxy, backend and client spans, traceparent to the backend) for every
+        # endpoint but /plain, which skip_paths leaves uninstrumented (off). Spans go over
+        # OTLP/HTTP to nginx, which answers 200 to the exports as a collector would.
+        "otel-traces": lambda: Variant(root_extra=lambda upstream: {
+            "telemetry/opentelemetry": {
+                "trace_sample_rate": 0.1, "skip_paths": ["/plain"],
+                "exporters": {
+                    "otlp": [{"name": "collector", "host": "127.0.0.1", "port": upstream,
+                              "use_http": True}],
+                    "prometheus": [{"name": "local", "listen_ip": "127.0.0.1",
+                                    "port": free_port()}]}}}),
     }
 
 
@@ -150,7 +163,7 @@ def gateway_config(upstream: int, names: list[str]) -> dict[str, Any]:
 
     root: dict[str, Any] = {}
     for name in names:
-        root.update(VARIANTS[name]().root_extra)
+        root.update(VARIANTS[name]().root_extra(upstream))
     if any(VARIANTS[n]().access_log for n in names):
         # The access log is on by default: off (skipped) everywhere but on its variant.
         root["router"] = {"logger_skip_paths": ["/plain", "/plain-post", *(

@@ -22,10 +22,11 @@ import argparse
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from common import free_port, nginx, reuse, tidegate, upstream_counts, wrk
 
-STACK = ("jwt", "cors", "ratelimit", "metrics")
+STACK = ("jwt", "cors", "ratelimit", "metrics", "traces")
 ISSUER, AUDIENCE = "https://issuer.bench", "https://api.bench"
 ORIGIN = "https://app.example.com"
 
@@ -85,6 +86,15 @@ def add_stack(cfg: dict[str, Any], stack: list[str]) -> tuple[dict[str, str], An
             "service_name": "bench",
             "exporters": {"prometheus": [{"name": "local", "port": free_port(),
                                           "listen_ip": "127.0.0.1"}]}}
+    if "traces" in stack:
+        # Traces at trace_sample_rate 0.1, exported over OTLP/HTTP to the upstream nginx
+        # (it answers 200 to the exports as a collector would); no OTLP metrics push.
+        otel = root.setdefault("telemetry/opentelemetry", {"service_name": "bench"})
+        upstream = urlsplit(cfg["endpoints"][0]["backend"][0]["host"][0])
+        otel["trace_sample_rate"] = 0.1
+        otel.setdefault("exporters", {})["otlp"] = [{
+            "name": "collector", "host": upstream.hostname, "port": upstream.port,
+            "use_http": True, "disable_metrics": True}]
     return headers, server
 
 

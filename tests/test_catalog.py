@@ -28,7 +28,8 @@ def test_a_worker_without_those_sections_never_imports_the_heavy_libraries() -> 
         "from tidegate.server import worker\n"
         "loaded = load_config(None, {})\n"
         "Generation(loaded.service, 1, 'h', debug=False, status=ServerStatus())\n"
-        "heavy = {'celpy', 'lupa', 'joserfc', 'jsonschema', 're2', 'cryptography'}\n"
+        "heavy = {'celpy', 'lupa', 'joserfc', 'jsonschema', 're2', 'cryptography',\n"
+        "         'opentelemetry', 'grpc', 'google'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          env=checkout_env(), timeout=60, check=True).stdout

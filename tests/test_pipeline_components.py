@@ -196,11 +196,17 @@ def test_stacking_order_is_the_registration_order_value() -> None:
     stage = reg.assembly(svc).wrap(Level.BACKEND, core, backend.extra_config, backend=backend)
     run(stage(None))
     assert calls == ["outer", "inner", "core"]
-    with pytest.raises(ValueError, match="already registered"):
-        reg.add(named("inner", 1))
-    with pytest.raises(ValueError, match="service-level component cannot be service-wide"):
-        reg.add(Component("x", frozenset({Level.SERVICE}), lambda ctx, nxt: nxt,
-                          service_wide=True))
+    with pytest.raises(ValueError, match="already registered at order 10"):
+        reg.add(named("inner", 10))
+    # One namespace served by two components at one level (metrics and traces of
+    # telemetry/opentelemetry), each at its own order.
+    reg.add(named("inner", 15))
+    calls.clear()
+    stage = reg.assembly(svc).wrap(Level.BACKEND, core, backend.extra_config, backend=backend)
+    run(stage(None))
+    assert calls == ["outer", "inner", "inner", "core"]
+    with pytest.raises(ValueError, match="service-level"):
+        reg.add(Component("x", frozenset({Level.SERVICE}), lambda c, n: n, service_wide=True))
 
 
 def test_a_component_rejecting_its_config_is_located_at_the_key() -> None:

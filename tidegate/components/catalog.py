@@ -14,6 +14,10 @@ research/components.md §2 reads it from its factories:
 * backend level: CEL 10 < Lua backend 20 < rate limit 30 < circuit breaker 40 < telemetry 50;
 * client level (the request executor): http-client plugin 5 < HTTP cache 10 < telemetry 15 <
   martian 20.
+
+``telemetry/opentelemetry`` is served by two components at each level: the metrics recorder
+(the orders above) and, around it, the traces (service, proxy, backend 55, router 75, client
+17); the registry keeps both, ordered.
 """
 
 from __future__ import annotations
@@ -114,6 +118,22 @@ DECLARED: tuple[Declared, ...] = (
     Declared("lua.component", "COMPONENTS", "modifier/lua-endpoint", _levels(R, S), 20, 0),
     Declared("lua.component", "COMPONENTS", "modifier/lua-proxy", _levels(P), 30, 1),
     Declared("lua.component", "COMPONENTS", "modifier/lua-backend", _levels(B), 20, 2),
+    # The metrics recorder: one per level for each of the three namespaces it serves.
+    *(Declared("telemetry_metrics", "COMPONENTS", namespace, _levels(level), order,
+               5 * i + j, service_wide=level is not S)
+      for i, namespace in enumerate(("telemetry/opentelemetry", "telemetry/metrics",
+                                     "telemetry/influx"))
+      for j, (level, order) in enumerate(((S, 50), (R, 70), (P, 50), (B, 50), (C, 15)))),
+    # Traces of telemetry/opentelemetry: around the metrics recorder, at each of its levels.
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(S), 55, 0),
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(R), 75, 1,
+             service_wide=True),
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(P), 55, 2,
+             service_wide=True),
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(B), 55, 3,
+             service_wide=True),
+    Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(C), 17, 4,
+             service_wide=True),
 )
 
 # Light components (no heavy dependency) may be listed here as values, loaded eagerly.

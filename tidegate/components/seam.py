@@ -111,6 +111,9 @@ class Resources:
     together (the generation owns one)."""
 
     leases: list[Lease[Any]] = field(default_factory=list)
+    # The generation being compiled (telemetry tags what it records with them).
+    generation: int = 0
+    config_hash: str = ""
     provisioners: list[Hook] = field(default_factory=list)
     closers: list[Hook] = field(default_factory=list)
     # (section, item) -> what `/__health` shows under body[section][item] (e.g. a Redis pool)
@@ -218,6 +221,11 @@ class Build(Generic[C]):
         self.resources.reports[(section, item)] = describe
 
     @property
+    def generation(self) -> int:
+        """The id of the generation being compiled."""
+        return self.resources.generation
+
+    @property
     def buckets(self) -> BucketStore:
         """The node's token buckets; read it per request, never at build time."""
         return self.resources.buckets
@@ -239,9 +247,12 @@ class Registry:
             raise ValueError("a service-level component cannot be service-wide")
         for level in component.levels:
             entries = self._entries[level]
-            if any(e.namespace == component.namespace for e in entries):
+            # One namespace may be served by several components at a level (metrics and
+            # traces of `telemetry/opentelemetry`), each at its own place in the stack.
+            if any(e.namespace == component.namespace and e.order == component.order
+                   for e in entries):
                 raise ValueError(f"{level.value} component {component.namespace!r} is "
-                                 "already registered")
+                                 f"already registered at order {component.order}")
             entries.append(component)
             entries.sort(key=lambda e: e.order)
 
@@ -316,6 +327,8 @@ class Assembly:
         if not entries:
             return stage
         base, place = self._place(level, endpoint, backend)
+        if backend is not None and endpoint is None:  # a backend's components know its endpoint
+            endpoint = self._owners.get(id(backend), (None, 0))[0]
         for comp in entries:
             found_path = (*base, "extra_config", comp.namespace)
             if comp.namespace in extra_config:

@@ -228,6 +228,9 @@ class _Walker:
             if ns.replaced_by:
                 self.warn("deprecated", npath,
                           f"`{name}` is a KrakenD v1 namespace: use `{ns.replaced_by}`")
+            if current_name(name) == "telemetry/opencensus" and isinstance(cfg, Mapping):
+                self.opencensus(cfg, npath)
+                continue
             if not implemented(name, self.registered):
                 self.warn("unsupported", npath,
                           f"component `{name}` is not supported by tidegate yet: it is ignored")
@@ -247,6 +250,13 @@ class _Walker:
 
         for key, message in warnings(name, cfg, "router", read_source):
             self.warn("lua", (*path, *key), message)
+
+    def opencensus(self, cfg: Mapping[str, Any], path: JsonPath) -> None:
+        """What of an OpenCensus section is not applied, and its OpenTelemetry equivalent."""
+        from tidegate.telemetry.tracing_opencensus import warnings
+
+        for key, message in warnings(cfg):
+            self.warn("unsupported", (*path, *key), message)
 
     def component(self, name: str, cfg: Mapping[str, Any], path: JsonPath, scope: str) -> None:
         """Unknown attributes of a registered component's section, from its own schema."""

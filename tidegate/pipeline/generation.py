@@ -103,7 +103,7 @@ class Generation:
         except ConfigErrors as tls_errors:
             errors.extend(e for e in tls_errors.errors if isinstance(e, ConfigValueError))
             self.client = UpstreamClient()
-        self.resources = Resources()
+        self.resources = Resources(generation=gen_id, config_hash=chash)
         self._assembly = registry.assembly(service, self.resources)
         self.return_error_msg = service.router.return_error_msg
         self.version_header = (HIDDEN_VERSION_HEADER if service.router.hide_version_header

@@ -19,6 +19,7 @@ import os
 import signal
 
 from tidegate.config.loader import watch_targets
+from tidegate.config.model import ServiceConfig
 from tidegate.config.tls import watched_files
 from tidegate.errors import ConfigError
 from tidegate.logs import setup_logging
@@ -29,8 +30,10 @@ from tidegate.server.cpus import available_cpus
 from tidegate.server.workers import WorkerFleet
 from tidegate.telemetry.logging_config import log_settings
 from tidegate.telemetry.logging_setup import LogOutputs
+from tidegate.telemetry.otlp_metrics import OtlpMetricsPush
 from tidegate.telemetry.reloads import ReloadEvent
 from tidegate.telemetry.servers import TelemetryServers
+from tidegate.telemetry.tracing_reloads import ReloadTraces
 
 log = logging.getLogger("tidegate")
 
@@ -61,6 +64,16 @@ class Supervisor:
         # listeners the current configuration asks for.
         self.telemetry = TelemetryServers(self.fleet.metrics, self.coordinator.journal)
         self.coordinator.journal.subscribe(self._on_reload_event)
+        # Each reload and rejected save as a span, to the serving configuration's exporters.
+        self.reload_traces = ReloadTraces(self._serving)
+        self.coordinator.journal.subscribe(self.reload_traces.record)
+        # The node's metrics pushed to the serving configuration's OTLP exporters.
+        self.otlp_metrics = OtlpMetricsPush(self.fleet.metrics, self._serving)
+        self.coordinator.journal.subscribe(self.otlp_metrics.follow)
+
+    def _serving(self) -> ServiceConfig | None:
+        current = self.coordinator.current
+        return current.loaded.service if current is not None else None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -83,6 +96,8 @@ class Supervisor:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.coordinator.shutdown()
             await self.telemetry.close()
+            await self.reload_traces.close()
+            await self.otlp_metrics.close()
             if self.stop.is_set():
                 log.info("stopped")
             self.logs.close()

@@ -1,0 +1,257 @@
+"""`telemetry/opentelemetry` traces through a real gateway, received by a real OTLP collector:
+krakend-otel's spans of one request (server, proxy, backend, client) linked parent to child,
+the `traceparent` the backend saw, an incoming trace continued, sampling, gRPC export."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.otlp_receiver import GrpcReceiver, HttpReceiver, ReceivedSpan
+from tests.support import backend, free_port, gateway, health, request, write_config
+
+pytestmark = pytest.mark.slow
+
+SERVER, CLIENT = 2, 3  # OTLP SpanKind values
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+def config(bport: int, cport: int, *, use_http: bool = True, rate: float = 1.0,
+           **otel: Any) -> dict[str, Any]:
+    section = {"service_name": "shop", "trace_sample_rate": rate,
+               "exporters": {"otlp": [{"name": "local", "host": "127.0.0.1", "port": cport,
+                                       "use_http": use_http}]}, **otel}
+    return {"version": 3, "extra_config": {"telemetry/opentelemetry": section},
+            "endpoints": [
+                {"endpoint": "/users/{id}",
+                 "backend": [{"host": [f"http://127.0.0.1:{bport}"],
+                              "url_pattern": "/u/{id}"}]},
+                {"endpoint": "/other",
+                 "backend": [{"host": [f"http://127.0.0.1:{bport}"],
+                              "url_pattern": "/o"}]}]}
+
+
+def by_name(spans: list[ReceivedSpan], path: str) -> dict[str, ReceivedSpan]:
+    """The four spans of the request to `path`, by role."""
+    server = next(s for s in spans if s.kind == SERVER and s.name == path)
+    mine = [s for s in spans if s.trace_id == server.trace_id]
+    out = {"server": server}
+    for s in mine:
+        stage = s.attributes.get("krakend.stage")
+        if stage == "proxy":
+            out["proxy"] = s
+        elif stage == "backend":
+            out["backend"] = s
+        elif stage == "backend-request":
+            out["client"] = s
+    return out
+
+
+def one_request(spans: list[ReceivedSpan], path: str) -> bool:
+    try:
+        return len(by_name(spans, path)) == 4
+    except StopIteration:
+        return False
+
+
+def seen_traceparent(body: bytes) -> str:
+    headers = json.loads(body)["headers"]
+    return next((v for k, v in headers.items() if k.lower() == "traceparent"), "")
+
+
+def test_one_request_gives_the_four_spans_linked_and_the_backend_the_traceparent(
+        tmp_path: Path) -> None:
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port))
+        gport = free_port()
+        with gateway(str(cfg), gport):
+            status, _, body = request(gport, "GET", "/users/7",
+                                      headers={"User-Agent": "probe/1"})
+            assert status == 200
+            generation = health(gport)["generation"]["id"]
+            spans = by_name(collector.wait(lambda s: one_request(s, "/users/7")), "/users/7")
+    server, proxy, back, client = (spans[k] for k in ("server", "proxy", "backend", "client"))
+    # krakend-otel's names: the request path, then the endpoint and backend patterns.
+    assert (proxy.name, back.name, client.name) == ("/users/:id", "/u/:id", "/u/:id")
+    assert {s.trace_id for s in spans.values()} == {server.trace_id}
+    assert server.parent_span_id == ""
+    assert proxy.parent_span_id == server.span_id
+    assert back.parent_span_id == proxy.span_id
+    assert client.parent_span_id == back.span_id
+    assert client.kind == CLIENT
+    version, trace_id, parent_id, flags = seen_traceparent(body).split("-")
+    assert (version, trace_id, parent_id) == ("00", server.trace_id, client.span_id)
+    assert int(flags, 16) & 1  # sampled
+    assert server.attributes["http.route"] == "/users/:id"
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["user_agent.original"] == "probe/1"
+    assert proxy.attributes["http.response.status_code"] == 200
+    assert proxy.attributes["complete"] is True
+    assert back.attributes["krakend.endpoint.route"] == "/users/:id"
+    assert client.attributes["url.full"] == f"http://127.0.0.1:{bport}/u/7"
+    assert server.status_code == client.status_code == 1  # OK
+    assert server.resource["service.name"] == "shop"
+    assert server.scope == "io.krakend.krakend-otel"
+    # Every span says which configuration served it.
+    assert {s.attributes["tidegate.generation"] for s in spans.values()} == {generation}
+
+
+def test_an_incoming_traceparent_is_continued(tmp_path: Path) -> None:
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port, rate=0.5))
+        gport = free_port()
+        with gateway(str(cfg), gport):
+            # Sampled upstream: recorded whatever the rate.
+            status, _, body = request(gport, "GET", "/users/1", headers={
+                "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+            assert status == 200
+            spans = by_name(collector.wait(lambda s: one_request(s, "/users/1")), "/users/1")
+    assert spans["server"].trace_id == TRACE_ID
+    assert spans["server"].parent_span_id == PARENT_ID
+    assert seen_traceparent(body).startswith(f"00-{TRACE_ID}-")
+
+
+def test_sample_rate_zero_sends_nothing_and_a_reload_turns_traces_on(tmp_path: Path) -> None:
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port, rate=0))
+        gport = free_port()
+        with gateway(str(cfg), gport, "--watch") as gw:
+            status, _, body = request(gport, "GET", "/users/1")
+            assert status == 200 and seen_traceparent(body) == ""
+            write_config(cfg, config(bport, collector.port, rate=1))
+            gw.wait_for("generation 2 active")
+            status, _, body = request(gport, "GET", "/other")
+            assert status == 200 and seen_traceparent(body) != ""
+            spans = collector.wait(lambda s: one_request(s, "/other"))
+    assert [s.name for s in spans if s.kind == SERVER] == ["/other"]
+
+
+def test_a_grpc_collector_receives_the_spans(tmp_path: Path) -> None:
+    with backend() as bport, GrpcReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port, use_http=False))
+        gport = free_port()
+        with gateway(str(cfg), gport):
+            assert request(gport, "GET", "/users/3")[0] == 200
+            spans = by_name(collector.wait(lambda s: one_request(s, "/users/3")), "/users/3")
+    assert spans["client"].parent_span_id == spans["backend"].span_id
+
+
+def test_skip_paths_and_an_unmatched_route(tmp_path: Path) -> None:
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port, skip_paths=["/other"]))
+        gport = free_port()
+        with gateway(str(cfg), gport):
+            status, _, body = request(gport, "GET", "/other")
+            assert status == 200 and seen_traceparent(body) == ""
+            assert request(gport, "GET", "/nowhere")[0] == 404
+            spans = collector.wait(lambda s: any(x.kind == SERVER for x in s))
+    assert [s.name for s in spans] == ["/nowhere"]
+    assert spans[0].attributes["http.route"] == "404 Not Found"
+
+
+def test_each_reload_and_each_rejected_save_is_a_span_with_generation_and_hash(
+        tmp_path: Path) -> None:
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port))
+        gport = free_port()
+        with gateway(str(cfg), gport, "--watch") as gw:
+            first = health(gport)["generation"]
+            cfg.write_text('{"version": 3, "endpoints": [}')
+            gw.wait_for("krakend.json:1:")
+            data = config(bport, collector.port)
+            data["endpoints"].pop()
+            write_config(cfg, data)
+            gw.wait_for("generation 2 active")
+            second = health(gport)["generation"]
+
+            def reloads(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+                return [s for s in spans if s.name == "tidegate.reload"]
+
+            spans = reloads(collector.wait(lambda s: len(reloads(s)) == 3))
+    start, rejected, applied = spans
+    assert start.attributes["tidegate.reload.result"] == "applied"
+    assert start.attributes["tidegate.reload.reason"] == "start"
+    assert start.attributes["tidegate.generation"] == first["id"]
+    assert start.attributes["tidegate.config_hash"] == first["config_hash"]
+    assert rejected.attributes["tidegate.reload.result"] == "rejected"
+    assert rejected.status_code == 2  # ERROR
+    assert rejected.attributes["tidegate.reload.error.file"] == str(cfg)
+    assert rejected.attributes["tidegate.reload.error.line"] == 1
+    assert rejected.events == ["config rejected"]
+    assert applied.attributes["tidegate.generation"] == second["id"] == 2
+    assert applied.attributes["tidegate.config_hash"] == second["config_hash"]
+    assert applied.attributes["tidegate.reload.endpoints.removed"] == ["GET /other"]
+    assert applied.events == ["config applied"]
+
+
+def test_the_node_metrics_are_pushed_over_otlp_every_reporting_period(tmp_path: Path) -> None:
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port, metric_reporting_period=1))
+        gport = free_port()
+        with gateway(str(cfg), gport, workers=2):
+            for _ in range(3):
+                assert request(gport, "GET", "/users/5")[0] == 200
+            deadline = time.monotonic() + 20
+            count = 0
+            while count != 3:  # each push is cumulative: it reaches 3 within two periods
+                request_ = collector.metrics.get(timeout=max(deadline - time.monotonic(), 0.1))
+                count = server_requests(request_, "/users/{id}")  # the recorder's label
+    resource = {a.key: a.value.string_value
+                for a in request_.resource_metrics[0].resource.attributes}
+    assert resource["service.name"] == "shop"
+
+
+def server_requests(export: Any, route: str) -> int:
+    """`http.server.duration`'s count for `route` in one OTLP metrics export."""
+    for rm in export.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name != "http.server.duration":
+                    continue
+                for point in metric.histogram.data_points:
+                    attrs = {a.key: a.value.string_value for a in point.attributes}
+                    if attrs.get("http.route") == route:
+                        return int(point.count)
+    return 0
+
+
+def test_layers_propagation_off_static_attributes_and_reported_headers(tmp_path: Path) -> None:
+    layers = {"global": {"disable_propagation": True, "traces_static_attributes": [
+                  {"key": "team", "value": "shop"}]},
+              "proxy": {"report_headers": True},
+              "backend": {"traces": {"disable_stage": True, "round_trip": True}}}
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = tmp_path / "krakend.json"
+        write_config(cfg, config(bport, collector.port, layers=layers))
+        gport = free_port()
+        with gateway(str(cfg), gport):
+            status, _, body = request(gport, "GET", "/users/9", headers={
+                "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "X-Probe": "yes"})
+            assert status == 200
+            spans = collector.wait(lambda s: sum(1 for x in s if x.trace_id != "") >= 3
+                                   and any(x.kind == SERVER for x in s))
+    server = next(s for s in spans if s.kind == SERVER)
+    # The incoming trace is not continued and nothing is sent on to the backend.
+    assert server.trace_id != TRACE_ID and server.parent_span_id == ""
+    assert seen_traceparent(body) == ""
+    assert server.attributes["team"] == "shop"
+    stages = sorted(s.attributes["krakend.stage"] for s in spans)
+    assert stages == ["backend-request", "global", "proxy"]  # no backend stage span
+    proxy = next(s for s in spans if s.attributes["krakend.stage"] == "proxy")
+    # what lura passes on to the backends (input_headers filtered)
+    assert proxy.attributes["http.request.header.x-forwarded-for"] == ["127.0.0.1"]
+    assert "http.request.header.x-probe" not in proxy.attributes
+    client = next(s for s in spans if s.kind == CLIENT)
+    assert client.parent_span_id == proxy.span_id

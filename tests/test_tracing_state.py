@@ -1,0 +1,89 @@
+"""The trace exporters of a worker as state: kept across a reload that keeps them, replaced
+when they change, shut down when dropped; a dead collector blocks nothing; the spans' OTLP
+encoding is what opentelemetry-proto decodes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from tests.carryover import assert_carry_over
+from tests.otlp_receiver import decode
+from tidegate.telemetry import otlp_encode as enc
+from tidegate.telemetry.otel_config import parse_otel
+from tidegate.telemetry.tracing import CLOSE_WAIT, QUEUE, TraceRuntime, provider_settings
+
+NAMESPACE = "telemetry/opentelemetry"
+
+
+def section(port: int) -> dict[str, Any]:
+    return {"exporters": {"otlp": [{"name": "c", "host": "127.0.0.1", "port": port,
+                                    "use_http": True}]}}
+
+
+def test_the_exporters_follow_the_carry_over_contract() -> None:
+    def config(otel: dict[str, Any] | None) -> dict[str, Any]:
+        return {"version": 3, "extra_config": {NAMESPACE: otel} if otel is not None else {},
+                "endpoints": [{"endpoint": "/a", "backend": [
+                    {"host": ["http://127.0.0.1:9"], "url_pattern": "/a"}]}]}
+
+    assert_carry_over(NAMESPACE, config=config, section=section(9),
+                      changed=section(10))
+
+
+def test_spans_encode_as_opentelemetry_proto_decodes_them() -> None:
+    trace_id = bytes(range(16))
+    template = enc.SpanTemplate("/users/:id", enc.INTERNAL,
+                                {"krakend.stage": "proxy", "tidegate.generation": 3})
+    spans = [
+        template.encode(trace_id, 7, 5, 100, 200, {"complete": True, "n": -2, "d": 0.5,
+                                                   "h": ["a", "b"]}, enc.OK),
+        template.encode(trace_id, 8, 0, 100, 300, None, enc.ERROR, "boom", name="/x",
+                        trace_state="k=v", events=enc.event("exception", 250, {"t": "E"}))]
+    resource, scope = enc.resource_scope({"service.name": "shop"}, "io.krakend.krakend-otel",
+                                         "1.0")
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(
+        enc.export_request(resource, scope, [enc.frame(spans[0]) + enc.frame(spans[1])]))
+    first, second = decode(request)
+    assert (first.name, first.kind, first.trace_id, first.span_id, first.parent_span_id) == (
+        "/users/:id", 1, trace_id.hex(), f"{7:016x}", f"{5:016x}")
+    assert first.attributes == {"krakend.stage": "proxy", "tidegate.generation": 3,
+                                "complete": True, "n": -2, "d": 0.5, "h": ["a", "b"]}
+    assert first.status_code == 1 and first.resource == {"service.name": "shop"}
+    assert first.scope == "io.krakend.krakend-otel"
+    assert (second.name, second.parent_span_id, second.status_code, second.events) == (
+        "/x", "", 2, ["exception"])
+    raw = request.resource_spans[0].scope_spans[0].spans[1]
+    assert (raw.trace_state, raw.status.message, raw.start_time_unix_nano,
+            raw.end_time_unix_nano) == ("k=v", "boom", 100, 300)
+
+
+def test_a_dead_collector_blocks_no_request_and_holds_a_bounded_queue() -> None:
+    """A collector that accepts connections and never answers: spans are queued at once, the
+    queue stays bounded, and closing waits `CLOSE_WAIT` at most."""
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))
+        dead.listen(1)
+        settings = provider_settings(parse_otel(section(dead.getsockname()[1])))
+        assert settings is not None
+        template = enc.SpanTemplate("s", enc.INTERNAL, {})
+
+        async def scenario() -> tuple[float, float]:
+            runtime = TraceRuntime(settings)
+            started = time.monotonic()
+            for i in range(3 * QUEUE):
+                runtime.emit(enc.frame(template.encode(bytes(16), i + 1, 0, 1, 2)))
+            spent = time.monotonic() - started
+            queued = runtime.processors[0]._batch_processor._queue
+            assert len(queued) <= QUEUE
+            started = time.monotonic()
+            await runtime.close()
+            return spent, time.monotonic() - started
+
+        spent, closing = asyncio.run(scenario())
+    assert spent < 3.0
+    assert closing < CLOSE_WAIT + 1.0

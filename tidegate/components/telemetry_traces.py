@@ -1,0 +1,573 @@
+"""`telemetry/opentelemetry` traces: krakend-otel's spans, exported over OTLP.
+
+One request that is sampled gives the spans krakend-otel gives, linked parent to child:
+
+* **server** (SERVICE level, around the whole generation): named after the request path, kind
+  SERVER, ``krakend.stage=global``; the route pattern (set by the ROUTER stage, or
+  ``404 Not Found``), status code and body size when it ends; status OK;
+* **proxy** (PROXY level): named after the endpoint pattern (``/users/:id``),
+  ``krakend.stage=proxy``, the status code and ``complete`` when it ends, ``error`` on failure;
+* **backend** (BACKEND level): named after the backend's url_pattern, ``krakend.stage=backend``
+  and the endpoint's route and method;
+* **client** (CLIENT level, one HTTP exchange): kind CLIENT, ``krakend.stage=backend-request``,
+  ``url.full``, status code, ``response-duration``; the W3C ``traceparent`` of this span goes to
+  the backend (unless ``layers.global.disable_propagation``).
+
+Every span carries ``tidegate.generation`` and ``tidegate.config_hash``: the configuration
+that served it. An incoming ``traceparent`` is continued (its sampled flag decides, as
+krakend-otel's parent-based sampler, unless the rate is 1); otherwise a request is sampled with
+probability ``trace_sample_rate``. The decision is taken once, at the server stage: a request
+that is not sampled costs a context-variable read per stage and nothing else. A sampled one
+encodes each span as it ends (`SpanTemplate`: what a stage's spans share is encoded at compile
+time) and queues it in the worker's batch processors (`tidegate.telemetry.tracing`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from http import HTTPStatus
+from random import getrandbits, random
+from time import perf_counter, time_ns
+from typing import Any
+
+from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
+from tidegate.messages import (
+    BackendProxy,
+    ClientRequest,
+    ClientResponse,
+    EndpointHandler,
+    Exchange,
+    Proxy,
+    ProxyRequest,
+    ProxyResponse,
+    Request,
+    Response,
+    ServiceHandler,
+    canonical_header,
+)
+from tidegate.telemetry.otel_config import (
+    NAMESPACE,
+    Attributes,
+    OtelConfig,
+    from_service,
+    parse_otel,
+)
+from tidegate.telemetry.otlp_encode import (
+    CLIENT,
+    ERROR,
+    INTERNAL,
+    OK,
+    SERVER,
+    SpanTemplate,
+    event,
+    frame,
+)
+from tidegate.telemetry.tracing import TraceRuntime, provider_settings
+
+# Stacking: outermost of the telemetry places (krakend-ce puts otel outside everything).
+ORDER_SERVICE = 55
+ORDER_ROUTER = 75
+ORDER_PROXY = 55
+ORDER_BACKEND = 55
+ORDER_CLIENT = 17  # outside the HTTP cache (a hit is an exchange too), inside martian
+
+_PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+
+
+class Sink:
+    """Where a request's finished spans go: held until the server span ends, then queued
+    as one item (one batch-processor call per request, not per span); a span that ends later
+    (a cancelled backend call) or without a server span goes on its own."""
+
+    __slots__ = ("emit", "open", "spans")
+
+    def __init__(self, emit: Callable[[bytes], None], open_: bool) -> None:
+        self.emit = emit
+        self.open = open_
+        self.spans: list[bytes] = []
+
+    def add(self, span: bytes) -> None:
+        if self.open:
+            self.spans.append(frame(span))
+        else:
+            self.emit(frame(span))
+
+
+class Active:
+    """Where a request's next spans nest: its trace, the enclosing span (0: none), the
+    tracestate to pass on, the sink; the server stage's also collects the matched route."""
+
+    __slots__ = ("route", "sink", "span_id", "static", "trace_id", "trace_state")
+
+    def __init__(self, trace_id: bytes, span_id: int, trace_state: str, sink: Sink) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.trace_state = trace_state
+        self.sink = sink
+        self.route = ""
+        self.static: Attributes = ()
+
+
+# None: the request is not sampled (or not traced at all): no stage records anything.
+_ACTIVE: ContextVar[Active | None] = ContextVar("tidegate_trace", default=None)
+
+
+def endpoint_route(endpoint: str) -> str:
+    """The endpoint as lura's gin router names it (``/users/{id}`` → ``/users/:id``)."""
+    return _PLACEHOLDER.sub(lambda m: ":" + m.group(1), endpoint)
+
+
+def backend_route(url_pattern: str) -> str:
+    """krakend-otel's NormalizeURLPattern of lura's ``{{.Id}}``: ``/u/{id}`` → ``/u/:id``."""
+    return _PLACEHOLDER.sub(lambda m: ":" + m.group(1).lower(), url_pattern)
+
+
+def parse_traceparent(header: str) -> tuple[bytes, int, bool] | None:
+    """(trace id, parent span id, sampled) of a W3C ``traceparent``; None when invalid (as
+    the OpenTelemetry propagator: all-zero ids, version ff, extra fields on version 00)."""
+    m = _TRACEPARENT.fullmatch(header.strip().lower())
+    if m is None:
+        return None
+    version, trace, parent, flags, rest = m.groups()
+    if version == "ff" or (version == "00" and rest) or set(trace) == {"0"} or \
+            set(parent) == {"0"}:
+        return None
+    return bytes.fromhex(trace), int(parent, 16), bool(int(flags, 16) & 1)
+
+
+def traceparent(trace_id: bytes, span_id: int) -> str:
+    """The W3C header of a span this gateway records (sampled)."""
+    return f"00-{trace_id.hex()}-{span_id:016x}-01"
+
+
+def _new_span_id() -> int:
+    return getrandbits(64) or 1
+
+
+def _parse(raw: Any, path: JsonPath) -> OtelConfig:
+    return parse_otel(raw, path)
+
+
+def _root(ctx: Build[OtelConfig]) -> OtelConfig | None:
+    """The root section (exporters, sampling, skip_paths), with the service's name."""
+    return from_service(ctx.service.extra_config, ctx.service.name)
+
+
+def _own(ctx: Build[OtelConfig]) -> OtelConfig | None:
+    """The section of the endpoint or backend itself (its layer overrides), if any."""
+    return None if ctx.path == ("extra_config", NAMESPACE) else ctx.config
+
+
+def _overrides(ctx: Build[OtelConfig], layer: str) -> OtelConfig | None:
+    """The endpoint's or backend's own section when it sets this layer: krakend-otel then
+    uses it instead of the service's, whole (attributes are not merged)."""
+    own = _own(ctx)
+    owner = ctx.backend if ctx.level in (Level.BACKEND, Level.CLIENT) else ctx.endpoint
+    if own is None or owner is None:
+        return None
+    raw = owner.extra_config.get(NAMESPACE)
+    layers = raw.get("layers") if isinstance(raw, Mapping) else None
+    return own if isinstance(layers, Mapping) and layers.get(layer) is not None else None
+
+
+def _runtime(ctx: Build[OtelConfig], root: OtelConfig) -> Lease[TraceRuntime] | None:
+    """The worker's exporters (None: nothing exports traces, or the rate is 0 and nothing
+    would be sampled)."""
+    settings = provider_settings(root)
+    if settings is None or root.trace_sample_rate <= 0.0:
+        return None
+    return ctx.state(settings.fingerprint, lambda: TraceRuntime(settings), scope="service")
+
+
+def _tags(ctx: Build[OtelConfig], *attrs: tuple[str, Any]) -> dict[str, Any]:
+    """Fixed attributes of a span, then the generation's."""
+    out: dict[str, Any] = {k: v for k, v in attrs if k}
+    out["tidegate.generation"] = ctx.generation
+    out["tidegate.config_hash"] = ctx.resources.config_hash
+    return out
+
+
+def _skip(ctx: Build[OtelConfig], root: OtelConfig) -> bool:
+    """krakend-otel's SkipEndpoint: an endpoint listed in skip_paths has no spans."""
+    ep = ctx.endpoint
+    return ep is not None and (ep.endpoint in root.skip_paths
+                               or endpoint_route(ep.endpoint) in root.skip_paths)
+
+
+def _headers(prefix: str, headers: Any, skip: frozenset[str]) -> dict[str, list[str]]:
+    """``http.request.header.x-y`` attributes (skip_headers by canonical name)."""
+    out: dict[str, list[str]] = {}
+    items = headers.items() if isinstance(headers, Mapping) else (
+        (k, [v]) for k, v in headers)
+    for k, vs in items:
+        name = canonical_header(k)
+        if name not in skip:
+            out.setdefault(prefix + name.lower(), []).extend(vs)
+    return out
+
+
+def _exception(exc: BaseException, at: int) -> bytes:
+    """The ``exception`` span event the SDK's record_exception adds."""
+    return event("exception", at, {"exception.type": type(exc).__name__,
+                                   "exception.message": str(exc)})
+
+
+# --- server span ---------------------------------------------------------------------------
+
+def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler:
+    """The server span around everything (404s and preflights included)."""
+    root = _root(ctx)
+    if root is None:
+        return nxt
+    lease = _runtime(ctx, root)
+    if lease is None:
+        return nxt
+    rate = root.trace_sample_rate
+    layer = root.layers.global_
+    extract = not layer.disable_propagation
+    record = not layer.disable_traces
+    skip = frozenset(root.skip_paths)
+    report = layer.report_headers
+    skip_headers = frozenset(canonical_header(h) for h in layer.skip_headers)
+    template = SpanTemplate("", SERVER, _tags(ctx, ("krakend.stage", "global"),
+                                                 *layer.traces_static_attributes))
+
+    async def traced(request: Request) -> Response:
+        if request.path in skip:
+            return await nxt(request)
+        parent = None
+        if extract:
+            header = request.header("traceparent")
+            if header is not None:
+                parent = parse_traceparent(header)
+        if parent is None:
+            if rate < 1.0 and random() >= rate:
+                return await nxt(request)
+            trace_id, parent_id, state = getrandbits(128).to_bytes(16, "big"), 0, ""
+        else:
+            trace_id, parent_id, sampled = parent
+            if rate < 1.0 and not sampled:  # krakend-otel's parent-based sampler
+                return await nxt(request)
+            state = ",".join(request.header_values("tracestate"))
+        if not record:  # no server span; the proxy and backend spans still are
+            token = _ACTIVE.set(Active(trace_id, parent_id, state,
+                                       Sink(lease.value.emit, False)))
+            try:
+                return await nxt(request)
+            finally:
+                _ACTIVE.reset(token)
+        return await serve(request, trace_id, parent_id, state)
+
+    async def serve(request: Request, trace_id: bytes, parent_id: int, state: str
+                    ) -> Response:
+        span_id = _new_span_id()
+        sink = Sink(lease.value.emit, True)
+        active = Active(trace_id, span_id, state, sink)
+        start = time_ns()
+        token = _ACTIVE.set(active)
+        try:
+            response = await nxt(request)
+        except BaseException as exc:
+            end = time_ns()
+            sink.spans.append(frame(template.encode(
+                trace_id, span_id, parent_id, start, end, _incoming(request), ERROR, str(exc),
+                name=request.path, trace_state=state, events=_exception(exc, end))))
+            sink.open = False
+            lease.value.emit(b"".join(sink.spans))
+            raise
+        finally:
+            _ACTIVE.reset(token)
+        status = response.status
+        attrs = _incoming(request)
+        if report:
+            attrs.update(_headers("http.request.header.", request.headers, skip_headers))
+        attrs["http.route"] = active.route or _status_text(status)
+        attrs["http.response.status_code"] = status
+        attrs["http.response.body.size"] = _body_size(response)
+        attrs.update(active.static)
+        if report:
+            attrs.update(_headers("http.response.header.", response.headers, skip_headers))
+        sink.spans.append(frame(template.encode(trace_id, span_id, parent_id, start, time_ns(),
+                                                attrs, OK, name=request.path,
+                                                trace_state=state)))
+        sink.open = False
+        lease.value.emit(b"".join(sink.spans))
+        return response
+
+    return traced
+
+
+def _incoming(request: Request) -> dict[str, Any]:
+    """krakend-otel's TraceIncomingRequestAttrs."""
+    attrs: dict[str, Any] = {"url.full": request.raw_target, "server.address": request.host,
+                             "http.request.method": request.method}
+    length = request.header("content-length")
+    if length is not None and length.isdigit():
+        attrs["http.request.body.size"] = int(length)
+    elif request.stream is None:
+        attrs["http.request.body.size"] = len(request.body)
+    agent = request.header("user-agent")
+    if agent:
+        attrs["user_agent.original"] = agent
+    if request.client_ip:
+        attrs["client.address"] = request.client_ip
+    return attrs
+
+
+def _status_text(status: int) -> str:
+    """Go's ``strconv.Itoa(code) + " " + http.StatusText(code)`` (route of an unmatched path)."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} "
+
+
+def _body_size(response: Response) -> int:
+    if response.stream is None:
+        return len(response.body)
+    length = response.stream.length
+    return length if length is not None else -1
+
+
+# --- router: the matched route ---------------------------------------------------------------
+
+def build_router(ctx: Build[OtelConfig], nxt: EndpointHandler) -> EndpointHandler:
+    """krakend-otel's gin endpoint wrapper: tells the server span which route matched (and
+    the endpoint's own ``layers.global.traces_static_attributes``)."""
+    root = _root(ctx)
+    if root is None or ctx.endpoint is None or _runtime(ctx, root) is None or _skip(ctx, root):
+        return nxt
+    route = endpoint_route(ctx.endpoint.endpoint)
+    own = _overrides(ctx, "global")
+    static = own.layers.global_.traces_static_attributes if own is not None else ()
+
+    async def handler(request: Request, params: dict[str, str]) -> Response:
+        active = _ACTIVE.get()
+        if active is not None:
+            active.route = route
+            active.static = static
+        return await nxt(request, params)
+
+    return handler
+
+
+# --- proxy and backend spans -------------------------------------------------------------------
+
+def _outcome(status: int | None, complete: bool, error: BaseException | None
+             ) -> dict[str, Any]:
+    """krakend-otel's middlewareTracer.end attributes."""
+    out: dict[str, Any] = {}
+    if error is not None:
+        if isinstance(error, asyncio.CancelledError):
+            out["canceled"] = True
+        else:
+            out["error"] = str(error)
+        out["http.response.status_code"] = 500
+    elif status is not None:
+        out["http.response.status_code"] = status
+    out["complete"] = complete
+    return out
+
+
+def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
+    """The proxy span: one per endpoint call, parent of its backends' spans."""
+    root = _root(ctx)
+    ep = ctx.endpoint
+    if root is None or ep is None or _skip(ctx, root):
+        return nxt
+    lease = _runtime(ctx, root)
+    layer = (_overrides(ctx, "proxy") or root).layers.proxy
+    if lease is None or layer.disable_traces:
+        return nxt
+    name = endpoint_route(ep.endpoint)
+    template = SpanTemplate(name, INTERNAL, _tags(
+        ctx, ("http.request.method", ep.method), ("http.route", name),
+        *layer.traces_static_attributes, ("krakend.stage", "proxy")))
+    report = layer.report_headers
+    skip_headers = frozenset(canonical_header(h) for h in layer.skip_headers)
+
+    async def proxy(req: ProxyRequest
+                    ) -> tuple[ProxyResponse | None, BaseException | None]:
+        active = _ACTIVE.get()
+        if active is None:
+            return await nxt(req)
+        span_id = _new_span_id()
+        start = time_ns()
+        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state,
+                                       active.sink))
+        try:
+            resp, err = await nxt(req)
+        except BaseException as exc:
+            active.sink.add(template.encode(
+                active.trace_id, span_id, active.span_id, start, time_ns(),
+                _outcome(None, False, exc), trace_state=active.trace_state))
+            raise
+        finally:
+            _ACTIVE.reset(token)
+        attrs = _outcome(resp.status if resp is not None else None,
+                         resp is not None and resp.complete, err)
+        if report:
+            attrs.update(_headers("http.request.header.", req.headers, skip_headers))
+            if resp is not None and err is None:
+                attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
+        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
+                                         time_ns(), attrs, trace_state=active.trace_state))
+        return resp, err
+
+    return proxy
+
+
+def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
+    """The backend span: one per backend call (a concurrent call makes one each)."""
+    root = _root(ctx)
+    ep, be = ctx.endpoint, ctx.backend
+    if root is None or ep is None or be is None or _skip(ctx, root):
+        return nxt
+    lease = _runtime(ctx, root)
+    detail = (_overrides(ctx, "backend") or root).layers.backend_traces
+    if lease is None or detail.disable_stage:
+        return nxt
+    name = backend_route(be.url_pattern)
+    template = SpanTemplate(name, INTERNAL, _tags(
+        ctx, ("http.request.method", be.method), ("http.route", name),
+        ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
+        ("krakend.endpoint.method", ep.method), *detail.static_attributes,
+        ("krakend.stage", "backend")))
+    report = detail.report_headers
+    skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
+
+    async def backend(req: ProxyRequest) -> ProxyResponse:
+        active = _ACTIVE.get()
+        if active is None:
+            return await nxt(req)
+        span_id = _new_span_id()
+        start = time_ns()
+        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state,
+                                       active.sink))
+        try:
+            resp = await nxt(req)
+        except BaseException as exc:
+            active.sink.add(template.encode(
+                active.trace_id, span_id, active.span_id, start, time_ns(),
+                _outcome(None, False, exc), trace_state=active.trace_state))
+            raise
+        finally:
+            _ACTIVE.reset(token)
+        attrs = _outcome(resp.status, resp.complete, None)
+        if report:
+            attrs.update(_headers("http.request.header.", req.headers, skip_headers))
+            attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
+        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
+                                         time_ns(), attrs, trace_state=active.trace_state))
+        return resp
+
+    return backend
+
+
+# --- the HTTP exchange: client span and propagation ----------------------------------------
+
+def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
+    """The client span of one HTTP exchange, and the ``traceparent`` the backend receives."""
+    root = _root(ctx)
+    ep, be = ctx.endpoint, ctx.backend
+    if root is None or ep is None or be is None or _skip(ctx, root):
+        return nxt
+    lease = _runtime(ctx, root)
+    detail = (_overrides(ctx, "backend") or root).layers.backend_traces
+    spans = detail.round_trip or detail.read_payload
+    inject = not root.layers.global_.disable_propagation
+    if lease is None or not (spans or inject):
+        return nxt
+    name = backend_route(be.url_pattern)
+    template = SpanTemplate(name, CLIENT, _tags(
+        ctx, ("http.request.method", be.method), ("http.route", name),
+        ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
+        ("krakend.endpoint.method", ep.method), ("krakend.stage", "backend-request"),
+        *detail.static_attributes))
+    report = detail.report_headers
+    skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
+
+    async def exchange(creq: ClientRequest) -> ClientResponse:
+        active = _ACTIVE.get()
+        if active is None:
+            return await nxt(creq)
+        span_id = _new_span_id() if spans else active.span_id
+        if inject and span_id:
+            creq = _with_trace_headers(creq, active.trace_id, span_id, active.trace_state)
+        if not spans:
+            return await nxt(creq)
+        start = time_ns()
+        started = perf_counter()
+        try:
+            resp = await nxt(creq)
+        except BaseException as exc:
+            end = time_ns()
+            active.sink.add(template.encode(
+                active.trace_id, span_id, active.span_id, start, end, _outgoing(creq),
+                ERROR, str(exc), trace_state=active.trace_state,
+                events=_exception(exc, end)))
+            raise
+        attrs = _outgoing(creq)
+        if report:
+            attrs.update(_headers("http.request.header.", creq.headers, skip_headers))
+            attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
+        attrs["http.response.status_code"] = resp.status
+        attrs["http.response.body.size"] = _response_size(resp)
+        attrs["response-duration"] = perf_counter() - started
+        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
+                                         time_ns(), attrs, OK, trace_state=active.trace_state))
+        return resp
+
+    return exchange
+
+
+def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: int, state: str
+                        ) -> ClientRequest:
+    """The request with this trace's ``Traceparent`` (and ``Tracestate``) instead of any the
+    client sent."""
+    headers = [(k, v) for k, v in creq.headers
+               if not (k[:1] in "Tt" and k.lower() in ("traceparent", "tracestate"))]
+    headers.append(("Traceparent", traceparent(trace_id, span_id)))
+    if state:
+        headers.append(("Tracestate", state))
+    return ClientRequest(creq.target, creq.method, creq.request_target, creq.url, headers,
+                         creq.body, creq.deadline, creq.stream)
+
+
+def _outgoing(creq: ClientRequest) -> dict[str, Any]:
+    """krakend-otel's TraceRequestAttrs of the backend request."""
+    server = creq.url.split("://", 1)[-1].split("/", 1)[0]
+    attrs: dict[str, Any] = {"url.full": creq.url, "server.address": server,
+                             "http.request.method": creq.method}
+    if creq.stream is None:
+        attrs["http.request.body.size"] = len(creq.body)
+    for k, v in creq.headers:
+        if k[:1] in "Uu" and k.lower() == "user-agent":
+            attrs["user_agent.original"] = v
+            break
+    return attrs
+
+
+def _response_size(resp: ClientResponse) -> int:
+    length = resp.header("content-length")
+    if length is not None and length.isdigit():
+        return int(length)
+    return len(resp.body) if resp.stream is None else -1
+
+
+COMPONENTS: list[Component[Any]] = [
+    Component(NAMESPACE, frozenset({Level.SERVICE}), build_service, parse=_parse,
+              order=ORDER_SERVICE),
+    Component(NAMESPACE, frozenset({Level.ROUTER}), build_router, parse=_parse,
+              order=ORDER_ROUTER, service_wide=True),
+    Component(NAMESPACE, frozenset({Level.PROXY}), build_proxy, parse=_parse,
+              order=ORDER_PROXY, service_wide=True),
+    Component(NAMESPACE, frozenset({Level.BACKEND}), build_backend, parse=_parse,
+              order=ORDER_BACKEND, service_wide=True),
+    Component(NAMESPACE, frozenset({Level.CLIENT}), build_client, parse=_parse,
+              order=ORDER_CLIENT, service_wide=True),
+]

@@ -1,0 +1,160 @@
+"""The trace pipeline of a worker: one SDK batch processor per OTLP exporter, kept across
+reloads while its settings do not change.
+
+krakend-otel builds one global provider with a batching processor per OTLP exporter. tidegate
+builds one per worker process, leased through the component seam's state: a reload that keeps
+the exporters and the service's identity keeps them (and the spans queued in them); one that
+changes or drops them shuts the old ones down after the old generation drained. Spans arrive
+already encoded (`otlp_encode`): the SDK's tracer would cost more per span than the request.
+
+A dead or slow collector never blocks a request nor grows memory: spans wait in a bounded
+queue (`QUEUE` spans; beyond it new ones are dropped) that one background thread per exporter
+ships every `DELAY_MS`, each export bounded by `EXPORT_TIMEOUT` seconds. Sampling is decided by
+the stages (`tidegate.components.telemetry_traces`): what is emitted is exported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tidegate import __version__
+from tidegate.telemetry.otel_config import OtelConfig, OtlpExporter
+from tidegate.telemetry.otlp_encode import resource_scope
+
+if TYPE_CHECKING:  # the SDK is imported when a configuration first exports traces
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+log = logging.getLogger("tidegate")
+
+# krakend-otel's instrumentation scope name, so dashboards filtering on it keep working.
+SCOPE = "io.krakend.krakend-otel"
+QUEUE = 4096          # items (a request's spans) waiting per exporter, at most (a few MiB)
+BATCH = 512           # items per export request: the timer, not each item, wakes the sender
+DELAY_MS = 1000       # a span reaches the collector within about a second
+EXPORT_TIMEOUT = 5.0  # seconds per export attempt (a dead collector: retries stop there)
+CLOSE_WAIT = 6.0      # seconds a reload or a stop waits for the last spans to leave
+
+
+@dataclass(frozen=True, slots=True)
+class TraceTarget:
+    """Where one OTLP exporter sends spans: ``http://h:4318/v1/traces`` or ``h:4317``."""
+
+    name: str
+    use_http: bool
+    endpoint: str
+    insecure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """Everything a provider depends on (its state fingerprint): the resource and exporters."""
+
+    service_name: str
+    service_version: str
+    deploy_env: str
+    targets: tuple[TraceTarget, ...]
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """JSON-able form, for `Build.state`."""
+        return {"service": [self.service_name, self.service_version, self.deploy_env],
+                "targets": [[t.name, t.use_http, t.endpoint, t.insecure] for t in self.targets]}
+
+
+def trace_target(exporter: OtlpExporter) -> TraceTarget:
+    """krakend-otel's endpoint rule: ``host:port``; a ``https://`` host means TLS, anything
+    else plain text."""
+    host = exporter.host
+    secure = host.startswith("https://")
+    if host.startswith(("http://", "https://")):
+        host = urlsplit(host).hostname or host
+    hostport = f"[{host}]:{exporter.port}" if ":" in host else f"{host}:{exporter.port}"
+    if exporter.use_http:
+        scheme = "https" if secure else "http"
+        return TraceTarget(exporter.name, True, f"{scheme}://{hostport}/v1/traces", not secure)
+    return TraceTarget(exporter.name, False, hostport, not secure)
+
+
+def provider_settings(cfg: OtelConfig) -> ProviderSettings | None:
+    """The provider `cfg` asks for, or None when no exporter takes traces."""
+    targets = tuple(trace_target(e) for e in cfg.otlp if not e.disable_traces)
+    if not targets:
+        return None
+    return ProviderSettings(cfg.service_name, cfg.service_version, cfg.deploy_env, targets)
+
+
+class TraceRuntime:
+    """A worker's trace pipeline for one set of exporters: `emit` queues an encoded span in
+    each exporter's batch processor (the SDK's); `close` flushes and stops their threads."""
+
+    # `emit(data)`: queue `data`, one or more `otlp_encode.frame`d spans.
+    def __init__(self, settings: ProviderSettings,
+                 exporters: Sequence[SpanExporter] | None = None) -> None:
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from tidegate.telemetry.otlp_export import EncodedSpan, OtlpSpanExporter
+
+        self.settings = settings
+        attrs: dict[str, str] = {"service.name": settings.service_name,
+                                 "service.version": settings.service_version or __version__,
+                                 "telemetry.sdk.name": "tidegate",
+                                 "telemetry.sdk.language": "python"}
+        if settings.deploy_env:
+            attrs["deployment.environment"] = settings.deploy_env
+        resource, scope = resource_scope(attrs, SCOPE, __version__)
+        if exporters is None:
+            exporters = [OtlpSpanExporter(t.name, t.use_http, t.endpoint, t.insecure,
+                                          resource, scope, EXPORT_TIMEOUT)
+                         for t in settings.targets]
+        # The SDK's processor has no annotations on shutdown(): held as Any.
+        self.processors: list[Any] = [BatchSpanProcessor(
+            exporter, max_queue_size=QUEUE, schedule_delay_millis=DELAY_MS,
+            max_export_batch_size=BATCH, export_timeout_millis=EXPORT_TIMEOUT * 1000)
+            for exporter in exporters]
+        ends = [p.on_end for p in self.processors]
+        wrap = EncodedSpan
+
+        def emit(data: bytes) -> None:
+            span = wrap(data)
+            for end in ends:
+                end(span)  # the processor reads .context only
+
+        self.emit = emit
+        self.closed = False
+
+    async def close(self) -> None:
+        """Ship what is queued and stop the export threads, off the event loop; a dead
+        collector delays this by `CLOSE_WAIT` at most (the rest is dropped)."""
+        if self.closed:
+            return
+        self.closed = True
+        done = asyncio.get_running_loop().create_future()
+
+        def shutdown() -> None:
+            try:
+                for processor in self.processors:
+                    processor.shutdown()
+            except Exception:  # an exporter's failure must not stop a reload
+                log.exception("stopping the trace exporters failed")
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is already gone
+                    done.get_loop().call_soon_threadsafe(_settle, done)
+
+        threading.Thread(target=shutdown, name="otlp-shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), CLOSE_WAIT)
+        except TimeoutError:
+            log.warning("trace exporters still busy after %.0f s: their queued spans are "
+                        "dropped", CLOSE_WAIT)
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
