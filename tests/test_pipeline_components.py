@@ -198,8 +198,9 @@ def test_stacking_order_is_the_registration_order_value() -> None:
     assert calls == ["outer", "inner", "core"]
     with pytest.raises(ValueError, match="already registered"):
         reg.add(named("inner", 1))
-    with pytest.raises(ValueError, match="router- or proxy-level"):
-        reg.add(named("x", 1, service_wide=True))
+    with pytest.raises(ValueError, match="service-level component cannot be service-wide"):
+        reg.add(Component("x", frozenset({Level.SERVICE}), lambda ctx, nxt: nxt,
+                          service_wide=True))
 
 
 def test_a_component_rejecting_its_config_is_located_at_the_key() -> None:

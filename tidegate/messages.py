@@ -25,8 +25,11 @@ class Request:
     ``tls``: it arrived on a TLS connection (``security/http`` sends STS, does not redirect).
     """
 
-    __slots__ = ("body", "client_ip", "headers", "host", "jwt_claims", "method", "path", "query",
-                 "raw_target", "route", "stream", "tls", "version")
+    # ``metrics_route``: set (not initialised) by the metrics ROUTER stage to its endpoint's
+    # series (``route`` is the endpoint pattern the access log prints).
+    __slots__ = ("body", "client_ip", "headers", "host", "jwt_claims", "method", "metrics_route",
+                 "path", "query", "raw_target", "route", "stream", "tls", "version")
+    metrics_route: object
 
     def __init__(self, method: str, raw_target: str, path: str, query: str,
                  headers: list[tuple[str, str]], body: bytes, client_ip: str,

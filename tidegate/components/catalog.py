@@ -12,7 +12,8 @@ research/components.md §2 reads it from its factories:
 * service level: bot detector 10 < Lua 20 < security/http 30 < CORS 40 < telemetry 50;
 * proxy level: static/merge (core) < JSON schema 10 < CEL 20 < Lua proxy 30 < telemetry 50;
 * backend level: CEL 10 < Lua backend 20 < rate limit 30 < circuit breaker 40 < telemetry 50;
-* client level (the request executor): http-client plugin 5 < HTTP cache 10 < martian 20.
+* client level (the request executor): http-client plugin 5 < HTTP cache 10 < telemetry 15 <
+  martian 20.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tidegate.components import telemetry_logs
+from tidegate.components import telemetry_logs, telemetry_metrics
 from tidegate.components.seam import Component, Level
 
 R, P, B = Level.ROUTER, Level.PROXY, Level.BACKEND
@@ -114,6 +115,8 @@ DECLARED: tuple[Declared, ...] = (
 )
 
 # Light components (no heavy dependency) may be listed here as values, loaded eagerly.
-EAGER: list[Component[Any]] = [*telemetry_logs.COMPONENTS]
+# The metrics recorder (telemetry/opentelemetry, telemetry/metrics, telemetry/influx) at every
+# level: plain tables, no heavy dependency.
+EAGER: list[Component[Any]] = [*telemetry_logs.COMPONENTS, *telemetry_metrics.COMPONENTS]
 
 COMPONENTS: list[Component[Any]] = [*(d.component() for d in DECLARED), *EAGER]

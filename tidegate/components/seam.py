@@ -74,7 +74,8 @@ class Component(Generic[C]):
     path of the offending key; ``build(ctx, next)`` returns ``next`` wrapped (compile time,
     no I/O). ``schema`` (JSON schema of the section) serves `check -l`, `tidegate schema` and
     the unknown-attribute warnings. ``order``: smaller is closer to the core. ``service_wide``:
-    a ROUTER or PROXY component whose root-level section applies to endpoints without one.
+    a component below SERVICE whose root-level section applies to every endpoint (backend)
+    without one of its own (the root ``telemetry/opentelemetry`` instruments them all).
     """
 
     namespace: str
@@ -230,9 +231,8 @@ class Registry:
 
     def add(self, component: Component[Any]) -> None:
         """Register a component at each of its levels."""
-        if component.service_wide and component.levels & {Level.SERVICE, Level.BACKEND,
-                                                           Level.CLIENT}:
-            raise ValueError("only router- or proxy-level components can be service-wide")
+        if component.service_wide and Level.SERVICE in component.levels:
+            raise ValueError("a service-level component cannot be service-wide")
         for level in component.levels:
             entries = self._entries[level]
             if any(e.namespace == component.namespace for e in entries):

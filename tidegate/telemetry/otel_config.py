@@ -153,7 +153,7 @@ class OtelConfig:
         return path in self.skip_paths
 
 
-class _Obj:
+class Reader:
     """A JSON object at a path, read key by key with located errors."""
 
     __slots__ = ("path", "raw")
@@ -165,6 +165,7 @@ class _Obj:
         self.path = path
 
     def error(self, message: str, *key: str | int) -> ConfigValueError:
+        """A config error located at the section's `key`."""
         return ConfigValueError(message, path=(*self.path, *key))
 
     def flag(self, key: str, default: bool = False) -> bool:
@@ -214,17 +215,17 @@ class _Obj:
                 raise self.error(f"{key}[{i}] must be a string", key, i)
         return tuple(items)
 
-    def sub(self, key: str) -> _Obj | None:
+    def sub(self, key: str) -> Reader | None:
         value = self.raw.get(key)
         if value is None:
             return None
-        return _Obj(value, (*self.path, key), key)
+        return Reader(value, (*self.path, key), key)
 
     def attributes(self, key: str) -> Attributes:
         """krakend-otel's `[{"key": .., "value": ..}]`; a repeated key is an error."""
         out: dict[str, str] = {}
         for i, item in enumerate(self.array(key)):
-            obj = _Obj(item, (*self.path, key, i), f"{key}[{i}]")
+            obj = Reader(item, (*self.path, key, i), f"{key}[{i}]")
             name = obj.text("key")
             if not name:
                 raise obj.error(f"{key}[{i}].key must be a non-empty string", "key")
@@ -248,7 +249,7 @@ class _Obj:
         return tuple(out)
 
 
-def _backend_detail(obj: _Obj | None, traces: bool) -> BackendDetail:
+def _backend_detail(obj: Reader | None, traces: bool) -> BackendDetail:
     if obj is None:
         return BackendDetail()
     return BackendDetail(
@@ -260,7 +261,12 @@ def _backend_detail(obj: _Obj | None, traces: bool) -> BackendDetail:
         skip_headers=obj.strings("skip_headers") if traces else ())
 
 
-def _layers(obj: _Obj | None) -> Layers:
+def parse_layers(raw: Any, path: JsonPath) -> Layers:
+    """An endpoint's or backend's own section: krakend-otel reads it as `layers` overrides."""
+    return _layers(Reader(raw, path, NAMESPACE))
+
+
+def _layers(obj: Reader | None) -> Layers:
     if obj is None:
         return Layers()
     g = obj.sub("global")
@@ -287,13 +293,13 @@ def _layers(obj: _Obj | None) -> Layers:
                   _backend_detail(b.sub("traces") if b else None, traces=True))
 
 
-def _exporters(obj: _Obj | None) -> tuple[tuple[OtlpExporter, ...],
+def _exporters(obj: Reader | None) -> tuple[tuple[OtlpExporter, ...],
                                            tuple[PrometheusExporter, ...]]:
     if obj is None:
         return (), ()
     names: set[str] = set()
 
-    def unique(item: _Obj, kind: str, i: int) -> str:
+    def unique(item: Reader, kind: str, i: int) -> str:
         name = item.text("name")
         if name in names:
             raise item.error(f"{kind} exporter with duplicate name {name!r} (at index {i})",
@@ -303,7 +309,7 @@ def _exporters(obj: _Obj | None) -> tuple[tuple[OtlpExporter, ...],
 
     otlp: list[OtlpExporter] = []
     for i, raw in enumerate(obj.array("otlp")):
-        item = _Obj(raw, (*obj.path, "otlp", i), f"otlp[{i}]")
+        item = Reader(raw, (*obj.path, "otlp", i), f"otlp[{i}]")
         use_http = item.flag("use_http")
         otlp.append(OtlpExporter(
             name=unique(item, "OTLP", i), host=item.text("host", "localhost") or "localhost",
@@ -313,7 +319,7 @@ def _exporters(obj: _Obj | None) -> tuple[tuple[OtlpExporter, ...],
             custom_metric_reporting_period=item.integer("custom_metric_reporting_period", 0)))
     prometheus: list[PrometheusExporter] = []
     for i, raw in enumerate(obj.array("prometheus")):
-        item = _Obj(raw, (*obj.path, "prometheus", i), f"prometheus[{i}]")
+        item = Reader(raw, (*obj.path, "prometheus", i), f"prometheus[{i}]")
         prometheus.append(PrometheusExporter(
             name=unique(item, "prometheus", i),
             host=item.text("listen_ip") or item.text("host"),
@@ -326,7 +332,7 @@ def _exporters(obj: _Obj | None) -> tuple[tuple[OtlpExporter, ...],
 def parse_otel(raw: Any, path: JsonPath = ("extra_config", NAMESPACE),
                service_name: str = "") -> OtelConfig:
     """The section `raw` found at `path`; `service_name` is the root `name` (its default)."""
-    obj = _Obj(raw, path, NAMESPACE)
+    obj = Reader(raw, path, NAMESPACE)
     rate = obj.number("trace_sample_rate", 1.0)
     if not 0.0 <= rate <= 1.0:
         raise obj.error(f"trace_sample_rate must be between 0 and 1 (got {rate})",

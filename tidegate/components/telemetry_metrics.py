@@ -1,0 +1,475 @@
+"""The metrics recorder as seam components: krakend-otel's layers, named as it names them.
+
+* SERVICE (krakend-otel's global layer, outermost): ``http.server.duration`` and
+  ``http.server.response.size`` by method, scheme, route and status. The route is the endpoint's
+  pattern, set on the request by the ROUTER stage below; a request no endpoint took is labelled
+  ``"404 Not Found"`` (status and text), as krakend-otel does. `skip_paths` are not recorded.
+* ROUTER: only tags the request with its endpoint's precomputed series.
+* PROXY: ``krakend.proxy.duration`` by method, route, error, canceled, complete.
+* BACKEND: ``krakend.backend.duration``, with the backend's method and URL pattern and the
+  endpoint's route and method.
+* CLIENT (the round trip, `layers.backend.metrics.round_trip`): ``http.client.duration``,
+  ``http.client.response.size`` and the ``http.client.request.*.count`` counters.
+
+Every label tuple but the status is built at compile time; per request a stage adds 1 to a
+bucket and the value to a sum (`tidegate.telemetry.recorder`). ``telemetry/metrics`` and
+``telemetry/influx`` feed the same series: one layer is recorded once whichever asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from bisect import bisect_left
+from collections.abc import Callable
+from http import HTTPStatus
+from time import perf_counter
+from typing import Any
+
+from tidegate.components.seam import Build, Component, JsonPath, Level
+from tidegate.messages import (
+    BackendProxy,
+    BackendTimeout,
+    ClientRequest,
+    ClientResponse,
+    EndpointHandler,
+    Exchange,
+    Proxy,
+    ProxyRequest,
+    ProxyResponse,
+    Request,
+    Response,
+    ServiceHandler,
+)
+from tidegate.telemetry.metrics_config import (
+    INFLUX,
+    METRICS,
+    MetricsPlan,
+    parse_influx,
+    parse_legacy,
+    plan_for,
+)
+from tidegate.telemetry.otel_config import NAMESPACE as OTEL
+from tidegate.telemetry.otel_config import Attributes, Layers, parse_layers, parse_otel
+from tidegate.telemetry.recorder import Family, Series, table
+from tidegate.upstream.client import UpstreamTimeout
+
+SERVER_LABELS = ("http.request.method", "url.scheme", "http.route",
+                 "http.response.status_code")
+STAGE_FLAGS = ("error", "canceled", "complete")
+VALID_METHODS = frozenset(("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST",
+                           "PUT", "TRACE"))
+
+
+class EndpointSeries:
+    """The server series of one endpoint (or of unrouted requests), by status code."""
+
+    __slots__ = ("by_status", "duration", "prefix", "size")
+
+    def __init__(self, duration: Family, size: Family, prefix: tuple[str, ...]) -> None:
+        self.duration = duration
+        self.size = size
+        self.prefix = prefix  # static attribute values, method, scheme, route
+        self.by_status: dict[int, tuple[Series, Series]] = {}
+
+    def pair(self, status: int) -> tuple[Series, Series]:
+        """The (duration, size) series of `status` (created on first use)."""
+        labels = (*self.prefix, str(status))
+        pair = self.by_status[status] = (self.duration.get(labels), self.size.get(labels))
+        return pair
+
+
+SKIP = object()  # the ROUTER tag of an endpoint in `skip_paths`
+
+
+def _status_text(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} "
+
+
+def _static(attrs: Attributes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(keys, values) of static attributes with both set (krakend-otel drops empty ones)."""
+    kept = [(k, v) for k, v in attrs if k and v]
+    return tuple(k for k, _ in kept), tuple(v for _, v in kept)
+
+
+# parse -------------------------------------------------------------------------------------
+def _parse(raw: Any, path: JsonPath) -> Layers | None:
+    """The root section is validated whole (`plan_for` reads it); an endpoint's or backend's
+    own section is krakend-otel's `layers` override."""
+    if path == ("extra_config", OTEL):
+        parse_otel(raw, path)
+        return None
+    return parse_layers(raw, path)
+
+
+def _owner(ctx: Build[Any]) -> bool:
+    """Whether this namespace's component records (one layer is recorded once): the
+    OpenTelemetry one when the root has it, else the legacy one."""
+    if ctx.namespace == OTEL:
+        return True
+    extra = ctx.service.extra_config
+    if OTEL in extra:
+        return False
+    return ctx.namespace == METRICS or METRICS not in extra
+
+
+def _plan(ctx: Build[Any]) -> MetricsPlan | None:
+    if not _owner(ctx):
+        return None
+    plan = plan_for(ctx.service.extra_config, ctx.service.name)
+    return plan if plan.records else None
+
+
+def _override(ctx: Build[Any]) -> Layers | None:
+    return ctx.config if isinstance(ctx.config, Layers) else None
+
+
+# SERVICE: http.server.* --------------------------------------------------------------------
+def build_service(ctx: Build[Any], nxt: ServiceHandler) -> ServiceHandler:
+    """krakend-otel's global layer: duration and size of every answer."""
+    plan = _plan(ctx)
+    if plan is None or not plan.server:
+        return nxt
+    tb, sb = plan.time_buckets, plan.size_buckets
+    t = table()
+    duration = t.histogram("http.server.duration", SERVER_LABELS, tb)
+    size = t.histogram("http.server.response.size", SERVER_LABELS, sb)
+    skip = plan.skip_paths
+    unrouted: dict[tuple[str, int], EndpointSeries] = {}
+
+    def fallback(request: Request, status: int) -> EndpointSeries:
+        method = request.method if request.method in VALID_METHODS else "_OTHER"
+        series = unrouted.get((method, status))
+        if series is None:
+            series = unrouted[(method, status)] = EndpointSeries(
+                duration, size, (method, "http", _status_text(status)))
+        return series
+
+    async def record_server(request: Request) -> Response:
+        started = perf_counter()
+        try:
+            response = await nxt(request)
+        except BaseException:
+            series = getattr(request, "metrics_route", None)
+            if series is not SKIP and request.path not in skip:
+                if not isinstance(series, EndpointSeries):
+                    series = fallback(request, 500)
+                pair = series.by_status.get(500) or series.pair(500)
+                elapsed = perf_counter() - started
+                dur = pair[0]
+                dur[bisect_left(tb, elapsed)] += 1
+                dur[-1] += elapsed
+                pair[1][0] += 1
+            raise
+        elapsed = perf_counter() - started
+        series = getattr(request, "metrics_route", None)
+        if series is None:
+            if request.path in skip:
+                return response
+            series = fallback(request, response.status)
+        elif series is SKIP:
+            return response
+        status = response.status
+        pair = series.by_status.get(status) or series.pair(status)
+        dur = pair[0]
+        dur[bisect_left(tb, elapsed)] += 1
+        dur[-1] += elapsed
+        if response.stream is None:
+            length = len(response.body)
+        else:
+            length = _content_length(response.headers)
+        sz = pair[1]
+        sz[bisect_left(sb, length)] += 1
+        sz[-1] += length
+        return response
+
+    return record_server
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int:
+    for k, v in headers:
+        if k.lower() == "content-length" and v.isdigit():
+            return int(v)
+    return 0
+
+
+# ROUTER: the endpoint's series on the request ----------------------------------------------
+def build_router(ctx: Build[Any], nxt: EndpointHandler) -> EndpointHandler:
+    """Set the endpoint's precomputed server series on the request (krakend-otel's
+    `SetEndpointPattern`), for the SERVICE stage to record into."""
+    plan = _plan(ctx)
+    if plan is None or not plan.server or ctx.endpoint is None:
+        return nxt
+    ep = ctx.endpoint
+    override = _override(ctx)
+    if override is not None and override.global_.disable_metrics:
+        tag: object = SKIP
+    elif ep.endpoint in plan.skip_paths:
+        tag = SKIP
+    else:
+        attrs = plan.otel.layers.global_.metrics_static_attributes if plan.otel else ()
+        if override is not None and override.global_.metrics_static_attributes:
+            attrs = override.global_.metrics_static_attributes
+        keys, values = _static(attrs)
+        t = table()
+        tag = EndpointSeries(
+            t.histogram("http.server.duration", (*keys, *SERVER_LABELS), plan.time_buckets),
+            t.histogram("http.server.response.size", (*keys, *SERVER_LABELS),
+                        plan.size_buckets),
+            (*values, ep.method, "http", ep.endpoint))
+
+    async def tag_route(request: Request, params: dict[str, str]) -> Response:
+        request.metrics_route = tag
+        return await nxt(request, params)
+
+    return tag_route
+
+
+# PROXY and BACKEND: krakend.<stage>.duration -----------------------------------------------
+class StageSeries:
+    """The 8 (error, canceled, complete) series of one stage, created on first use."""
+
+    __slots__ = ("family", "prefix", "slots")
+
+    def __init__(self, family: Family, prefix: tuple[str, ...]) -> None:
+        self.family = family
+        self.prefix = prefix
+        self.slots: list[Series | None] = [None] * 8
+
+    def get(self, index: int) -> Series:
+        series = self.slots[index]
+        if series is None:
+            flags = ("true" if index & 4 else "false", "true" if index & 2 else "false",
+                     "true" if index & 1 else "false")
+            series = self.slots[index] = self.family.get((*self.prefix, *flags))
+        return series
+
+
+def _stage_series(name: str, labels: tuple[str, ...], values: tuple[str, ...],
+                  attrs: Attributes, bounds: tuple[float, ...]) -> StageSeries:
+    keys, static = _static(attrs)
+    family = table().histogram(name, (*labels, *keys, *STAGE_FLAGS), bounds)
+    return StageSeries(family, (*values, *static))
+
+
+def build_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
+    """krakend-otel's proxy layer: `krakend.proxy.duration` of the endpoint's pipe."""
+    plan = _plan(ctx)
+    if plan is None or not plan.proxy or ctx.endpoint is None:
+        return nxt
+    ep = ctx.endpoint
+    override = _override(ctx)
+    if ep.endpoint in plan.skip_paths or (override is not None
+                                          and override.proxy.disable_metrics):
+        return nxt
+    attrs = plan.otel.layers.proxy.metrics_static_attributes if plan.otel else ()
+    if override is not None and override.proxy.metrics_static_attributes:
+        attrs = override.proxy.metrics_static_attributes
+    series = _stage_series("krakend.proxy.duration", ("http.request.method", "http.route"),
+                           (ep.method, ep.endpoint), attrs, plan.time_buckets)
+    tb = plan.time_buckets
+
+    async def record_proxy(request: ProxyRequest
+                           ) -> tuple[ProxyResponse | None, BaseException | None]:
+        started = perf_counter()
+        try:
+            response, err = await nxt(request)
+        except asyncio.CancelledError:
+            _observe(series.get(2), tb, perf_counter() - started)
+            raise
+        elapsed = perf_counter() - started
+        index = 4 if err is not None else 0
+        if response is not None and response.complete:
+            index += 1
+        s = series.slots[index] or series.get(index)
+        s[bisect_left(tb, elapsed)] += 1
+        s[-1] += elapsed
+        return response, err
+
+    return record_proxy
+
+
+def _observe(series: Series, bounds: tuple[float, ...], value: float) -> None:
+    series[bisect_left(bounds, value)] += 1
+    series[-1] += value
+
+
+def backend_route(url_pattern: str) -> str:
+    """A backend's URL pattern as krakend-otel labels it: lura turns ``{id}`` into
+    ``{{.Id}}`` and krakend-otel's `NormalizeURLPattern` that into ``:id``."""
+    return _PARAM.sub(lambda m: ":" + m.group(1).lower(), url_pattern)
+
+
+_PARAM = re.compile(r"\{([^{}]*)\}")
+
+
+def _backend_place(ctx: Build[Any]) -> tuple[str, str] | None:
+    """(endpoint method, endpoint route) of a backend, from its scope "GET /x #0"."""
+    method, _, rest = ctx.scope.partition(" ")
+    route = rest.rsplit(" #", 1)[0]
+    return (method, route) if route else None
+
+
+def build_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
+    """krakend-otel's backend layer: `krakend.backend.duration` (the whole backend stage)."""
+    plan = _plan(ctx)
+    backend = ctx.backend
+    place = _backend_place(ctx)
+    if plan is None or not plan.backend or backend is None or place is None:
+        return nxt
+    override = _override(ctx)
+    detail = override.backend_metrics if override is not None and plan.otel else (
+        plan.otel.layers.backend_metrics if plan.otel else None)
+    if place[1] in plan.skip_paths or (detail is not None and detail.disable_stage):
+        return nxt
+    series = _stage_series(
+        "krakend.backend.duration",
+        ("http.request.method", "http.route", "krakend.endpoint.route",
+         "krakend.endpoint.method"),
+        (backend.method, backend_route(backend.url_pattern), place[1], place[0]),
+        detail.static_attributes if detail is not None else (), plan.time_buckets)
+    tb = plan.time_buckets
+
+    async def record_backend(request: ProxyRequest) -> ProxyResponse:
+        started = perf_counter()
+        try:
+            response = await nxt(request)
+        except asyncio.CancelledError:
+            _observe(series.get(2), tb, perf_counter() - started)
+            raise
+        except BaseException:
+            _observe(series.get(4), tb, perf_counter() - started)
+            raise
+        elapsed = perf_counter() - started
+        index = 1 if response.complete else 0
+        s = series.slots[index] or series.get(index)
+        s[bisect_left(tb, elapsed)] += 1
+        s[-1] += elapsed
+        return response
+
+    return record_backend
+
+
+# CLIENT: http.client.* ---------------------------------------------------------------------
+CLIENT_COUNTERS = ("http.client.request.started.count", "http.client.request.failed.count",
+                   "http.client.request.canceled.count", "http.client.request.timedout.count",
+                   "http.client.request.size", "http.client.response.no-content-length")
+CLIENT_LABELS = ("clientname", "server.address", "server.port", "http.response.status_code")
+
+
+class ClientSeries:
+    """The client families of one backend; series by (target, status)."""
+
+    __slots__ = ("counters", "duration", "prefix", "series", "size")
+
+    def __init__(self, counters: tuple[Family, ...], duration: Family, size: Family,
+                 prefix: tuple[str, ...]) -> None:
+        self.counters = counters
+        self.duration = duration
+        self.size = size
+        self.prefix = prefix
+        # (id(target), status) -> (target kept alive, 6 counters, duration, size)
+        self.series: dict[tuple[int, int], tuple[Any, tuple[Series, ...], Series, Series]] = {}
+
+    def get(self, target: Any, status: int
+            ) -> tuple[Any, tuple[Series, ...], Series, Series]:
+        key = (id(target), status)
+        found = self.series.get(key)
+        if found is None:
+            labels = (*self.prefix, str(getattr(target, "host", "")),
+                      str(getattr(target, "port", 0)), str(status))
+            found = self.series[key] = (target, tuple(c.get(labels) for c in self.counters),
+                                        self.duration.get(labels), self.size.get(labels))
+        return found
+
+
+def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
+    """krakend-otel's instrumented HTTP client (`round_trip`): one backend exchange."""
+    plan = _plan(ctx)
+    backend = ctx.backend
+    place = _backend_place(ctx)
+    if (plan is None or not plan.client or backend is None or place is None
+            or place[1] in plan.skip_paths):
+        return nxt
+    override = _override(ctx)
+    detail = override.backend_metrics if override is not None else (
+        plan.otel.layers.backend_metrics if plan.otel else None)
+    if detail is None or not detail.round_trip:
+        return nxt
+    keys, static = _static(detail.static_attributes)
+    labels = ("http.request.method", "http.route", "krakend.endpoint.route",
+              "krakend.endpoint.method", *keys, *CLIENT_LABELS)
+    t = table()
+    series = ClientSeries(
+        tuple(t.counter(name, labels) for name in CLIENT_COUNTERS),
+        t.histogram("http.client.duration", labels, plan.time_buckets),
+        t.histogram("http.client.response.size", labels, plan.size_buckets),
+        (backend.method, backend_route(backend.url_pattern), place[1], place[0], *static,
+         backend_route(backend.url_pattern)))
+    tb, sb = plan.time_buckets, plan.size_buckets
+
+    async def record_client(request: ClientRequest) -> ClientResponse:
+        started = perf_counter()
+        try:
+            response = await nxt(request)
+        except BaseException as exc:
+            elapsed = perf_counter() - started
+            _, counters, dur, _ = series.get(request.target, 0)
+            counters[0][0] += 1
+            counters[4][0] += len(request.body)
+            if isinstance(exc, asyncio.CancelledError):
+                counters[2][0] += 1
+            else:
+                counters[1][0] += 1
+                if isinstance(exc, UpstreamTimeout | BackendTimeout | TimeoutError):
+                    counters[3][0] += 1
+            _observe(dur, tb, elapsed)
+            raise
+        elapsed = perf_counter() - started
+        _, counters, dur, size = series.get(request.target, response.status)
+        counters[0][0] += 1
+        counters[4][0] += len(request.body)
+        dur[bisect_left(tb, elapsed)] += 1
+        dur[-1] += elapsed
+        if request.method != "HEAD":
+            if response.stream is None:
+                length = len(response.body)
+                size[bisect_left(sb, length)] += 1
+                size[-1] += length
+            else:
+                header = response.header("content-length")
+                if header is not None and header.isdigit():
+                    _observe(size, sb, int(header))
+                else:
+                    counters[5][0] += 1
+        return response
+
+    return record_client
+
+
+# registration ------------------------------------------------------------------------------
+Builder = Callable[[Build[Any], Any], Any]
+BUILDERS: dict[Level, tuple[Builder, int]] = {
+    Level.SERVICE: (build_service, 50),
+    Level.ROUTER: (build_router, 70),
+    Level.PROXY: (build_proxy, 50),
+    Level.BACKEND: (build_backend, 50),
+    Level.CLIENT: (build_client, 15),
+}
+
+
+def components(namespace: str, parse: Callable[[Any, JsonPath], Any]) -> list[Component[Any]]:
+    """One component per level for `namespace` (the registry keeps one per level)."""
+    return [Component(namespace, frozenset({level}), build, parse=parse, order=order,
+                      service_wide=level is not Level.SERVICE)
+            for level, (build, order) in BUILDERS.items()]
+
+
+COMPONENTS: list[Component[Any]] = [
+    *components(OTEL, _parse),
+    *components(METRICS, parse_legacy),
+    *components(INFLUX, parse_influx),
+]
