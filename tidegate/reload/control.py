@@ -5,7 +5,8 @@ here is added to both ends at once; `decode` refuses what it does not know inste
 
     supervisor → worker   Load (compile and swap in generation `gen`), Status, Stop
     worker → supervisor   Ready (started, reading its control pipe), Loaded (`gen` is
-                          serving), Failed (`gen` could not be built)
+                          serving), Failed (`gen` could not be built), Metrics (the
+                          worker's metric series that moved, every second)
 """
 
 from __future__ import annotations
@@ -70,11 +71,22 @@ class Failed:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The worker's cumulative metric series that moved since its last Metrics
+    (`telemetry.recorder.Table.snapshot`); sent every second, and once more after draining.
+    An empty list is a heartbeat: the supervisor's aggregate is current up to now."""
+
+    op: ClassVar[str] = "metrics"
+    families: list[Any]
+
+
 ToWorker = Load | Status | Stop
-ToSupervisor = Ready | Loaded | Failed
+ToSupervisor = Ready | Loaded | Failed | Metrics
 Message = ToWorker | ToSupervisor
 
-_TYPES: dict[str, type[Message]] = {t.op: t for t in (Load, Status, Stop, Ready, Loaded, Failed)}
+_TYPES: dict[str, type[Message]] = {t.op: t for t in (Load, Status, Stop, Ready, Loaded, Failed,
+                                                      Metrics)}
 
 
 class ProtocolError(ValueError):

@@ -30,6 +30,7 @@ from tidegate.server.workers import WorkerFleet
 from tidegate.telemetry.logging_config import log_settings
 from tidegate.telemetry.logging_setup import LogOutputs
 from tidegate.telemetry.reloads import ReloadEvent
+from tidegate.telemetry.servers import TelemetryServers
 
 log = logging.getLogger("tidegate")
 
@@ -51,10 +52,14 @@ class Supervisor:
         self._warned: set[str] = set()
         # The certificates and keys the last built configuration names (watched too).
         self.named_files: tuple[str, ...] = ()
-        self.coordinator = ReloadCoordinator(self._build, WorkerFleet(), workers=workers,
+        self.fleet = WorkerFleet()
+        self.coordinator = ReloadCoordinator(self._build, self.fleet, workers=workers,
                                              debug=debug)
         # The supervisor logs as the generation being served asks (from its activation on).
         self.logs = LogOutputs("supervisor")
+        # /metrics, /__stats (and the status page) over the workers' summed metrics, on the
+        # listeners the current configuration asks for.
+        self.telemetry = TelemetryServers(self.fleet.metrics, self.coordinator.journal)
         self.coordinator.journal.subscribe(self._on_reload_event)
 
     async def run(self) -> int:
@@ -77,6 +82,7 @@ class Supervisor:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.coordinator.shutdown()
+            await self.telemetry.close()
             if self.stop.is_set():
                 log.info("stopped")
             self.logs.close()
@@ -104,9 +110,11 @@ class Supervisor:
         return 0
 
     def _on_reload_event(self, event: ReloadEvent) -> None:
+        """A configuration applied: the logs and the telemetry listeners follow it."""
         current = self.coordinator.current
         if event.result == "applied" and current is not None:
             self.logs.apply(log_settings(current.loaded.service.extra_config))
+            self.telemetry.configure_soon(current.loaded.data)
 
     # building ----------------------------------------------------------------------------
     async def _build(self) -> Candidate:

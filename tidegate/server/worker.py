@@ -36,6 +36,7 @@ from tidegate.reload.control import (
     Failed,
     Load,
     Loaded,
+    Metrics,
     ProtocolError,
     Ready,
     Status,
@@ -48,11 +49,14 @@ from tidegate.reload.slot import GenerationSlot
 from tidegate.server.listener import Listener
 from tidegate.server.protocol import DeadlineSweeper, HttpProtocol, protocol_factory
 from tidegate.state import SharedBuckets, StateStore
+from tidegate.telemetry import recorder
 from tidegate.telemetry.logging_setup import LogOutputs
 
 log = logging.getLogger("tidegate.worker")
 
 DRAIN_SECONDS = 10.0
+# How often the worker ships its metrics to the supervisor (a scrape is current within 2 s).
+METRICS_PERIOD = 1.0
 
 
 class WorkerState:
@@ -117,11 +121,26 @@ class Worker:
             await self._listen(*first)
         sweeper = DeadlineSweeper(self.state)
         sweeper.start()
+        shipping = asyncio.ensure_future(self._ship_metrics())
         await stop
         control.cancel()
         await asyncio.gather(control, return_exceptions=True)
         await self._drain()
         sweeper.stop()
+        shipping.cancel()
+        await asyncio.gather(shipping, return_exceptions=True)
+        self._send_metrics()  # what the drained requests recorded
+
+    async def _ship_metrics(self) -> None:
+        """Every METRICS_PERIOD, the series that moved (or a heartbeat) to the supervisor."""
+        while True:
+            await asyncio.sleep(METRICS_PERIOD)
+            self._send_metrics()
+
+    def _send_metrics(self) -> None:
+        table = recorder.active()
+        if table is not None:
+            self._send(Metrics(table.snapshot()))
 
     async def _control(self, reader: asyncio.StreamReader) -> None:
         while True:
@@ -222,8 +241,13 @@ class Worker:
         self.logs.close()
 
     def _send(self, msg: ToSupervisor) -> None:
+        data = memoryview(encode(msg))
         try:
-            self.ack.write(encode(msg))
+            while data:  # a pipe may take a large line (a snapshot) in several writes
+                written = self.ack.write(data)
+                if written is None:
+                    raise OSError("the supervisor's pipe is not blocking")
+                data = data[written:]
         except OSError:
             self.stopping.set()
 

@@ -27,6 +27,7 @@ from tidegate.reload.control import (
     Failed,
     Load,
     Loaded,
+    Metrics,
     ProtocolError,
     Ready,
     ToSupervisor,
@@ -35,12 +36,14 @@ from tidegate.reload.control import (
     encode,
 )
 from tidegate.state import SharedBuckets
+from tidegate.telemetry.aggregate import NodeMetrics
 
 log = logging.getLogger("tidegate")
 
 STOP_TIMEOUT = 15.0
 READY_TIMEOUT = 30.0
 BACKLOG = 2048
+ACK_LINE_LIMIT = 1 << 26
 
 PACKAGE_PARENT = str(Path(tidegate.__file__).resolve().parent.parent)
 # `python -P -c BOOT PARENT ARGS...`: import the worker from PARENT, not from the current folder.
@@ -77,8 +80,11 @@ class WorkerProcess:
 
     def __init__(self, index: int, proc: asyncio.subprocess.Process, control_w: int,
                  acks: asyncio.StreamReader,
-                 acks_transport: asyncio.BaseTransport | None = None) -> None:
+                 acks_transport: asyncio.BaseTransport | None = None,
+                 metrics: NodeMetrics | None = None) -> None:
         self.index = index
+        # The node's metrics: this worker's snapshots go in, and its totals stay after it exits.
+        self.metrics = metrics
         self.proc = proc
         self.pid = proc.pid
         self.control = os.fdopen(control_w, "wb", buffering=0)
@@ -119,6 +125,10 @@ class WorkerProcess:
                 if isinstance(msg, Ready):
                     self._ready.set()
                     continue
+                if isinstance(msg, Metrics):
+                    if self.metrics is not None:
+                        self.metrics.update(self.pid, msg.families)
+                    continue
                 if not isinstance(msg, Loaded | Failed):
                     raise ProtocolError(f"a worker does not send {msg.op!r}")
                 fut = self._waiting.pop(msg.gen, None)
@@ -129,6 +139,9 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         finally:
+            # EOF: every snapshot it sent has been read; its counts stay in the node's totals.
+            if self.metrics is not None:
+                self.metrics.retire(self.pid)
             if self._acks_transport is not None:
                 self._acks_transport.close()
             self.dead = True
@@ -152,6 +165,8 @@ class WorkerFleet:
         # The node's token buckets: one table every worker maps, so a rate limit is per node
         # whatever the worker count, and survives a worker's restart.
         self.buckets = SharedBuckets.create()
+        # The node's metrics, summed over the workers (read by the telemetry listeners).
+        self.metrics = NodeMetrics()
         self.alive: set[WorkerProcess] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -178,10 +193,10 @@ class WorkerFleet:
             os.close(control_r)
             os.close(ack_w)
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
+        reader = asyncio.StreamReader(limit=ACK_LINE_LIMIT)  # a metrics snapshot is one line
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(ack_r, "rb", buffering=0))
-        worker = WorkerProcess(index, proc, control_w, reader, transport)
+        worker = WorkerProcess(index, proc, control_w, reader, transport, self.metrics)
         self.alive.add(worker)
         task = asyncio.ensure_future(self._watch(worker))
         self._tasks.add(task)
