@@ -8,11 +8,16 @@ alternate plain and component runs so drift hits both alike; the ratio is median
 req/s over median plain req/s of the same run. Add a variant to VARIANTS to measure a new
 component (its endpoint extra_config, backend extra_config, request headers, and whether a
 non-2xx answer is expected, e.g. a cache that must hit).
+
+A `separate` variant is a root-level section that instruments every endpoint (metrics): it
+gets its own gateway (same pinning, same single endpoint shape, loaded in turn with the plain
+one), and its `/v/<name>` is compared with the plain gateway's `/plain`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +34,7 @@ class Variant:
     root_extra: dict[str, Any] = field(default_factory=dict)
     # The access log's own cost: only this variant's endpoint writes a line (see below).
     access_log: bool = False
+    separate: bool = False  # root-level: its own gateway (see the module docstring)
 
 
 def _variants() -> dict[str, Callable[[], Variant]]:
@@ -78,6 +84,14 @@ def _variants() -> dict[str, Callable[[], Variant]]:
             {"check_expr": "resp_completed && resp_metadata_status == 200"}]}),
         # One access-log line per request (gin's format, to the gateway's log file).
         "access-log": lambda: Variant(access_log=True),
+        # Prometheus metrics of telemetry/opentelemetry (server, proxy, backend and client
+        # layers recorded; the worker ships its series every second), nobody scraping.
+        "metrics": lambda: Variant(separate=True, root_extra={"telemetry/opentelemetry": {
+            "exporters": {"prometheus": [{"name": "bench", "listen_ip": "127.0.0.1",
+                                          "port": free_port()}]}}}),
+        # The control of `metrics`: a gateway of its own with nothing on (its ratio is the
+        # bias of measuring on another process).
+        "separate-plain": lambda: Variant(separate=True),
     }
 
 
@@ -99,7 +113,8 @@ def gateway_config(upstream: int, names: list[str]) -> dict[str, Any]:
 
     root: dict[str, Any] = {}
     for name in names:
-        root.update(VARIANTS[name]().root_extra)
+        if not VARIANTS[name]().separate:
+            root.update(VARIANTS[name]().root_extra)
     if any(VARIANTS[n]().access_log for n in names):
         # The access log is on by default: off (skipped) everywhere but on its variant.
         root["router"] = {"logger_skip_paths": ["/plain", *(
@@ -124,18 +139,33 @@ def main() -> None:
     runs: dict[str, list[float]] = {"plain": [], **{n: [] for n in names}}
     cpu: dict[str, list[float]] = {"plain": [], **{n: [] for n in names}}  # us per request
     errors: dict[str, int] = {}
-    with nginx(upstream, cpus=other_cpus), tidegate(gateway_config(upstream, names), port,
-                                                    cpus=gw_cpus) as gw:
+    shared = [n for n in names if not VARIANTS[n]().separate]
+    with nginx(upstream, cpus=other_cpus), tidegate(gateway_config(upstream, shared), port,
+                                                    cpus=gw_cpus) as gw, \
+            contextlib.ExitStack() as stack:
         worker = children(gw.pid)[0]
+        # name -> (port, worker pid) of the variants with a gateway of their own
+        own: dict[str, tuple[int, int]] = {}
+        for name in names:
+            if VARIANTS[name]().separate:
+                variant = VARIANTS[name]()
+                own_port = free_port()
+                config = gateway_config(upstream, [])
+                config["extra_config"] = variant.root_extra
+                config["endpoints"] = [{**config["endpoints"][0], "endpoint": f"/v/{name}"}]
+                proc = stack.enter_context(tidegate(config, own_port, cpus=gw_cpus))
+                own[name] = (own_port, children(proc.pid)[0])
+                wrk(f"http://127.0.0.1:{own_port}/v/{name}", seconds=2, cpus=other_cpus)
         wrk(f"http://127.0.0.1:{port}/plain", seconds=2, cpus=other_cpus)
         for _ in range(args.rounds):
             for name in ["plain", *names]:
                 path = "/plain" if name == "plain" else f"/v/{name}"
                 headers = {} if name == "plain" else VARIANTS[name]().headers
-                before = cpu_seconds(worker)
-                r = wrk(f"http://127.0.0.1:{port}{path}", headers=headers, **load)
+                target_port, pid = own.get(name, (port, worker))
+                before = cpu_seconds(pid)
+                r = wrk(f"http://127.0.0.1:{target_port}{path}", headers=headers, **load)
                 runs[name].append(r["rps"])
-                cpu[name].append((cpu_seconds(worker) - before) / max(r["requests"], 1) * 1e6)
+                cpu[name].append((cpu_seconds(pid) - before) / max(r["requests"], 1) * 1e6)
                 errors[name] = errors.get(name, 0) + int(r["errors"])
     plain = statistics.median(runs["plain"])
     plain_cpu = statistics.median(cpu["plain"])

@@ -20,6 +20,7 @@ from tidegate.telemetry.recorder import Table, table
 def counts(t: Table, name: str) -> dict[tuple[str, ...], float]:
     """label values -> observations (histograms) or value (counters)."""
     out: dict[tuple[str, ...], float] = {}
+    t.snapshot()  # derived counters (requests started) are computed with a snapshot
     for fam in t.families.values():
         if fam.name == name:
             for values, series in fam.series.items():

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from time import perf_counter
 from typing import Any
@@ -221,9 +221,10 @@ def build_router(ctx: Build[Any], nxt: EndpointHandler) -> EndpointHandler:
                         plan.size_buckets),
             (*values, ep.method, "http", ep.endpoint))
 
-    async def tag_route(request: Request, params: dict[str, str]) -> Response:
+    def tag_route(request: Request, params: dict[str, str]) -> Awaitable[Response]:
+        # a plain function handing back the handler's awaitable: no coroutine frame of its own
         request.metrics_route = tag
-        return await nxt(request, params)
+        return nxt(request, params)
 
     return tag_route
 
@@ -354,16 +355,20 @@ def build_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
 
 
 # CLIENT: http.client.* ---------------------------------------------------------------------
-CLIENT_COUNTERS = ("http.client.request.started.count", "http.client.request.failed.count",
-                   "http.client.request.canceled.count", "http.client.request.timedout.count",
-                   "http.client.request.size", "http.client.response.no-content-length")
+# `started` is the duration histogram's count (derived when a snapshot is taken); the others
+# move only on errors, bodies sent or answers streamed without a length.
+CLIENT_COUNTERS = ("http.client.request.failed.count", "http.client.request.canceled.count",
+                   "http.client.request.timedout.count", "http.client.request.size",
+                   "http.client.response.no-content-length")
+FAILED, CANCELED, TIMEDOUT, REQUEST_SIZE, NO_LENGTH = range(5)
 CLIENT_LABELS = ("clientname", "server.address", "server.port", "http.response.status_code")
+ClientEntry = tuple[tuple[Series, ...], Series, Series]  # counters, duration, size
 
 
 class ClientSeries:
-    """The client families of one backend; series by (target, status)."""
+    """The client families of one backend; series by target, then status."""
 
-    __slots__ = ("counters", "duration", "prefix", "series", "size")
+    __slots__ = ("counters", "duration", "last", "last_target", "prefix", "series", "size")
 
     def __init__(self, counters: tuple[Family, ...], duration: Family, size: Family,
                  prefix: tuple[str, ...]) -> None:
@@ -371,19 +376,28 @@ class ClientSeries:
         self.duration = duration
         self.size = size
         self.prefix = prefix
-        # (id(target), status) -> (target kept alive, 6 counters, duration, size)
-        self.series: dict[tuple[int, int], tuple[Any, tuple[Series, ...], Series, Series]] = {}
+        # id(target) -> (target kept alive, status -> entry)
+        self.series: dict[int, tuple[Any, dict[int, ClientEntry]]] = {}
+        self.last_target: Any = None  # most backends have one host: skip the outer lookup
+        self.last: dict[int, ClientEntry] = {}
 
-    def get(self, target: Any, status: int
-            ) -> tuple[Any, tuple[Series, ...], Series, Series]:
-        key = (id(target), status)
-        found = self.series.get(key)
+    def of(self, target: Any) -> dict[int, ClientEntry]:
+        """The status map of `target`."""
+        if target is self.last_target:
+            return self.last
+        found = self.series.get(id(target))
         if found is None:
-            labels = (*self.prefix, str(getattr(target, "host", "")),
-                      str(getattr(target, "port", 0)), str(status))
-            found = self.series[key] = (target, tuple(c.get(labels) for c in self.counters),
-                                        self.duration.get(labels), self.size.get(labels))
-        return found
+            found = self.series[id(target)] = (target, {})
+        self.last_target, self.last = target, found[1]
+        return found[1]
+
+    def entry(self, target: Any, status: int) -> ClientEntry:
+        """The series of one (target, status), created at zero."""
+        labels = (*self.prefix, str(getattr(target, "host", "")),
+                  str(getattr(target, "port", 0)), str(status))
+        entry = self.of(target)[status] = (tuple(c.get(labels) for c in self.counters),
+                                           self.duration.get(labels), self.size.get(labels))
+        return entry
 
 
 def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
@@ -403,9 +417,10 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
     labels = ("http.request.method", "http.route", "krakend.endpoint.route",
               "krakend.endpoint.method", *keys, *CLIENT_LABELS)
     t = table()
+    duration = t.histogram("http.client.duration", labels, plan.time_buckets)
+    t.count_of("http.client.request.started.count", duration)
     series = ClientSeries(
-        tuple(t.counter(name, labels) for name in CLIENT_COUNTERS),
-        t.histogram("http.client.duration", labels, plan.time_buckets),
+        tuple(t.counter(name, labels) for name in CLIENT_COUNTERS), duration,
         t.histogram("http.client.response.size", labels, plan.size_buckets),
         (backend.method, backend_route(backend.url_pattern), place[1], place[0], *static,
          backend_route(backend.url_pattern)))
@@ -417,23 +432,26 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
             response = await nxt(request)
         except BaseException as exc:
             elapsed = perf_counter() - started
-            _, counters, dur, _ = series.get(request.target, 0)
-            counters[0][0] += 1
-            counters[4][0] += len(request.body)
+            counters, dur, _ = (series.of(request.target).get(0)
+                                or series.entry(request.target, 0))
+            if request.body:
+                counters[REQUEST_SIZE][0] += len(request.body)
             if isinstance(exc, asyncio.CancelledError):
-                counters[2][0] += 1
+                counters[CANCELED][0] += 1
             else:
-                counters[1][0] += 1
+                counters[FAILED][0] += 1
                 if isinstance(exc, UpstreamTimeout | BackendTimeout | TimeoutError):
-                    counters[3][0] += 1
+                    counters[TIMEDOUT][0] += 1
             _observe(dur, tb, elapsed)
             raise
         elapsed = perf_counter() - started
-        _, counters, dur, size = series.get(request.target, response.status)
-        counters[0][0] += 1
-        counters[4][0] += len(request.body)
+        status = response.status
+        counters, dur, size = (series.of(request.target).get(status)
+                               or series.entry(request.target, status))
         dur[bisect_left(tb, elapsed)] += 1
         dur[-1] += elapsed
+        if request.body:
+            counters[REQUEST_SIZE][0] += len(request.body)
         if request.method != "HEAD":
             if response.stream is None:
                 length = len(response.body)
@@ -444,7 +462,7 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
                 if header is not None and header.isdigit():
                     _observe(size, sb, int(header))
                 else:
-                    counters[5][0] += 1
+                    counters[NO_LENGTH][0] += 1
         return response
 
     return record_client

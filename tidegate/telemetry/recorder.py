@@ -30,11 +30,14 @@ MAX_SERIES = 10_000
 class Family:
     """One metric name with a fixed set of label names (and bucket bounds)."""
 
-    __slots__ = ("bounds", "key", "kind", "labels", "name", "sent", "series")
+    __slots__ = ("bounds", "key", "kind", "labels", "name", "sent", "series", "source")
 
     def __init__(self, name: str, kind: str, labels: tuple[str, ...],
-                 bounds: tuple[float, ...] = ()) -> None:
+                 bounds: tuple[float, ...] = (), source: Family | None = None) -> None:
         self.name = name
+        # A counter that is the observation count of a histogram's series (nothing to add on
+        # the request path): computed when a snapshot is taken.
+        self.source = source
         self.kind = kind
         self.labels = labels
         self.bounds = bounds
@@ -92,11 +95,20 @@ class Table:
     def counter(self, name: str, labels: tuple[str, ...]) -> Family:
         return self.family(name, COUNTER, labels)
 
+    def count_of(self, name: str, source: Family) -> Family:
+        """A counter equal to the observation count of each series of `source`."""
+        fam = self.family(name, COUNTER, source.labels)
+        fam.source = source
+        return fam
+
     def snapshot(self, changed_only: bool = True) -> list[WireFamily]:
         """The cumulative values of the series that moved since the last snapshot (all of
         them with ``changed_only=False``), JSON-ready."""
         out: list[WireFamily] = []
         for fam in list(self.families.values()):
+            if fam.source is not None:
+                for values, series in list(fam.source.series.items()):
+                    fam.series[values] = [sum(series[:-1])]
             rows: list[list[Any]] = []
             for values, series in list(fam.series.items()):
                 count = _count(fam, series)
