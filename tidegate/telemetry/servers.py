@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from prometheus_client import generate_latest
 
 from tidegate.errors import ConfigError
 from tidegate.telemetry.aggregate import NodeMetrics
@@ -39,7 +38,6 @@ from tidegate.telemetry.metrics_config import (
     split_address,
 )
 from tidegate.telemetry.otel_config import OtelConfig, PrometheusExporter, from_service
-from tidegate.telemetry.prometheus import CONTENT_TYPE, registry_for
 from tidegate.telemetry.reload_metrics import ReloadMetrics
 from tidegate.telemetry.reloads import ReloadJournal
 from tidegate.telemetry.stats import stats_json, stats_view
@@ -149,6 +147,11 @@ class TelemetryServers:
 
     # handlers ----------------------------------------------------------------------------
     def _metrics_handler(self, exporter: PrometheusExporter) -> Handler:
+        # prometheus-client is imported by the first configuration with an exporter
+        from prometheus_client import generate_latest
+
+        from tidegate.telemetry.prometheus import CONTENT_TYPE, registry_for
+
         registry = registry_for(exporter, self.node, self.reloads, self.otel)
 
         async def metrics(request: TelemetryRequest) -> TelemetryResponse:
