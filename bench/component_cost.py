@@ -89,6 +89,12 @@ def _variants() -> dict[str, Callable[[], Variant]]:
         "metrics": lambda: Variant(separate=True, root_extra={"telemetry/opentelemetry": {
             "exporters": {"prometheus": [{"name": "bench", "listen_ip": "127.0.0.1",
                                           "port": free_port()}]}}}),
+        # The same without krakend-otel's round-trip layer (http.client.*).
+        "metrics-no-client": lambda: Variant(separate=True, root_extra={
+            "telemetry/opentelemetry": {
+                "exporters": {"prometheus": [{"name": "bench", "listen_ip": "127.0.0.1",
+                                              "port": free_port()}]},
+                "layers": {"backend": {"metrics": {"round_trip": False}}}}}),
         # The control of `metrics`: a gateway of its own with nothing on (its ratio is the
         # bias of measuring on another process).
         "separate-plain": lambda: Variant(separate=True),

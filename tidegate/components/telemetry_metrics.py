@@ -272,23 +272,25 @@ def build_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
     series = _stage_series("krakend.proxy.duration", ("http.request.method", "http.route"),
                            (ep.method, ep.endpoint), attrs, plan.time_buckets)
     tb = plan.time_buckets
+    slots = series.slots
 
     async def record_proxy(request: ProxyRequest
                            ) -> tuple[ProxyResponse | None, BaseException | None]:
         started = perf_counter()
         try:
-            response, err = await nxt(request)
+            answer = await nxt(request)
         except asyncio.CancelledError:
             _observe(series.get(2), tb, perf_counter() - started)
             raise
         elapsed = perf_counter() - started
-        index = 4 if err is not None else 0
+        response = answer[0]
+        index = 0 if answer[1] is None else 4
         if response is not None and response.complete:
             index += 1
-        s = series.slots[index] or series.get(index)
+        s = slots[index] or series.get(index)
         s[bisect_left(tb, elapsed)] += 1
         s[-1] += elapsed
-        return response, err
+        return answer  # the same tuple: nothing allocated here
 
     return record_proxy
 
@@ -333,6 +335,7 @@ def build_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
         (backend.method, backend_route(backend.url_pattern), place[1], place[0]),
         detail.static_attributes if detail is not None else (), plan.time_buckets)
     tb = plan.time_buckets
+    slots = series.slots
 
     async def record_backend(request: ProxyRequest) -> ProxyResponse:
         started = perf_counter()
@@ -346,7 +349,7 @@ def build_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
             raise
         elapsed = perf_counter() - started
         index = 1 if response.complete else 0
-        s = series.slots[index] or series.get(index)
+        s = slots[index] or series.get(index)
         s[bisect_left(tb, elapsed)] += 1
         s[-1] += elapsed
         return response
@@ -446,8 +449,9 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
             raise
         elapsed = perf_counter() - started
         status = response.status
-        counters, dur, size = (series.of(request.target).get(status)
-                               or series.entry(request.target, status))
+        target = request.target
+        by_status = series.last if target is series.last_target else series.of(target)
+        counters, dur, size = by_status.get(status) or series.entry(target, status)
         dur[bisect_left(tb, elapsed)] += 1
         dur[-1] += elapsed
         if request.body:
