@@ -11,7 +11,7 @@ here is added to both ends at once; `decode` refuses what it does not know inste
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import orjson
@@ -94,8 +94,13 @@ class ProtocolError(ValueError):
 
 
 def encode(msg: Message) -> bytes:
-    """One line of JSON, newline included."""
-    return orjson.dumps({"op": msg.op, **asdict(msg)}) + b"\n"
+    """One line of JSON, newline included.
+
+    Fields are read as they are (no field holds a dataclass): `asdict` would deep-copy a
+    Load's whole configuration and every list of a metrics snapshot first (2 ms a snapshot).
+    """
+    return orjson.dumps({"op": msg.op, **{f.name: getattr(msg, f.name) for f in fields(msg)}}
+                        ) + b"\n"
 
 
 def decode(line: bytes) -> Message:
