@@ -65,16 +65,17 @@ def _cumulative(bounds: tuple[float, ...], numbers: list[float]) -> list[tuple[s
 class NodeCollector(Collector):
     """The node's krakend-otel series, target_info and the reload metrics."""
 
-    def __init__(self, node: NodeMetrics, reloads: ReloadMetrics | None,
+    def __init__(self, node: NodeMetrics | None, reloads: ReloadMetrics | None,
                  otel: OtelConfig | None) -> None:
-        self.node = node
+        self.node = node  # None: the exporter's `disable_metrics` (no krakend-otel series)
         self.reloads = reloads
         self.otel = otel
 
     def collect(self) -> Iterator[Metric]:
         yield from self._target_info()
         by_name: dict[tuple[str, str], Metric] = {}
-        for (name, kind, labels, bounds), series in sorted(self.node.families().items()):
+        families = self.node.families() if self.node is not None else {}
+        for (name, kind, labels, bounds), series in sorted(families.items()):
             names = [prom_name(label) for label in labels] + list(SCOPE_LABELS)
             pname = prom_name(name)
             if kind == HISTOGRAM:
@@ -144,7 +145,8 @@ def registry_for(exporter: PrometheusExporter, node: NodeMetrics,
                  reloads: ReloadMetrics | None, otel: OtelConfig | None) -> CollectorRegistry:
     """What one exporter's `/metrics` renders."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(node, reloads, otel))
+    # krakend-otel: an exporter with `disable_metrics` is not given the meter's readings
+    registry.register(NodeCollector(None if exporter.disable_metrics else node, reloads, otel))
     if exporter.process_metrics:
         ProcessCollector(registry=registry)
     if exporter.go_metrics:
