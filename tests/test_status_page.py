@@ -1,0 +1,258 @@
+"""The live status page: its document, its HTML, and what headless Chromium renders of it.
+
+Chromium is Debian's `chromium`; without it the browser tests skip with the reason, unless
+TIDEGATE_REQUIRE_CHROMIUM is set (CI's `.ci/run` sets it and installs the package).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tidegate.telemetry.reloads import EndpointDiff, ReloadEvent
+from tidegate.telemetry.status_doc import Serving, location, status_document
+from tidegate.telemetry.status_page import embed_json, render_page
+from tidegate.telemetry.status_stats import EndpointCounters, StatsRing, quantile
+
+BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1)
+XSS = "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">"
+
+
+# pure parts -------------------------------------------------------------------------------------
+def test_quantile_reads_a_histogram_as_prometheus_does() -> None:
+    # 10 observations: 4 up to 5 ms, 4 in (5, 10] ms, 2 in (10, 25] ms.
+    buckets = (4, 4, 2, 0, 0, 0)
+    assert quantile(0.5, BOUNDS, buckets) == pytest.approx(0.00625)  # rank 5: 1/4 into 5-10
+    assert quantile(0.99, BOUNDS, buckets) == pytest.approx(0.01 + 0.015 * 1.9 / 2)
+    assert quantile(0.5, BOUNDS, (0, 0, 0, 0, 0, 3)) == 0.1  # overflow: the last bound
+    assert quantile(0.5, BOUNDS, (0,) * 6) is None
+
+
+def test_ring_gives_rates_quantiles_and_series_per_endpoint() -> None:
+    ring = StatsRing(size=3)
+    route = "GET /users/{id}"
+    ring.add(100.0, {route: EndpointCounters(0, 0, BOUNDS, (0,) * 6)})
+    ring.add(102.0, {route: EndpointCounters(10, 2, BOUNDS, (10, 0, 0, 0, 0, 0))})
+    ring.add(104.0, {route: EndpointCounters(30, 2, BOUNDS, (10, 0, 20, 0, 0, 0))})
+    [row] = ring.endpoints()
+    assert row["route"] == route and row["requests"] == 30 and row["errors"] == 2
+    assert row["rate"] == 7.5 and row["error_rate"] == 0.5  # over the 4 s window
+    assert row["series"]["rate"] == [5.0, 10.0]
+    assert row["series"]["errors"] == [1.0, 0.0]
+    assert row["series"]["p50"] == [2.5, 17.5]  # ms: the second interval's 20 are in 10-25 ms
+    assert row["p50_ms"] == pytest.approx(13.75)  # whole window: rank 15 of 30, 5 into (10, 25]
+    # The ring keeps `size` intervals; a counter that went down (a restart) counts anew.
+    ring.add(106.0, {route: EndpointCounters(4, 0, BOUNDS, (4, 0, 0, 0, 0, 0))})
+    ring.add(108.0, {route: EndpointCounters(8, 0, BOUNDS, (8, 0, 0, 0, 0, 0))})
+    [row] = ring.endpoints()
+    assert row["series"]["rate"] == [10.0, 2.0, 2.0]
+
+
+def test_document_has_serving_history_diff_and_located_last_error() -> None:
+    events = [
+        ReloadEvent("applied", "start", time=0, generation=1, config_hash="aaa",
+                    build_seconds=0.0123, diff=EndpointDiff(("GET /a",))),
+        ReloadEvent("rejected", "change in krakend.json", time=1, generation=1,
+                    error={"kind": "syntax", "message": "unexpected end", "file": "krakend.json",
+                           "line": 4, "col": 2, "path": None, "error": "krakend.json:4:2: x"}),
+    ]
+    doc = status_document(Serving(1, "aaa", 2), events, StatsRing(), now=5)
+    assert doc["serving"] == {"generation": 1, "config_hash": "aaa", "workers": 2}
+    assert [h["result"] for h in doc["history"]] == ["rejected", "applied"]
+    assert doc["history"][1]["diff"] == {"added": ["GET /a"], "removed": [], "changed": []}
+    assert doc["history"][1]["build_ms"] == 12.3
+    error = doc["last_error"]
+    assert error["location"] == "krakend.json:4:2" and error["current"] is True
+    assert error["message"] == "unexpected end" and error["serving_generation"] == 1
+    # A good save afterwards: the error is history, fixed by generation 2.
+    events.append(ReloadEvent("applied", "change in krakend.json", time=2, generation=2,
+                              config_hash="bbb", diff=EndpointDiff((), (), ("GET /a",))))
+    error = status_document(Serving(2, "bbb", 2), events, StatsRing())["last_error"]
+    assert error["current"] is False and error["fixed_by"] == 2
+    json.dumps(doc)  # all of it is JSON
+
+
+def test_location_is_file_line_col_then_json_path() -> None:
+    assert location({"file": "k.json", "line": 3, "col": 9,
+                     "path": "endpoints[0].backend"}) == "k.json:3:9: endpoints[0].backend"
+    assert location({"path": "endpoints[1].method"}) == "endpoints[1].method"
+    assert location({"message": "worker 0 died"}) == ""
+
+
+def test_embedded_json_cannot_close_its_script_element() -> None:
+    text = embed_json({"route": "</script><script>alert(1)</script><!--", "x": "a&b\u2028"})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"route": "</script><script>alert(1)</script><!--",
+                                "x": "a&b\u2028"}
+    page = render_page({"serving": None, "route": "</script><b>x</b>"}).decode()
+    assert page.count("</script>") == 2  # the data block's and the script's own
+
+
+# Chromium ---------------------------------------------------------------------------------------
+def chromium_binary() -> str:
+    """Debian's chromium; skip (or fail under TIDEGATE_REQUIRE_CHROMIUM) without it."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("TIDEGATE_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is required here (TIDEGATE_REQUIRE_CHROMIUM) but missing")
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    return found
+
+
+def run_chromium(url: str, *args: str, timeout: float = 90.0) -> str:
+    """One headless Chromium run over `url`; its stdout. The browser's whole process group
+    (it forks helpers) is ours and is killed if it outlives `timeout`."""
+    binary = chromium_binary()
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.Popen(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={profile}", "--virtual-time-budget=6000", *args, url],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        assert proc.returncode == 0, f"chromium exited {proc.returncode}"
+        return out
+
+
+def by_id(dom: str, ident: str) -> str:
+    """The text of the element with `id` (a leaf: no element inside)."""
+    found = re.search(rf'id="{ident}"[^>]*>([^<]*)<', dom)
+    assert found, f"no element #{ident} in the DOM:\n{dom[:3000]}"
+    return unescape(found.group(1))
+
+
+def decode_png(data: bytes) -> tuple[int, int, int, list[bytes]]:
+    """Width, height, bytes per pixel and the RGB(A) rows of an 8-bit, non-interlaced PNG
+    (what Chromium writes), with the scanline filters undone."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, [], None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat.append(chunk)
+    assert header is not None
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and interlace == 0 and color in (2, 6), header
+    bpp = 3 if color == 2 else 4
+    raw, stride = zlib.decompress(b"".join(idat)), width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind_, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        if kind_ == 1:  # Sub
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 255
+        elif kind_ == 2:  # Up
+            line = bytearray((x + u) & 255 for x, u in zip(line, prev, strict=True))
+        elif kind_ == 3:  # Average
+            for i in range(stride):
+                line[i] = (line[i] + ((line[i - bpp] if i >= bpp else 0) + prev[i]) // 2) & 255
+        elif kind_ == 4:  # Paeth
+            for i in range(stride):
+                a, b = (line[i - bpp] if i >= bpp else 0), prev[i]
+                c = prev[i - bpp] if i >= bpp else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, bpp, rows
+
+
+def assert_screenshot(path: Path, width: int, height: int) -> None:
+    """A PNG of the window's size that shows a page: several colours, and no single colour
+    covering nearly everything (a blank or crashed render is one colour)."""
+    w, h, bpp, rows = decode_png(path.read_bytes())
+    assert (w, h) == (width, height)
+    colours: Counter[bytes] = Counter()
+    for row in rows:
+        colours.update(row[i:i + 3] for i in range(0, len(row), bpp))
+    top, count = colours.most_common(1)[0]
+    assert len(colours) > 50, f"only {len(colours)} colours"
+    assert count < 0.97 * w * h, f"{top.hex()} covers {count / (w * h):.0%}"
+
+
+@contextmanager
+def serve(pages: dict[str, tuple[str, bytes]]) -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 answering `pages` (path -> content type, body)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            content_type, body = pages.get(self.path, ("text/plain", b"not found"))
+            self.send_response(200 if self.path in pages else 404)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def hostile_document(generation: int) -> dict[str, object]:
+    """A document whose route, file and message are markup: they must show as text."""
+    ring = StatsRing()
+    for i in range(5):
+        ring.add(1000.0 + 2 * i, {f"GET /x{XSS}": EndpointCounters(
+            10 * i, i, BOUNDS, (5 * i, 5 * i, 0, 0, 0, 0))})
+    events = [ReloadEvent("applied", "start", time=0, generation=1, config_hash="c0ffee",
+                          diff=EndpointDiff((f"GET /x{XSS}",))),
+              ReloadEvent("rejected", f"change in {XSS}.json", time=1, generation=1,
+                          error={"kind": "value", "message": f"bad value {XSS}",
+                                 "file": f"{XSS}.json", "line": 7, "col": 3, "path": None})]
+    return status_document(Serving(generation, f"hash{generation}", 1), events, ring)
+
+
+@pytest.mark.slow
+def test_chromium_renders_markup_from_config_as_text_and_polls(tmp_path: Path) -> None:
+    first, later = hostile_document(1), hostile_document(2)
+    pages = {"/__status": ("text/html; charset=utf-8", render_page(first)),
+             "/__status.json": ("application/json", json.dumps(later).encode())}
+    with serve(pages) as base:
+        dom = run_chromium(f"{base}/__status", "--dump-dom")
+        shot = tmp_path / "page.png"
+        run_chromium(f"{base}/__status", f"--screenshot={shot}", "--window-size=1000,700")
+    assert 'data-rendered="1"' in dom
+    # The poll replaced the embedded document with the served one.
+    assert by_id(dom, "generation") == "2" and by_id(dom, "config-hash") == "hash2"
+    assert by_id(dom, "error-location") == f"{XSS}.json:7:3"
+    body = re.search(r"<body[^>]*>", dom)
+    assert body is not None and "data-pwned" not in body.group(0)
+    assert "<img" not in dom  # the markup is text (&lt;img), not an element
+    assert dom.count('class="endpoint"') == 1
+    assert_screenshot(shot, 1000, 700)
