@@ -6,6 +6,7 @@ TIDEGATE_REQUIRE_CHROMIUM is set (CI's `.ci/run` sets it and installs the packag
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -25,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from tidegate.telemetry.reloads import EndpointDiff, ReloadEvent
+from tidegate.telemetry.reloads import EndpointDiff, ReloadEvent, ReloadJournal
 from tidegate.telemetry.status_doc import Serving, location, status_document
 from tidegate.telemetry.status_page import embed_json, render_page
+from tidegate.telemetry.status_service import StatusService
 from tidegate.telemetry.status_stats import EndpointCounters, StatsRing, quantile
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1)
@@ -102,6 +104,40 @@ def test_embedded_json_cannot_close_its_script_element() -> None:
                                 "x": "a&b\u2028"}
     page = render_page({"serving": None, "route": "</script><b>x</b>"}).decode()
     assert page.count("</script>") == 2  # the data block's and the script's own
+
+
+def test_service_samples_and_answers_page_and_json() -> None:
+    journal = ReloadJournal()
+    journal.record(ReloadEvent("applied", "start", generation=1, config_hash="abc",
+                               diff=EndpointDiff(("GET /a",))))
+    counts = {"n": 0}
+    enough = asyncio.Event()
+
+    def counters() -> dict[str, EndpointCounters]:
+        counts["n"] += 1
+        if counts["n"] >= 3:
+            enough.set()
+        return {"GET /a": EndpointCounters(counts["n"], 0, BOUNDS, (counts["n"], 0, 0, 0, 0, 0))}
+
+    service = StatusService(journal, lambda: Serving(1, "abc", 2), counters, every=0.0)
+
+    async def sampled() -> None:
+        task = asyncio.ensure_future(service.run())
+        await asyncio.wait_for(enough.wait(), 10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(sampled())
+    assert len(service.ring.samples) >= 3
+    status, headers, body = service.json()
+    doc = json.loads(body)
+    assert status == 200 and ("Cache-Control", "no-store") in headers
+    assert doc["serving"]["config_hash"] == "abc" and doc["history"][0]["generation"] == 1
+    assert doc["endpoints"][0]["requests"] == counts["n"]  # a live read, newer than the ring
+    status, headers, page = service.page()
+    assert dict(headers)["Content-Type"].startswith("text/html")
+    assert "script-src 'sha256-" in dict(headers)["Content-Security-Policy"]
+    assert b'id="status-data"' in page
 
 
 # Chromium ---------------------------------------------------------------------------------------
@@ -256,3 +292,14 @@ def test_chromium_renders_markup_from_config_as_text_and_polls(tmp_path: Path) -
     assert "<img" not in dom  # the markup is text (&lt;img), not an element
     assert dom.count('class="endpoint"') == 1
     assert_screenshot(shot, 1000, 700)
+
+
+def test_a_live_sample_makes_totals_exact_without_entering_the_ring() -> None:
+    ring = StatsRing()
+    route = "GET /a"
+    ring.add(10.0, {route: EndpointCounters(2, 0, BOUNDS, (2, 0, 0, 0, 0, 0))})
+    live = {route: EndpointCounters(6, 1, BOUNDS, (6, 0, 0, 0, 0, 0))}
+    doc = status_document(None, [], ring, now=12.0, live=live)
+    [row] = doc["endpoints"]
+    assert row["requests"] == 6 and row["errors"] == 1 and row["rate"] == 2.0
+    assert doc["window_seconds"] == 2.0 and len(ring.samples) == 1

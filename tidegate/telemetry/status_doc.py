@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidegate.telemetry.reloads import ReloadEvent
-from tidegate.telemetry.status_stats import SAMPLE_SECONDS, StatsRing
+from tidegate.telemetry.status_stats import SAMPLE_SECONDS, Snapshot, StatsRing
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +73,21 @@ def history_entry(event: ReloadEvent) -> dict[str, Any]:
 
 
 def status_document(serving: Serving | None, events: Iterable[ReloadEvent], ring: StatsRing,
-                    *, now: float | None = None) -> dict[str, Any]:
+                    *, now: float | None = None,
+                    live: Snapshot | None = None) -> dict[str, Any]:
     """The whole status: serving generation, reload history (newest first), the last error,
-    and per-endpoint rate, latency and errors with their chart series."""
+    and per-endpoint rate, latency and errors with their chart series (`live`: the node's
+    counters at `now`, so the totals are exact)."""
     events = list(events)
+    now = time.time() if now is None else now
     return {
-        "now": _stamp(time.time() if now is None else now),
+        "now": _stamp(now),
         "serving": None if serving is None else {
             "generation": serving.generation, "config_hash": serving.config_hash,
             "workers": serving.workers},
         "last_error": last_error(events),
         "history": [history_entry(e) for e in reversed(events)],
-        "endpoints": ring.endpoints(),
-        "window_seconds": round(ring.window(), 1),
+        "endpoints": ring.endpoints(None if live is None else (now, live)),
+        "window_seconds": round(ring.window(now if live is not None else None), 1),
         "sample_seconds": SAMPLE_SECONDS,
     }

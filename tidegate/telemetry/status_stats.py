@@ -105,16 +105,24 @@ class StatsRing:
         """Keep one sample taken at `now` (seconds since the epoch)."""
         self.samples.append((now, dict(snapshot)))
 
-    def window(self) -> float:
-        """Seconds between the oldest and the newest sample (what the table's numbers cover)."""
-        return self.samples[-1][0] - self.samples[0][0] if len(self.samples) > 1 else 0.0
-
-    def endpoints(self) -> list[dict[str, Any]]:
-        """One row per endpoint of the newest sample: totals; rate, errors and quantiles
-        (milliseconds) over the ring's window; and one point per interval for the charts."""
+    def window(self, now: float | None = None) -> float:
+        """Seconds from the oldest sample to the newest (or `now`): what the table covers."""
         if not self.samples:
-            return []
+            return 0.0
+        return (self.samples[-1][0] if now is None else now) - self.samples[0][0]
+
+    def endpoints(self, live: tuple[float, Snapshot] | None = None) -> list[dict[str, Any]]:
+        """One row per endpoint of the newest sample: totals; rate, errors and quantiles
+        (milliseconds) over the ring's window; and one point per interval for the charts.
+
+        `live` is a sample taken now and not kept: the totals are exact when the page loads,
+        while the ring keeps its regular spacing however often the page is read.
+        """
         samples = list(self.samples)
+        if live is not None and (not samples or live[0] > samples[-1][0]):
+            samples.append(live)
+        if not samples:
+            return []
         first_time, first = samples[0]
         latest_time, latest = samples[-1]
         rows = []
