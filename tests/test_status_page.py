@@ -140,6 +140,69 @@ def test_service_samples_and_answers_page_and_json() -> None:
     assert b'id="status-data"' in page
 
 
+# the Grafana dashboard --------------------------------------------------------------------------
+DASHBOARD = Path(__file__).resolve().parents[1] / "dashboards" / "tidegate.json"
+PROMQL_WORDS = {
+    "sum", "min", "max", "avg", "count", "topk", "bottomk", "rate", "irate", "increase",
+    "delta", "changes", "histogram_quantile", "time", "clamp_min", "abs", "vector", "scalar",
+    "by", "without", "on", "ignoring", "group_left", "group_right", "unless", "and", "or",
+    "offset", "bool", "label_values"}
+
+
+def dashboard_queries(dashboard: dict[str, object]) -> list[str]:
+    """Every PromQL text of a dashboard: panel targets, annotations, template variables."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("expr", "definition") and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(dashboard)
+    return found
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (not its functions, labels or durations)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    text = re.sub(r"label_values\(([^,()]+),[^)]*\)", r"\1", text)
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges
+    text = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", " ", text)  # grouping labels
+    text = re.sub(r"\boffset\s+\w+", " ", text)
+    text = re.sub(r"\$\w+|\b\d[\w.]*", " ", text)  # variables, numbers
+    return {n for n in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", text) if n not in PROMQL_WORDS}
+
+
+def test_metric_names_are_read_out_of_promql() -> None:
+    expr = ('histogram_quantile(0.99, sum by (le, http_route) (rate(http_server_duration_bucket'
+            '{http_route=~"$route", code=~"5.."}[$__rate_interval]))) / on (x) '
+            'tidegate_config_info offset 1m unless up > 1e3')
+    assert metric_names(expr) == {"http_server_duration_bucket", "tidegate_config_info", "up"}
+    assert metric_names("label_values(http_server_duration_count, http_route)") == {
+        "http_server_duration_count"}
+
+
+def test_dashboard_charts_endpoints_backends_and_reload_annotations() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    titles = [p["title"] for p in dashboard["panels"]]
+    for wanted in ("Request rate by endpoint", "p50 latency by endpoint",
+                   "p99 latency by endpoint", "Errors (5xx) by endpoint", "Backend errors"):
+        assert any(t.startswith(wanted) for t in titles), wanted
+    annotations = {a["name"]: a for a in dashboard["annotations"]["list"]}
+    assert "tidegate_config_info" in metric_names(annotations["Reloads"]["expr"])
+    assert "tidegate_reloads_total" in metric_names(annotations["Rejected saves"]["expr"])
+    for panel in dashboard["panels"]:
+        if panel["type"] != "row":
+            assert panel["targets"] and all(metric_names(t["expr"]) for t in panel["targets"])
+
+
 # Chromium ---------------------------------------------------------------------------------------
 def chromium_binary() -> str:
     """Debian's chromium; skip (or fail under TIDEGATE_REQUIRE_CHROMIUM) without it."""
