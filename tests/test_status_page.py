@@ -30,6 +30,7 @@ from tidegate.telemetry.reloads import EndpointDiff, ReloadEvent, ReloadJournal
 from tidegate.telemetry.status_doc import Serving, location, status_document
 from tidegate.telemetry.status_page import embed_json, render_page
 from tidegate.telemetry.status_service import StatusService
+from tidegate.telemetry.status_source import endpoint_counters
 from tidegate.telemetry.status_stats import EndpointCounters, StatsRing, quantile
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1)
@@ -138,6 +139,27 @@ def test_service_samples_and_answers_page_and_json() -> None:
     assert dict(headers)["Content-Type"].startswith("text/html")
     assert "script-src 'sha256-" in dict(headers)["Content-Security-Policy"]
     assert b'id="status-data"' in page
+
+
+def test_endpoint_counters_sum_statuses_and_fold_bucket_layouts() -> None:
+    labels = ("http.request.method", "url.scheme", "http.route", "http.response.status_code")
+    small = (0.01, 0.1)
+    families = {
+        ("http.server.duration", "histogram", labels, BOUNDS): {
+            ("GET", "http", "/a", "200"): [3, 1, 0, 0, 0, 0, 0.02],
+            ("GET", "http", "/a", "502"): [0, 0, 0, 0, 0, 2, 0.4],
+            ("POST", "http", "/b", "201"): [1, 0, 0, 0, 0, 0, 0.001]},
+        ("http.server.duration", "histogram", labels, small): {  # before a reload
+            ("GET", "http", "/a", "200"): [1, 0, 0, 0.001]},
+        ("krakend.proxy.duration", "histogram", ("http.route",), BOUNDS): {
+            ("/a",): [9, 0, 0, 0, 0, 0, 0.0]},
+    }
+    counters = endpoint_counters(families)
+    assert set(counters) == {"GET /a", "POST /b"}
+    a = counters["GET /a"]
+    assert (a.requests, a.errors, a.bounds) == (7, 2, BOUNDS)
+    assert a.buckets == (3, 2, 0, 0, 0, 2)  # the 10 ms observation went to the 10 ms bucket
+    assert counters["POST /b"].errors == 0
 
 
 # the Grafana dashboard --------------------------------------------------------------------------
