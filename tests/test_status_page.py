@@ -16,6 +16,7 @@ import struct
 import subprocess
 import tempfile
 import threading
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -23,9 +24,11 @@ from contextlib import contextmanager
 from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support import backend, free_port, gateway, health, request
 from tidegate.telemetry.reloads import EndpointDiff, ReloadEvent, ReloadJournal
 from tidegate.telemetry.status_doc import Serving, location, status_document
 from tidegate.telemetry.status_page import embed_json, render_page
@@ -388,3 +391,87 @@ def test_a_live_sample_makes_totals_exact_without_entering_the_ring() -> None:
     [row] = doc["endpoints"]
     assert row["requests"] == 6 and row["errors"] == 1 and row["rate"] == 2.0
     assert doc["window_seconds"] == 2.0 and len(ring.samples) == 1
+
+
+# a real gateway -----------------------------------------------------------------------------------
+def gateway_config(bport: int, mport: int, timeout: str = "5s") -> str:
+    """The configuration as text (its line:col is what the page must show): the first
+    endpoint's `timeout` is on line 6."""
+    host = json.dumps([f"http://127.0.0.1:{bport}"])
+    return f"""{{
+  "version": 3, "name": "status-test", "timeout": "5s", "listen_ip": "127.0.0.1",
+  "extra_config": {{"telemetry/opentelemetry": {{"exporters": {{"prometheus": [
+    {{"name": "local", "listen_ip": "127.0.0.1", "port": {mport}}}]}}}}}},
+  "endpoints": [
+    {{"endpoint": "/users/{{id}}", "timeout": {json.dumps(timeout)},
+     "backend": [{{"host": {host}, "url_pattern": "/echo/{{id}}"}}]}},
+    {{"endpoint": "/fail", "backend": [{{"host": {host}, "url_pattern": "/status/500"}}]}}
+  ]
+}}
+"""
+
+
+def status_json(port: int) -> dict[str, Any]:
+    status, headers, body = request(port, "GET", "/__status.json")
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    return json.loads(body)
+
+
+def exposed_names(text: str) -> set[str]:
+    """Every sample name a Prometheus text exposition offers (histograms' `_bucket`,
+    `_count`, `_sum` included, as they appear)."""
+    return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+@pytest.mark.slow
+def test_status_page_of_a_real_gateway_in_chromium(tmp_path: Path) -> None:
+    chromium_binary()  # skip early, before starting anything
+    config = tmp_path / "krakend.json"
+    mport = free_port()
+    with backend() as bport:
+        config.write_text(gateway_config(bport, mport))
+        port = free_port()
+        with gateway(str(config), port, "--watch", workers=2) as gw:
+            gw.wait_for(f"listening on 127.0.0.1:{mport}")  # the telemetry listener
+            for i in range(6):
+                assert request(port, "GET", f"/users/{i}")[0] == 200
+            for _ in range(2):
+                assert request(port, "GET", "/fail")[0] == 500
+            # A broken save whose error text carries markup: shown as text, located.
+            broken = gateway_config(bport, mport, timeout="<b>fast</b>")
+            config.write_text(broken)
+            gw.wait_for("configuration rejected")
+            served = health(port)["generation"]
+            # The workers ship their counts every second: wait until the node has them all.
+            deadline = time.monotonic() + 15
+            while True:
+                doc = status_json(mport)
+                rows = {r["route"]: r for r in doc["endpoints"]}
+                if (rows.get("GET /users/{id}", {}).get("requests") == 6
+                        and rows.get("GET /fail", {}).get("errors") == 2):
+                    break
+                assert time.monotonic() < deadline, doc
+                threading.Event().wait(0.2)  # polling the node's own answer, bounded
+            assert doc["serving"]["generation"] == served["id"]
+            assert doc["serving"]["config_hash"] == served["config_hash"]
+            dom = run_chromium(f"http://127.0.0.1:{mport}/__status", "--dump-dom")
+            shot = tmp_path / "status.png"
+            run_chromium(f"http://127.0.0.1:{mport}/__status", f"--screenshot={shot}",
+                         "--window-size=1200,900")
+            status, _, metrics = request(mport, "GET", "/metrics")
+            assert status == 200
+    assert by_id(dom, "generation") == str(served["id"])
+    assert by_id(dom, "config-hash") == served["config_hash"]
+    col = broken.splitlines()[5].index('"<b>') + 1  # the value's opening quote
+    where = f"{config}:6:{col}: endpoints[0].timeout"
+    assert by_id(dom, "error-location") == where
+    assert "&lt;b&gt;fast&lt;/b&gt;" in dom and "<b>fast" not in dom
+    for route in ("GET /users/{id}", "GET /fail"):
+        assert f'data-route="{route}"' in dom
+    assert_screenshot(shot, 1200, 900)
+    # Every metric the Grafana dashboard queries is one this gateway exposes.
+    exposed = exposed_names(metrics.decode())
+    used = set().union(*(metric_names(q) for q in dashboard_queries(
+        json.loads(DASHBOARD.read_text()))))
+    assert used <= exposed, f"not exposed: {sorted(used - exposed)}"

@@ -31,6 +31,9 @@ from tidegate.telemetry.logging_config import log_settings
 from tidegate.telemetry.logging_setup import LogOutputs
 from tidegate.telemetry.reloads import ReloadEvent
 from tidegate.telemetry.servers import TelemetryServers
+from tidegate.telemetry.status_doc import Serving
+from tidegate.telemetry.status_service import StatusService
+from tidegate.telemetry.status_source import endpoint_counters
 
 log = logging.getLogger("tidegate")
 
@@ -61,13 +64,19 @@ class Supervisor:
         # listeners the current configuration asks for.
         self.telemetry = TelemetryServers(self.fleet.metrics, self.coordinator.journal)
         self.coordinator.journal.subscribe(self._on_reload_event)
+        # The live status page (/__status), on the same listener as /metrics.
+        self.status = StatusService(
+            self.coordinator.journal, self._serving,
+            lambda: endpoint_counters(self.telemetry.node.families()))
+        for path, handler in self.status.routes().items():
+            self.telemetry.add_route(path, handler)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
-        tasks = [asyncio.ensure_future(self._on_hup())]
+        tasks = [asyncio.ensure_future(self._on_hup()), asyncio.ensure_future(self.status.run())]
         if self.watch:
             # Watch before the first build, so that no save can fall between the two.
             paths, ignore = watch_targets(self.path, self.env)
@@ -136,6 +145,13 @@ class Supervisor:
                 self._warned.add(warning)
                 log.warning("%s", warning)
         return candidate
+
+    def _serving(self) -> Serving | None:
+        """The generation every worker serves (what their `/__health` reports)."""
+        current = self.coordinator.current
+        if current is None:
+            return None
+        return Serving(self.coordinator.gen_id, current.config_hash, self.coordinator.nworkers)
 
     async def _first_valid(self) -> bool:
         """With --watch, a broken first configuration waits for a good save (or a stop)."""

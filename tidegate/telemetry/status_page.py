@@ -39,12 +39,16 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: lef
   vertical-align: top; }
 th { font-weight: 600; color: var(--muted); }
 td.n { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.mono, .card .mono { overflow-wrap: anywhere; } td.time { white-space: nowrap; }
 .applied { color: var(--ok); } .rejected { color: var(--bad); } .unchanged { color: var(--muted); }
 #last-error { border-left: 4px solid var(--bad); }
 #last-error.fixed { border-left-color: var(--ok); }
 .add { color: var(--ok); } .rem { color: var(--bad); } .chg { color: var(--p99); }
 svg.spark { display: block; } svg.spark polyline { fill: none; stroke-width: 1.5; }
 svg.spark line { stroke: currentColor; stroke-opacity: 0.25; }
+svg.spark circle { stroke: none; } svg.spark circle.rate { fill: var(--rate); }
+svg.spark circle.p50 { fill: var(--p50); } svg.spark circle.p99 { fill: var(--p99); }
+svg.spark circle.err { fill: var(--err); }
 .rate { stroke: var(--rate); color: var(--rate); } .p50 { stroke: var(--p50); color: var(--p50); }
 .p99 { stroke: var(--p99); color: var(--p99); } .err { stroke: var(--err); color: var(--err); }
 .legend span { margin-right: 10px; } #stale { color: var(--bad); }
@@ -70,13 +74,12 @@ SCRIPT = """
     while (box.firstChild) { box.removeChild(box.firstChild); }
     nodes.forEach(function (n) { box.appendChild(n); });
   }
-  function spark(series, colors, w, h) {
+  function spark(series, colors, w, h, times, span) {
     var svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("class", "spark"); svg.setAttribute("width", w);
     svg.setAttribute("height", h); svg.setAttribute("viewBox", "0 0 " + w + " " + h);
-    var max = 0, len = 0;
+    var max = 0;
     series.forEach(function (s) {
-      len = Math.max(len, s.length);
       s.forEach(function (v) { if (v !== null && v > max) { max = v; } });
     });
     var base = document.createElementNS(SVG, "line");
@@ -85,16 +88,22 @@ SCRIPT = """
     series.forEach(function (s, i) {
       var pts = [];
       var flush = function () {
-        if (pts.length) {
+        if (pts.length === 1) {  // a lone interval with a value: a dot, not an invisible line
+          var dot = document.createElementNS(SVG, "circle"), xy = pts[0].split(",");
+          dot.setAttribute("cx", xy[0]); dot.setAttribute("cy", xy[1]); dot.setAttribute("r", 2);
+          dot.setAttribute("class", colors[i]); svg.appendChild(dot);
+        } else if (pts.length) {
           var line = document.createElementNS(SVG, "polyline");
-          line.setAttribute("points", pts.length === 1 ? pts[0] + " " + pts[0] : pts.join(" "));
+          line.setAttribute("points", pts.join(" "));
           line.setAttribute("class", colors[i]); svg.appendChild(line);
         }
         pts = [];
       };
       s.forEach(function (v, j) {
         if (v === null) { flush(); return; }
-        var x = len > 1 ? (j * (w - 2)) / (len - 1) + 1 : w / 2;
+        // by time over the ring's span, so the charts of every endpoint line up
+        var x = span[1] > span[0] ? ((times[j] - span[0]) * (w - 2)) / (span[1] - span[0]) + 1
+                                  : w / 2;
         var y = max > 0 ? h - 2 - (v / max) * (h - 4) : h - 2;
         pts.push(x.toFixed(1) + "," + y.toFixed(1));
       });
@@ -136,23 +145,29 @@ SCRIPT = """
         el("div", "muted", ["kind " + show(e.kind) + "; still serving generation " +
                             show(e.serving_generation)])]);
     } else { box.hidden = true; }
+    var span = [Infinity, -Infinity];
+    (doc.endpoints || []).forEach(function (r) {
+      ((r.series || {}).t || []).forEach(function (t) {
+        span = [Math.min(span[0], t), Math.max(span[1], t)];
+      });
+    });
     fill("endpoints", (doc.endpoints || []).map(function (r) {
       var tr = el("tr", "endpoint", [el("td", "mono route", [r.route]),
         el("td", "n", [num(r.rate)]), el("td", "n", [num(r.p50_ms, " ms")]),
         el("td", "n", [num(r.p99_ms, " ms")]), el("td", "n", [num(r.error_rate)]),
         el("td", "n", [r.requests]), el("td", "n", [r.errors])]);
       tr.setAttribute("data-route", r.route);
-      var ser = r.series || {};
-      tr.appendChild(el("td", "", [spark([ser.rate || []], ["rate"], 120, 28)]));
+      var ser = r.series || {}, t = ser.t || [];
+      tr.appendChild(el("td", "", [spark([ser.rate || []], ["rate"], 120, 28, t, span)]));
       tr.appendChild(el("td", "", [spark([ser.p50 || [], ser.p99 || []],
-                                         ["p50", "p99"], 120, 28)]));
-      tr.appendChild(el("td", "", [spark([ser.errors || []], ["err"], 120, 28)]));
+                                         ["p50", "p99"], 120, 28, t, span)]));
+      tr.appendChild(el("td", "", [spark([ser.errors || []], ["err"], 120, 28, t, span)]));
       return tr;
     }));
     document.getElementById("no-endpoints").hidden = (doc.endpoints || []).length > 0;
     fill("history", (doc.history || []).map(function (h) {
       var where = h.error ? (h.location || h.error.message || "") : "";
-      return el("tr", "", [el("td", "", [h.time]), el("td", h.result, [h.result]),
+      return el("tr", "", [el("td", "time", [h.time]), el("td", h.result, [h.result]),
         el("td", "", [h.reason]), el("td", "n", [h.generation]),
         el("td", "mono", [h.config_hash]), el("td", "n", [num(h.build_ms, " ms")]),
         diffCell(h.diff), el("td", "mono", [where])]);

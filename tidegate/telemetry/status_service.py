@@ -13,9 +13,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tidegate.telemetry.listener import Handler, TelemetryRequest, TelemetryResponse
 from tidegate.telemetry.reloads import ReloadJournal
 from tidegate.telemetry.status_doc import Serving, status_document
-from tidegate.telemetry.status_page import json_body, json_headers, page_headers, render_page
+from tidegate.telemetry.status_page import (
+    JSON_TYPE,
+    PAGE_TYPE,
+    json_body,
+    json_headers,
+    page_headers,
+    render_page,
+)
 from tidegate.telemetry.status_stats import SAMPLE_SECONDS, Snapshot, StatsRing
 
 log = logging.getLogger("tidegate")
@@ -53,6 +61,17 @@ class StatusService:
         """`GET /__status.json`."""
         return 200, json_headers(), json_body(self.document())
 
+    def routes(self) -> dict[str, Handler]:
+        """The telemetry listener's routes: ``/__status`` and ``/__status.json``."""
+
+        async def page(req: TelemetryRequest) -> TelemetryResponse:
+            return _response(self.page(), PAGE_TYPE)
+
+        async def document(req: TelemetryRequest) -> TelemetryResponse:
+            return _response(self.json(), JSON_TYPE)
+
+        return {"/__status": page, "/__status.json": document}
+
     async def run(self) -> None:
         """Sample until cancelled (a periodic timer: the charts' spacing, not a wait on a
         condition); a failing read is logged and the next tick tries again."""
@@ -62,3 +81,9 @@ class StatusService:
             except Exception:  # the page must never take the supervisor down
                 log.exception("status page: sampling the node's counters failed")
             await asyncio.sleep(self.every)
+
+
+def _response(answer: Answer, content_type: str) -> TelemetryResponse:
+    status, headers, body = answer
+    return TelemetryResponse(status, body, content_type,
+                             [(k, v) for k, v in headers if k != "Content-Type"])
