@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import backend, free_port, gateway, health, request
+from tests.support import backend, free_port, gateway, health, request, write_config
 from tidegate.telemetry.reloads import EndpointDiff, ReloadEvent, ReloadJournal
 from tidegate.telemetry.status_doc import Serving, location, status_document
 from tidegate.telemetry.status_page import embed_json, render_page
@@ -475,3 +475,27 @@ def test_status_page_of_a_real_gateway_in_chromium(tmp_path: Path) -> None:
     used = set().union(*(metric_names(q) for q in dashboard_queries(
         json.loads(DASHBOARD.read_text()))))
     assert used <= exposed, f"not exposed: {sorted(used - exposed)}"
+
+
+@pytest.mark.slow
+def test_without_prometheus_the_page_is_on_the_telemetry_metrics_listener(
+        tmp_path: Path) -> None:
+    sport, port = free_port(), free_port()
+    config = tmp_path / "krakend.json"
+    with backend() as bport:
+        write_config(config, {
+            "version": 3, "listen_ip": "127.0.0.1",
+            "extra_config": {"telemetry/metrics": {"listen_address": f"127.0.0.1:{sport}"}},
+            "endpoints": [{"endpoint": "/a", "backend": [{
+                "host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/echo"}]}]})
+        with gateway(str(config), port) as gw:
+            gw.wait_for(f"telemetry/metrics listening on 127.0.0.1:{sport}")
+            served = health(port)["generation"]
+            doc = status_json(sport)
+            status, headers, page = request(sport, "GET", "/__status")
+    assert doc["serving"] == {"generation": served["id"],
+                              "config_hash": served["config_hash"], "workers": 1}
+    assert doc["history"][0]["diff"]["added"] == ["GET /a"]
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["content-security-policy"].startswith("default-src 'none'")
+    assert b"<title>tidegate status</title>" in page
