@@ -33,7 +33,7 @@ from tidegate.telemetry.reloads import ReloadEvent
 from tidegate.telemetry.servers import TelemetryServers
 from tidegate.telemetry.status_doc import Serving
 from tidegate.telemetry.status_service import StatusService
-from tidegate.telemetry.status_source import endpoint_counters
+from tidegate.telemetry.status_source import node_counters
 
 log = logging.getLogger("tidegate")
 
@@ -67,7 +67,7 @@ class Supervisor:
         # The live status page (/__status), on the same listener as /metrics.
         self.status = StatusService(
             self.coordinator.journal, self._serving,
-            lambda: endpoint_counters(self.telemetry.node.families()))
+            lambda: node_counters(self.telemetry.node))
         for path, handler in self.status.routes().items():
             self.telemetry.add_route(path, handler)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from operator import add
 
+from tidegate.telemetry.aggregate import NodeMetrics
 from tidegate.telemetry.status_stats import EndpointCounters, Snapshot
 
 SERVER_DURATION = "http.server.duration"
@@ -33,12 +35,19 @@ def _fold(layouts: dict[tuple[float, ...], list[float]]) -> tuple[tuple[float, .
     return bounds, counts
 
 
-def endpoint_counters(families: Families) -> Snapshot:
+def endpoint_counters(*tables: Families) -> Snapshot:
     """``"GET /users/{id}"`` -> requests, 5xx answers and latency buckets, summed over status
-    codes (unrouted answers appear under krakend-otel's route ``404 Not Found``)."""
+    codes and over `tables` (unrouted answers appear under krakend-otel's route
+    ``404 Not Found``).
+
+    Given the aggregate's per-worker tables rather than `NodeMetrics.families()`, it sums only
+    the one family it reads: the supervisor samples every 2 s, and summing every family of
+    every worker each time would cost a scrape's work for one histogram.
+    """
     layouts: dict[str, dict[tuple[float, ...], list[float]]] = {}
     errors: dict[str, int] = {}
-    for (name, kind, labels, bounds), series in families.items():
+    for (name, kind, labels, bounds), series in (
+            item for table in tables for item in table.items()):
         if name != SERVER_DURATION or kind != HISTOGRAM:
             continue
         try:
@@ -46,14 +55,18 @@ def endpoint_counters(families: Families) -> Snapshot:
             ist = labels.index("http.response.status_code")
         except ValueError:  # not the layout this page knows: show nothing rather than wrong
             continue
+        size = len(bounds) + 1  # the bucket counts; the sum follows
         for values, numbers in series.items():
             key = f"{values[im]} {values[ir]}"
-            buckets = [float(n) for n in numbers[:len(bounds) + 1]]
-            merged = layouts.setdefault(key, {}).setdefault(bounds, [0.0] * (len(bounds) + 1))
-            for i, count in enumerate(buckets):
-                merged[i] += count
-            if values[ist].isdigit() and int(values[ist]) >= 500:
-                errors[key] = errors.get(key, 0) + int(sum(buckets))
+            per = layouts.setdefault(key, {})
+            merged = per.get(bounds)
+            if merged is None:
+                per[bounds] = list(numbers[:size])
+            else:
+                merged[:] = map(add, merged, numbers[:size])
+            status = values[ist]
+            if len(status) == 3 and status >= "500" and status.isdigit():
+                errors[key] = errors.get(key, 0) + int(sum(numbers[:size]))
             else:
                 errors.setdefault(key, 0)
     out: dict[str, EndpointCounters] = {}
@@ -62,3 +75,9 @@ def endpoint_counters(families: Families) -> Snapshot:
         out[key] = EndpointCounters(int(sum(counts)), errors[key], bounds,
                                     tuple(int(c) for c in counts))
     return out
+
+
+def node_counters(node: NodeMetrics) -> Snapshot:
+    """The status page's input from the node aggregate: its exited workers' totals and each
+    live worker's latest values."""
+    return endpoint_counters(node.retired, *node.live.values())
