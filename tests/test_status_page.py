@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import backend, free_port, gateway, health, request, write_config
 from tidegate.telemetry.reloads import EndpointDiff, ReloadEvent, ReloadJournal
@@ -174,16 +175,24 @@ PROMQL_WORDS = {
     "offset", "bool", "label_values"}
 
 
-def dashboard_queries(dashboard: dict[str, object]) -> list[str]:
-    """Every PromQL text of a dashboard: panel targets, annotations, template variables."""
-    found: list[str] = []
+FORMATS = ("legendFormat", "titleFormat", "textFormat")
+
+
+def dashboard_queries(dashboard: dict[str, object]) -> list[tuple[str, str]]:
+    """Every PromQL text of a dashboard (panel targets, annotations, template variables),
+    each with the label templates (``{{http_route}}``) its legend, annotation text or
+    annotation tags use."""
+    found: list[tuple[str, str]] = []
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
+            for key in ("expr", "definition"):
+                if isinstance(node.get(key), str):
+                    tags = [t for t in str(node.get("tagKeys", "")).split(",") if t]
+                    found.append((node[key], " ".join(
+                        [str(node.get(f, "")) for f in FORMATS] + [f"{{{{{t}}}}}" for t in tags])))
             for key, value in node.items():
-                if key in ("expr", "definition") and isinstance(value, str):
-                    found.append(value)
-                else:
+                if key not in ("expr", "definition"):
                     walk(value)
         elif isinstance(node, list):
             for item in node:
@@ -191,6 +200,21 @@ def dashboard_queries(dashboard: dict[str, object]) -> list[str]:
 
     walk(dashboard)
     return found
+
+
+def query_labels(expr: str, formats: str = "") -> set[str]:
+    """The label names a query needs: in its matchers, its grouping, its legend templates."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    labels: set[str] = set()
+    for body in re.findall(r"\{([^}]*)\}", text):
+        labels |= set(re.findall(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)", body))
+    for body in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", text):
+        labels |= {name.strip() for name in body.split(",") if name.strip()}
+    labels |= set(re.findall(r"\{\{\s*(\w+)\s*\}\}", formats))
+    match = re.match(r"\s*label_values\([^,]+,\s*(\w+)\)", text)
+    if match:
+        labels.add(match.group(1))
+    return labels
 
 
 def metric_names(expr: str) -> set[str]:
@@ -212,6 +236,7 @@ def test_metric_names_are_read_out_of_promql() -> None:
     assert metric_names(expr) == {"http_server_duration_bucket", "tidegate_config_info", "up"}
     assert metric_names("label_values(http_server_duration_count, http_route)") == {
         "http_server_duration_count"}
+    assert query_labels(expr, "{{http_route}} p99") == {"le", "http_route", "code", "x"}
 
 
 def test_dashboard_charts_endpoints_backends_and_reload_annotations() -> None:
@@ -417,13 +442,6 @@ def status_json(port: int) -> dict[str, Any]:
     return json.loads(body)
 
 
-def exposed_names(text: str) -> set[str]:
-    """Every sample name a Prometheus text exposition offers (histograms' `_bucket`,
-    `_count`, `_sum` included, as they appear)."""
-    return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in text.splitlines()
-            if line and not line.startswith("#")}
-
-
 @pytest.mark.slow
 def test_status_page_of_a_real_gateway_in_chromium(tmp_path: Path) -> None:
     chromium_binary()  # skip early, before starting anything
@@ -470,11 +488,18 @@ def test_status_page_of_a_real_gateway_in_chromium(tmp_path: Path) -> None:
     for route in ("GET /users/{id}", "GET /fail"):
         assert f'data-route="{route}"' in dom
     assert_screenshot(shot, 1200, 900)
-    # Every metric the Grafana dashboard queries is one this gateway exposes.
-    exposed = exposed_names(metrics.decode())
-    used = set().union(*(metric_names(q) for q in dashboard_queries(
-        json.loads(DASHBOARD.read_text()))))
-    assert used <= exposed, f"not exposed: {sorted(used - exposed)}"
+    # Every metric the Grafana dashboard queries is one this gateway exposes, with every
+    # label the query filters, groups or names in a legend (Prometheus adds instance, job).
+    exposed: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(metrics.decode()):
+        for sample in family.samples:
+            exposed.setdefault(sample.name, set()).update(sample.labels)
+    for expr, formats in dashboard_queries(json.loads(DASHBOARD.read_text())):
+        names = metric_names(expr)
+        assert names <= set(exposed), f"{expr}: not exposed: {sorted(names - set(exposed))}"
+        have = set().union(*(exposed[n] for n in names)) | {"instance", "job", "le"}
+        wanted = query_labels(expr, formats)
+        assert wanted <= have, f"{expr}: no label {sorted(wanted - have)} on {sorted(names)}"
 
 
 @pytest.mark.slow
