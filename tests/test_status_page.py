@@ -87,6 +87,7 @@ def test_document_has_serving_history_diff_and_located_last_error() -> None:
     error = doc["last_error"]
     assert error["location"] == "krakend.json:4:2" and error["current"] is True
     assert error["message"] == "unexpected end" and error["serving_generation"] == 1
+    assert error["all"] is None  # one problem: its location and message say it all
     # A good save afterwards: the error is history, fixed by generation 2.
     events.append(ReloadEvent("applied", "change in krakend.json", time=2, generation=2,
                               config_hash="bbb", diff=EndpointDiff((), (), ("GET /a",))))
@@ -383,7 +384,9 @@ def hostile_document(generation: int) -> dict[str, object]:
                           diff=EndpointDiff((f"GET /x{XSS}",))),
               ReloadEvent("rejected", f"change in {XSS}.json", time=1, generation=1,
                           error={"kind": "value", "message": f"bad value {XSS}",
-                                 "file": f"{XSS}.json", "line": 7, "col": 3, "path": None})]
+                                 "file": f"{XSS}.json", "line": 7, "col": 3, "path": None,
+                                 "error": f"{XSS}.json:7:3: bad value {XSS}\n"
+                                          f"{XSS}.json:9:1: endpoints[1]: second problem"})]
     return status_document(Serving(generation, f"hash{generation}", 1), events, ring)
 
 
@@ -404,6 +407,7 @@ def test_chromium_renders_markup_from_config_as_text_and_polls(tmp_path: Path) -
     assert body is not None and "data-pwned" not in body.group(0)
     assert "<img" not in dom  # the markup is text (&lt;img), not an element
     assert dom.count('class="endpoint"') == 1
+    assert "second problem" in dom.split('class="mono all"', 1)[1].split("</div>", 1)[0]
     assert_screenshot(shot, 1000, 700)
 
 

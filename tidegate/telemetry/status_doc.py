@@ -51,12 +51,15 @@ def last_error(events: list[ReloadEvent]) -> dict[str, Any] | None:
         error = event.error or {}
         # A good save since (applied, or back to what serves) puts the error behind.
         later = [e for e in events[i + 1:] if e.result != "rejected"]
+        # Several problems found in one pass: all of them, one located line each.
+        every = str(error.get("error") or "")
         return {
             "reason": event.reason, "time": _stamp(event.time),
             "serving_generation": event.generation, "kind": error.get("kind"),
             "message": error.get("message"), "location": location(error),
             "file": error.get("file"), "line": error.get("line"), "col": error.get("col"),
             "path": error.get("path"), "error": error.get("error") or error.get("message"),
+            "all": every if "\n" in every else None,
             "current": not later, "fixed_by": later[0].generation if later else None}
     return None
 

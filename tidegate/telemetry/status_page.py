@@ -51,6 +51,7 @@ svg.spark circle.p50 { fill: var(--p50); } svg.spark circle.p99 { fill: var(--p9
 svg.spark circle.err { fill: var(--err); }
 .rate { stroke: var(--rate); color: var(--rate); } .p50 { stroke: var(--p50); color: var(--p50); }
 .p99 { stroke: var(--p99); color: var(--p99); } .err { stroke: var(--err); color: var(--err); }
+.all { white-space: pre-wrap; margin-top: 4px; }
 .legend span { margin-right: 10px; } #stale { color: var(--bad); }
 """
 
@@ -142,6 +143,7 @@ SCRIPT = """
            show(e.fixed_by) + ")"]), " \\u00b7 " + show(e.reason) + " \\u00b7 " + show(e.time)]),
         el("div", "mono", ["at ", where]),
         el("div", "mono", [el("span", "", [show(e.message)])]),
+        e.all ? el("div", "mono all", [e.all]) : document.createTextNode(""),
         el("div", "muted", ["kind " + show(e.kind) + "; still serving generation " +
                             show(e.serving_generation)])]);
     } else { box.hidden = true; }
