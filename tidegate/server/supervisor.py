@@ -63,6 +63,7 @@ class Supervisor:
         # /metrics, /__stats (and the status page) over the workers' summed metrics, on the
         # listeners the current configuration asks for.
         self.telemetry = TelemetryServers(self.fleet.metrics, self.coordinator.journal)
+        self._served: Serving | None = None  # as of the journal's last event
         self.coordinator.journal.subscribe(self._on_reload_event)
         # The live status page (/__status), on the same listener as /metrics.
         self.status = StatusService(
@@ -119,8 +120,14 @@ class Supervisor:
         return 0
 
     def _on_reload_event(self, event: ReloadEvent) -> None:
-        """A configuration applied: the logs and the telemetry listeners follow it."""
+        """An outcome recorded: the status page learns what serves; a configuration applied:
+        the logs and the telemetry listeners follow it."""
         current = self.coordinator.current
+        if current is not None:
+            # Events are recorded once every worker serves the outcome, so id and hash agree
+            # here; mid-reload the coordinator's id is already the candidate's.
+            self._served = Serving(self.coordinator.gen_id, current.config_hash,
+                                   self.coordinator.nworkers)
         if event.result == "applied" and current is not None:
             self.logs.apply(log_settings(current.loaded.service.extra_config))
             self.telemetry.configure_soon(current.loaded.data)
@@ -148,10 +155,7 @@ class Supervisor:
 
     def _serving(self) -> Serving | None:
         """The generation every worker serves (what their `/__health` reports)."""
-        current = self.coordinator.current
-        if current is None:
-            return None
-        return Serving(self.coordinator.gen_id, current.config_hash, self.coordinator.nworkers)
+        return self._served
 
     async def _first_valid(self) -> bool:
         """With --watch, a broken first configuration waits for a good save (or a stop)."""
