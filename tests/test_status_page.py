@@ -511,20 +511,32 @@ def test_without_prometheus_the_page_is_on_the_telemetry_metrics_listener(
         tmp_path: Path) -> None:
     sport, port = free_port(), free_port()
     config = tmp_path / "krakend.json"
+
+    def data(*endpoints: dict[str, Any]) -> dict[str, Any]:
+        return {"version": 3, "listen_ip": "127.0.0.1", "endpoints": list(endpoints),
+                "extra_config": {"telemetry/metrics": {"listen_address": f"127.0.0.1:{sport}"}}}
+
     with backend() as bport:
-        write_config(config, {
-            "version": 3, "listen_ip": "127.0.0.1",
-            "extra_config": {"telemetry/metrics": {"listen_address": f"127.0.0.1:{sport}"}},
-            "endpoints": [{"endpoint": "/a", "backend": [{
-                "host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/echo"}]}]})
-        with gateway(str(config), port) as gw:
+        a = {"endpoint": "/a", "backend": [{"host": [f"http://127.0.0.1:{bport}"],
+                                            "url_pattern": "/echo"}]}
+        write_config(config, data(a))
+        with gateway(str(config), port, "--watch") as gw:
             gw.wait_for(f"telemetry/metrics listening on 127.0.0.1:{sport}")
             served = health(port)["generation"]
             doc = status_json(sport)
             status, headers, page = request(sport, "GET", "/__status")
+            # A good save: the page follows the generation, with what changed.
+            write_config(config, data({**a, "output_encoding": "string"},
+                                      {**a, "endpoint": "/b"}))
+            gw.wait_for("generation 2 active")
+            after, then = status_json(sport), health(port)["generation"]
     assert doc["serving"] == {"generation": served["id"],
                               "config_hash": served["config_hash"], "workers": 1}
     assert doc["history"][0]["diff"]["added"] == ["GET /a"]
+    assert after["serving"]["generation"] == then["id"] == 2
+    assert after["serving"]["config_hash"] == then["config_hash"] != served["config_hash"]
+    assert after["history"][0]["diff"] == {"added": ["GET /b"], "removed": [],
+                                           "changed": ["GET /a"]}
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
     assert headers["content-security-policy"].startswith("default-src 'none'")
     assert b"<title>tidegate status</title>" in page
