@@ -33,6 +33,9 @@ from tidegate.telemetry.logging_setup import LogOutputs
 from tidegate.telemetry.otlp_metrics import OtlpMetricsPush
 from tidegate.telemetry.reloads import ReloadEvent
 from tidegate.telemetry.servers import TelemetryServers
+from tidegate.telemetry.status_doc import Serving
+from tidegate.telemetry.status_service import StatusService
+from tidegate.telemetry.status_source import node_counters
 from tidegate.telemetry.tracing_reloads import ReloadTraces
 
 log = logging.getLogger("tidegate")
@@ -63,7 +66,14 @@ class Supervisor:
         # /metrics, /__stats (and the status page) over the workers' summed metrics, on the
         # listeners the current configuration asks for.
         self.telemetry = TelemetryServers(self.fleet.metrics, self.coordinator.journal)
+        self._served: Serving | None = None  # as of the journal's last event
         self.coordinator.journal.subscribe(self._on_reload_event)
+        # The live status page (/__status), on the same listener as /metrics.
+        self.status = StatusService(
+            self.coordinator.journal, self._served_generation,
+            lambda: node_counters(self.telemetry.node))
+        for path, handler in self.status.routes().items():
+            self.telemetry.add_route(path, handler)
         # Each reload and rejected save as a span, to the serving configuration's exporters.
         self.reload_traces = ReloadTraces(self._serving)
         self.coordinator.journal.subscribe(self.reload_traces.record)
@@ -80,7 +90,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
-        tasks = [asyncio.ensure_future(self._on_hup())]
+        tasks = [asyncio.ensure_future(self._on_hup()), asyncio.ensure_future(self.status.run())]
         if self.watch:
             # Watch before the first build, so that no save can fall between the two.
             paths, ignore = watch_targets(self.path, self.env)
@@ -125,8 +135,14 @@ class Supervisor:
         return 0
 
     def _on_reload_event(self, event: ReloadEvent) -> None:
-        """A configuration applied: the logs and the telemetry listeners follow it."""
+        """An outcome recorded: the status page learns what serves; a configuration applied:
+        the logs and the telemetry listeners follow it."""
         current = self.coordinator.current
+        if current is not None:
+            # Events are recorded once every worker serves the outcome, so id and hash agree
+            # here; mid-reload the coordinator's id is already the candidate's.
+            self._served = Serving(self.coordinator.gen_id, current.config_hash,
+                                   self.coordinator.nworkers)
         if event.result == "applied" and current is not None:
             self.logs.apply(log_settings(current.loaded.service.extra_config))
             self.telemetry.configure_soon(current.loaded.data)
@@ -151,6 +167,10 @@ class Supervisor:
                 self._warned.add(warning)
                 log.warning("%s", warning)
         return candidate
+
+    def _served_generation(self) -> Serving | None:
+        """The generation every worker serves (what their `/__health` reports)."""
+        return self._served
 
     async def _first_valid(self) -> bool:
         """With --watch, a broken first configuration waits for a good save (or a stop)."""
