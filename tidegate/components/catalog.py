@@ -118,12 +118,6 @@ DECLARED: tuple[Declared, ...] = (
     Declared("lua.component", "COMPONENTS", "modifier/lua-endpoint", _levels(R, S), 20, 0),
     Declared("lua.component", "COMPONENTS", "modifier/lua-proxy", _levels(P), 30, 1),
     Declared("lua.component", "COMPONENTS", "modifier/lua-backend", _levels(B), 20, 2),
-    # The metrics recorder: one per level for each of the three namespaces it serves.
-    *(Declared("telemetry_metrics", "COMPONENTS", namespace, _levels(level), order,
-               5 * i + j, service_wide=level is not S)
-      for i, namespace in enumerate(("telemetry/opentelemetry", "telemetry/metrics",
-                                     "telemetry/influx"))
-      for j, (level, order) in enumerate(((S, 50), (R, 70), (P, 50), (B, 50), (C, 15)))),
     # Traces of telemetry/opentelemetry: around the metrics recorder, at each of its levels.
     Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(S), 55, 0),
     Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(R), 75, 1,
@@ -136,8 +130,8 @@ DECLARED: tuple[Declared, ...] = (
              service_wide=True),
 )
 
-# Light components (no heavy dependency) may be listed here as values, loaded eagerly.
-# The metrics recorder (telemetry/opentelemetry, telemetry/metrics, telemetry/influx) at every
+# Light components (no heavy dependency) are listed here as values, loaded eagerly: the logs and
+# the metrics recorder (telemetry/opentelemetry, telemetry/metrics, telemetry/influx) at every
 # level: plain tables, no heavy dependency.
 EAGER: list[Component[Any]] = [*telemetry_logs.COMPONENTS, *telemetry_metrics.COMPONENTS]
 
