@@ -19,7 +19,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from common import free_port, nginx, stop
 from component_cost import VARIANTS, gateway_config
-from instructions import DRIVER, proc_worker, read_answer
+from instructions import DRIVER, proc_worker, send
 
 HERE = Path(__file__).resolve().parents[1]
 # instructions.py's driver; a worker importing cel-python or lupa under callgrind on a busy
@@ -36,29 +35,6 @@ CALLGRIND_DRIVER = DRIVER.replace(
     "from tidegate.cli import main",
     "from tidegate.reload import coordinator\ncoordinator.ACK_TIMEOUT = 600.0\n"
     "from tidegate.cli import main")
-
-
-def send(port: int, method: str, path: str, headers: dict[str, str], body: str, count: int,
-         connections: int = 8) -> int:
-    """`count` requests over `connections` keep-alive connections, round robin; the 200s."""
-    data = body.encode()
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(
-        f"{k}: {v}\r\n" for k, v in headers.items())
-    if data:
-        head += f"Content-Length: {len(data)}\r\n"
-    message = (head + "\r\n").encode() + data
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=60)
-             for _ in range(min(connections, count))]
-    ok = 0
-    try:
-        for i in range(count):
-            s = socks[i % len(socks)]
-            s.sendall(message)
-            ok += read_answer(s)
-    finally:
-        for s in socks:
-            s.close()
-    return ok
 
 
 def _request(name: str) -> tuple[str, str, dict[str, str], str]:
@@ -101,10 +77,10 @@ def measure(checkout: Path, upstream: int, names: list[str], args: argparse.Name
         worker = str(proc_worker(proc.pid))
         for name in [*bases, *names]:
             method, path, headers, body = _request(name)
-            send(port, method, path, headers, body, args.warmup)
+            send(port, path, headers, args.warmup, method=method, body=body)
             subprocess.run(["callgrind_control", "--zero", worker], check=True,
                            capture_output=True, timeout=60)
-            ok = send(port, method, path, headers, body, args.requests)
+            ok = send(port, path, headers, args.requests, method=method, body=body)
             subprocess.run(["callgrind_control", "--dump", worker], check=True,
                            capture_output=True, timeout=60)
             if ok != args.requests:
@@ -122,7 +98,7 @@ def _wait(port: int) -> None:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
-            if send(port, "GET", "/plain", {}, "", 1) == 1:
+            if send(port, "/plain", {}, 1) == 1:
                 return
         except OSError:
             pass

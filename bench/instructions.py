@@ -59,17 +59,23 @@ def wait_answer(port: int, path: str, headers: dict[str, str], timeout: float) -
     raise RuntimeError(f"no 200 from 127.0.0.1:{port}{path} within {timeout:.0f} s")
 
 
-def send(port: int, path: str, headers: dict[str, str], count: int, connections: int = 8) -> int:
-    """`count` GETs over `connections` keep-alive connections, round robin; the 200s."""
-    head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
-        f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=30)
+def send(port: int, path: str, headers: dict[str, str], count: int, connections: int = 8,
+         *, method: str = "GET", body: str = "") -> int:
+    """`count` requests over `connections` keep-alive connections, round robin; the 200s.
+    The Host carries the port, as wrk's does (security/http's allowed hosts match it)."""
+    data = body.encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items())
+    if data:
+        head += f"Content-Length: {len(data)}\r\n"
+    message = (head + "\r\n").encode() + data
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=60)
              for _ in range(min(connections, count))]
     ok = 0
     try:
         for i in range(count):
             s = socks[i % len(socks)]
-            s.sendall(head.encode())
+            s.sendall(message)
             ok += read_answer(s)
     finally:
         for s in socks:

@@ -52,6 +52,25 @@ def key_server(jwks: bytes) -> ThreadingHTTPServer:
     return server
 
 
+def claims() -> dict[str, Any]:
+    """What every bench token says (valid for two hours)."""
+    return {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "roles": ["user"],
+            "exp": int(time.time()) + 7200}
+
+
+def signed_setup() -> tuple[RSAKey, ThreadingHTTPServer, str, dict[str, Any]]:
+    """An RS256 key (2048 bits), a local key server publishing it, a valid token signed with
+    it, and the `auth/validator` section that accepts the token (JWK set cached)."""
+    key = RSAKey.generate_key(2048, parameters={"kid": "bench", "use": "sig"})
+    server = key_server(json.dumps({"keys": [key.as_dict(private=False)]}).encode())
+    token = jws.serialize_compact({"alg": "RS256", "kid": "bench", "typ": "JWT"},
+                                  json.dumps(claims()).encode(), key, algorithms=["RS256"])
+    validator = {"alg": "RS256", "jwk_url": f"http://127.0.0.1:{server.server_port}/jwks",
+                 "disable_jwk_security": True, "cache": True, "issuer": ISSUER,
+                 "audience": [AUDIENCE], "roles": ["user"]}
+    return key, server, token, validator
+
+
 def fetches(server: ThreadingHTTPServer) -> int:
     return int(getattr(server.RequestHandlerClass, "fetches", 0))
 
@@ -66,17 +85,9 @@ def main() -> None:
                         help="cycle through N distinct tokens (e.g. 5000: never remembered)")
     args = parser.parse_args()
     gw_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
-    key = RSAKey.generate_key(2048, parameters={"kid": "bench", "use": "sig"})
-    server = key_server(json.dumps({"keys": [key.as_dict(private=False)]}).encode())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "roles": ["user"],
-              "exp": int(time.time()) + 7200}
-    token = jws.serialize_compact({"alg": "RS256", "kid": "bench", "typ": "JWT"},
-                                  json.dumps(claims).encode(), key, algorithms=["RS256"])
+    key, server, token, validator = signed_setup()
     upstream, port = free_port(), free_port()
     host = [f"http://127.0.0.1:{upstream}"]
-    validator = {"alg": "RS256", "jwk_url": f"http://127.0.0.1:{server.server_port}/jwks",
-                 "disable_jwk_security": True, "cache": True, "issuer": ISSUER,
-                 "audience": [AUDIENCE], "roles": ["user"]}
     cfg = {"version": 3, "timeout": "3s", "endpoints": [
         {"endpoint": "/plain", "backend": [{"host": host, "url_pattern": "/data"}]},
         {"endpoint": "/jwt", "backend": [{"host": host, "url_pattern": "/data"}],
@@ -85,7 +96,7 @@ def main() -> None:
     script = None
     if args.fresh:
         tokens = [jws.serialize_compact({"alg": "RS256", "kid": "bench"},
-                                        json.dumps({**claims, "jti": str(i)}).encode(), key,
+                                        json.dumps({**claims(), "jti": str(i)}).encode(), key,
                                         algorithms=["RS256"]) for i in range(args.fresh)]
         script = Path(tempfile.mkdtemp(prefix="tidegate-jwt-")) / "tokens.lua"
         script.write_text("local tokens = {" + ",".join(f'"{t}"' for t in tokens) + "}\n"

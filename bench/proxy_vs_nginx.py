@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from common import free_port, nginx, reuse, tidegate, upstream_counts, wrk
 
 STACK = ("jwt", "cors", "ratelimit", "metrics", "traces")
-ISSUER, AUDIENCE = "https://issuer.bench", "https://api.bench"
 ORIGIN = "https://app.example.com"
 
 
@@ -49,20 +47,9 @@ def add_stack(cfg: dict[str, Any], stack: list[str]) -> tuple[dict[str, str], An
     root = cfg.setdefault("extra_config", {})
     endpoint = cfg["endpoints"][0].setdefault("extra_config", {})
     if "jwt" in stack:
-        from joserfc import jws
-        from joserfc.jwk import RSAKey
-        from jwt_cost import key_server
+        from jwt_cost import signed_setup
 
-        key = RSAKey.generate_key(2048, parameters={"kid": "bench", "use": "sig"})
-        server = key_server(json.dumps({"keys": [key.as_dict(private=False)]}).encode())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "roles": ["user"],
-                  "exp": int(time.time()) + 7200}
-        token = jws.serialize_compact({"alg": "RS256", "kid": "bench", "typ": "JWT"},
-                                      json.dumps(claims).encode(), key, algorithms=["RS256"])
-        endpoint["auth/validator"] = {
-            "alg": "RS256", "jwk_url": f"http://127.0.0.1:{server.server_port}/jwks",
-            "disable_jwk_security": True, "cache": True, "issuer": ISSUER,
-            "audience": [AUDIENCE], "roles": ["user"]}
+        _key, server, token, endpoint["auth/validator"] = signed_setup()
         headers["Authorization"] = f"Bearer {token}"
     if "cors" in stack:
         root["security/cors"] = {"allow_origins": [ORIGIN], "allow_methods": ["GET"],
