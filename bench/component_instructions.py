@@ -8,8 +8,10 @@ worker under callgrind (instructions.py's driver). For `/plain` and then each va
 the worker's counters are zeroed, `--requests` requests go through 8 keep-alive connections
 and the instructions counted meanwhile are divided by the request count. The ratio is the
 plain endpoint's instructions over the variant's: what component_cost.py's CPU ratio
-estimates, free of the other processes' load. `--other DIR` measures another checkout the
-same way first (an A/B of the same variants).
+estimates, free of the other processes' load. As there, a variant that sends request headers
+is also compared with the plain endpoint sent the same headers (``plain+X-Forwarded-Proto``):
+``ratio`` is what the component adds, ``vs bare`` includes parsing the longer request. `--other
+DIR` measures another checkout the same way first (an A/B of the same variants).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from common import free_port, nginx, stop
-from component_cost import VARIANTS, gateway_config
+from component_cost import VARIANTS, base_name, gateway_config
 from instructions import DRIVER, proc_worker, send
 
 HERE = Path(__file__).resolve().parents[1]
@@ -38,12 +40,17 @@ CALLGRIND_DRIVER = DRIVER.replace(
 
 
 def _request(name: str) -> tuple[str, str, dict[str, str], str]:
-    """(method, path, headers, body) of a measured endpoint."""
+    """(method, path, headers, body) of a measured endpoint; a base name (`base_name`) is the
+    plain endpoint sent a variant's request."""
     if name == "plain":
         return "GET", "/plain", {}, ""
     if name == "plain-post":
         body = next(v().body for v in VARIANTS.values() if v().body)
         return "POST", "/plain-post", {"Content-Type": "application/json"}, body
+    if name.startswith("plain"):
+        v = next(VARIANTS[n]() for n in VARIANTS if base_name(VARIANTS[n]()) == name)
+        return ("POST" if v.body else "GET"), ("/plain-post" if v.body else "/plain"), \
+            v.headers, v.body
     v = VARIANTS[name]()
     return ("POST" if v.body else "GET"), f"/v/{name}", v.headers, v.body
 
@@ -70,7 +77,8 @@ def measure(checkout: Path, upstream: int, names: list[str], args: argparse.Name
         stdout=log, stderr=subprocess.STDOUT,
         env={"PATH": "/usr/bin:/bin:/usr/local/bin", "PYTHONPATH": str(checkout),
              "TIDEGATE_LOG_LEVEL": "WARNING", "HOME": str(folder)})
-    bases = ["plain", *(["plain-post"] if any(VARIANTS[n]().body for n in names) else [])]
+    bases = list(dict.fromkeys(["plain", *(["plain-post"] if any(VARIANTS[n]().body for n in names)
+                                           else []), *(base_name(VARIANTS[n]()) for n in names)]))
     out: dict[str, float] = {}
     try:
         _wait(port)
@@ -125,10 +133,14 @@ def main() -> None:
     for where, res in runs.items():
         print(where)
         for name, per in res.items():
-            base = res["plain-post" if name != "plain" and _request(name)[0] == "POST"
-                       else "plain"]
-            ratio = "" if name.startswith("plain") else f"  ratio {base / per:.3f}"
-            print(f"  {name:22s} {per:12,.0f} instructions/request{ratio}")
+            ratio = ""
+            if not name.startswith("plain"):
+                v = VARIANTS[name]()
+                bare = res["plain-post" if v.body else "plain"]
+                ratio = f"  ratio {res[base_name(v)] / per:.3f}"
+                if v.headers:
+                    ratio += f" (vs bare {bare / per:.3f})"
+            print(f"  {name:32s} {per:12,.0f} instructions/request{ratio}")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,20 @@ def test_fast_path_agrees_with_jsonschema() -> None:
     ({"type": "object", "required": ["a", "b"], "properties": {"a": {"type": "string"}}},
      {"a": "x", "b": None}, True),
     ({"type": "object", "required": [], "properties": {"a": {"minimum": 1}}}, {"a": 0}, False),
+    # a required key that `properties` reads is found missing by its read (KeyError), even
+    # when its own schema asks nothing, and at any depth
+    ({"type": "object", "required": ["a"], "properties": {"a": True}}, {}, False),
+    ({"type": "object", "required": ["a"], "properties": {"a": True}}, {"a": None}, True),
+    ({"type": "object", "required": ["a", "c"], "properties": {"a": True}}, {"a": 1}, False),
+    ({"items": {"type": "object", "required": ["b"], "properties": {"b": {}}}},
+     [{"b": 1}, {}], False),
+    ({"items": {"type": "object", "required": ["b"], "properties": {"b": {}}}},
+     [{"b": 1}, {"b": 2}], True),
+    # bounds written into the code as literals: exact for floats and large integers
+    ({"minimum": 1.5}, 1.5, True),
+    ({"exclusiveMaximum": 0.1}, 0.1, False),
+    ({"maximum": 2**63}, 2**63 + 1, False),
+    ({"maximum": 2**63}, 2**63, True),
 ])
 def test_edge_cases(schema: dict[str, Any], body: Any, ok: bool) -> None:
     validator = jsonschema.Draft7Validator(schema)

@@ -78,6 +78,24 @@ def test_bad_host_is_500_as_secure_answers() -> None:
         _request(("Host", "b.test"))) == []
 
 
+def test_remembered_host_verdicts_are_each_hosts_own() -> None:
+    """Verdicts are remembered per Host value: asked again, every host gets its first answer
+    (plain hosts case-insensitively, patterns case-sensitively, as secure), and the value
+    remembered is the one checked (the proxy header's, when one is configured)."""
+    plain = _secure(allowed_hosts=["api.example.com"])
+    regex = _secure(allowed_hosts=[r"api\.example\.com"], allowed_hosts_are_regex=True)
+    proxied = _secure(allowed_hosts=["api.example.com"], host_proxy_headers=["X-Forwarded-Host"])
+    for _ in range(3):
+        assert plain.process(_request(("Host", "API.example.com"))) == []
+        assert isinstance(plain.process(_request(("Host", "evil.test"))), Response)
+        assert regex.process(_request(("Host", "api.example.com"))) == []
+        assert isinstance(regex.process(_request(("Host", "API.example.com"))), Response)
+        assert proxied.process(_request(("Host", "evil.test"),
+                                        ("X-Forwarded-Host", "api.example.com"))) == []
+        assert isinstance(proxied.process(_request(("Host", "api.example.com"),
+                                                   ("X-Forwarded-Host", "evil.test"))), Response)
+
+
 def test_ssl_redirect_and_sts() -> None:
     s = _secure(ssl_redirect=True, ssl_host="secure.test", sts_seconds=300,
                 sts_include_subdomains=True, ssl_proxy_headers={"X-Forwarded-Proto": "https"})

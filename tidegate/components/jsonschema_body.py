@@ -12,7 +12,7 @@ The validator is built once per generation (compile); validation itself holds no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import jsonschema
@@ -81,37 +81,60 @@ def _report(errors: Iterable[jsonschema.exceptions.ValidationError]) -> str:
     return "\n".join(f"- {_describe(e)}" for e in errors)
 
 
+Answer = tuple[ProxyResponse | None, BaseException | None]
+
+
+async def _refused(err: BackendFailure) -> Answer:
+    return None, err
+
+
 def build(ctx: Build[jsonschema.protocols.Validator], nxt: Proxy) -> Proxy:
     validator = ctx.config
     # Valid bodies are decided by the compiled checks; jsonschema words the errors of the
     # others (and decides alone for a schema the compiler does not mirror).
     valid = compile_validator(validator)
 
-    async def validated(req: ProxyRequest) -> tuple[ProxyResponse | None,
-                                                      BaseException | None]:
-        if req.stream is not None:
-            try:
-                req.body = await req.stream.read_all(BODY_LIMIT)
-            except BodyTooLarge:
-                return None, PayloadTooLarge()
-            req.stream = None
-        if not req.body:
-            return None, InvalidBody("could not validate an empty body")
+    def problem(body: bytes) -> InvalidBody | None:
+        """Why `body` does not validate, or None."""
+        if not body:
+            return InvalidBody("could not validate an empty body")
         try:
-            data = orjson.loads(req.body)  # integers stay integers in the messages
+            data = orjson.loads(body)  # integers stay integers in the messages
         except orjson.JSONDecodeError:
             try:  # Go's decoder has the last word (and its error text is KrakenD's)
-                data = json_values.decode(req.body)
+                data = json_values.decode(body)
             except JSONError as exc:
-                return None, InvalidBody(str(exc))
+                return InvalidBody(str(exc))
             # its values are not only orjson's plain types: jsonschema decides
             errors = list(validator.iter_errors(data))
         else:
-            errors = [] if valid is not None and valid(data) else \
-                list(validator.iter_errors(data))
-        if errors:
-            return None, InvalidBody(_report(errors))
+            if valid is not None and valid(data):
+                return None
+            errors = list(validator.iter_errors(data))
+        return InvalidBody(_report(errors)) if errors else None
+
+    async def read_first(req: ProxyRequest) -> Answer:
+        """A body still arriving is read whole (bounded), then validated."""
+        assert req.stream is not None
+        try:
+            req.body = await req.stream.read_all(BODY_LIMIT)
+        except BodyTooLarge:
+            return None, PayloadTooLarge()
+        req.stream = None
+        failed = problem(req.body)
+        if failed is not None:
+            return None, failed
         return await nxt(req)
+
+    def validated(req: ProxyRequest) -> Awaitable[Answer]:
+        # Not a coroutine of its own: a valid body's request is the next stage's awaitable,
+        # one frame less on every request.
+        if req.stream is not None:
+            return read_first(req)
+        failed = problem(req.body)
+        if failed is not None:
+            return _refused(failed)
+        return nxt(req)
 
     return validated
 

@@ -14,6 +14,7 @@ is never compiled. tests/test_jsonschema_fast.py compares the two over many sche
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -82,8 +83,11 @@ def compile_validator(validator: jsonschema.protocols.Validator) -> Check | None
         return None
     gen = _Generator(cls.VALIDATORS)
     try:
-        gen.schema(validator.schema, "x", 1)
-        text = "def valid(x):\n" + "\n".join(gen.lines) + "\n    return True\n"
+        gen.schema(validator.schema, "x", 2)
+        # The builtins as arguments' defaults: read as locals. A required key is read without
+        # a test: its absence is the KeyError (try costs nothing until something raises).
+        text = (f"def valid(x, {_LOCALS}):\n    try:\n" + "\n".join(gen.lines)
+                + "\n        return True\n    except KeyError:\n        return False\n")
         namespace: dict[str, Any] = {"equal": equal, **gen.constants}
         exec(compile(text, "<json-schema>", "exec"), namespace)
     except (Unsupported, SyntaxError, RecursionError, MemoryError):
@@ -91,12 +95,14 @@ def compile_validator(validator: jsonschema.protocols.Validator) -> Check | None
     return namespace["valid"]  # type: ignore[no-any-return]
 
 
-_NUMBER = "type({v}) in (int, float)"  # type(True) is bool: not a number
+_LOCALS = "type=type, len=len, dict=dict, list=list, str=str, int=int, float=float, bool=bool"
+# one type() per test; type(True) is bool: not a number
+_NUMBER = "((_t := type({v})) is int or _t is float)"
 _TYPE_TESTS = {
     "object": "type({v}) is dict", "array": "type({v}) is list", "string": "type({v}) is str",
     "boolean": "type({v}) is bool", "null": "{v} is None", "number": _NUMBER,
     # draft 6+: a float with no fractional part is an integer too
-    "integer": "(type({v}) is int or (type({v}) is float and {v}.is_integer()))",
+    "integer": "((_t := type({v})) is int or (_t is float and {v}.is_integer()))",
 }
 # what the other keywords may assume after a passed single "type"
 _KNOWN = {"object": "dict", "array": "list", "string": "str", "number": "number",
@@ -151,8 +157,13 @@ class _Generator:
             keys.remove("type")
             required = schema.get("required")
             if single == "object" and "required" in keys and type(required) is list:
-                # an object with these keys: `properties` reads them without testing
-                self.k_required(required, schema, v, depth)
+                # an object with these keys: `properties` reads them without a test (a
+                # missing one raises KeyError, which answers False); the others are tested
+                if not all(type(n) is str for n in required):
+                    raise Unsupported("required")
+                properties = schema.get("properties") if "properties" in keys else None
+                read = frozenset(properties) if type(properties) is dict else frozenset()
+                self.k_required([n for n in required if n not in read], schema, v, depth)
                 self.present[v] = frozenset(required)
                 keys.remove("required")
         for key in keys:
@@ -280,7 +291,8 @@ class _Generator:
     def _bound(self, value: Any, v: str, depth: int, op: str) -> None:
         if not _is_number(value):
             raise Unsupported("bound")
-        self.fail_unless_kind(depth, v, "number", f"{v} {op} {self.const(value)}")
+        literal = repr(value) if type(value) is int or math.isfinite(value) else self.const(value)
+        self.fail_unless_kind(depth, v, "number", f"{v} {op} {literal}")
 
     def k_minimum(self, value: Any, schema: dict[str, Any], v: str, depth: int) -> None:
         self._bound(value, v, depth, "<")

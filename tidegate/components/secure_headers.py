@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,64 +151,78 @@ class Secure:
         self.headers_http = self.headers_https if cfg.force_sts_header else common
         self.needs_ssl = self.redirect or (bool(sts) and not cfg.force_sts_header)
         self.needs_request = self.check_hosts or self.needs_ssl or self.csp_nonce
-
-    def _host(self, req: Request) -> str:
-        for name in self.host_headers:
-            value = req.header(name)
-            if value:
-                return value
-        return req.host
+        # The request's verdict as one closure over this section's constants, built once
+        # per generation: a request pays only for the checks its section asks for.
+        self.process: Callable[[Request], Response | list[tuple[str, str]]] = self._compile()
 
     def _host_allowed(self, host: str) -> bool:
-        if not self.host_patterns:
-            return host.lower() in self.hosts
-        # A regex match costs microseconds through RE2's binding; a gateway sees few Host
-        # values, so each verdict is remembered (bounded: forgotten wholesale when full).
-        verdict = self._verdicts.get(host)
-        if verdict is None:
+        """secure's isAllowedHost, remembered per Host value (bounded: forgotten wholesale
+        when full): a regex match costs microseconds through RE2's binding, and a gateway
+        sees few Host values."""
+        if self.host_patterns:
             verdict = any(p.search(host) is not None for p in self.host_patterns)
-            if len(self._verdicts) >= HOST_VERDICTS:
-                self._verdicts.clear()
-            self._verdicts[host] = verdict
+        else:
+            verdict = host.lower() in self.hosts
+        if len(self._verdicts) >= HOST_VERDICTS:
+            self._verdicts.clear()
+        self._verdicts[host] = verdict
         return verdict
 
-    def is_https(self, req: Request) -> bool:
-        """secure's isSSL: a TLS connection, an https target, or a proxy header saying so
-        (``Header.Get`` of an absent header is "", so a configured "" matches it)."""
-        if req.tls:
-            return True
-        target = req.raw_target
-        if target[:1] != "/" and target[:8].lower() == "https://":
-            return True
-        headers = req.headers
-        for name, value in self.ssl_headers:
-            found = ""  # Header.Get of an absent header; the first value otherwise
-            for k, v in headers:
-                if k == name:
-                    found = v
-                    break
-            if found == value:
-                return True
-        return False
+    def _compile(self) -> Callable[[Request], Response | list[tuple[str, str]]]:
+        """``process``: a refusal or redirect answer, or the headers to add to the request's
+        answer (the very list of this section: callers copy, never extend it)."""
+        check_hosts, host_headers = self.check_hosts, self.host_headers
+        verdicts, host_allowed = self._verdicts, self._host_allowed
+        needs_ssl, redirect, ssl_host = self.needs_ssl, self.redirect, self.ssl_host
+        ssl_headers = self.ssl_headers
+        headers_https, headers_http = self.headers_https, self.headers_http
+        csp_nonce, csp_parts = self.csp_nonce, self.csp_parts
 
-    def process(self, req: Request) -> Response | list[tuple[str, str]]:
-        """A refusal or redirect answer, or the headers to add to the request's answer."""
-        host = self._host(req) if self.host_headers else req.host
-        if self.check_hosts:
-            # the remembered verdict first (what _host_allowed answers, one call less)
-            allowed = self._verdicts.get(host) if self.host_patterns else None
-            if allowed is None:
-                allowed = self._host_allowed(host)
-            if not allowed:
-                return _BAD_HOST
-        https = self.is_https(req) if self.needs_ssl else False
-        if self.redirect and not https:
-            return _redirect(req, f"https://{self.ssl_host or host}{_target(req)}")
-        headers = self.headers_https if https else self.headers_http
-        if self.csp_nonce:
-            nonce = f"'nonce-{_nonce()}'"
-            headers = [*headers, ("Content-Security-Policy", nonce.join(self.csp_parts))]
-        return headers
+        def process(req: Request) -> Response | list[tuple[str, str]]:
+            host = req.host
+            if host_headers:
+                for name in host_headers:
+                    value = req.header(name)
+                    if value:
+                        host = value
+                        break
+            if check_hosts:
+                allowed = verdicts.get(host)
+                if allowed is None:
+                    allowed = host_allowed(host)
+                if not allowed:
+                    return _BAD_HOST
+            https = False
+            if needs_ssl:
+                # secure's isSSL: a TLS connection, an https target, or a proxy header saying
+                # so (``Header.Get`` of an absent header is "", so a configured "" matches it)
+                https = req.tls
+                if not https:
+                    target = req.raw_target
+                    https = target[:1] != "/" and target[:8].lower() == "https://"
+                if not https and ssl_headers:
+                    sent = req.headers
+                    for name, value in ssl_headers:
+                        found = ""  # Header.Get: the first value
+                        for k, v in sent:
+                            if k == name:
+                                found = v
+                                break
+                        if found == value:
+                            https = True
+                            break
+            if https:
+                headers = headers_https
+            elif redirect:
+                return _redirect(req, f"https://{ssl_host or host}{_target(req)}")
+            else:
+                headers = headers_http
+            if csp_nonce:
+                nonce = f"'nonce-{_nonce()}'"
+                return [*headers, ("Content-Security-Policy", nonce.join(csp_parts))]
+            return headers
+
+        return process
 
 
 def _target(req: Request) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from tidegate.messages import Response
@@ -35,8 +35,11 @@ DATE = _DateCache()
 
 # The bytes of the header lines a worker sends again and again (the version stamp, the
 # component headers of each answer, Content-Type): looked up instead of formatted and encoded
-# per response. Bounded in count and line size; forgotten wholesale when full.
-_LINES: dict[tuple[str, str], bytes] = {}
+# per response. Bounded in count and line size; forgotten wholesale when full. Keyed and read as
+# plain objects: compiled, a `tuple[str, str]` variable is unboxed, and each lookup would build
+# a new tuple to hash and compare (most of a line's cost), where the answer's own tuple is
+# found by identity.
+_LINES: dict[object, bytes] = {}
 _LINES_MAX = 2048
 _LINE_MAX = 256
 
@@ -60,10 +63,10 @@ def serialize(resp: Response, keep_alive: bool, http10: bool, head: bool) -> byt
     reason = _REASONS.get(status, "")
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode())]
     lines = _LINES
-    for header in resp.headers:
+    for header in cast("list[object]", resp.headers):
         line = lines.get(header)
         if line is None:
-            line = _line(header)
+            line = _line(cast("tuple[str, str]", header))
         parts.append(line)
     parts.append(b"Date: " + DATE.get() + b"\r\n")
     body = resp.body
