@@ -118,6 +118,16 @@ def check(mport: int) -> None:
     for case in ("fixed", "missing", "post", "down", "slow"):
         tap = client_series(samples, f"/tap/{case}")
         assert tap and tap == client_series(samples, f"/chain/{case}"), case
+    # The server layer, alone (the first test) and under the traces' stage (the second).
+    for way in ("tap", "chain"):
+        for case, status, count in (("fixed", "200", N), ("missing", "500", N),
+                                    ("slow", "500", 1)):
+            assert sample(samples, "http_server_duration_count", http_request_method="GET",
+                          url_scheme="http", http_route=f"/{way}/{case}",
+                          http_response_status_code=status, **SCOPE) == count, (way, case)
+        assert sample(samples, "http_server_response_size_count", http_request_method="POST",
+                      url_scheme="http", http_route=f"/{way}/post",
+                      http_response_status_code="200", **SCOPE) == N
     fixed = labels("tap", "fixed")
     assert sample(samples, "http_client_duration_count", **fixed) == N
     assert sample(samples, "http_client_response_size_sum", **fixed) == N * len(BODY)
