@@ -22,7 +22,7 @@ DEFAULT_LINE = re.compile(r"^\[TG\] \d{4}/\d\d/\d\d - \d\d:\d\d:\d\d\.\d{3} \x1b
 
 
 def config(tmp: Path, extra: dict[str, Any]) -> Path:
-    data = {"version": 3, "extra_config": extra, "endpoints": [{
+    data = {"version": 3, "listen_ip": "127.0.0.1", "extra_config": extra, "endpoints": [{
         "endpoint": "/u", "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/x"}]}]}
     path = tmp / "krakend.json"
     write_config(path, data)
@@ -52,6 +52,24 @@ def test_default_then_custom_pattern_after_reload(tmp_path: Path) -> None:
         assert line == "<INFO|KRAKEND|tidegate> stopped"
         # INFO now: the unchanged reload (DEBUG) left no line in the custom format.
         assert not [x for x in gw.log if x.startswith("<DEBU")]
+
+
+CUSTOM = {"telemetry/logging": {"level": "INFO", "stdout": True, "format": "custom",
+                                "custom_format": "<%{level:.4s}|%{module}> %{message}"}}
+
+
+def test_the_supervisor_announces_a_generation_in_its_log_format(tmp_path: Path) -> None:
+    path = config(tmp_path, CUSTOM)
+    port = free_port()
+    with gateway(str(path), port, "--watch") as gw:
+        config(tmp_path, {})  # back to tidegate's own format
+        line = gw.wait_for("generation 2 active")
+        assert not line.startswith("<"), repr(line)
+        assert re.match(r"^\d{4}/\d\d/\d\d [\d:]{8} TIDEGATE \[INFO\] supervisor: ", line), \
+            repr(line)
+        config(tmp_path, {**CUSTOM, "telemetry/logstash": {"enabled": True}})
+        record = json.loads(gw.wait_for("generation 3 active"))  # the new format at once
+        assert "generation 3 active" in record["message"] and record["level"] == "INFO"
 
 
 def test_logstash_json_lines(tmp_path: Path) -> None:

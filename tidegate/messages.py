@@ -10,6 +10,7 @@ components all import them from below: the protocol fills a `Request`, the pipel
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -280,6 +281,79 @@ class ClientResponse:
 
 
 Exchange = Callable[[ClientRequest], Awaitable[ClientResponse]]
+
+
+# What an exchange tap is told: (target, method, request body, status, response headers,
+# response body, response stream, perf_counter when the exchange started).
+TapDone = Callable[[Any, str, bytes, int, list[tuple[str, str]], bytes, Any, float], None]
+# (target, method, request body, the exception, perf_counter when the exchange started).
+TapFailed = Callable[[Any, str, bytes, BaseException, float], None]
+
+
+class ExchangeTap:
+    """Request-executor components that only watch the exchange (the metrics recorder; the
+    traces when a request is not sampled), as the backend can call them inline.
+
+    A backend whose executor chain is tapped down to its own exchange (``below``) sends
+    directly and reports to ``done`` / ``failed``: no `ClientRequest`, `ClientResponse` or
+    coroutine frame per component. ``gate``: while that context variable holds a value (a
+    sampled trace), the request goes through the executor chain instead, which records the
+    same thing. The values ``done`` sees are the ones `ClientResponse` would carry.
+    """
+
+    __slots__ = ("below", "done", "failed", "gate")
+
+    def __init__(self, below: Exchange, done: TapDone | None = None,
+                 failed: TapFailed | None = None, gate: ContextVar[Any] | None = None) -> None:
+        self.below = below
+        self.done = done
+        self.failed = failed
+        self.gate = gate
+
+
+class TappedExchange:
+    """An executor stage (`Exchange`) that carries its `ExchangeTap`."""
+
+    __slots__ = ("exchange", "tap")
+
+    def __init__(self, exchange: Exchange, tap: ExchangeTap) -> None:
+        self.exchange = exchange
+        self.tap = tap
+
+    def __call__(self, request: ClientRequest) -> Awaitable[ClientResponse]:
+        return self.exchange(request)
+
+
+def tap_of(stage: Exchange) -> ExchangeTap | None:
+    """The tap of an executor stage, if it is a tapped one."""
+    return stage.tap if isinstance(stage, TappedExchange) else None
+
+
+def tapped(exchange: Exchange, nxt: Exchange, done: TapDone | None = None,
+           failed: TapFailed | None = None, gate: ContextVar[Any] | None = None) -> Exchange:
+    """`exchange`, a stage wrapping `nxt` that only reports to `done`/`failed` (or does more
+    only while `gate` is set), with the tap that lets the backend skip it. Over a tapped
+    `nxt` the taps merge (the inner one reports first, as it would return first); anything
+    else below stays below (the backend then calls the chain)."""
+    inner = tap_of(nxt)
+    if inner is None:
+        return TappedExchange(exchange, ExchangeTap(nxt, done, failed, gate))
+    if gate is not None and inner.gate is not None and gate is not inner.gate:
+        return exchange
+    return TappedExchange(exchange, ExchangeTap(
+        inner.below, _both(inner.done, done), _both(inner.failed, failed),
+        gate if gate is not None else inner.gate))
+
+
+def _both(first: Any, second: Any) -> Any:
+    if first is None or second is None:
+        return first if second is None else second
+
+    def both(*args: Any) -> None:
+        first(*args)
+        second(*args)
+
+    return both
 ServiceHandler = Callable[[Request], Awaitable[Response]]
 EndpointHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 Proxy = Callable[[ProxyRequest], Awaitable[tuple[ProxyResponse | None, BaseException | None]]]

@@ -125,9 +125,9 @@ DECLARED: tuple[Declared, ...] = (
     Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(P), 55, 2,
              service_wide=True),
     Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(B), 55, 3,
-             service_wide=True),
+             service_wide=True, bounded=True),
     Declared("telemetry_traces", "COMPONENTS", "telemetry/opentelemetry", _levels(C), 17, 4,
-             service_wide=True),
+             service_wide=True, bounded=True),
 )
 
 # Light components (no heavy dependency) are listed here as values, loaded eagerly: the logs and

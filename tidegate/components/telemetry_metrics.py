@@ -9,7 +9,9 @@
 * BACKEND: ``krakend.backend.duration``, with the backend's method and URL pattern and the
   endpoint's route and method.
 * CLIENT (the round trip, `layers.backend.metrics.round_trip`): ``http.client.duration``,
-  ``http.client.response.size`` and the ``http.client.request.*.count`` counters.
+  ``http.client.response.size`` and the ``http.client.request.*.count`` counters. This stage
+  is an `ExchangeTap`: when nothing else changes the exchange, the backend reports to it
+  around its own send (no stage frame, no ClientRequest/ClientResponse per call).
 
 Every label tuple but the status is built at compile time; per request a stage adds 1 to a
 bucket and the value to a sum (`tidegate.telemetry.recorder`). ``telemetry/metrics`` and
@@ -40,6 +42,7 @@ from tidegate.messages import (
     Request,
     Response,
     ServiceHandler,
+    tapped,
 )
 from tidegate.telemetry.metrics_config import (
     INFLUX,
@@ -429,47 +432,64 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
          backend_route(backend.url_pattern)))
     tb, sb = plan.time_buckets, plan.size_buckets
 
-    async def record_client(request: ClientRequest) -> ClientResponse:
-        started = perf_counter()
-        try:
-            response = await nxt(request)
-        except BaseException as exc:
-            elapsed = perf_counter() - started
-            counters, dur, _ = (series.of(request.target).get(0)
-                                or series.entry(request.target, 0))
-            if request.body:
-                counters[REQUEST_SIZE][0] += len(request.body)
-            if isinstance(exc, asyncio.CancelledError):
-                counters[CANCELED][0] += 1
-            else:
-                counters[FAILED][0] += 1
-                if isinstance(exc, UpstreamTimeout | BackendTimeout | TimeoutError):
-                    counters[TIMEDOUT][0] += 1
-            _observe(dur, tb, elapsed)
-            raise
+    def failed(target: Any, method: str, body: bytes, exc: BaseException, started: float
+               ) -> None:
         elapsed = perf_counter() - started
-        status = response.status
-        target = request.target
+        counters, dur, _ = series.of(target).get(0) or series.entry(target, 0)
+        if body:
+            counters[REQUEST_SIZE][0] += len(body)
+        if isinstance(exc, asyncio.CancelledError):
+            counters[CANCELED][0] += 1
+        else:
+            counters[FAILED][0] += 1
+            if isinstance(exc, UpstreamTimeout | BackendTimeout | TimeoutError):
+                counters[TIMEDOUT][0] += 1
+        _observe(dur, tb, elapsed)
+
+    def done(target: Any, method: str, body: bytes, status: int,
+             headers: list[tuple[str, str]], resp_body: bytes, stream: Any, started: float
+             ) -> None:
+        elapsed = perf_counter() - started
         by_status = series.last if target is series.last_target else series.of(target)
         counters, dur, size = by_status.get(status) or series.entry(target, status)
         dur[bisect_left(tb, elapsed)] += 1
         dur[-1] += elapsed
-        if request.body:
-            counters[REQUEST_SIZE][0] += len(request.body)
-        if request.method != "HEAD":
-            if response.stream is None:
-                length = len(response.body)
+        if body:
+            counters[REQUEST_SIZE][0] += len(body)
+        if method != "HEAD":
+            if stream is None:
+                length = len(resp_body)
                 size[bisect_left(sb, length)] += 1
                 size[-1] += length
             else:
-                header = response.header("content-length")
+                header = _header(headers, "content-length")
                 if header is not None and header.isdigit():
                     _observe(size, sb, int(header))
                 else:
                     counters[NO_LENGTH][0] += 1
+
+    async def record_client(request: ClientRequest) -> ClientResponse:
+        # The chain's form (under a component that is not a tap, or a sampled trace); the
+        # backend calls `done`/`failed` itself otherwise (`ExchangeTap`).
+        started = perf_counter()
+        try:
+            response = await nxt(request)
+        except BaseException as exc:
+            failed(request.target, request.method, request.body, exc, started)
+            raise
+        done(request.target, request.method, request.body, response.status, response.headers,
+             response.body, response.stream, started)
         return response
 
-    return record_client
+    return tapped(record_client, nxt, done, failed)
+
+
+def _header(headers: list[tuple[str, str]], lname: str) -> str | None:
+    """`ClientResponse.header` over a header list."""
+    for k, v in headers:
+        if k.lower() == lname:
+            return v
+    return None
 
 
 # registration ------------------------------------------------------------------------------
@@ -485,8 +505,10 @@ BUILDERS: dict[Level, tuple[Builder, int]] = {
 
 def components(namespace: str, parse: Callable[[Any, JsonPath], Any]) -> list[Component[Any]]:
     """One component per level for `namespace` (the registry keeps one per level)."""
+    # `bounded`: the backend and client stages await nothing but the next stage.
     return [Component(namespace, frozenset({level}), build, parse=parse, order=order,
-                      service_wide=level is not Level.SERVICE)
+                      service_wide=level is not Level.SERVICE,
+                      bounded=level in (Level.BACKEND, Level.CLIENT))
             for level, (build, order) in BUILDERS.items()]
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from http import HTTPStatus
 from random import getrandbits, random
@@ -47,6 +47,7 @@ from tidegate.messages import (
     Response,
     ServiceHandler,
     canonical_header,
+    tapped,
 )
 from tidegate.telemetry.otel_config import (
     NAMESPACE,
@@ -236,9 +237,11 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
     template = SpanTemplate("", SERVER, _tags(ctx, ("krakend.stage", "global"),
                                                  *layer.traces_static_attributes))
 
-    async def traced(request: Request) -> Response:
+    def traced(request: Request) -> Awaitable[Response]:
+        # A plain function: a request that is not sampled gets the next stage's awaitable,
+        # no coroutine frame of this stage around it.
         if request.path in skip:
-            return await nxt(request)
+            return nxt(request)
         parent = None
         if extract:
             header = request.header("traceparent")
@@ -246,21 +249,24 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
                 parent = parse_traceparent(header)
         if parent is None:
             if rate < 1.0 and random() >= rate:
-                return await nxt(request)
+                return nxt(request)
             trace_id, parent_id, state = getrandbits(128).to_bytes(16, "big"), 0, ""
         else:
             trace_id, parent_id, sampled = parent
             if rate < 1.0 and not sampled:  # krakend-otel's parent-based sampler
-                return await nxt(request)
+                return nxt(request)
             state = ",".join(request.header_values("tracestate"))
         if not record:  # no server span; the proxy and backend spans still are
-            token = _ACTIVE.set(Active(trace_id, parent_id, state,
-                                       Sink(lease.value.emit, False)))
-            try:
-                return await nxt(request)
-            finally:
-                _ACTIVE.reset(token)
-        return await serve(request, trace_id, parent_id, state)
+            return unrecorded(request, trace_id, parent_id, state)
+        return serve(request, trace_id, parent_id, state)
+
+    async def unrecorded(request: Request, trace_id: bytes, parent_id: int, state: str
+                         ) -> Response:
+        token = _ACTIVE.set(Active(trace_id, parent_id, state, Sink(lease.value.emit, False)))
+        try:
+            return await nxt(request)
+        finally:
+            _ACTIVE.reset(token)
 
     async def serve(request: Request, trace_id: bytes, parent_id: int, state: str
                     ) -> Response:
@@ -345,12 +351,12 @@ def build_router(ctx: Build[OtelConfig], nxt: EndpointHandler) -> EndpointHandle
     own = _overrides(ctx, "global")
     static = own.layers.global_.traces_static_attributes if own is not None else ()
 
-    async def handler(request: Request, params: dict[str, str]) -> Response:
+    def handler(request: Request, params: dict[str, str]) -> Awaitable[Response]:
         active = _ACTIVE.get()
         if active is not None:
             active.route = route
             active.static = static
-        return await nxt(request, params)
+        return nxt(request, params)
 
     return handler
 
@@ -390,11 +396,13 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
     report = layer.report_headers
     skip_headers = frozenset(canonical_header(h) for h in layer.skip_headers)
 
-    async def proxy(req: ProxyRequest
-                    ) -> tuple[ProxyResponse | None, BaseException | None]:
+    def proxy(req: ProxyRequest
+              ) -> Awaitable[tuple[ProxyResponse | None, BaseException | None]]:
         active = _ACTIVE.get()
-        if active is None:
-            return await nxt(req)
+        return nxt(req) if active is None else traced_proxy(req, active)
+
+    async def traced_proxy(req: ProxyRequest, active: Active
+                           ) -> tuple[ProxyResponse | None, BaseException | None]:
         span_id = _new_span_id()
         start = time_ns()
         token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state,
@@ -440,10 +448,11 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
     report = detail.report_headers
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
-    async def backend(req: ProxyRequest) -> ProxyResponse:
+    def backend(req: ProxyRequest) -> Awaitable[ProxyResponse]:
         active = _ACTIVE.get()
-        if active is None:
-            return await nxt(req)
+        return nxt(req) if active is None else traced_backend(req, active)
+
+    async def traced_backend(req: ProxyRequest, active: Active) -> ProxyResponse:
         span_id = _new_span_id()
         start = time_ns()
         token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state,
@@ -491,10 +500,11 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
     report = detail.report_headers
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
-    async def exchange(creq: ClientRequest) -> ClientResponse:
+    def exchange(creq: ClientRequest) -> Awaitable[ClientResponse]:
         active = _ACTIVE.get()
-        if active is None:
-            return await nxt(creq)
+        return nxt(creq) if active is None else traced_exchange(creq, active)
+
+    async def traced_exchange(creq: ClientRequest, active: Active) -> ClientResponse:
         span_id = _new_span_id() if spans else active.span_id
         if inject and span_id:
             creq = _with_trace_headers(creq, active.trace_id, span_id, active.trace_state)
@@ -522,7 +532,8 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
                                          time_ns(), attrs, OK, trace_state=active.trace_state))
         return resp
 
-    return exchange
+    # Not sampled, the exchange is only watched by what is below: the backend calls it inline.
+    return tapped(exchange, nxt, gate=_ACTIVE)
 
 
 def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: int, state: str
@@ -567,7 +578,7 @@ COMPONENTS: list[Component[Any]] = [
     Component(NAMESPACE, frozenset({Level.PROXY}), build_proxy, parse=_parse,
               order=ORDER_PROXY, service_wide=True),
     Component(NAMESPACE, frozenset({Level.BACKEND}), build_backend, parse=_parse,
-              order=ORDER_BACKEND, service_wide=True),
+              order=ORDER_BACKEND, service_wide=True, bounded=True),
     Component(NAMESPACE, frozenset({Level.CLIENT}), build_client, parse=_parse,
-              order=ORDER_CLIENT, service_wide=True),
+              order=ORDER_CLIENT, service_wide=True, bounded=True),
 ]

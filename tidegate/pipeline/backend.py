@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -41,6 +42,7 @@ from tidegate.messages import (
     ProxyRequest,
     ProxyResponse,
     canonical_header,
+    tap_of,
 )
 from tidegate.pipeline.manipulation import compile_backend_formatter
 from tidegate.upstream.client import (
@@ -235,6 +237,9 @@ class CompiledBackend:
         executor: Exchange | None = None if registry is None else registry.wrap(
             Level.CLIENT, self._client_exchange, cfg.extra_config, backend=cfg)
         self.executor = None if executor == self._client_exchange else executor
+        # Executor components that only watch the exchange are called inline around it.
+        tap = None if self.executor is None else tap_of(self.executor)
+        self.tap = tap if tap is not None and tap.below == self._client_exchange else None
         self.send: BackendProxy = self._send if registry is None else registry.wrap(
             Level.BACKEND, self._send, cfg.extra_config, backend=cfg)
         # A cache hit's rendering may be remembered (`messages.Memo`) when the answer reaches
@@ -314,11 +319,25 @@ class CompiledBackend:
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         deadline = asyncio.get_running_loop().time() + self.timeout
         memo = None
+        tap = self.tap
         try:
             if self.executor is None:
                 status, resp_headers, body, url, stream = await self._exchange(
                     target, req.method, target.base_path + path, headers, req.body, deadline,
                     req.stream)
+            elif tap is not None and (tap.gate is None or tap.gate.get() is None):
+                started = perf_counter()
+                try:
+                    status, resp_headers, body, url, stream = await self._exchange(
+                        target, req.method, target.base_path + path, headers, req.body,
+                        deadline, req.stream)
+                except BaseException as failure:
+                    if tap.failed is not None:
+                        tap.failed(target, req.method, req.body, failure, started)
+                    raise
+                if tap.done is not None:
+                    tap.done(target, req.method, req.body, status, resp_headers, body, stream,
+                             started)
             else:
                 answer = await self.executor(ClientRequest(
                     target, req.method, target.base_path + path, base + path, headers,

@@ -268,12 +268,14 @@ class ReloadCoordinator(Generic[W, L]):
         if candidate.unprotected != old.unprotected:
             self._warn_unprotected(candidate)
         diff = EndpointDiff.between(old.fingerprints, candidate.fingerprints)
-        log.info("%s: generation %d active, config %s, built in %.1f ms, %s", reason,
-                 self.gen_id, candidate.config_hash, candidate.build_seconds * 1000,
-                 diff.summary())
+        # Recorded first: its subscribers switch the supervisor's own log to the new
+        # configuration's format, so the line that announces it is written in it.
         self.journal.record(ReloadEvent(
             "applied", reason, generation=self.gen_id, config_hash=candidate.config_hash,
             build_seconds=candidate.build_seconds, diff=diff))
+        log.info("%s: generation %d active, config %s, built in %.1f ms, %s", reason,
+                 self.gen_id, candidate.config_hash, candidate.build_seconds * 1000,
+                 diff.summary())
 
     async def _move(self, candidate: Candidate, listener: L) -> None:
         """A new listen address: new socket and workers first, then the old ones drain."""
