@@ -47,6 +47,7 @@ from tidegate.upstream.client import (
     Target,
     UpstreamClient,
     UpstreamError,
+    UpstreamResponse,
     UpstreamTimeout,
     parse_target,
 )
@@ -57,6 +58,7 @@ BackendCall = Callable[[ProxyRequest], Coroutine[Any, Any, ProxyResponse]]
 log = logging.getLogger("tidegate.backend")
 
 _MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 _HOP_BY_HOP = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
                          "Upgrade", "Te", "Trailer", "Host", "Content-Length"})
@@ -259,6 +261,11 @@ class CompiledBackend:
             return await self._call_once(req)
         return await self._first_complete(req)
 
+    def direct(self) -> BackendProxy | None:
+        """What an endpoint with this backend alone may await in place of calling it: the
+        same call one coroutine frame shorter (None with ``concurrent_calls``)."""
+        return self._call_once if self.concurrent <= 1 else None
+
     async def _first_complete(self, req: ProxyRequest) -> ProxyResponse:
         """``concurrent_calls``: N identical calls sharing 75 % of the backend timeout; the
         first complete answer wins, else the last incomplete one, else the last error."""
@@ -316,9 +323,16 @@ class CompiledBackend:
         memo = None
         try:
             if self.executor is None:
-                status, resp_headers, body, url, stream = await self._exchange(
-                    target, req.method, target.base_path + path, headers, req.body, deadline,
-                    req.stream)
+                # The first exchange awaited here, not through `_exchange`: one frame fewer.
+                request_path = target.base_path + path
+                first = await self.client.send(target, req.method, request_path, headers,
+                                               req.body, deadline, req.stream,
+                                               self.stream_answer)
+                status, resp_headers, body, url, stream = await self._follow(
+                    first, target, req.method, request_path, headers, req.body, deadline,
+                    req.stream) if first.status in _REDIRECTS else (
+                    first.status, first.headers, first.body,
+                    f"{target.scheme}://{target.host_header}{request_path}", first.stream)
             else:
                 answer = await self.executor(ClientRequest(
                     target, req.method, target.base_path + path, base + path, headers,
@@ -408,11 +422,22 @@ class CompiledBackend:
         """Send, following redirects as Go's http.Client does (at most 10), all before
         `deadline` (a timer on the connection: cheaper than a timeout scope per request).
         A streamed body cannot be sent twice: a 307/308 to it is the answer, as in Go."""
+        resp = await self.client.send(target, method, request_target, headers, body,
+                                      deadline, body_stream, self.stream_answer)
+        return await self._follow(resp, target, method, request_target, headers, body,
+                                  deadline, body_stream)
+
+    async def _follow(self, resp: UpstreamResponse, target: Target, method: str,
+                      request_target: str, headers: list[tuple[str, str]], body: bytes,
+                      deadline: float, body_stream: BodyStream | None
+                      ) -> tuple[int, list[tuple[str, str]], bytes, str, Any]:
+        """`_exchange` from its first answer on: the redirects it asks for, if any."""
         url = f"{target.scheme}://{target.host_header}{request_target}"
-        for _ in range(_MAX_REDIRECTS + 1):
-            resp = await self.client.send(target, method, request_target, headers, body,
-                                          deadline, body_stream, self.stream_answer)
-            if resp.status not in (301, 302, 303, 307, 308) or (
+        for hop in range(_MAX_REDIRECTS + 1):
+            if hop:
+                resp = await self.client.send(target, method, request_target, headers, body,
+                                              deadline, body_stream, self.stream_answer)
+            if resp.status not in _REDIRECTS or (
                     body_stream is not None and resp.status in (307, 308)):
                 return resp.status, resp.headers, resp.body, url, resp.stream
             location = resp.header("Location")

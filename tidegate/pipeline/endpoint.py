@@ -26,6 +26,7 @@ from tidegate.config.model import PLACEHOLDER, EndpointConfig
 from tidegate.encoding.renderers import renderer_for, select_output_encoding
 from tidegate.messages import (
     BackendFailure,
+    BackendProxy,
     BackendTimeout,
     EndpointHandler,
     PayloadTooLarge,
@@ -36,7 +37,7 @@ from tidegate.messages import (
     Response,
     canonical_header,
 )
-from tidegate.pipeline.backend import BackendCall, param_key
+from tidegate.pipeline.backend import BackendCall, CompiledBackend, param_key
 from tidegate.pipeline.client_ip import forwarded_for
 from tidegate.pipeline.flatmap import compile_flatmap
 from tidegate.pipeline.manipulation import Formatter
@@ -126,12 +127,7 @@ def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
         if options.flatmap is not None:
             inner = _with_flatmap(inner, compile_flatmap(options.flatmap))
     else:
-        # The backend enforces its own deadline; the endpoint's is needed around it only when
-        # it is shorter, or when backend components run outside that deadline.
-        backend = cfg.backend[0]
-        needs_timeout = backend.timeout > cfg.timeout or getattr(
-            backends[0], "outside_deadline", bool(backend.extra_config))
-        inner = _single(backends[0], cfg.timeout if needs_timeout else None)
+        inner = _single(backends[0], cfg.timeout if _needs_timeout(cfg, backends) else None)
     proxy = compile_static(options.static, inner)
     if registry is None:
         return proxy
@@ -148,6 +144,28 @@ def _with_flatmap(inner: Proxy, flatmap: Formatter) -> Proxy:
         return resp, err
 
     return proxy
+
+
+def _needs_timeout(cfg: EndpointConfig, backends: Sequence[BackendCall]) -> bool:
+    """The backend enforces its own deadline; the endpoint's is needed around it only when
+    it is shorter, or when backend components run outside that deadline."""
+    backend = cfg.backend[0]
+    return backend.timeout > cfg.timeout or bool(getattr(
+        backends[0], "outside_deadline", bool(backend.extra_config)))
+
+
+def _direct_backend(cfg: EndpointConfig, backends: Sequence[BackendCall],
+                    registry: Assembly | None) -> BackendProxy | None:
+    """The one backend's call when the endpoint's proxy is nothing but `_single` without a
+    timeout (no static data, no proxy components): the handler awaits it itself."""
+    first = backends[0] if len(backends) == 1 else None
+    if not isinstance(first, CompiledBackend) or cfg.proxy.static is not None:
+        return None
+    if registry is not None and registry.applied(Level.PROXY, cfg.extra_config):
+        return None
+    if _needs_timeout(cfg, backends):
+        return None
+    return first.direct()
 
 
 def _single(call: BackendCall, timeout: float | None) -> Proxy:
@@ -193,6 +211,7 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     limit = _body_limit(max_payloads, holds)
     build = compile_request_builder(cfg, user_agent, trusted_proxies=trusted_proxies)
     proxy = compile_proxy(cfg, backends, registry)
+    direct = _direct_backend(cfg, backends, registry)
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
     render = renderer_for(output)
     no_op = output == "no-op"
@@ -215,7 +234,15 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
                 return too_large()
         elif limit and len(req.body) > limit:
             return too_large()
-        resp, err = await proxy(build(req, route_params))
+        resp: ProxyResponse | None
+        err: BaseException | None
+        if direct is not None:  # what `_single` would do, one coroutine frame shorter
+            try:
+                resp, err = await direct(build(req, route_params)), None
+            except BackendFailure as failure:
+                resp, err = None, failure
+        else:
+            resp, err = await proxy(build(req, route_params))
         if resp is not None and resp.rendered is not None:
             code, fixed, stored = resp.rendered
             return Response(code, list(fixed), stored)
