@@ -59,6 +59,7 @@ log = logging.getLogger("tidegate.backend")
 
 _MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_KNOWN_TARGETS = 256
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 _HOP_BY_HOP = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
                          "Upgrade", "Te", "Trailer", "Host", "Content-Length"})
@@ -215,6 +216,9 @@ class CompiledBackend:
         self._origins = {f"{t.scheme}://{t.host_header}": t for t in self.targets
                          if isinstance(t, Target) and not t.base_path}
         self.path = compile_path(cfg.url_pattern)
+        # Request targets already checked and escaped as Go's URL does (`request_target`
+        # depends on the path alone): the same path is not scanned again on every request.
+        self._request_targets: dict[str, str] = {}
         self.error_prefix = f"[{cfg.method} {lura_pattern(cfg.url_pattern)}]"
         self.no_op = cfg.encoding == "no-op"
         # A no-op answer that alone makes the endpoint's answer is copied out as it arrives.
@@ -317,7 +321,12 @@ class CompiledBackend:
         if isinstance(target, Unusable):
             raise BackendUnavailable(target.error(req.method, path))
         base = f"{target.scheme}://{target.host_header}{target.base_path}"
-        path = request_target(path, base)
+        known = self._request_targets.get(path)
+        if known is None:
+            known = request_target(path, base)
+            if len(self._request_targets) < _KNOWN_TARGETS:
+                self._request_targets[path] = known
+        path = known
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         deadline = asyncio.get_running_loop().time() + self.timeout
         memo = None
@@ -328,11 +337,13 @@ class CompiledBackend:
                 first = await self.client.send(target, req.method, request_path, headers,
                                                req.body, deadline, req.stream,
                                                self.stream_answer)
-                status, resp_headers, body, url, stream = await self._follow(
-                    first, target, req.method, request_path, headers, req.body, deadline,
-                    req.stream) if first.status in _REDIRECTS else (
-                    first.status, first.headers, first.body,
-                    f"{target.scheme}://{target.host_header}{request_path}", first.stream)
+                if first.status in _REDIRECTS:
+                    status, resp_headers, body, url, stream = await self._follow(
+                        first, target, req.method, request_path, headers, req.body,
+                        deadline, req.stream)
+                else:  # the URL (for an error's text) is written only if it is needed
+                    status, resp_headers, body, url, stream = (
+                        first.status, first.headers, first.body, "", first.stream)
             else:
                 answer = await self.executor(ClientRequest(
                     target, req.method, target.base_path + path, base + path, headers,
@@ -356,7 +367,7 @@ class CompiledBackend:
                                      stream=stream)
             return ProxyResponse({}, True, status, _header_map(resp_headers), body)
         if status != 200 and status != 201:
-            return self._bad_status(status, resp_headers, body, url)
+            return self._bad_status(status, resp_headers, body, url or base + path)
         assert self.decode is not None
         if memo is not None and self.memo_slot is not None:
             rendered = memo.recall(self.memo_slot)

@@ -38,7 +38,6 @@ from tidegate.messages import (
     canonical_header,
 )
 from tidegate.pipeline.backend import BackendCall, CompiledBackend, param_key
-from tidegate.pipeline.client_ip import forwarded_for
 from tidegate.pipeline.flatmap import compile_flatmap
 from tidegate.pipeline.manipulation import Formatter
 from tidegate.pipeline.merge import (
@@ -86,6 +85,7 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str, *,
 
     def build(req: Request, route_params: dict[str, str]) -> ProxyRequest:
         headers: dict[str, list[str]] = {}
+        sent_for: list[str] | None = None  # X-Forwarded-For values, read in the same pass
         for lname, value in req.headers:
             if all_headers:
                 headers.setdefault(canonical_header(lname), []).append(value)
@@ -93,8 +93,18 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str, *,
                 canon = wanted.get(lname)
                 if canon is not None:
                     headers.setdefault(canon, []).append(value)
+            if lname == "x-forwarded-for" and not trusted_proxies:
+                if sent_for is None:
+                    sent_for = [value]
+                else:
+                    sent_for.append(value)
         headers.pop("Host", None)
-        headers["X-Forwarded-For"] = [forwarded_for(req, trusted_proxies)]
+        # `client_ip.forwarded_for`, without a second scan of the headers.
+        if sent_for is None:
+            headers["X-Forwarded-For"] = [req.client_ip]
+        else:
+            sent_for.append(req.client_ip)
+            headers["X-Forwarded-For"] = [", ".join(sent_for)]
         headers["X-Forwarded-Host"] = [req.host]
         if "User-Agent" in headers:
             headers["X-Forwarded-Via"] = [user_agent]

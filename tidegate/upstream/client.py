@@ -90,6 +90,8 @@ class UpstreamResponse:
     headers: list[tuple[str, str]]
     body: bytes
     stream: BodyStream | InflatingStream | None = None
+    # Its first Content-Encoding is gzip (noted while parsing: no scan of the headers after).
+    gzip: bool = False
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitive."""
@@ -107,6 +109,7 @@ class _Connection(asyncio.Protocol):
         "_body",
         "_done",
         "_drain",
+        "_encoding",
         "_head_bytes",
         "_head_only",
         "_headers",
@@ -129,6 +132,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._done: asyncio.Future[UpstreamResponse] | None = None
         self._headers: list[tuple[str, str]] = []
+        self._encoding: bytes | None = None  # the answer's first Content-Encoding
         self._body: list[bytes] = []
         self._status = 0
         self._received = False
@@ -210,6 +214,12 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks -----------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        if len(name) == 16 and self._encoding is None and name.lower() == b"content-encoding":
+            self._encoding = value
+
+    def _gzip(self) -> bool:
+        encoding = self._encoding
+        return encoding is not None and encoding.lower() == b"gzip"
 
     def on_headers_complete(self) -> None:
         self._status = status = self._parser.get_status_code()
@@ -228,6 +238,7 @@ class _Connection(asyncio.Protocol):
         if self._status and 100 <= self._status < 200:
             # Interim answer (100 Continue): the real one follows on the same connection.
             self._headers = []
+            self._encoding = None
             self._status = 0
             return
         stream = self._stream
@@ -261,7 +272,8 @@ class _Connection(asyncio.Protocol):
         stream = self._stream = BodyStream(transport.pause_reading, transport.resume_reading,
                                            length)
         stream.on_abandon = self.close  # half an answer: the connection cannot be reused
-        done.set_result(UpstreamResponse(self._status, self._headers, b"", stream))
+        done.set_result(UpstreamResponse(self._status, self._headers, b"", stream,
+                                         self._gzip()))
         self._done = None
 
     # exchange ----------------------------------------------------------------------------
@@ -277,6 +289,7 @@ class _Connection(asyncio.Protocol):
         if deadline is not None:
             self._timer = loop.call_at(deadline, self._on_timeout)
         self._headers = []
+        self._encoding = None
         self._body = []
         self._status = 0
         self._received = False
@@ -319,7 +332,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = (not self._head_only and not self.closed
                          and self._parser.should_keep_alive())
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        done.set_result(UpstreamResponse(self._status, self._headers, body))
+        done.set_result(UpstreamResponse(self._status, self._headers, body, None, self._gzip()))
         self._done = None
 
     def _stop_timer(self) -> None:
@@ -579,9 +592,7 @@ class UpstreamClient:
 
 
 def _gzipped(resp: UpstreamResponse) -> bool:
-    enc = resp.header("Content-Encoding")
-    return enc is not None and enc.lower() == "gzip" and (bool(resp.body)
-                                                          or resp.stream is not None)
+    return resp.gzip and (bool(resp.body) or resp.stream is not None)
 
 
 async def _decode(resp: UpstreamResponse, deadline: float | None) -> UpstreamResponse:
