@@ -268,7 +268,18 @@ class CompiledBackend:
     def direct(self) -> BackendProxy | None:
         """What an endpoint with this backend alone may await in place of calling it: the
         same call one coroutine frame shorter (None with ``concurrent_calls``)."""
-        return self._call_once if self.concurrent <= 1 else None
+        return self._call_alone if self.concurrent <= 1 else None
+
+    def _call_alone(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
+        """`_call_once` for an endpoint's only backend: the endpoint built `req` for this one
+        call, so it becomes the backend's request in place instead of being copied."""
+        if self.query_filter is not None and req.query:
+            req.query = [(k, v) for k, v in req.query if self.query_filter(k)]
+        if self.header_filter is not None:
+            req.headers = {k: vs for k, vs in req.headers.items() if self.header_filter(k)}
+        req.method = self.cfg.method
+        req.path = self.path(req.params)
+        return self.send(req)
 
     async def _first_complete(self, req: ProxyRequest) -> ProxyResponse:
         """``concurrent_calls``: N identical calls sharing 75 % of the backend timeout; the

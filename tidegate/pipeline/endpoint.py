@@ -225,6 +225,7 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
     render = renderer_for(output)
     no_op = output == "no-op"
+    negotiates = output == "negotiate"
     memo_slot = _memo_slot(cfg, backends, output, registry)
     cache_header = ("Cache-Control", f"public, max-age={int(cfg.cache_ttl)}") \
         if int(cfg.cache_ttl) else None
@@ -270,7 +271,9 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
             return error_response(err, headers, return_error_msg)
         if no_op:
             return _render_no_op(resp, headers)
-        status, body, content_type = render(resp.data, req.header("accept"))
+        # Only content negotiation reads the client's Accept (no scan of the headers else).
+        status, body, content_type = render(resp.data,
+                                            req.header("accept") if negotiates else None)
         headers.append(("Content-Type", content_type))
         if resp.memo is not None and memo_slot is not None:
             resp.memo.remember(memo_slot, (status or 200, tuple(headers), body))
