@@ -107,6 +107,7 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_body",
+        "_deadline",
         "_done",
         "_drain",
         "_encoding",
@@ -119,6 +120,7 @@ class _Connection(asyncio.Protocol):
         "_stream",
         "_streaming",
         "_timer",
+        "_timer_at",
         "_write_paused",
         "closed",
         "pool",
@@ -139,6 +141,8 @@ class _Connection(asyncio.Protocol):
         self._head_only = False
         self._head_bytes = 0  # bytes received while the answer's head is incomplete
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the armed timer fires (loop time)
+        self._deadline: float | None = None  # the exchange in flight's, if it has one
         self._streaming = False  # hand the answer over at its head, its body as a stream
         self._stream: BodyStream | None = None  # the body being streamed
         self._write_paused = False
@@ -186,6 +190,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
+        self._disarm()
         self.resume_writing()  # a body being sent stops waiting (its next write fails)
         stream = self._stream
         if stream is not None:
@@ -282,12 +287,17 @@ class _Connection(asyncio.Protocol):
         """Write a request; the future fails with UpstreamTimeout at `deadline` (loop time),
         which also bounds a streamed answer's body.
 
-        A timer on the loop is much cheaper than an asyncio.timeout() scope per request.
+        A timer on the loop is much cheaper than an asyncio.timeout() scope per request, and
+        the connection keeps its timer from one exchange to the next: it is armed again only
+        for an earlier deadline, and when it fires for an exchange that ended, the one now in
+        flight (whose deadline is later) gets it re-armed at its own deadline. Under load a
+        connection arms a timer about once per timeout, not once per request.
         """
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
-        if deadline is not None:
-            self._timer = loop.call_at(deadline, self._on_timeout)
+        self._deadline = deadline
+        if deadline is not None and (self._timer is None or deadline < self._timer_at):
+            self._arm(loop, deadline)
         self._headers = []
         self._encoding = None
         self._body = []
@@ -319,8 +329,28 @@ class _Connection(asyncio.Protocol):
             self._fail(exc)
             self.close()
 
-    def _on_timeout(self) -> None:
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._on_timer)
+        self._timer_at = when
+
+    def _disarm(self) -> None:
+        """No timer any more (the connection is closing)."""
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:  # armed for an exchange that ended in time, none in flight
+            return
+        if deadline > self._timer_at:  # armed for an earlier exchange: this one is later
+            self._arm(asyncio.get_running_loop(), deadline)
+            return
+        self._deadline = None
         self._fail(UpstreamTimeout())
         self.close()
 
@@ -336,10 +366,9 @@ class _Connection(asyncio.Protocol):
         self._done = None
 
     def _stop_timer(self) -> None:
-        """The exchange's deadline no longer applies (answered, failed or handed over)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """The exchange's deadline no longer applies (answered, failed or handed over); the
+        timer stays armed for the next exchange (see `send`)."""
+        self._deadline = None
 
     def _fail(self, exc: Exception) -> None:
         self._stop_timer()
@@ -352,6 +381,7 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._disarm()
         if self.transport is not None:
             self.transport.close()
 
@@ -493,12 +523,16 @@ class UpstreamClient:
         `body_stream` is sent chunked as it arrives (instead of `body`); with `stream` the
         answer comes back at its head, its body in ``stream``. Cancellation closes the
         connection (it may hold half an answer)."""
-        head = [f"{method} {request_target} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
+        # The head's pieces joined once (no string formatted per header line).
+        head = [method, " ", request_target, " HTTP/1.1\r\nHost: ", target.host_header, "\r\n"]
         wants_gzip = True
         for name, value in headers:
             if name == "Accept-Encoding" or name == "Range":
                 wants_gzip = False
-            head.append(f"{name}: {value}\r\n")
+            head.append(name)
+            head.append(": ")
+            head.append(value)
+            head.append("\r\n")
         if body or body_stream is not None:
             head.append("Transfer-Encoding: chunked\r\n")
         elif method in ("POST", "PUT", "PATCH"):
