@@ -49,6 +49,7 @@ from tidegate.upstream.client import (
     Target,
     UpstreamClient,
     UpstreamError,
+    UpstreamResponse,
     UpstreamTimeout,
     parse_target,
 )
@@ -59,6 +60,8 @@ BackendCall = Callable[[ProxyRequest], Coroutine[Any, Any, ProxyResponse]]
 log = logging.getLogger("tidegate.backend")
 
 _MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_KNOWN_TARGETS = 256
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 _HOP_BY_HOP = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
                          "Upgrade", "Te", "Trailer", "Host", "Content-Length"})
@@ -215,6 +218,9 @@ class CompiledBackend:
         self._origins = {f"{t.scheme}://{t.host_header}": t for t in self.targets
                          if isinstance(t, Target) and not t.base_path}
         self.path = compile_path(cfg.url_pattern)
+        # Request targets already checked and escaped as Go's URL does (`request_target`
+        # depends on the path alone): the same path is not scanned again on every request.
+        self._request_targets: dict[str, str] = {}
         self.error_prefix = f"[{cfg.method} {lura_pattern(cfg.url_pattern)}]"
         self.no_op = cfg.encoding == "no-op"
         # A no-op answer that alone makes the endpoint's answer is copied out as it arrives.
@@ -263,6 +269,22 @@ class CompiledBackend:
         if self.concurrent <= 1:
             return await self._call_once(req)
         return await self._first_complete(req)
+
+    def direct(self) -> BackendProxy | None:
+        """What an endpoint with this backend alone may await in place of calling it: the
+        same call one coroutine frame shorter (None with ``concurrent_calls``)."""
+        return self._call_alone if self.concurrent <= 1 else None
+
+    def _call_alone(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
+        """`_call_once` for an endpoint's only backend: the endpoint built `req` for this one
+        call, so it becomes the backend's request in place instead of being copied."""
+        if self.query_filter is not None and req.query:
+            req.query = [(k, v) for k, v in req.query if self.query_filter(k)]
+        if self.header_filter is not None:
+            req.headers = {k: vs for k, vs in req.headers.items() if self.header_filter(k)}
+        req.method = self.cfg.method
+        req.path = self.path(req.params)
+        return self.send(req)
 
     async def _first_complete(self, req: ProxyRequest) -> ProxyResponse:
         """``concurrent_calls``: N identical calls sharing 75 % of the backend timeout; the
@@ -315,16 +337,30 @@ class CompiledBackend:
         if isinstance(target, Unusable):
             raise BackendUnavailable(target.error(req.method, path))
         base = f"{target.scheme}://{target.host_header}{target.base_path}"
-        path = request_target(path, base)
+        known = self._request_targets.get(path)
+        if known is None:
+            known = request_target(path, base)
+            if len(self._request_targets) < _KNOWN_TARGETS:
+                self._request_targets[path] = known
+        path = known
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         deadline = asyncio.get_running_loop().time() + self.timeout
         memo = None
         tap = self.tap
         try:
             if self.executor is None:
-                status, resp_headers, body, url, stream = await self._exchange(
-                    target, req.method, target.base_path + path, headers, req.body, deadline,
-                    req.stream)
+                # The first exchange awaited here, not through `_exchange`: one frame fewer.
+                request_path = target.base_path + path
+                first = await self.client.send(target, req.method, request_path, headers,
+                                               req.body, deadline, req.stream,
+                                               self.stream_answer)
+                if first.status in _REDIRECTS:
+                    status, resp_headers, body, url, stream = await self._follow(
+                        first, target, req.method, request_path, headers, req.body,
+                        deadline, req.stream)
+                else:  # the URL (for an error's text) is written only if it is needed
+                    status, resp_headers, body, url, stream = (
+                        first.status, first.headers, first.body, "", first.stream)
             elif tap is not None and (tap.gate is None or tap.gate.get() is None):
                 started = perf_counter()
                 try:
@@ -361,7 +397,7 @@ class CompiledBackend:
                                      stream=stream)
             return ProxyResponse({}, True, status, _header_map(resp_headers), body)
         if status != 200 and status != 201:
-            return self._bad_status(status, resp_headers, body, url)
+            return self._bad_status(status, resp_headers, body, url or base + path)
         assert self.decode is not None
         if memo is not None and self.memo_slot is not None:
             rendered = memo.recall(self.memo_slot)
@@ -427,11 +463,22 @@ class CompiledBackend:
         """Send, following redirects as Go's http.Client does (at most 10), all before
         `deadline` (a timer on the connection: cheaper than a timeout scope per request).
         A streamed body cannot be sent twice: a 307/308 to it is the answer, as in Go."""
+        resp = await self.client.send(target, method, request_target, headers, body,
+                                      deadline, body_stream, self.stream_answer)
+        return await self._follow(resp, target, method, request_target, headers, body,
+                                  deadline, body_stream)
+
+    async def _follow(self, resp: UpstreamResponse, target: Target, method: str,
+                      request_target: str, headers: list[tuple[str, str]], body: bytes,
+                      deadline: float, body_stream: BodyStream | None
+                      ) -> tuple[int, list[tuple[str, str]], bytes, str, Any]:
+        """`_exchange` from its first answer on: the redirects it asks for, if any."""
         url = f"{target.scheme}://{target.host_header}{request_target}"
-        for _ in range(_MAX_REDIRECTS + 1):
-            resp = await self.client.send(target, method, request_target, headers, body,
-                                          deadline, body_stream, self.stream_answer)
-            if resp.status not in (301, 302, 303, 307, 308) or (
+        for hop in range(_MAX_REDIRECTS + 1):
+            if hop:
+                resp = await self.client.send(target, method, request_target, headers, body,
+                                              deadline, body_stream, self.stream_answer)
+            if resp.status not in _REDIRECTS or (
                     body_stream is not None and resp.status in (307, 308)):
                 return resp.status, resp.headers, resp.body, url, resp.stream
             location = resp.header("Location")

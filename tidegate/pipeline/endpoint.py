@@ -26,6 +26,7 @@ from tidegate.config.model import PLACEHOLDER, EndpointConfig
 from tidegate.encoding.renderers import renderer_for, select_output_encoding
 from tidegate.messages import (
     BackendFailure,
+    BackendProxy,
     BackendTimeout,
     EndpointHandler,
     PayloadTooLarge,
@@ -36,8 +37,7 @@ from tidegate.messages import (
     Response,
     canonical_header,
 )
-from tidegate.pipeline.backend import BackendCall, param_key
-from tidegate.pipeline.client_ip import forwarded_for
+from tidegate.pipeline.backend import BackendCall, CompiledBackend, param_key
 from tidegate.pipeline.flatmap import compile_flatmap
 from tidegate.pipeline.manipulation import Formatter
 from tidegate.pipeline.merge import (
@@ -85,6 +85,7 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str, *,
 
     def build(req: Request, route_params: dict[str, str]) -> ProxyRequest:
         headers: dict[str, list[str]] = {}
+        sent_for: list[str] | None = None  # X-Forwarded-For values, read in the same pass
         for lname, value in req.headers:
             if all_headers:
                 headers.setdefault(canonical_header(lname), []).append(value)
@@ -92,8 +93,18 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str, *,
                 canon = wanted.get(lname)
                 if canon is not None:
                     headers.setdefault(canon, []).append(value)
+            if lname == "x-forwarded-for" and not trusted_proxies:
+                if sent_for is None:
+                    sent_for = [value]
+                else:
+                    sent_for.append(value)
         headers.pop("Host", None)
-        headers["X-Forwarded-For"] = [forwarded_for(req, trusted_proxies)]
+        # `client_ip.forwarded_for`, without a second scan of the headers.
+        if sent_for is None:
+            headers["X-Forwarded-For"] = [req.client_ip]
+        else:
+            sent_for.append(req.client_ip)
+            headers["X-Forwarded-For"] = [", ".join(sent_for)]
         headers["X-Forwarded-Host"] = [req.host]
         if "User-Agent" in headers:
             headers["X-Forwarded-Via"] = [user_agent]
@@ -126,12 +137,7 @@ def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
         if options.flatmap is not None:
             inner = _with_flatmap(inner, compile_flatmap(options.flatmap))
     else:
-        # The backend enforces its own deadline; the endpoint's is needed around it only when
-        # it is shorter, or when backend components run outside that deadline.
-        backend = cfg.backend[0]
-        needs_timeout = backend.timeout > cfg.timeout or getattr(
-            backends[0], "outside_deadline", bool(backend.extra_config))
-        inner = _single(backends[0], cfg.timeout if needs_timeout else None)
+        inner = _single(backends[0], cfg.timeout if _needs_timeout(cfg, backends) else None)
     proxy = compile_static(options.static, inner)
     if registry is None:
         return proxy
@@ -148,6 +154,28 @@ def _with_flatmap(inner: Proxy, flatmap: Formatter) -> Proxy:
         return resp, err
 
     return proxy
+
+
+def _needs_timeout(cfg: EndpointConfig, backends: Sequence[BackendCall]) -> bool:
+    """The backend enforces its own deadline; the endpoint's is needed around it only when
+    it is shorter, or when backend components run outside that deadline."""
+    backend = cfg.backend[0]
+    return backend.timeout > cfg.timeout or bool(getattr(
+        backends[0], "outside_deadline", bool(backend.extra_config)))
+
+
+def _direct_backend(cfg: EndpointConfig, backends: Sequence[BackendCall],
+                    registry: Assembly | None) -> BackendProxy | None:
+    """The one backend's call when the endpoint's proxy is nothing but `_single` without a
+    timeout (no static data, no proxy components): the handler awaits it itself."""
+    first = backends[0] if len(backends) == 1 else None
+    if not isinstance(first, CompiledBackend) or cfg.proxy.static is not None:
+        return None
+    if registry is not None and registry.applied(Level.PROXY, cfg.extra_config):
+        return None
+    if _needs_timeout(cfg, backends):
+        return None
+    return first.direct()
 
 
 def _single(call: BackendCall, timeout: float | None) -> Proxy:
@@ -193,9 +221,11 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     limit = _body_limit(max_payloads, holds)
     build = compile_request_builder(cfg, user_agent, trusted_proxies=trusted_proxies)
     proxy = compile_proxy(cfg, backends, registry)
+    direct = _direct_backend(cfg, backends, registry)
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
     render = renderer_for(output)
     no_op = output == "no-op"
+    negotiates = output == "negotiate"
     memo_slot = _memo_slot(cfg, backends, output, registry)
     cache_header = ("Cache-Control", f"public, max-age={int(cfg.cache_ttl)}") \
         if int(cfg.cache_ttl) else None
@@ -215,7 +245,15 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
                 return too_large()
         elif limit and len(req.body) > limit:
             return too_large()
-        resp, err = await proxy(build(req, route_params))
+        resp: ProxyResponse | None
+        err: BaseException | None
+        if direct is not None:  # what `_single` would do, one coroutine frame shorter
+            try:
+                resp, err = await direct(build(req, route_params)), None
+            except BackendFailure as failure:
+                resp, err = None, failure
+        else:
+            resp, err = await proxy(build(req, route_params))
         if resp is not None and resp.rendered is not None:
             code, fixed, stored = resp.rendered
             return Response(code, list(fixed), stored)
@@ -233,7 +271,9 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
             return error_response(err, headers, return_error_msg)
         if no_op:
             return _render_no_op(resp, headers)
-        status, body, content_type = render(resp.data, req.header("accept"))
+        # Only content negotiation reads the client's Accept (no scan of the headers else).
+        status, body, content_type = render(resp.data,
+                                            req.header("accept") if negotiates else None)
         headers.append(("Content-Type", content_type))
         if resp.memo is not None and memo_slot is not None:
             resp.memo.remember(memo_slot, (status or 200, tuple(headers), body))

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -184,15 +184,24 @@ class Generation:
             await self.client.close()
             raise
 
-    async def route(self, request: Request) -> Response:
-        """Route and answer one request on this generation (inside the service components)."""
+    def route(self, request: Request) -> Awaitable[Response]:
+        """Route and answer one request on this generation (inside the service components).
+
+        Not a coroutine itself: a routed request is answered by awaiting its endpoint's
+        handler directly, one coroutine frame fewer per request."""
         path = request.path
         if "%" in path:
             path = unquote(path)
         found = self.router.lookup(request.method, path)
         if type(found) is Match:
             request.route = self._routes.get(found.handler, "")
-            return await found.handler(request, found.params)
+            return found.handler(request, found.params)
+        assert not isinstance(found, Match)
+        return self._unrouted(request, found)
+
+    async def _unrouted(self, request: Request,
+                        found: Redirect | MethodNotAllowed | None) -> Response:
+        """The answer to a request no endpoint takes: 404, 405 or a redirect."""
         if found is None:
             return _NOT_FOUND
         if isinstance(found, MethodNotAllowed):

@@ -89,6 +89,11 @@ _TIMEOUT = _plain("408 Request Timeout")
 # read of the socket holds.
 MAX_PIPELINED = 16
 
+# A newline, looked for as an int (one memchr; `b"\n" in data` first builds a TypeError).
+_LF = 0x0A
+# The usual methods' names, not decoded per request.
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+
 # Phases of a connection (small ints: compared on every event).
 HEAD, BODY, SERVING, IDLE = range(4)
 # A body larger than this is not waited for: the request is served with a stream of it.
@@ -135,6 +140,7 @@ class HttpProtocol(asyncio.Protocol):
         self._reject_after: bytes | None = None  # an answer owed once the queue is served
         self._tls = False
         self._sent = 0
+        self._version = "1.1"  # of the request being parsed, from its head
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -197,7 +203,7 @@ class HttpProtocol(asyncio.Protocol):
         self._head_bytes += len(data)
         if self._head_bytes > self.state.limits.max_header_bytes:
             self._reject(_HEADERS_TOO_LARGE)
-        elif b"\n" in data and self.parser.get_http_version() == "0.0":
+        elif _LF in data and self.parser.get_http_version() == "0.0":
             self._reject(_HTTP09)  # a request line without "HTTP/x.y"
 
     def pause_writing(self) -> None:
@@ -255,7 +261,8 @@ class HttpProtocol(asyncio.Protocol):
         parser = self.parser
         if self._head_size > self.state.limits.max_header_bytes:
             self._refuse(_HEADERS_TOO_LARGE)
-        version = parser.get_http_version()
+        # Read once per request: httptools formats it anew on every call.
+        self._version = version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             self._refuse(_VERSION if version[0] not in "01" else _HTTP09)
         if version == "1.1" and self._hosts != 1:  # RFC 9112 §3.2, as Go's server
@@ -325,9 +332,10 @@ class HttpProtocol(asyncio.Protocol):
                 gen.leave()
                 self._refuse(_BAD_REQUEST)
             path, query, authority = split
-        version = parser.get_http_version()
+        version = self._version
+        method = parser.get_method()
         request = Request(
-            parser.get_method().decode("ascii"), target, path, query, self._headers,
+            _METHODS.get(method) or method.decode("ascii"), target, path, query, self._headers,
             body, self.client_ip, version, stream, self._tls)
         if authority is not None:
             request.host = authority  # RFC 9112 §3.2.2: the target's authority is the host

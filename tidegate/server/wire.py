@@ -11,23 +11,38 @@ if TYPE_CHECKING:
     from tidegate.messages import Response
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
+# Status lines by code, written once (unknown codes are formatted per response).
+_STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason.encode())
+                 for code, reason in _REASONS.items()}
 
 
 class _DateCache:
     """The ``Date`` header changes once a second; format it once a second."""
 
-    __slots__ = ("_second", "_value")
+    __slots__ = ("_line", "_second", "_value")
 
     def __init__(self) -> None:
         self._second = -1
         self._value = b""
+        self._line = b""
 
     def get(self) -> bytes:
         now = int(time.time())
         if now != self._second:
-            self._second = now
-            self._value = formatdate(now, usegmt=True).encode()
+            self._tick(now)
         return self._value
+
+    def line(self) -> bytes:
+        """The whole ``Date: ...`` header line."""
+        now = int(time.time())
+        if now != self._second:
+            self._tick(now)
+        return self._line
+
+    def _tick(self, now: int) -> None:
+        self._second = now
+        self._value = formatdate(now, usegmt=True).encode()
+        self._line = b"Date: " + self._value + b"\r\n"
 
 
 DATE = _DateCache()
@@ -54,26 +69,42 @@ def _line(header: tuple[str, str]) -> bytes:
     return line
 
 
+# Content-Length lines by length, as for _LINES (answers of an endpoint often repeat a size).
+_LENGTHS: dict[int, bytes] = {}
+
+
+def _length_line(length: int) -> bytes:
+    line = _LENGTHS.get(length)
+    if line is None:
+        line = b"Content-Length: %d\r\n" % length
+        if len(_LENGTHS) >= _LINES_MAX:
+            _LENGTHS.clear()
+        _LENGTHS[length] = line
+    return line
+
+
 def serialize(resp: Response, keep_alive: bool, http10: bool, head: bool) -> bytes:
     """The bytes of a response on the wire, with Date and Content-Length as Go's server adds.
 
     For a streamed response, only the head: Content-Length when the length is known, else
     chunked (HTTP/1.0: the caller closes the connection after the body)."""
     status = resp.status
-    reason = _REASONS.get(status, "")
-    parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode())]
+    status_line = _STATUS_LINES.get(status)
+    if status_line is None:
+        status_line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "").encode())
+    parts = [status_line]
     lines = _LINES
     for header in cast("list[object]", resp.headers):
         line = lines.get(header)
         if line is None:
             line = _line(cast("tuple[str, str]", header))
         parts.append(line)
-    parts.append(b"Date: " + DATE.get() + b"\r\n")
+    parts.append(DATE.line())
     body = resp.body
     if status >= 200 and status not in (204, 304):
         stream = resp.stream
         if stream is None:
-            parts.append(b"Content-Length: %d\r\n" % len(body))
+            parts.append(_length_line(len(body)))
         elif stream.length is not None:
             parts.append(b"Content-Length: %d\r\n" % stream.length)
         elif not http10:

@@ -7,7 +7,8 @@ the response body size and the generation id, so a latency change can be tied to
 
 Built once per generation (format, skip paths, generation id and the sink are fixed): a request
 costs one format and one queued write (the sink gathers a loop iteration's lines into one
-``write``, see `logging_sinks.LineWriter`).
+``write``, see `logging_sinks.LineWriter`). The gin line's pieces that repeat from request to
+request (the quoted path, the padded client address) are remembered per logger, bounded.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from tidegate.messages import Request
 
 Emit = Callable[[str], None]
+EmitBytes = Callable[[bytes], None]
+# Remembered gin pieces per logger (quoted paths, padded addresses): forgotten when full.
+_MEMO_MAX = 1024
 log = logging.getLogger("tidegate.telemetry")
 
 
@@ -95,18 +99,40 @@ class _Clock:
         self._zone = "Z" if off in ("+0000", "-0000") else f"{off[:3]}:{off[3:]}"
 
 
+def _gin_quote(path: str) -> str:
+    """The path as gin's ``%#v`` prints it."""
+    if path.isascii() and path.isprintable() and '"' not in path and "\\" not in path:
+        return f'"{path}"'
+    return quote(path)
+
+
+def _remember(memo: dict[str, str], key: str, value: str) -> str:
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 class AccessLogger:
     """One generation's access log."""
 
-    __slots__ = ("_clock", "_format", "_skip", "emit", "generation")
+    __slots__ = ("_clock", "_emit_bytes", "_format", "_gin_format", "_ips", "_quoted", "_skip",
+                 "emit", "generation")
 
-    def __init__(self, settings: AccessLog, generation: int, emit: Emit) -> None:
+    def __init__(self, settings: AccessLog, generation: int, emit: Emit,
+                 emit_bytes: EmitBytes | None = None) -> None:
+        """``emit_bytes``: the same sink taking the encoded line, when it has such an entry
+        (one call fewer per request)."""
         self.generation = generation
         self.emit = emit
+        self._emit_bytes = emit_bytes
         self._skip = settings.skip_paths
         self._clock = _Clock()
         self._format = {"gin": self._gin, "json": self._json, "logfmt": self._logfmt}[
             settings.format]
+        self._gin_format = settings.format == "gin"
+        self._quoted: dict[str, str] = {}  # path (with its query) -> as gin prints it
+        self._ips: dict[str, str] = {}  # client address -> its padded column
 
     def record(self, request: Request, status: int, size: int, started: float) -> None:
         """Log one answered request (``started``: `time.perf_counter` when it was handed over)."""
@@ -117,7 +143,14 @@ class AccessLogger:
         if self._skip and path in self._skip:
             return
         try:
-            self.emit(self._format(request, path, status, size, ns, time.time()))
+            if self._gin_format:  # the default: called directly, not through `_format`
+                line = self._gin(request, path, status, size, ns, time.time())
+            else:
+                line = self._format(request, path, status, size, ns, time.time())
+            if self._emit_bytes is not None:
+                self._emit_bytes(line.encode())
+            else:
+                self.emit(line)
         except Exception:  # a logging bug must never take the connection down
             log.exception("access log")
 
@@ -131,12 +164,13 @@ class AccessLogger:
         if int(now) != clock._second:
             clock._tick(int(now))
         method = _METHODS.get(request.method) or f"{request.method:<7}  "
-        ip = request.client_ip.rjust(15)
+        ip = self._ips.get(request.client_ip)
+        if ip is None:
+            ip = _remember(self._ips, request.client_ip, request.client_ip.rjust(15))
         latency = gin_latency(ns).rjust(8)
-        if path.isascii() and path.isprintable() and '"' not in path and "\\" not in path:
-            quoted = f'"{path}"'
-        else:
-            quoted = quote(path)
+        quoted = self._quoted.get(path)
+        if quoted is None:
+            quoted = _remember(self._quoted, path, _gin_quote(path))
         return (f"[GIN] {clock._text} | {_STATUS.get(status) or f'{status:3d}'} | {latency} | "
                 f"{ip} | {method}{quoted}\n")
 

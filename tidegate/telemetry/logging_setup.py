@@ -109,7 +109,10 @@ class LogOutputs:
         """The access log of a generation with these settings (None when disabled)."""
         if not settings.access.enabled:
             return None
-        return AccessLogger(settings.access, generation, self._access_emit(settings))
+        emit = self._access_emit(settings)
+        # To stdout the encoded line goes straight to the writer's queue.
+        emit_bytes = self.stdout().append if settings.gelf is None else None
+        return AccessLogger(settings.access, generation, emit, emit_bytes)
 
     def _access_emit(self, settings: LogSettings) -> Emit:
         if settings.gelf is not None:

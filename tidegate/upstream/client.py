@@ -90,6 +90,8 @@ class UpstreamResponse:
     headers: list[tuple[str, str]]
     body: bytes
     stream: BodyStream | InflatingStream | None = None
+    # Its first Content-Encoding is gzip (noted while parsing: no scan of the headers after).
+    gzip: bool = False
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitive."""
@@ -105,8 +107,10 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_body",
+        "_deadline",
         "_done",
         "_drain",
+        "_encoding",
         "_head_bytes",
         "_head_only",
         "_headers",
@@ -116,6 +120,7 @@ class _Connection(asyncio.Protocol):
         "_stream",
         "_streaming",
         "_timer",
+        "_timer_at",
         "_write_paused",
         "closed",
         "pool",
@@ -129,12 +134,15 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._done: asyncio.Future[UpstreamResponse] | None = None
         self._headers: list[tuple[str, str]] = []
+        self._encoding: bytes | None = None  # the answer's first Content-Encoding
         self._body: list[bytes] = []
         self._status = 0
         self._received = False
         self._head_only = False
         self._head_bytes = 0  # bytes received while the answer's head is incomplete
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the armed timer fires (loop time)
+        self._deadline: float | None = None  # the exchange in flight's, if it has one
         self._streaming = False  # hand the answer over at its head, its body as a stream
         self._stream: BodyStream | None = None  # the body being streamed
         self._write_paused = False
@@ -182,6 +190,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
+        self._disarm()
         self.resume_writing()  # a body being sent stops waiting (its next write fails)
         stream = self._stream
         if stream is not None:
@@ -210,6 +219,12 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks -----------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        if len(name) == 16 and self._encoding is None and name.lower() == b"content-encoding":
+            self._encoding = value
+
+    def _gzip(self) -> bool:
+        encoding = self._encoding
+        return encoding is not None and encoding.lower() == b"gzip"
 
     def on_headers_complete(self) -> None:
         self._status = status = self._parser.get_status_code()
@@ -228,6 +243,7 @@ class _Connection(asyncio.Protocol):
         if self._status and 100 <= self._status < 200:
             # Interim answer (100 Continue): the real one follows on the same connection.
             self._headers = []
+            self._encoding = None
             self._status = 0
             return
         stream = self._stream
@@ -261,7 +277,8 @@ class _Connection(asyncio.Protocol):
         stream = self._stream = BodyStream(transport.pause_reading, transport.resume_reading,
                                            length)
         stream.on_abandon = self.close  # half an answer: the connection cannot be reused
-        done.set_result(UpstreamResponse(self._status, self._headers, b"", stream))
+        done.set_result(UpstreamResponse(self._status, self._headers, b"", stream,
+                                         self._gzip()))
         self._done = None
 
     # exchange ----------------------------------------------------------------------------
@@ -270,13 +287,19 @@ class _Connection(asyncio.Protocol):
         """Write a request; the future fails with UpstreamTimeout at `deadline` (loop time),
         which also bounds a streamed answer's body.
 
-        A timer on the loop is much cheaper than an asyncio.timeout() scope per request.
+        A timer on the loop is much cheaper than an asyncio.timeout() scope per request, and
+        the connection keeps its timer from one exchange to the next: it is armed again only
+        for an earlier deadline, and when it fires for an exchange that ended, the one now in
+        flight (whose deadline is later) gets it re-armed at its own deadline. Under load a
+        connection arms a timer about once per timeout, not once per request.
         """
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
-        if deadline is not None:
-            self._timer = loop.call_at(deadline, self._on_timeout)
+        self._deadline = deadline
+        if deadline is not None and (self._timer is None or deadline < self._timer_at):
+            self._arm(loop, deadline)
         self._headers = []
+        self._encoding = None
         self._body = []
         self._status = 0
         self._received = False
@@ -306,8 +329,28 @@ class _Connection(asyncio.Protocol):
             self._fail(exc)
             self.close()
 
-    def _on_timeout(self) -> None:
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._on_timer)
+        self._timer_at = when
+
+    def _disarm(self) -> None:
+        """No timer any more (the connection is closing)."""
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:  # armed for an exchange that ended in time, none in flight
+            return
+        if deadline > self._timer_at:  # armed for an earlier exchange: this one is later
+            self._arm(asyncio.get_running_loop(), deadline)
+            return
+        self._deadline = None
         self._fail(UpstreamTimeout())
         self.close()
 
@@ -319,14 +362,13 @@ class _Connection(asyncio.Protocol):
         self.reusable = (not self._head_only and not self.closed
                          and self._parser.should_keep_alive())
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        done.set_result(UpstreamResponse(self._status, self._headers, body))
+        done.set_result(UpstreamResponse(self._status, self._headers, body, None, self._gzip()))
         self._done = None
 
     def _stop_timer(self) -> None:
-        """The exchange's deadline no longer applies (answered, failed or handed over)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """The exchange's deadline no longer applies (answered, failed or handed over); the
+        timer stays armed for the next exchange (see `send`)."""
+        self._deadline = None
 
     def _fail(self, exc: Exception) -> None:
         self._stop_timer()
@@ -339,6 +381,7 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._disarm()
         if self.transport is not None:
             self.transport.close()
 
@@ -480,12 +523,16 @@ class UpstreamClient:
         `body_stream` is sent chunked as it arrives (instead of `body`); with `stream` the
         answer comes back at its head, its body in ``stream``. Cancellation closes the
         connection (it may hold half an answer)."""
-        head = [f"{method} {request_target} HTTP/1.1\r\nHost: {target.host_header}\r\n"]
+        # The head's pieces joined once (no string formatted per header line).
+        head = [method, " ", request_target, " HTTP/1.1\r\nHost: ", target.host_header, "\r\n"]
         wants_gzip = True
         for name, value in headers:
             if name == "Accept-Encoding" or name == "Range":
                 wants_gzip = False
-            head.append(f"{name}: {value}\r\n")
+            head.append(name)
+            head.append(": ")
+            head.append(value)
+            head.append("\r\n")
         if body or body_stream is not None:
             head.append("Transfer-Encoding: chunked\r\n")
         elif method in ("POST", "PUT", "PATCH"):
@@ -500,7 +547,20 @@ class UpstreamClient:
         head_only = method == "HEAD"
         conn = pool.take_idle()
         resp: UpstreamResponse | None = None
-        if conn is not None:
+        if conn is not None and body_stream is None:
+            # `_exchange` inlined for the common case (a pooled connection, a held body):
+            # the answer's future is awaited here, one coroutine frame fewer.
+            try:
+                resp = await conn.send(data, head_only, deadline, stream)
+            except _Stale:
+                conn.close()
+            except BaseException:
+                conn.close()
+                raise
+            else:
+                if resp.stream is None:
+                    pool.release(conn)  # else when its body is done (see _Connection)
+        elif conn is not None:
             try:
                 resp = await self._exchange(pool, conn, data, head_only, deadline,
                                             body_stream, stream)
@@ -566,9 +626,7 @@ class UpstreamClient:
 
 
 def _gzipped(resp: UpstreamResponse) -> bool:
-    enc = resp.header("Content-Encoding")
-    return enc is not None and enc.lower() == "gzip" and (bool(resp.body)
-                                                          or resp.stream is not None)
+    return resp.gzip and (bool(resp.body) or resp.stream is not None)
 
 
 async def _decode(resp: UpstreamResponse, deadline: float | None) -> UpstreamResponse:
