@@ -40,6 +40,7 @@ from tidegate.components.jwt.config import ValidatorConfig
 from tidegate.components.jwt.fetch import TLSOptions
 from tidegate.components.jwt.keys import KeyIndex, KeySetError
 from tidegate.components.jwt.verify import (
+    Expired,
     Rejected,
     Verified,
     check_header,
@@ -64,6 +65,8 @@ class KeySource(Protocol):
     """Where a validator finds keys: a downloaded set (`JwksCache`) or a file (`StaticKeys`)."""
 
     verified: VerifiedTokens
+
+    def current(self) -> KeyIndex | None: ...
 
     def cached(self, strategy: str, key_id: str) -> Key | None: ...
 
@@ -118,10 +121,10 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
     level = logging.ERROR if cfg.operation_debug else logging.DEBUG
     revoked = revocation_check(b)  # the root auth/revoker's filter, if there is one
 
-    marker = object()  # this validator, in the tokens whose fixed checks it accepted
+    issuer, audience = cfg.issuer, cfg.audience
 
     async def verified(raw: str, keys: KeySource) -> Verified:
-        """Signature and claim types checked (once per token and key: `VerifiedTokens`)."""
+        """Signature and claim types checked: what `VerifiedTokens` remembers."""
         token = parse(raw)
         check_header(token, alg)
         kid = key_id(token.header, strategy)
@@ -132,39 +135,51 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
             except KeysUnavailable as exc:
                 raise Rejected(401, str(exc)) from None
         check_signature(token, key, alg)
-        good = Verified(token.header, key, decode_claims(token))
-        keys.verified.add(raw, good)
-        return good
+        return Verified(token.header, key, decode_claims(token), keys.current(), strategy)
 
-    async def claims_of(req: Request) -> dict[str, Any]:
-        raw = extract(req, cfg)
-        keys = source()
-        token = keys.verified.get(raw)
-        if token is None or token.header.get("alg") != alg \
-                or keys.cached(strategy, key_id(token.header, strategy)) is not token.key:
-            token = await verified(raw, keys)
-        known = marker in token.accepted_by
-        if not known:
+    def accept(token: Verified) -> None:
+        """Everything that depends on the time or on this validator's settings: on every
+        request, remembered token or not (the first failure raises)."""
+        if issuer or audience:
             check_identity(token, cfg)
         check_times(token, leeway, _wall())
-        # Asked on every request (a token is revoked while it is in use); before the roles, as
-        # krakend-jose's rejecter: a revoked token is 401 whatever its roles.
+        # Before the roles, as krakend-jose's rejecter: a revoked token is 401 whatever its
+        # roles; asked each time, since a token is revoked while it is in use.
         if revoked is not None and revoked(token.claims):
             raise Rejected(401, "the token is revoked (auth/revoker)")
-        if not known:
-            if not roles(token.claims):
-                raise Rejected(403, f"none of the roles {list(cfg.roles)} in claim "
-                                    f"{cfg.roles_key!r}")
-            if not scopes(token.claims):
-                raise Rejected(403, f"scopes ({cfg.scopes_matcher} of {list(cfg.scopes)}) not "
-                                    f"in claim {cfg.scopes_key!r}")
-            token.accepted_by.add(marker)
-        return dict(token.claims)  # a later stage may change its copy
+        if not roles(token.claims):
+            raise Rejected(403, f"none of the roles {list(cfg.roles)} in claim "
+                                f"{cfg.roles_key!r}")
+        if not scopes(token.claims):
+            raise Rejected(403, f"scopes ({cfg.scopes_matcher} of {list(cfg.scopes)}) not "
+                                f"in claim {cfg.scopes_key!r}")
+
+    async def claims_of(raw: str, keys: KeySource) -> dict[str, Any]:
+        """The slow path: a token not remembered (or not for this set, algorithm and key
+        strategy) is verified, and remembered only once it is accepted."""
+        token = await verified(raw, keys)
+        accept(token)
+        keys.verified.add(raw, token)
+        return dict(token.claims)
 
     async def validate(req: Request, route_params: dict[str, str]) -> Response:
+        token = None
         try:
-            claims = await claims_of(req)
+            # The fast path, without a coroutine of its own: a token verified before against
+            # the set still in use, for this validator's algorithm and key strategy.
+            raw = extract(req, cfg)
+            keys = source()
+            token = keys.verified.get(raw)
+            if token is not None and token.index is keys.current() and token.alg == alg \
+                    and token.strategy == strategy:
+                accept(token)
+                claims = dict(token.claims)  # a later stage may change its copy
+            else:
+                token = None
+                claims = await claims_of(raw, keys)
         except Rejected as exc:
+            if token is not None and isinstance(exc, Expired):
+                keys.verified.discard(raw)  # never accepted again: no need to remember it
             if log.isEnabledFor(level):
                 log.log(level, "%s %d: %s (%s %s from %s)", where, exc.status, exc.reason,
                         req.method, req.path, req.client_ip)
