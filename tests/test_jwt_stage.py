@@ -248,3 +248,26 @@ def test_the_memory_is_bounded_in_bytes(clocks: Clocks, monkeypatch: pytest.Monk
         assert [call(handler, t) for t in big[-3:]] == [200] * 3
         assert memory.verifications == 10  # the three kept are not verified again
         asyncio.run(resources.close())
+
+
+def test_a_token_verified_while_the_key_server_is_down_is_not_trusted_once_it_is_back(
+        clocks: Clocks) -> None:
+    """The set is stale and its download fails: the previous keys stay in use, but what they
+    verify is not remembered, so the next download (here without the key) decides."""
+    key, other = rsa_key("k1"), rsa_key("k2")
+    server = JwksServer([key.as_dict(private=False)])
+    with jwks_server(server) as port:
+        section = {"alg": "RS256", "jwk_url": f"http://127.0.0.1:{port}/jwks",
+                   "disable_jwk_security": True, "cache": True, "cache_duration": 60}
+        handler, resources = asyncio.run(stage(section, StateStore()))
+        token = sign(key, claims(iat=int(clocks.wall), exp=int(clocks.wall) + 3600))
+        assert call(handler, token) == 200
+        server.content_type = "text/html"  # the key server answers, but not a key set
+        clocks.advance(61)
+        assert [call(handler, token) for _ in range(2)] == [200, 200]  # previous keys
+        assert server.fetches == 2
+        server.content_type = "application/json"
+        server.keys = [other.as_dict(private=False)]  # back, and k1 withdrawn
+        clocks.advance(1)  # past the retry delay
+        assert call(handler, token) == 401
+        asyncio.run(resources.close())

@@ -225,16 +225,6 @@ class Verified:
         self.size = size
 
 
-def check_identity(token: Verified, cfg: ValidatorConfig) -> None:
-    """go-jose's Expected: ``iss`` equal when configured, every configured ``aud`` present."""
-    if cfg.issuer and token.claims.get("iss") != cfg.issuer:
-        raise Rejected(401, f"issuer {token.claims.get('iss')!r} is not {cfg.issuer!r}")
-    for wanted in cfg.audience:
-        if wanted not in token.audience:
-            raise Rejected(401, f"audience {list(token.audience)!r} does not include "
-                                f"{wanted!r}")
-
-
 def check_times(token: Verified, leeway: float, now: float) -> None:
     """go-jose's ``ValidateWithLeeway`` dates: nbf, exp (only when present), iat not ahead."""
     if token.nbf is not None and now + leeway < token.nbf:
