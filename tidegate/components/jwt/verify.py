@@ -75,7 +75,11 @@ def _cookie(req: Request, name: str) -> str | None:
 def extract(req: Request, cfg: ValidatorConfig) -> str:
     """The raw token: the auth header (its ``Bearer `` prefix, any case, dropped) else the
     cookie. An empty header falls back to the cookie, as go-auth0's FromMultiple does."""
-    raw = req.header(cfg.auth_header_name) or ""
+    name, raw = cfg.auth_header_name, ""
+    for key, value in req.headers:  # Request.header's scan, inline (compiled, no call)
+        if key == name:
+            raw = value
+            break
     if len(raw) > 7 and raw[:7].lower() == "bearer ":
         raw = raw[7:]
     if raw:
