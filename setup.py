@@ -36,6 +36,14 @@ COMPILED = [
     "tidegate/encoding/renderers.py",
     "tidegate/golang/url_values.py",
     "tidegate/golang/json_wire.py",
+    # The components of the usual stack (JWT validation, CORS, an endpoint rate limit): each is
+    # a stage every request of its endpoints runs through.
+    "tidegate/components/jwt/component.py",
+    "tidegate/components/jwt/verify.py",
+    "tidegate/components/jwt/cache.py",
+    "tidegate/components/jwt/claims.py",
+    "tidegate/components/cors.py",
+    "tidegate/components/ratelimit.py",
 ]
 
 

@@ -43,6 +43,13 @@ SUBSET = [
     # a cache hit's remembered rendering and the endpoint timeout scope (backend, endpoint)
     "tests/test_httpcache.py",
     "tests/test_breaker.py",
+    # the compiled components of the usual stack
+    "tests/test_jwt_validator.py",
+    "tests/test_jwt_cache.py",
+    "tests/test_jwt_claims.py",
+    "tests/test_cors.py",
+    "tests/test_cors_rules.py",
+    "tests/test_ratelimit.py",
 ]
 
 

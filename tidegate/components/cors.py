@@ -40,13 +40,12 @@ _VARY = ("Vary", "Origin")
 _CACHE_SIZE = 1024  # (origin, method) pairs whose actual-request headers are kept
 
 
-def _pair(name: str, value: str) -> tuple[str, str]:
-    return (name, value)  # built at run time: never the same object as an equal constant
-
-
-# The Vary an endpoint's own section adds: a distinct object, which tells the root section that
-# the endpoint applied its own CORS (compared by identity, cheaper than a marker header).
-_ENDPOINT_VARY = _pair("Vary", "Origin")
+# The Vary an endpoint's own section adds carries an "Origin" that is a distinct string object
+# (built at run time, never the interned constant), which tells the root section that the
+# endpoint applied its own CORS: compared by identity, cheaper than a marker header. The string,
+# not the pair, is compared: compiled code may rebuild the pair but passes strings by reference.
+_ENDPOINT_ORIGIN = "".join(("Orig", "in"))
+_ENDPOINT_VARY = ("Vary", _ENDPOINT_ORIGIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +331,7 @@ def service_stage(policy: Policy, inner: ServiceHandler, *,
             return Response(status, headers)
         headers = actual(req)
         resp = await inner(req)
-        if endpoints_override and any(h is _ENDPOINT_VARY for h in resp.headers):
+        if endpoints_override and any(h[1] is _ENDPOINT_ORIGIN for h in resp.headers):
             return resp
         return Response(resp.status, headers + resp.headers, resp.body, resp.stream)
 

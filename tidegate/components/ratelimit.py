@@ -27,10 +27,11 @@ Where tidegate differs, on purpose:
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tidegate.components.seam import Build, Component, JsonPath, Level
+from tidegate.components.seam import Build, Component, JsonPath, Level, answered
 from tidegate.config.durations import DurationError, parse_duration
 from tidegate.errors import ConfigValueError
 from tidegate.messages import EndpointHandler, Request, Response
@@ -203,11 +204,11 @@ def build(ctx: Build[RateLimit], nxt: EndpointHandler) -> EndpointHandler:
     lease = ctx.state(section, lambda: Limiter(cfg, name))
     resources = ctx.resources
 
-    async def limited(req: Request, params: dict[str, str]) -> Response:
+    def limited(req: Request, params: dict[str, str]) -> Awaitable[Response]:
         status = lease.value.status(resources.buckets, req, params)
         if status:
-            return Response(status, [])
-        return await nxt(req, params)
+            return answered(Response(status, []))
+        return nxt(req, params)  # the endpoint's own awaitable: no coroutine of this stage
 
     async def limited_with_headers(req: Request, params: dict[str, str]) -> Response:
         status, headers = lease.value.check(resources.buckets, req, params)

@@ -41,7 +41,7 @@ from tidegate.state import BucketStore, StateKey, StateStore, fingerprint
 
 if TYPE_CHECKING:
     from tidegate.config.model import BackendConfig, EndpointConfig, ServiceConfig
-    from tidegate.messages import Proxy, ProxyRequest, Request
+    from tidegate.messages import Proxy, ProxyRequest, Request, Response
 
 log = logging.getLogger("tidegate.components")
 
@@ -295,6 +295,13 @@ class Registry:
     def assembly(self, service: ServiceConfig, resources: Resources | None = None) -> Assembly:
         """The registry bound to one generation being compiled."""
         return Assembly(self, service, resources if resources is not None else Resources())
+
+
+async def answered(resp: Response) -> Response:
+    """An answer ready now, as the awaitable a stage returns: a stage that usually hands the
+    request on returns the next stage's awaitable instead of awaiting it in a coroutine of its
+    own, and this when it answers by itself."""
+    return resp
 
 
 def endpoint_scope(endpoint: EndpointConfig) -> str:

@@ -52,34 +52,66 @@ Getter = Callable[[str, TLSOptions, "ssl.SSLContext | None"], Awaitable[Answer]]
 
 
 MAX_VERIFIED = 4096  # tokens whose signature is known good, per key source
+MAX_VERIFIED_BYTES = 8 << 20  # and their estimated memory
+MAX_REMEMBERED_TOKEN = 16 << 10  # a longer token is verified on each of its requests
+ENTRY_OVERHEAD = 1024  # bytes an entry costs beyond its token (decoded header, claims, slots)
 
 
 class VerifiedTokens:
     """Tokens whose signature was checked, so a client reusing its token (the common case: one
     token for its whole lifetime) costs a dict lookup instead of an RSA/EC verification.
 
-    An entry is only trusted with the very key object it was verified with: when the key set is
-    downloaded again, or the key left it, the token is verified again. Only signatures are
-    remembered; the claims (exp, nbf, iss, aud, roles...) are checked on every request. Invalid
-    tokens are never stored, so an attacker cannot fill it; it holds `MAX_VERIFIED` entries,
-    the oldest dropped first.
+    Keyed by the token's exact text. An entry is only used with the key set (``Verified.index``)
+    it was verified against, while that set is fresh: a new download empties the memory. Only
+    the signature and the decoding are remembered; dates, issuer, audience, roles, scopes and
+    the revoker are checked on every request. Only tokens a validator accepted in full are
+    added, so forged, expired or refused tokens can neither enter nor push others out; the
+    least recently used entry goes first once `limit` entries or `max_bytes` (estimated:
+    twice the token plus `ENTRY_OVERHEAD`) are reached, and an expired entry is dropped when it
+    is next presented.
     """
 
-    __slots__ = ("_entries", "limit")
+    __slots__ = ("_entries", "bytes", "limit", "max_bytes")
 
-    def __init__(self, limit: int = MAX_VERIFIED) -> None:
+    def __init__(self, limit: int = MAX_VERIFIED, max_bytes: int = MAX_VERIFIED_BYTES) -> None:
         self._entries: OrderedDict[str, Verified] = OrderedDict()
         self.limit = limit
+        self.max_bytes = max_bytes
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, raw: str) -> Verified | None:
-        """A token verified before, or None."""
-        return self._entries.get(raw)
+        """A token verified before (now the most recently used), or None."""
+        entries = self._entries
+        found = entries.get(raw)
+        if found is not None:
+            entries.move_to_end(raw)
+        return found
 
     def add(self, raw: str, token: Verified) -> None:
+        """Remember an accepted token (replacing what was remembered for the same text)."""
+        if len(raw) > MAX_REMEMBERED_TOKEN:
+            return
+        self.discard(raw)
+        token.size = 2 * len(raw) + ENTRY_OVERHEAD
         entries = self._entries
-        if len(entries) >= self.limit:
-            entries.popitem(last=False)
+        while entries and (len(entries) >= self.limit
+                           or self.bytes + token.size > self.max_bytes):
+            self.bytes -= entries.popitem(last=False)[1].size
         entries[raw] = token
+        self.bytes += token.size
+
+    def discard(self, raw: str) -> None:
+        old = self._entries.pop(raw, None)
+        if old is not None:
+            self.bytes -= old.size
+
+    def clear(self) -> None:
+        """Forget everything (the key set changed)."""
+        self._entries.clear()
+        self.bytes = 0
 
 
 class KeysUnavailable(Exception):
@@ -143,7 +175,14 @@ class JwksCache:
         self._error = ""
         self._failures = 0
         self._flight: asyncio.Task[None] | None = None
-        self.verified = VerifiedTokens()
+        self.verified = VerifiedTokens(MAX_VERIFIED, MAX_VERIFIED_BYTES)
+
+    def current(self) -> KeyIndex | None:
+        """The set in use while it is fresh (what remembered tokens were verified against)."""
+        index = self._index
+        if index is not None and self._clock() < self._expires:
+            return index
+        return None
 
     def cached(self, strategy: str, key_id: str) -> Key | None:
         """The fast path: a key of a set still fresh, without awaiting anything."""
@@ -195,6 +234,7 @@ class JwksCache:
             index = decode_answer(answer, self.url)
             ttl = self.policy.ttl(answer.headers.get("cache-control"))
             self._index, self._expires, self._error = index, self._clock() + ttl, ""
+            self.verified.clear()  # tokens are verified again, against the new set
             self._failures = 0
             log.debug("JWK set %s: %d keys, trusted for %gs", self.url, index.size, ttl)
         except (FetchError, KeySetError, OSError, ssl.SSLError) as exc:
@@ -226,7 +266,10 @@ class StaticKeys:
     def __init__(self, index: KeyIndex, origin: str) -> None:
         self.index = index
         self.origin = origin
-        self.verified = VerifiedTokens()
+        self.verified = VerifiedTokens(MAX_VERIFIED, MAX_VERIFIED_BYTES)
+
+    def current(self) -> KeyIndex:
+        return self.index
 
     def cached(self, strategy: str, key_id: str) -> Key | None:
         return self.index.get(strategy, key_id)

@@ -49,11 +49,21 @@ def roles_matcher(key: str, nested: bool, required: Sequence[str]) -> Matcher:
     use_path = nested and "." in key and not key.startswith("http")
 
     def match(claims: Claims) -> bool:
-        name, holder = _nested(key, claims) if use_path else (key, claims)
-        if holder is None or name not in holder:
-            return False
-        given = _values(holder[name])
-        return given is not None and not wanted.isdisjoint(given)
+        if use_path:
+            name, holder = _nested(key, claims)
+            if holder is None:
+                return False
+            given = holder.get(name)
+        else:
+            given = claims.get(key)
+        if isinstance(given, list):
+            try:  # no string equals a non-string: only unhashable elements need filtering
+                return not wanted.isdisjoint(given)
+            except TypeError:
+                return not wanted.isdisjoint([e for e in given if isinstance(e, str)])
+        if isinstance(given, str):
+            return not wanted.isdisjoint(given.split(" "))
+        return False
 
     return match
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
@@ -40,10 +40,10 @@ from tidegate.components.jwt.config import ValidatorConfig
 from tidegate.components.jwt.fetch import TLSOptions
 from tidegate.components.jwt.keys import KeyIndex, KeySetError
 from tidegate.components.jwt.verify import (
+    Expired,
     Rejected,
     Verified,
     check_header,
-    check_identity,
     check_signature,
     check_times,
     decode_claims,
@@ -52,7 +52,7 @@ from tidegate.components.jwt.verify import (
     parse,
 )
 from tidegate.components.revoker import revocation_check
-from tidegate.components.seam import Build
+from tidegate.components.seam import Build, answered
 from tidegate.config.model import PLACEHOLDER
 from tidegate.messages import EndpointHandler, Request, Response
 
@@ -64,6 +64,8 @@ class KeySource(Protocol):
     """Where a validator finds keys: a downloaded set (`JwksCache`) or a file (`StaticKeys`)."""
 
     verified: VerifiedTokens
+
+    def current(self) -> KeyIndex | None: ...
 
     def cached(self, strategy: str, key_id: str) -> Key | None: ...
 
@@ -108,8 +110,10 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
     """Wrap the endpoint's handler with the validator (compile time: no I/O)."""
     cfg = b.config
     source = key_source(b)
-    roles = roles_matcher(cfg.roles_key, cfg.roles_key_is_nested, cfg.roles)
-    scopes = scopes_matcher(cfg.scopes_key, cfg.scopes_matcher, cfg.scopes)
+    roles = roles_matcher(cfg.roles_key, cfg.roles_key_is_nested, cfg.roles) \
+        if cfg.roles else None
+    scopes = scopes_matcher(cfg.scopes_key, cfg.scopes_matcher, cfg.scopes) \
+        if cfg.scopes and cfg.scopes_key else None
     params = jwt_param_names(b)
     propagate = cfg.propagate_claims
     replaced = frozenset(header.lower() for _, header in propagate)
@@ -118,10 +122,10 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
     level = logging.ERROR if cfg.operation_debug else logging.DEBUG
     revoked = revocation_check(b)  # the root auth/revoker's filter, if there is one
 
-    marker = object()  # this validator, in the tokens whose fixed checks it accepted
+    issuer, audience = cfg.issuer, cfg.audience
 
     async def verified(raw: str, keys: KeySource) -> Verified:
-        """Signature and claim types checked (once per token and key: `VerifiedTokens`)."""
+        """Signature and claim types checked: what `VerifiedTokens` remembers."""
         token = parse(raw)
         check_header(token, alg)
         kid = key_id(token.header, strategy)
@@ -132,43 +136,39 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
             except KeysUnavailable as exc:
                 raise Rejected(401, str(exc)) from None
         check_signature(token, key, alg)
-        good = Verified(token.header, key, decode_claims(token))
-        keys.verified.add(raw, good)
-        return good
+        return Verified(token.header, key, decode_claims(token), keys.current(), strategy)
 
-    async def claims_of(req: Request) -> dict[str, Any]:
-        raw = extract(req, cfg)
-        keys = source()
-        token = keys.verified.get(raw)
-        if token is None or token.header.get("alg") != alg \
-                or keys.cached(strategy, key_id(token.header, strategy)) is not token.key:
-            token = await verified(raw, keys)
-        known = marker in token.accepted_by
-        if not known:
-            check_identity(token, cfg)
+    def accept(token: Verified) -> None:
+        """Everything that depends on the time or on this validator's settings: on every
+        request, remembered token or not (the first failure raises)."""
+        # go-jose's Expected: iss equal when configured, every configured aud present.
+        if issuer and token.claims.get("iss") != issuer:
+            raise Rejected(401, f"issuer {token.claims.get('iss')!r} is not {issuer!r}")
+        for wanted in audience:
+            if wanted not in token.audience:
+                raise Rejected(401, f"audience {list(token.audience)!r} does not include "
+                                    f"{wanted!r}")
         check_times(token, leeway, _wall())
-        # Asked on every request (a token is revoked while it is in use); before the roles, as
-        # krakend-jose's rejecter: a revoked token is 401 whatever its roles.
+        # Before the roles, as krakend-jose's rejecter: a revoked token is 401 whatever its
+        # roles; asked each time, since a token is revoked while it is in use.
         if revoked is not None and revoked(token.claims):
             raise Rejected(401, "the token is revoked (auth/revoker)")
-        if not known:
-            if not roles(token.claims):
-                raise Rejected(403, f"none of the roles {list(cfg.roles)} in claim "
-                                    f"{cfg.roles_key!r}")
-            if not scopes(token.claims):
-                raise Rejected(403, f"scopes ({cfg.scopes_matcher} of {list(cfg.scopes)}) not "
-                                    f"in claim {cfg.scopes_key!r}")
-            token.accepted_by.add(marker)
-        return dict(token.claims)  # a later stage may change its copy
+        if roles is not None and not roles(token.claims):
+            raise Rejected(403, f"none of the roles {list(cfg.roles)} in claim "
+                                f"{cfg.roles_key!r}")
+        if scopes is not None and not scopes(token.claims):
+            raise Rejected(403, f"scopes ({cfg.scopes_matcher} of {list(cfg.scopes)}) not "
+                                f"in claim {cfg.scopes_key!r}")
 
-    async def validate(req: Request, route_params: dict[str, str]) -> Response:
-        try:
-            claims = await claims_of(req)
-        except Rejected as exc:
-            if log.isEnabledFor(level):
-                log.log(level, "%s %d: %s (%s %s from %s)", where, exc.status, exc.reason,
-                        req.method, req.path, req.client_ip)
-            return Response(exc.status)
+    def refuse(req: Request, exc: Rejected) -> Response:
+        if log.isEnabledFor(level):
+            log.log(level, "%s %d: %s (%s %s from %s)", where, exc.status, exc.reason,
+                    req.method, req.path, req.client_ip)
+        return Response(exc.status)
+
+    def proceed(req: Request, route_params: dict[str, str], claims: dict[str, Any]
+                ) -> Awaitable[Response]:
+        """The accepted request on to the endpoint (its claims, headers and parameters)."""
         req.jwt_claims = claims
         if propagate:
             headers = [(k, v) for k, v in req.headers if k not in replaced]
@@ -178,7 +178,38 @@ def build(b: Build[ValidatorConfig], next_stage: EndpointHandler) -> EndpointHan
             req.headers = headers
         if params:
             route_params = {**route_params, **claim_params(params, claims)}
-        return await next_stage(req, route_params)
+        return next_stage(req, route_params)
+
+    async def first_time(req: Request, route_params: dict[str, str], raw: str,
+                         keys: KeySource) -> Response:
+        """A token not remembered (or not for this set, algorithm and key strategy): verified,
+        and remembered only once it is accepted."""
+        try:
+            token = await verified(raw, keys)
+            accept(token)
+        except Rejected as exc:
+            return refuse(req, exc)
+        if token.index is not None:  # None: verified with a stale set (its server is down)
+            keys.verified.add(raw, token)
+        return await proceed(req, route_params, dict(token.claims))
+
+    def validate(req: Request, route_params: dict[str, str]) -> Awaitable[Response]:
+        """Not a coroutine itself: a remembered token goes on as the endpoint's own awaitable
+        (one coroutine less per request); the rest through `first_time`."""
+        token = None
+        try:
+            raw = extract(req, cfg)
+            keys = source()
+            token = keys.verified.get(raw)
+            if token is None or token.index is not keys.current() or token.alg != alg \
+                    or token.strategy != strategy:
+                return first_time(req, route_params, raw, keys)
+            accept(token)
+        except Rejected as exc:
+            if token is not None and isinstance(exc, Expired):
+                keys.verified.discard(raw)  # never accepted again: no need to remember it
+            return answered(refuse(req, exc))
+        return proceed(req, route_params, dict(token.claims))  # a copy: later stages may change it
 
     return validate
 
