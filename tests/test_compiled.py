@@ -43,6 +43,9 @@ SUBSET = [
     # a cache hit's remembered rendering and the endpoint timeout scope (backend, endpoint)
     "tests/test_httpcache.py",
     "tests/test_breaker.py",
+    # the metrics recorder's stages and tables (compiled since they run on every request)
+    "tests/test_metrics_client.py",
+    "tests/test_metrics_e2e.py",
 ]
 
 
