@@ -32,6 +32,8 @@ COMPILED = [
     "tidegate/upstream/target.py",
     "tidegate/upstream/client.py",
     "tidegate/telemetry/access_log.py",
+    "tidegate/telemetry/recorder.py",
+    "tidegate/components/telemetry_metrics.py",
     "tidegate/encoding/decoders.py",
     "tidegate/encoding/renderers.py",
     "tidegate/golang/url_values.py",
