@@ -25,6 +25,7 @@ COMPILED = [
     "tidegate/pipeline/router.py",
     "tidegate/pipeline/client_ip.py",
     "tidegate/pipeline/endpoint.py",
+    "tidegate/pipeline/merge.py",
     "tidegate/pipeline/flatmap.py",
     "tidegate/pipeline/manipulation.py",
     "tidegate/pipeline/static.py",
