@@ -33,6 +33,7 @@ COMPILED = [
     "tidegate/upstream/target.py",
     "tidegate/upstream/client.py",
     "tidegate/telemetry/access_log.py",
+    "tidegate/telemetry/logging_sinks.py",
     "tidegate/encoding/decoders.py",
     "tidegate/encoding/renderers.py",
     "tidegate/golang/url_values.py",
