@@ -84,16 +84,23 @@ class _Arrivals:
             self.all_in.set_result(None)
 
 
+def _calls(backends: Sequence[BackendCall]) -> list[tuple[BackendCall, bool]]:
+    """Each backend with whether it needs its own copy of the request: one whose components
+    may change it (lura's backends each get a copy) does; a plain one only reads it."""
+    return [(b, not getattr(b, "keeps_request", False)) for b in backends]
+
+
 def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProxy:
     """All backends at once; a backend still running at ``timeout`` counts as failed."""
     total = len(backends)
+    calls = _calls(backends)
 
     async def proxy(req: ProxyRequest) -> Result:
         loop = asyncio.get_running_loop()
         state = _Arrivals(total, loop.create_future())
         tasks: list[asyncio.Task[ProxyResponse]] = []
-        for b in backends:
-            t = loop.create_task(b(req.clone()))
+        for b, copy in calls:
+            t = loop.create_task(b(req.clone() if copy else req))
             t.add_done_callback(state.on_done)
             tasks.append(t)
         # One future and one timer instead of asyncio.wait(): this runs on every request.
@@ -173,6 +180,7 @@ def merge_sequential(backends: Sequence[BackendCall], replacements: list[list[Re
                      timeout: float) -> MergeProxy:
     """Backends in order; each takes its replacements from the answers before it."""
     total = len(backends)
+    calls = _calls(backends)
 
     async def proxy(req: ProxyRequest) -> Result:
         req = req.clone()
@@ -184,11 +192,13 @@ def merge_sequential(backends: Sequence[BackendCall], replacements: list[list[Re
         i = 0
         try:
             async with asyncio.timeout(timeout):
-                for i, backend in enumerate(backends):
+                for i, (backend, copy) in enumerate(calls):
                     if i:
                         _apply(replacements[i], i, parts, req.params, found)
                     try:
-                        resp = await backend(req.clone())
+                        # A backend that only reads the request may see the params change
+                        # after it answered: it is done with them by then.
+                        resp = await backend(req.clone() if copy else req)
                     except BackendFailure as exc:
                         if i == 0:
                             return None, exc
