@@ -84,10 +84,12 @@ class _Arrivals:
             self.all_in.set_result(None)
 
 
-def _calls(backends: Sequence[BackendCall]) -> list[tuple[BackendCall, bool]]:
-    """Each backend with whether it needs its own copy of the request: one whose components
-    may change it (lura's backends each get a copy) does; a plain one only reads it."""
-    return [(b, not getattr(b, "keeps_request", False)) for b in backends]
+def _calls(backends: Sequence[BackendCall]) -> list[tuple[BackendCall, bool, str]]:
+    """Each backend with whether it needs its own copy of the request (one whose components
+    may change it does, as lura copies it per backend; a plain one only reads it) and the
+    name of its task."""
+    return [(b, not getattr(b, "keeps_request", False), f"merged backend {i}")
+            for i, b in enumerate(backends)]
 
 
 def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProxy:
@@ -99,8 +101,10 @@ def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProx
         loop = asyncio.get_running_loop()
         state = _Arrivals(total, loop.create_future())
         tasks: list[asyncio.Task[ProxyResponse]] = []
-        for b, copy in calls:
-            t = loop.create_task(b(req.clone() if copy else req))
+        for b, copy, name in calls:
+            # A Task made here with its name given: loop.create_task() would format a
+            # "Task-N" name for each (then replace it), a cost per backend and request.
+            t = asyncio.Task(b(req.clone() if copy else req), loop=loop, name=name)
             t.add_done_callback(state.on_done)
             tasks.append(t)
         # One future and one timer instead of asyncio.wait(): this runs on every request.
@@ -192,7 +196,7 @@ def merge_sequential(backends: Sequence[BackendCall], replacements: list[list[Re
         i = 0
         try:
             async with asyncio.timeout(timeout):
-                for i, (backend, copy) in enumerate(calls):
+                for i, (backend, copy, _) in enumerate(calls):
                     if i:
                         _apply(replacements[i], i, parts, req.params, found)
                     try:
