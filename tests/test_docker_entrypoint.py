@@ -7,7 +7,6 @@ Readiness and reloads are learned from the supervisor's log lines, never from sl
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, Gateway, free_port, request, write_config
+from tests.support import ROOT, Gateway, checkout_env, free_port, request, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +27,8 @@ if " " in sys.executable:  # TIDEGATE_BIN is split on whitespace, as documented 
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1",
+    # This checkout's package, not whichever copy an editable install last pointed at.
+    return {**checkout_env(), "PYTHONUNBUFFERED": "1",
             "TIDEGATE_BIN": f"{sys.executable} -m tidegate"}
 
 

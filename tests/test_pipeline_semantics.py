@@ -4,8 +4,10 @@ flatmap, merge order and timeouts, each against real backends on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -25,7 +27,8 @@ from tests.test_pipeline_support import (
 )
 from tidegate.golang.json_wire import GoNumber
 from tidegate.golang.sprint import sprint_json_numbers as go_v
-from tidegate.pipeline.merge import sequential_replacements
+from tidegate.messages import ProxyRequest, ProxyResponse
+from tidegate.pipeline.merge import merge_parallel, sequential_replacements
 
 TEAPOT = answer(418, b'{"msg":"short and stout"}', "application/vnd.teapot+json")
 
@@ -304,3 +307,32 @@ def test_static_on_errored_single_backend_renders_200() -> None:
         "/s"))
     assert resp.status == 200 and resp.json() == {"fallback": True}
     assert resp.headers["x-krakend-completed"] == "false"
+
+
+def test_a_parallel_merge_is_freed_without_the_cycle_collector() -> None:
+    """Whatever a merged request used goes as the request ends, answered or timed out: garbage
+    that only the cycle collector frees piles up under load, and the full collections it
+    causes stall the worker (the compiled merge did: 3-backend p99 339 ms against 11 ms)."""
+    tasks: list[weakref.ref[asyncio.Task[Any]]] = []
+
+    def backend(data: dict[str, Any], hangs: bool = False) -> Any:
+        async def call(req: ProxyRequest) -> ProxyResponse:
+            tasks.append(weakref.ref(asyncio.current_task()))  # type: ignore[arg-type]
+            if hangs:
+                await asyncio.Event().wait()
+            return ProxyResponse(dict(data))
+        return call
+
+    proxy = merge_parallel([backend({"a": 1}), backend({"b": 2}), backend({}, hangs=True)],
+                           0.05)
+    gc.collect()
+    gc.disable()
+    try:
+        resp, err = run(proxy(ProxyRequest("GET", "/m", {}, {}, [], b"")))
+        assert resp is not None and resp.data == {"a": 1, "b": 2} and not resp.complete
+        assert str(err) != ""
+        del resp, err
+        assert len(tasks) == 3
+        assert [ref() for ref in tasks] == [None, None, None]
+    finally:
+        gc.enable()

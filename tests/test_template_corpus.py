@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.support import SHARED
+from tests.support import SHARED, checkout_env
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ def test_public_corpus_renders_like_go(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, str(RUNNER), "--engine-cmd", engine, "--skip-tag",
          "differs-from-krakend", "--skip-tag", "network", "-q", "-j", "2"],
-        capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
+        capture_output=True, text=True, timeout=900, cwd=str(tmp_path), env=checkout_env())
     summary = re.search(r"^(\d+) passed, (\d+) failed$", proc.stdout, re.MULTILINE)
     assert summary, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert int(summary.group(2)) == 0, proc.stdout[-6000:]

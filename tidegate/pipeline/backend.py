@@ -248,6 +248,9 @@ class CompiledBackend:
         self.tap = tap if tap is not None and tap.below == self._client_exchange else None
         self.send: BackendProxy = self._send if registry is None else registry.wrap(
             Level.BACKEND, self._send, cfg.extra_config, backend=cfg)
+        # No backend component may change the request on its way to the wire: a merge can
+        # hand this backend the endpoint's request itself instead of a copy.
+        self.keeps_request = self.send == self._send
         # A cache hit's rendering may be remembered (`messages.Memo`) when the answer reaches
         # the endpoint as the cache served it: the cache is the only executor component and
         # no backend component sees the answer. The endpoint decides whether it renders the

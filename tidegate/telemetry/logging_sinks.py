@@ -25,6 +25,7 @@ import stat
 import sys
 import threading
 import time
+from typing import Any
 
 log = logging.getLogger("tidegate.telemetry")
 
@@ -162,9 +163,13 @@ class LineWriter:
             loop.add_writer(self.fd, self.flush)
 
     def _unwatch(self) -> None:
-        if self._watching and self._loop is not None:
+        # Untyped on purpose: uvloop's remove_writer returns None where asyncio's (and the
+        # stubs) return a bool, and a compiled build checks a declared return type even when
+        # the result is unused (a TypeError there lost the dropped-lines report).
+        loop: Any = self._loop
+        if self._watching and loop is not None:
             self._watching = False
-            self._loop.remove_writer(self.fd)
+            loop.remove_writer(self.fd)
 
     def close(self) -> None:
         """Write what is left (blocking at most briefly) and release the descriptor."""
