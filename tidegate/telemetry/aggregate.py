@@ -13,6 +13,7 @@ Read API (exporters, the status page): `families()` (every series, summed), `end
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,7 +142,7 @@ class NodeMetrics:
                 entry["sum"] += numbers[-1]
         out = []
         for (method, route), entry in sorted(acc.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            bounds, counts = _widest(entry["counts"])
+            bounds, counts = widest_layout(entry["counts"])
             statuses = dict(sorted(entry["statuses"].items()))
             out.append(EndpointStats(
                 method, route, sum(statuses.values()),
@@ -169,14 +170,14 @@ class NodeMetrics:
                     merged[i] += c
         out = []
         for key, entry in sorted(acc.items()):
-            bounds, counts = _widest(entry["counts"])
+            bounds, counts = widest_layout(entry["counts"])
             out.append(BackendStats(*key, int(sum(counts)), entry["errors"],
                                     quantile(0.5, bounds, counts),
                                     quantile(0.99, bounds, counts)))
         return out
 
 
-def _widest(by_bounds: dict[tuple[float, ...], list[float]]
+def widest_layout(by_bounds: dict[tuple[float, ...], list[float]]
             ) -> tuple[tuple[float, ...], list[float]]:
     """The bucket layout with the most observations (the buckets can change on a reload);
     the others' counts are added as observations of their own buckets' upper bounds."""
@@ -184,8 +185,6 @@ def _widest(by_bounds: dict[tuple[float, ...], list[float]]
         return (), []
     bounds = max(by_bounds, key=lambda b: sum(by_bounds[b]))
     counts = list(by_bounds[bounds])
-    from bisect import bisect_left
-
     for other, numbers in by_bounds.items():
         if other == bounds:
             continue

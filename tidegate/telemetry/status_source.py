@@ -7,11 +7,10 @@ sample ring can give quantiles per interval; it reads the server layer's histogr
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from operator import add
 
-from tidegate.telemetry.aggregate import NodeMetrics
+from tidegate.telemetry.aggregate import NodeMetrics, widest_layout
 from tidegate.telemetry.status_stats import EndpointCounters, Snapshot
 
 SERVER_DURATION = "http.server.duration"
@@ -20,19 +19,6 @@ HISTOGRAM = "histogram"
 # (name, kind, label names, bounds) -> label values -> bucket counts (+Inf last), then the sum.
 Families = Mapping[tuple[str, str, tuple[str, ...], tuple[float, ...]],
                    Mapping[tuple[str, ...], Sequence[float]]]
-
-
-def _fold(layouts: dict[tuple[float, ...], list[float]]) -> tuple[tuple[float, ...], list[float]]:
-    """One bucket layout per endpoint: the one with the most observations (a reload can change
-    the buckets); the others' counts go to the bucket holding their upper bound."""
-    bounds = max(layouts, key=lambda b: sum(layouts[b]))
-    counts = list(layouts[bounds])
-    for other, numbers in layouts.items():
-        if other == bounds:
-            continue
-        for i, count in enumerate(numbers):
-            counts[bisect_left(bounds, other[i]) if i < len(other) else len(bounds)] += count
-    return bounds, counts
 
 
 def endpoint_counters(*tables: Families) -> Snapshot:
@@ -71,7 +57,7 @@ def endpoint_counters(*tables: Families) -> Snapshot:
                 errors.setdefault(key, 0)
     out: dict[str, EndpointCounters] = {}
     for key, by_bounds in layouts.items():
-        bounds, counts = _fold(by_bounds)
+        bounds, counts = widest_layout(by_bounds)
         out[key] = EndpointCounters(int(sum(counts)), errors[key], bounds,
                                     tuple(int(c) for c in counts))
     return out
