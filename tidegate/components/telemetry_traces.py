@@ -52,6 +52,7 @@ from tidegate.messages import (
 from tidegate.telemetry.otel_config import (
     NAMESPACE,
     Attributes,
+    BackendDetail,
     OtelConfig,
     from_service,
     parse_otel,
@@ -429,22 +430,33 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
     return proxy
 
 
-def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
-    """The backend span: one per backend call (a concurrent call makes one each)."""
+def _backend_spans(ctx: Build[OtelConfig]
+                   ) -> tuple[OtelConfig, BackendDetail, str, tuple[tuple[str, Any], ...]] | None:
+    """What a backend's two spans (backend stage, HTTP exchange) share: the root section, the
+    backend's trace detail, the span name and its first attributes. None where no span is
+    made (no root section, a skipped endpoint, nothing exports traces)."""
     root = _root(ctx)
     ep, be = ctx.endpoint, ctx.backend
     if root is None or ep is None or be is None or _skip(ctx, root):
-        return nxt
-    lease = _runtime(ctx, root)
+        return None
+    if _runtime(ctx, root) is None:
+        return None
     detail = (_overrides(ctx, "backend") or root).layers.backend_traces
-    if lease is None or detail.disable_stage:
-        return nxt
     name = backend_route(be.url_pattern)
+    attrs = (("http.request.method", be.method), ("http.route", name),
+             ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
+             ("krakend.endpoint.method", ep.method))
+    return root, detail, name, attrs
+
+
+def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
+    """The backend span: one per backend call (a concurrent call makes one each)."""
+    spans = _backend_spans(ctx)
+    if spans is None or spans[1].disable_stage:
+        return nxt
+    _, detail, name, attrs = spans
     template = SpanTemplate(name, INTERNAL, _tags(
-        ctx, ("http.request.method", be.method), ("http.route", name),
-        ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
-        ("krakend.endpoint.method", ep.method), *detail.static_attributes,
-        ("krakend.stage", "backend")))
+        ctx, *attrs, *detail.static_attributes, ("krakend.stage", "backend")))
     report = detail.report_headers
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
@@ -481,22 +493,16 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
 
 def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
     """The client span of one HTTP exchange, and the ``traceparent`` the backend receives."""
-    root = _root(ctx)
-    ep, be = ctx.endpoint, ctx.backend
-    if root is None or ep is None or be is None or _skip(ctx, root):
+    shared = _backend_spans(ctx)
+    if shared is None:
         return nxt
-    lease = _runtime(ctx, root)
-    detail = (_overrides(ctx, "backend") or root).layers.backend_traces
+    root, detail, name, attrs = shared
     spans = detail.round_trip or detail.read_payload
     inject = not root.layers.global_.disable_propagation
-    if lease is None or not (spans or inject):
+    if not (spans or inject):
         return nxt
-    name = backend_route(be.url_pattern)
     template = SpanTemplate(name, CLIENT, _tags(
-        ctx, ("http.request.method", be.method), ("http.route", name),
-        ("krakend.endpoint.route", endpoint_route(ep.endpoint)),
-        ("krakend.endpoint.method", ep.method), ("krakend.stage", "backend-request"),
-        *detail.static_attributes))
+        ctx, *attrs, ("krakend.stage", "backend-request"), *detail.static_attributes))
     report = detail.report_headers
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
