@@ -15,7 +15,8 @@ from tests.support import ROOT, backend, free_port, gateway, request, write_conf
 from tidegate.config.model import build_service
 from tidegate.errors import ConfigErrors
 from tidegate.messages import Request
-from tidegate.pipeline.client_ip import ClientIPRules, client_ip_rules, forwarded_for, resolve
+from tidegate.pipeline.client_ip import ClientIPRules, client_ip_rules, resolve
+from tidegate.pipeline.endpoint import compile_request_builder
 
 
 def parse_rules(router: dict[str, Any]) -> ClientIPRules | None:
@@ -68,10 +69,22 @@ def test_remote_ip_headers_replace_the_default_list() -> None:
     assert resolve(rules, req) == "2001:db8::1"
 
 
+def forwarded_for(req: Request, trusted_proxies: bool) -> str:
+    """The ``X-Forwarded-For`` the endpoint's request builder gives a backend."""
+    service = build_service({"version": 3, "endpoints": [{
+        "endpoint": "/", "backend": [{"host": ["http://127.0.0.1:1"], "url_pattern": "/"}]}]})
+    build = compile_request_builder(service.endpoints[0], "tidegate",
+                                    trusted_proxies=trusted_proxies)
+    (value,) = build(req, {}).headers["X-Forwarded-For"]
+    return value
+
+
 def test_forwarded_for_towards_backends() -> None:
     sent = _req("127.0.0.1", ("x-forwarded-for", "6.6.6.6"))
     assert forwarded_for(sent, trusted_proxies=False) == "6.6.6.6, 127.0.0.1"
     assert forwarded_for(_req("127.0.0.1"), trusted_proxies=False) == "127.0.0.1"
+    twice = _req("127.0.0.1", ("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "7.7.7.7"))
+    assert forwarded_for(twice, trusted_proxies=False) == "6.6.6.6, 7.7.7.7, 127.0.0.1"
     sent.client_ip = "203.0.113.7"
     assert forwarded_for(sent, trusted_proxies=True) == "203.0.113.7"
 

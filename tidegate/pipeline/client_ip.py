@@ -16,7 +16,8 @@ set, so any client could choose its own address with ``X-Forwarded-For`` (and wa
 rate limits and IP rules). tidegate trusts none unless told: the peer is the client, and
 towards backends the peer is appended to the ``X-Forwarded-For`` the client sent, as nginx
 (``$proxy_add_x_forwarded_for``) and Envoy do. With ``trusted_proxies`` set, the backends get
-``X-Forwarded-For: <client_ip>`` as from KrakenD.
+``X-Forwarded-For: <client_ip>`` as from KrakenD (both written by the endpoint's request
+builder, `tidegate.pipeline.endpoint.compile_request_builder`, in its one pass over the headers).
 """
 
 from __future__ import annotations
@@ -90,13 +91,3 @@ def client_ip_stage(rules: ClientIPRules | None, inner: ServiceHandler) -> Servi
         return await inner(req)
 
     return with_client_ip
-
-
-def forwarded_for(req: Request, trusted_proxies: bool) -> str:
-    """The ``X-Forwarded-For`` a backend gets."""
-    if trusted_proxies:
-        return req.client_ip
-    sent = req.header_values("x-forwarded-for")
-    if not sent:
-        return req.client_ip
-    return ", ".join([*sent, req.client_ip])
