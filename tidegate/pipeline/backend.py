@@ -38,6 +38,7 @@ from tidegate.messages import (
     ClientRequest,
     ClientResponse,
     Exchange,
+    Memo,
     PayloadTooLarge,
     ProxyRequest,
     ProxyResponse,
@@ -46,6 +47,7 @@ from tidegate.messages import (
 )
 from tidegate.pipeline.manipulation import compile_backend_formatter
 from tidegate.upstream.client import (
+    Pending,
     Target,
     UpstreamClient,
     UpstreamError,
@@ -251,6 +253,14 @@ class CompiledBackend:
         # No backend component may change the request on its way to the wire: a merge can
         # hand this backend the endpoint's request itself instead of a copy.
         self.keeps_request = self.send == self._send
+        # The one pooled target of a backend a merge may start without a task (`start`): no
+        # component around the exchange, one call, one host.
+        only = self.targets[0] if len(self.targets) == 1 else None
+        self.fan_target = only if isinstance(only, Target) and self.keeps_request \
+            and self.executor is None and self.concurrent <= 1 and not self.stream_answer \
+            else None
+        self.origin = f"{only.scheme}://{only.host_header}" if isinstance(only, Target) else ""
+        self._running: asyncio.AbstractEventLoop | None = None
         # A cache hit's rendering may be remembered (`messages.Memo`) when the answer reaches
         # the endpoint as the cache served it: the cache is the only executor component and
         # no backend component sees the answer. The endpoint decides whether it renders the
@@ -267,6 +277,15 @@ class CompiledBackend:
             if not self.no_op and self.executor is not None and len(executors) == 1 \
                     and not backend_level:
                 self.memo_slot = object()
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, kept: asyncio.get_running_loop() makes a getpid() system call on
+        every call (CPython 3.11). A generation serves on its worker's one loop; a loop that
+        stopped (tests run several in turn) is replaced."""
+        loop = self._running
+        if loop is None or not loop.is_running():
+            loop = self._running = asyncio.get_running_loop()
+        return loop
 
     async def __call__(self, req: ProxyRequest) -> ProxyResponse:
         if self.concurrent <= 1:
@@ -326,6 +345,70 @@ class CompiledBackend:
         return self.send(ProxyRequest(self.cfg.method, self.path(req.params), req.params,
                                       headers, query, req.body, req.stream))
 
+    # Without a task (a merge's fan-out) ---------------------------------------------------
+    def start(self, req: ProxyRequest) -> Pending | None:
+        """`_call_once` begun without a coroutine, for a merge that awaits several backends
+        at once: the request goes out now on an idle pooled connection and the exchange is
+        returned, to be finished by `answer` (and `rest`). None when it cannot start so (no
+        idle connection, a backend with components or several hosts, a component's URL, a
+        path Go refuses): then the backend is called as usual, nothing of it having run."""
+        target = self.fan_target
+        if target is None or req.url is not None or req.stream is not None:
+            return None
+        path = self.path(req.params)
+        query = req.query
+        if query:
+            if self.query_filter is not None:
+                query = [(k, v) for k, v in query if self.query_filter(k)]
+            if query:
+                extra = encode_query(query)
+                path = f"{path}&{extra}" if "?" in path else f"{path}?{extra}"
+        known = self._request_targets.get(path)
+        if known is None:
+            try:
+                known = request_target(path, self.origin + target.base_path)
+            except BackendFailure:
+                return None  # `_send` fails as Go does
+            if len(self._request_targets) < _KNOWN_TARGETS:
+                self._request_targets[path] = known
+        hf = self.header_filter
+        headers = [(k, v) for k, vs in req.headers.items()
+                   if k not in _HOP_BY_HOP and (hf is None or hf(k)) for v in vs]
+        return self.client.start(target, self.cfg.method, target.base_path + known, headers,
+                                 req.body, self._loop().time() + self.timeout)
+
+    def answer(self, pending: Pending) -> ProxyResponse | None:
+        """A started exchange's answer once its future is done (or its failure, raised); None
+        when `rest` has more to await (a redirect, a retry, gzip)."""
+        try:
+            resp = pending.ready()
+        except Exception as exc:
+            raise _wire_failure(exc, self.cfg.method, self.origin,
+                                pending.request_target) from None
+        if resp is None or resp.status in _REDIRECTS:
+            return None
+        return self._respond(resp.status, resp.headers, resp.body, "", None, None, self.origin,
+                             pending.request_target)
+
+    async def rest(self, pending: Pending) -> ProxyResponse:
+        """The part of `_send` a started exchange still needs (in a task of its own)."""
+        method = self.cfg.method
+        path = pending.request_target
+        target = self.fan_target
+        assert target is not None
+        try:
+            first = await pending.rest()
+            if first.status in _REDIRECTS:
+                status, resp_headers, body, url, stream = await self._follow(
+                    first, target, method, path, pending.headers, pending.body,
+                    pending.deadline, None)
+            else:
+                status, resp_headers, body, url, stream = (
+                    first.status, first.headers, first.body, "", first.stream)
+        except Exception as exc:
+            raise _wire_failure(exc, method, self.origin, path) from None
+        return self._respond(status, resp_headers, body, url, stream, None, self.origin, path)
+
     async def _send(self, req: ProxyRequest) -> ProxyResponse:
         """The innermost stage: one HTTP exchange, status check, decode, manipulation."""
         target: Target | Unusable
@@ -347,7 +430,7 @@ class CompiledBackend:
                 self._request_targets[path] = known
         path = known
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        deadline = self._loop().time() + self.timeout
         memo = None
         tap = self.tap
         try:
@@ -384,16 +467,14 @@ class CompiledBackend:
                 status, resp_headers, body, url, stream = (
                     answer.status, answer.headers, answer.body, answer.url, answer.stream)
                 memo = answer.memo
-        except UpstreamTimeout:
-            raise BackendTimeout() from None
-        except BodyTooLarge:
-            raise PayloadTooLarge() from None
-        except UpstreamError as wire_error:
-            raise BackendUnavailable(
-                f'{req.method.title()} "{base}{path}": {wire_error}') from None
         except Exception as exc:  # whatever the wire does, it is this backend's failure
-            log.debug("backend %s%s failed", base, path, exc_info=True)
-            raise BackendUnavailable(f'{req.method.title()} "{base}{path}": {exc}') from None
+            raise _wire_failure(exc, req.method, base, path) from None
+        return self._respond(status, resp_headers, body, url, stream, memo, base, path)
+
+    def _respond(self, status: int, resp_headers: list[tuple[str, str]], body: bytes, url: str,
+                 stream: Any, memo: Memo | None, base: str, path: str) -> ProxyResponse:
+        """The exchange's answer checked, decoded and manipulated (`url`, or else `base` and
+        `path`, names it in a status error)."""
         if self.no_op:
             if stream is not None:
                 return ProxyResponse({}, True, status, _header_map(resp_headers),
@@ -502,6 +583,17 @@ class CompiledBackend:
             if resp.status in (301, 302, 303) and method not in ("GET", "HEAD"):
                 method, body, body_stream = "GET", b"", None
         raise UpstreamError("stopped after 10 redirects")
+
+
+def _wire_failure(exc: Exception, method: str, base: str, path: str) -> BackendFailure:
+    """What went wrong on the wire, as this backend's failure (Go's words where it has some)."""
+    if isinstance(exc, UpstreamTimeout):
+        return BackendTimeout()
+    if isinstance(exc, BodyTooLarge):
+        return PayloadTooLarge()
+    if not isinstance(exc, UpstreamError):
+        log.debug("backend %s%s failed", base, path, exc_info=exc)
+    return BackendUnavailable(f'{method.title()} "{base}{path}": {exc}')
 
 
 def _header_map(headers: list[tuple[str, str]]) -> dict[str, list[str]]:

@@ -33,8 +33,9 @@ from tidegate.messages import (
     ProxyRequest,
     ProxyResponse,
 )
-from tidegate.pipeline.backend import BackendCall
+from tidegate.pipeline.backend import BackendCall, CompiledBackend
 from tidegate.pipeline.manipulation import MergeAccumulator
+from tidegate.upstream.client import Pending
 
 Result = tuple[ProxyResponse | None, BaseException | None]
 MergeProxy = Callable[[ProxyRequest], Awaitable[Result]]
@@ -56,9 +57,16 @@ def _result(acc: MergeAccumulator, answered: bool, errors: list[BaseException]) 
     return ProxyResponse(data, complete), err
 
 
-class _Arrivals:
-    """One parallel merge in flight: its backends' tasks in the order they finished, and the
-    future the request waits on, done once all have finished or at the deadline.
+class _Fan:
+    """One parallel merge in flight: what each backend is awaited on (its started exchange, or
+    a task), their outcomes in the order they arrived, and the future the request waits on,
+    done once all have arrived or at the deadline.
+
+    A backend that can start at once (`CompiledBackend.start`: an idle pooled connection, no
+    component around its exchange) has its request written before the merge awaits anything,
+    and its answer is checked and decoded in the done-callback of the exchange's future: no
+    task, no coroutine per backend. The others, and what a started exchange must still await
+    (a redirect, a retry on a fresh connection, gzip), run in a task as before.
 
     Methods of an object rather than closures over the request's locals: compiled by mypyc, a
     closure lives in an environment object that also holds the closure itself, a reference
@@ -67,21 +75,59 @@ class _Arrivals:
     collections it caused stalled the worker (3-backend bench: p99 339 ms against 11 ms).
     """
 
-    __slots__ = ("all_in", "arrived", "total")
+    __slots__ = ("all_in", "arrived", "closed", "loop", "outcomes", "pending", "proxy", "waits")
 
-    def __init__(self, total: int, all_in: asyncio.Future[None]) -> None:
-        self.total = total
-        self.all_in = all_in
-        self.arrived: list[asyncio.Future[ProxyResponse]] = []
+    def __init__(self, proxy: _Parallel, loop: asyncio.AbstractEventLoop) -> None:
+        total = proxy.total
+        self.proxy = proxy
+        self.loop = loop
+        self.all_in: asyncio.Future[None] = loop.create_future()
+        self.closed = False  # the merge took its answers: later arrivals are timeouts
+        # Per backend: the future it is awaited on, its started exchange not yet answered,
+        # its outcome (an answer or what it raised).
+        self.waits: list[asyncio.Future[Any]] = []
+        self.pending: list[Pending | None] = [None] * total
+        self.outcomes: list[ProxyResponse | BaseException | None] = [None] * total
+        self.arrived: list[int] = []
 
-    def on_done(self, task: asyncio.Future[ProxyResponse]) -> None:
-        self.arrived.append(task)
-        if len(self.arrived) == self.total and not self.all_in.done():
+    def on_done(self, fut: asyncio.Future[Any]) -> None:
+        if self.closed:
+            return
+        i = self.waits.index(fut)
+        started = self.pending[i]
+        outcome: ProxyResponse | BaseException | None
+        if started is not None:
+            self.pending[i] = None
+            backend = self.proxy.calls[i][0]
+            assert isinstance(backend, CompiledBackend)
+            outcome = _answer(backend, started)
+            if outcome is None:  # more to await: in a task
+                task = asyncio.Task(backend.rest(started), loop=self.loop,
+                                    name=self.proxy.calls[i][2])
+                self.waits[i] = task
+                task.add_done_callback(self.on_done)
+                return
+        else:
+            outcome = fut.exception()
+            if outcome is None:
+                outcome = fut.result()
+        self.outcomes[i] = outcome
+        self.arrived.append(i)
+        if len(self.arrived) == len(self.waits) and not self.all_in.done():
             self.all_in.set_result(None)
 
     def expire(self) -> None:
         if not self.all_in.done():
             self.all_in.set_result(None)
+
+
+def _answer(backend: CompiledBackend, started: Pending) -> ProxyResponse | BaseException | None:
+    """A started exchange's outcome: its answer, what it raised, or None when it needs a task.
+    (Caught here, in a frame that holds nothing of the merge: a traceback keeps its frames.)"""
+    try:
+        return backend.answer(started)
+    except BaseException as exc:
+        return exc
 
 
 def _calls(backends: Sequence[BackendCall]) -> list[tuple[BackendCall, bool, str]]:
@@ -92,55 +138,86 @@ def _calls(backends: Sequence[BackendCall]) -> list[tuple[BackendCall, bool, str
             for i, b in enumerate(backends)]
 
 
-def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProxy:
-    """All backends at once; a backend still running at ``timeout`` counts as failed."""
-    total = len(backends)
-    calls = _calls(backends)
+class _Parallel:
+    """`merge_parallel`'s proxy: a bound method of this, no closure (see `_Fan`)."""
 
-    async def proxy(req: ProxyRequest) -> Result:
-        loop = asyncio.get_running_loop()
-        state = _Arrivals(total, loop.create_future())
-        tasks: list[asyncio.Task[ProxyResponse]] = []
-        for b, copy, name in calls:
-            # A Task made here with its name given: loop.create_task() would format a
-            # "Task-N" name for each (then replace it), a cost per backend and request.
-            t = asyncio.Task(b(req.clone() if copy else req), loop=loop, name=name)
-            t.add_done_callback(state.on_done)
-            tasks.append(t)
+    __slots__ = ("calls", "loop", "timeout", "total")
+
+    def __init__(self, backends: Sequence[BackendCall], timeout: float) -> None:
+        self.total = len(backends)
+        self.calls = _calls(backends)
+        self.timeout = timeout
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _running(self) -> asyncio.AbstractEventLoop:
+        """The running loop, kept (asyncio.get_running_loop() makes a getpid() system call
+        on every call in CPython 3.11); replaced once it stops (tests run several loops)."""
+        loop = self.loop
+        if loop is None or not loop.is_running():
+            loop = self.loop = asyncio.get_running_loop()
+        return loop
+
+    async def proxy(self, req: ProxyRequest) -> Result:
+        loop = self._running()
+        fan = _Fan(self, loop)
+        waits = fan.waits
+        on_done = fan.on_done
+        for i, (b, copy, name) in enumerate(self.calls):
+            started = b.start(req) if not copy and isinstance(b, CompiledBackend) else None
+            if started is not None:
+                fan.pending[i] = started
+                waits.append(started.answer)
+                started.answer.add_done_callback(on_done)
+            else:
+                # A Task made here with its name given: loop.create_task() would format a
+                # "Task-N" name for each (then replace it), a cost per backend and request.
+                t = asyncio.Task(b(req.clone() if copy else req), loop=loop, name=name)
+                waits.append(t)
+                t.add_done_callback(on_done)
         # One future and one timer instead of asyncio.wait(): this runs on every request.
-        timer = loop.call_later(timeout, state.expire)
+        timer = loop.call_later(self.timeout, fan.expire)
         try:
-            await state.all_in
+            await fan.all_in
         finally:
             timer.cancel()
-            for t in tasks:
-                if not t.done():
-                    t.cancel()
-        arrived = state.arrived
-        pending = [t for t in tasks if t not in arrived]
-        done = arrived[:]  # snapshot: cancelled ones arrive later and count as timeouts
-        if pending:
-            await asyncio.wait(pending)
-        acc = MergeAccumulator(total)
+            fan.closed = True
+            late: list[asyncio.Future[Any]] = []
+            arrived = fan.arrived
+            if len(arrived) < len(waits):
+                for i, w in enumerate(waits):
+                    if i in arrived:
+                        continue
+                    started = fan.pending[i]
+                    if started is not None:
+                        started.cancel()
+                    else:
+                        w.cancel()
+                        late.append(w)
+        if late:  # the tasks cut short end before the merge answers (connections closed)
+            await asyncio.wait(late)
+        acc = MergeAccumulator(self.total)
         errors: list[BaseException] = []
         answered = False
-        for fut in done:
-            exc = fut.exception()
-            if exc is None:
-                resp = fut.result()
-                acc.add(resp.data, resp.complete)
+        outcomes = fan.outcomes
+        for i in arrived:
+            outcome = outcomes[i]
+            if isinstance(outcome, ProxyResponse):
+                acc.add(outcome.data, outcome.complete)
                 answered = True
-            elif isinstance(exc, BackendFailure):
+            elif isinstance(outcome, BackendFailure):
                 acc.add_error()
-                errors.append(exc)
-            else:
-                raise exc
-        for _ in pending:
+                errors.append(outcome)
+            elif outcome is not None:
+                raise outcome
+        for _ in range(self.total - len(arrived)):
             acc.add_error()
             errors.append(BackendTimeout())
         return _result(acc, answered, errors)
 
-    return proxy
+
+def merge_parallel(backends: Sequence[BackendCall], timeout: float) -> MergeProxy:
+    """All backends at once; a backend still running at ``timeout`` counts as failed."""
+    return _Parallel(backends, timeout).proxy
 
 
 @dataclass(frozen=True, slots=True)

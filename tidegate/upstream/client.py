@@ -36,7 +36,8 @@ from tidegate.config.tls_context import client_context
 from tidegate.state import StateKey, StateStore, fingerprint
 from tidegate.upstream.target import Target, parse_target
 
-__all__ = ["PoolRegistry", "Target", "UpstreamClient", "UpstreamError", "parse_target"]
+__all__ = ["Pending", "PoolRegistry", "Target", "UpstreamClient", "UpstreamError",
+           "parse_target"]
 
 MAX_IDLE_PER_HOST = 256
 # Go's http.Transport default MaxResponseHeaderBytes: a backend head larger than this fails
@@ -114,6 +115,7 @@ class _Connection(asyncio.Protocol):
         "_head_bytes",
         "_head_only",
         "_headers",
+        "_loop",
         "_parser",
         "_received",
         "_status",
@@ -131,6 +133,9 @@ class _Connection(asyncio.Protocol):
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
+        # The loop the connection lives on, taken once: asyncio.get_running_loop() costs a
+        # getpid() system call on every call (CPython 3.11), and `send` runs per exchange.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._done: asyncio.Future[UpstreamResponse] | None = None
         self._headers: list[tuple[str, str]] = []
@@ -155,6 +160,7 @@ class _Connection(asyncio.Protocol):
         # A TCP connection's transport is an asyncio.Transport; asyncio's signature names the
         # base class shared with datagram and pipe transports (no runtime check on this path).
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -293,7 +299,8 @@ class _Connection(asyncio.Protocol):
         flight (whose deadline is later) gets it re-armed at its own deadline. Under load a
         connection arms a timer about once per timeout, not once per request.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # set when the connection was made
         self._done = loop.create_future()
         self._deadline = deadline
         if deadline is not None and (self._timer is None or deadline < self._timer_at):
@@ -348,7 +355,9 @@ class _Connection(asyncio.Protocol):
         if deadline is None:  # armed for an exchange that ended in time, none in flight
             return
         if deadline > self._timer_at:  # armed for an earlier exchange: this one is later
-            self._arm(asyncio.get_running_loop(), deadline)
+            loop = self._loop
+            assert loop is not None
+            self._arm(loop, deadline)
             return
         self._deadline = None
         self._fail(UpstreamTimeout())
@@ -523,26 +532,8 @@ class UpstreamClient:
         `body_stream` is sent chunked as it arrives (instead of `body`); with `stream` the
         answer comes back at its head, its body in ``stream``. Cancellation closes the
         connection (it may hold half an answer)."""
-        # The head's pieces joined once (no string formatted per header line).
-        head = [method, " ", request_target, " HTTP/1.1\r\nHost: ", target.host_header, "\r\n"]
-        wants_gzip = True
-        for name, value in headers:
-            if name == "Accept-Encoding" or name == "Range":
-                wants_gzip = False
-            head.append(name)
-            head.append(": ")
-            head.append(value)
-            head.append("\r\n")
-        if body or body_stream is not None:
-            head.append("Transfer-Encoding: chunked\r\n")
-        elif method in ("POST", "PUT", "PATCH"):
-            head.append("Content-Length: 0\r\n")
-        if wants_gzip:
-            head.append("Accept-Encoding: gzip\r\n")
-        head.append("\r\n")
-        data = "".join(head).encode("latin-1")
-        if body:
-            data += b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        data, wants_gzip = _request_bytes(target, method, request_target, headers, body,
+                                          body_stream is not None)
         pool = self._pool(target)
         head_only = method == "HEAD"
         conn = pool.take_idle()
@@ -580,6 +571,20 @@ class UpstreamClient:
         if wants_gzip and _gzipped(resp):
             return await _decode(resp, deadline)
         return resp
+
+    def start(self, target: Target, method: str, request_target: str,
+              headers: list[tuple[str, str]], body: bytes, deadline: float
+              ) -> Pending | None:
+        """`send` without a coroutine, when it can start at once: on an idle pooled connection
+        the request is written now and its answer is a future (see `Pending`). None when no
+        connection is idle (nothing was written; `send` opens one)."""
+        pool = self._pool(target)
+        conn = pool.take_idle()
+        if conn is None:
+            return None
+        data, wants_gzip = _request_bytes(target, method, request_target, headers, body, False)
+        return Pending(self, pool, conn, conn.send(data, method == "HEAD", deadline), data,
+                       deadline, wants_gzip, method, request_target, headers, body)
 
     async def _exchange(self, pool: _Pool, conn: _Connection, data: bytes,
                         head_only: bool, deadline: float | None,
@@ -623,6 +628,105 @@ class UpstreamClient:
         for key in self._pools:
             self._registry.release(key, self.tls)
         self._pools.clear()
+
+
+class Pending:
+    """An exchange `UpstreamClient.start` began on a pooled connection: `answer` is done when
+    the backend answered, failed or the deadline passed. `ready` then gives the answer, or None
+    when some of `send`'s work is left for `rest` (a retry on a fresh connection after a stale
+    one, undoing gzip); `cancel` gives up on it, as cancelling `send` does.
+
+    Several of these are awaited at once by a merge instead of one task per backend."""
+
+    __slots__ = ("answer", "body", "client", "conn", "data", "deadline", "headers", "method",
+                 "pool", "request_target", "resp", "wants_gzip")
+
+    def __init__(self, client: UpstreamClient, pool: _Pool, conn: _Connection,
+                 answer: asyncio.Future[UpstreamResponse], data: bytes, deadline: float,
+                 wants_gzip: bool, method: str, request_target: str,
+                 headers: list[tuple[str, str]], body: bytes) -> None:
+        self.client = client
+        self.pool = pool
+        self.conn = conn
+        self.answer = answer
+        self.data = data
+        self.deadline = deadline
+        self.wants_gzip = wants_gzip
+        self.resp: UpstreamResponse | None = None
+        # The request as asked (a redirect sends it again, an error names it).
+        self.method = method
+        self.request_target = request_target
+        self.headers = headers
+        self.body = body
+
+    def ready(self) -> UpstreamResponse | None:
+        """The answer (or the exchange's error, raised) once `answer` is done; None when
+        `rest` must still run."""
+        conn = self.conn
+        try:
+            resp = self.answer.result()
+        except _Stale:
+            conn.close()
+            return None
+        except BaseException:
+            conn.close()
+            raise
+        self.pool.release(conn)  # the answer is whole: it was not asked for as a stream
+        self.resp = resp
+        if self.wants_gzip and _gzipped(resp):
+            return None
+        return resp
+
+    async def rest(self) -> UpstreamResponse:
+        """What `send` does after its first attempt: the request again on a fresh connection
+        when the pooled one was stale, then gzip undone."""
+        resp = self.resp
+        if resp is None:
+            conn = await self.pool.connect(self.deadline)
+            try:
+                resp = await self.client._exchange(self.pool, conn, self.data,
+                                                   self.method == "HEAD", self.deadline, None,
+                                                   False)
+            except _Stale as exc:
+                raise UpstreamError(str(exc.args[0]) if exc.args else
+                                    "connection reset") from None
+        if self.wants_gzip and _gzipped(resp):
+            return await _decode(resp, self.deadline)
+        return resp
+
+    def cancel(self) -> None:
+        """No more waiting: the connection may hold half an answer, it is closed."""
+        answer = self.answer
+        if not answer.cancel() and not answer.cancelled():
+            answer.exception()  # an answer nobody reads: no "never retrieved" warning
+        self.conn.close()
+
+
+def _request_bytes(target: Target, method: str, request_target: str,
+                   headers: list[tuple[str, str]], body: bytes | None, streamed: bool
+                   ) -> tuple[bytes, bool]:
+    """The request's bytes (head, and a held body chunked) and whether it asks for gzip."""
+    # The head's pieces joined once (no string formatted per header line).
+    head = [method, " ", request_target, " HTTP/1.1\r\nHost: ", target.host_header, "\r\n"]
+    wants_gzip = True
+    for name, value in headers:
+        if name == "Accept-Encoding" or name == "Range":
+            wants_gzip = False
+        head.append(name)
+        head.append(": ")
+        head.append(value)
+        head.append("\r\n")
+    if body or streamed:
+        head.append("Transfer-Encoding: chunked\r\n")
+    elif method in ("POST", "PUT", "PATCH"):
+        head.append("Content-Length: 0\r\n")
+    if wants_gzip:
+        head.append("Accept-Encoding: gzip\r\n")
+    head.append("\r\n")
+    data = "".join(head).encode("latin-1")
+    if body:
+        data += b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    return data, wants_gzip
 
 
 def _gzipped(resp: UpstreamResponse) -> bool:
