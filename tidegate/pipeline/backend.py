@@ -48,6 +48,7 @@ from tidegate.messages import (
 from tidegate.pipeline.manipulation import compile_backend_formatter
 from tidegate.upstream.client import (
     Pending,
+    Pool,
     Target,
     UpstreamClient,
     UpstreamError,
@@ -261,6 +262,7 @@ class CompiledBackend:
             else None
         self.origin = f"{only.scheme}://{only.host_header}" if isinstance(only, Target) else ""
         self._running: asyncio.AbstractEventLoop | None = None
+        self._fan_pool: Pool | None = None  # fan_target's, once asked for
         # A cache hit's rendering may be remembered (`messages.Memo`) when the answer reaches
         # the endpoint as the cache served it: the cache is the only executor component and
         # no backend component sees the answer. The endpoint decides whether it renders the
@@ -346,7 +348,7 @@ class CompiledBackend:
                                       headers, query, req.body, req.stream))
 
     # Without a task (a merge's fan-out) ---------------------------------------------------
-    def start(self, req: ProxyRequest) -> Pending | None:
+    def start(self, req: ProxyRequest, loop: asyncio.AbstractEventLoop) -> Pending | None:
         """`_call_once` begun without a coroutine, for a merge that awaits several backends
         at once: the request goes out now on an idle pooled connection and the exchange is
         returned, to be finished by `answer` (and `rest`). None when it cannot start so (no
@@ -374,21 +376,31 @@ class CompiledBackend:
         hf = self.header_filter
         headers = [(k, v) for k, vs in req.headers.items()
                    if k not in _HOP_BY_HOP and (hf is None or hf(k)) for v in vs]
-        return self.client.start(target, self.cfg.method, target.base_path + known, headers,
-                                 req.body, self._loop().time() + self.timeout)
+        pool = self._fan_pool
+        if pool is None:
+            pool = self._fan_pool = self.client.pool(target)
+        return self.client.start(pool, target, self.cfg.method, target.base_path + known,
+                                 headers, req.body, loop.time() + self.timeout)
 
-    def answer(self, pending: Pending) -> ProxyResponse | None:
-        """A started exchange's answer once its future is done (or its failure, raised); None
-        when `rest` has more to await (a redirect, a retry, gzip)."""
+    def answer(self, pending: Pending) -> tuple[Any, bool] | None:
+        """A started exchange's answer, as the (data, complete) a merge takes, once its
+        future is done (or its failure, raised); None when `rest` has more to await (a
+        redirect, a retry, gzip). No ProxyResponse is made for it."""
         try:
             resp = pending.ready()
         except Exception as exc:
             raise _wire_failure(exc, self.cfg.method, self.origin,
                                 pending.request_target) from None
-        if resp is None or resp.status in _REDIRECTS:
+        if resp is None:
             return None
-        return self._respond(resp.status, resp.headers, resp.body, "", None, None, self.origin,
-                             pending.request_target)
+        status = resp.status
+        if (status == 200 or status == 201) and not self.no_op:
+            return self._decoded(resp.body), True
+        if status in _REDIRECTS:
+            return None
+        out = self._respond(status, resp.headers, resp.body, "", None, None, self.origin,
+                            pending.request_target)
+        return out.data, out.complete
 
     async def rest(self, pending: Pending) -> ProxyResponse:
         """The part of `_send` a started exchange still needs (in a task of its own)."""
@@ -489,6 +501,13 @@ class CompiledBackend:
                 return ProxyResponse(None, True, rendered=rendered)
         else:
             memo = None
+        if memo is None:
+            return ProxyResponse(self._decoded(body), True)
+        return ProxyResponse(self._decoded(body), True, memo=memo)
+
+    def _decoded(self, body: bytes) -> Any:
+        """A 200/201 answer's body decoded by `encoding`, then manipulated."""
+        assert self.decode is not None
         try:
             data = self.decode(body)
         except DecodeError as decode_error:
@@ -496,9 +515,7 @@ class CompiledBackend:
         except (RecursionError, MemoryError, ValueError) as too_deep:
             # Nesting Python cannot follow (Go's limit is deeper): a failed decode, not a crash.
             raise BackendDecodeError(f"json: {type(too_deep).__name__}: {too_deep}") from None
-        if memo is None:
-            return ProxyResponse(self.format(data), True)
-        return ProxyResponse(self.format(data), True, memo=memo)
+        return self.format(data)
 
     def _url_target(self, url: str) -> tuple[Target, str]:
         """(target, request target) of a URL a component set; a host of the backend keeps

@@ -39,6 +39,9 @@ from tidegate.upstream.client import Pending
 
 Result = tuple[ProxyResponse | None, BaseException | None]
 MergeProxy = Callable[[ProxyRequest], Awaitable[Result]]
+# What a merged backend came to: a task's answer, a started exchange's (data, complete), what
+# it raised; None before it arrived.
+Outcome = ProxyResponse | tuple[Any, bool] | BaseException | None
 
 # lura: the merge gets 85 % of the endpoint timeout.
 MERGE_SHARE = 0.85
@@ -87,7 +90,7 @@ class _Fan:
         # its outcome (an answer or what it raised).
         self.waits: list[asyncio.Future[Any]] = []
         self.pending: list[Pending | None] = [None] * total
-        self.outcomes: list[ProxyResponse | BaseException | None] = [None] * total
+        self.outcomes: list[Outcome] = [None] * total
         self.arrived: list[int] = []
 
     def on_done(self, fut: asyncio.Future[Any]) -> None:
@@ -95,7 +98,7 @@ class _Fan:
             return
         i = self.waits.index(fut)
         started = self.pending[i]
-        outcome: ProxyResponse | BaseException | None
+        outcome: Outcome
         if started is not None:
             self.pending[i] = None
             backend = self.proxy.calls[i][0]
@@ -121,8 +124,9 @@ class _Fan:
             self.all_in.set_result(None)
 
 
-def _answer(backend: CompiledBackend, started: Pending) -> ProxyResponse | BaseException | None:
-    """A started exchange's outcome: its answer, what it raised, or None when it needs a task.
+def _answer(backend: CompiledBackend, started: Pending) -> Outcome:
+    """A started exchange's outcome: its (data, complete), what it raised, or None when it
+    needs a task.
     (Caught here, in a frame that holds nothing of the merge: a traceback keeps its frames.)"""
     try:
         return backend.answer(started)
@@ -163,7 +167,8 @@ class _Parallel:
         waits = fan.waits
         on_done = fan.on_done
         for i, (b, copy, name) in enumerate(self.calls):
-            started = b.start(req) if not copy and isinstance(b, CompiledBackend) else None
+            started = b.start(req, loop) if not copy and isinstance(b, CompiledBackend) \
+                else None
             if started is not None:
                 fan.pending[i] = started
                 waits.append(started.answer)
@@ -201,7 +206,10 @@ class _Parallel:
         outcomes = fan.outcomes
         for i in arrived:
             outcome = outcomes[i]
-            if isinstance(outcome, ProxyResponse):
+            if isinstance(outcome, tuple):  # a started exchange's (data, complete)
+                acc.add(outcome[0], outcome[1])
+                answered = True
+            elif isinstance(outcome, ProxyResponse):
                 acc.add(outcome.data, outcome.complete)
                 answered = True
             elif isinstance(outcome, BackendFailure):

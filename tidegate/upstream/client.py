@@ -25,7 +25,6 @@ import socket
 import ssl
 import zlib
 from collections import deque
-from dataclasses import dataclass
 from typing import ClassVar
 
 import httptools
@@ -36,7 +35,7 @@ from tidegate.config.tls_context import client_context
 from tidegate.state import StateKey, StateStore, fingerprint
 from tidegate.upstream.target import Target, parse_target
 
-__all__ = ["Pending", "PoolRegistry", "Target", "UpstreamClient", "UpstreamError",
+__all__ = ["Pending", "Pool", "PoolRegistry", "Target", "UpstreamClient", "UpstreamError",
            "parse_target"]
 
 MAX_IDLE_PER_HOST = 256
@@ -82,17 +81,24 @@ class UpstreamTimeout(UpstreamError):
         super().__init__("context deadline exceeded")
 
 
-@dataclass(slots=True)
 class UpstreamResponse:
     """A backend answer; header names keep the backend's spelling. A streamed answer has an
-    empty ``body`` and its body in ``stream`` (read it to the end, or abandon it)."""
+    empty ``body`` and its body in ``stream`` (read it to the end, or abandon it).
 
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    stream: BodyStream | InflatingStream | None = None
-    # Its first Content-Encoding is gzip (noted while parsing: no scan of the headers after).
-    gzip: bool = False
+    A plain class, not a dataclass: compiled, a dataclass's generated ``__init__`` still runs
+    in the interpreter (about 1,600 instructions; one answer per backend per request)."""
+
+    __slots__ = ("body", "gzip", "headers", "status", "stream")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes,
+                 stream: BodyStream | InflatingStream | None = None, gzip: bool = False
+                 ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.stream = stream
+        # Its first Content-Encoding is gzip (noted while parsing: no scan of the headers).
+        self.gzip = gzip
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitive."""
@@ -447,6 +453,8 @@ class _Pool:
         self.idle.clear()
 
 
+# A pool as other modules name it (they only hand it back to `UpstreamClient.start`).
+Pool = _Pool
 PoolKey = tuple[str, str, int]
 
 
@@ -572,21 +580,26 @@ class UpstreamClient:
             return await _decode(resp, deadline)
         return resp
 
-    def start(self, target: Target, method: str, request_target: str,
+    def pool(self, target: Target) -> _Pool:
+        """The keep-alive pool of `target`'s address (a caller may keep it for `start`)."""
+        return self._pool(target)
+
+    @staticmethod
+    def start(pool: _Pool, target: Target, method: str, request_target: str,
               headers: list[tuple[str, str]], body: bytes, deadline: float
               ) -> Pending | None:
-        """`send` without a coroutine, when it can start at once: on an idle pooled connection
-        the request is written now and its answer is a future (see `Pending`). None when no
-        connection is idle (nothing was written; `send` opens one)."""
-        pool = self._pool(target)
+        """`send` without a coroutine, when it can start at once: on an idle connection of
+        `pool` (`target`'s) the request is written now and its answer is a future (see
+        `Pending`). None when no connection is idle (nothing was written; `send` opens one)."""
         conn = pool.take_idle()
         if conn is None:
             return None
         data, wants_gzip = _request_bytes(target, method, request_target, headers, body, False)
-        return Pending(self, pool, conn, conn.send(data, method == "HEAD", deadline), data,
-                       deadline, wants_gzip, method, request_target, headers, body)
+        return Pending(pool, conn, conn.send(data, method == "HEAD", deadline), data, deadline,
+                       wants_gzip, method, request_target, headers, body)
 
-    async def _exchange(self, pool: _Pool, conn: _Connection, data: bytes,
+    @staticmethod
+    async def _exchange(pool: _Pool, conn: _Connection, data: bytes,
                         head_only: bool, deadline: float | None,
                         body: BodyStream | None, streaming: bool) -> UpstreamResponse:
         try:
@@ -594,7 +607,7 @@ class UpstreamClient:
             if body is None:
                 resp = await answer
             else:
-                resp = await self._with_body(conn, answer, body)
+                resp = await UpstreamClient._with_body(conn, answer, body)
         except BaseException:
             conn.close()
             raise
@@ -638,14 +651,13 @@ class Pending:
 
     Several of these are awaited at once by a merge instead of one task per backend."""
 
-    __slots__ = ("answer", "body", "client", "conn", "data", "deadline", "headers", "method",
-                 "pool", "request_target", "resp", "wants_gzip")
+    __slots__ = ("answer", "body", "conn", "data", "deadline", "headers", "method", "pool",
+                 "request_target", "resp", "wants_gzip")
 
-    def __init__(self, client: UpstreamClient, pool: _Pool, conn: _Connection,
+    def __init__(self, pool: _Pool, conn: _Connection,
                  answer: asyncio.Future[UpstreamResponse], data: bytes, deadline: float,
                  wants_gzip: bool, method: str, request_target: str,
                  headers: list[tuple[str, str]], body: bytes) -> None:
-        self.client = client
         self.pool = pool
         self.conn = conn
         self.answer = answer
@@ -684,9 +696,9 @@ class Pending:
         if resp is None:
             conn = await self.pool.connect(self.deadline)
             try:
-                resp = await self.client._exchange(self.pool, conn, self.data,
-                                                   self.method == "HEAD", self.deadline, None,
-                                                   False)
+                resp = await UpstreamClient._exchange(self.pool, conn, self.data,
+                                                      self.method == "HEAD", self.deadline,
+                                                      None, False)
             except _Stale as exc:
                 raise UpstreamError(str(exc.args[0]) if exc.args else
                                     "connection reset") from None
