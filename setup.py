@@ -31,6 +31,7 @@ COMPILED = [
     "tidegate/pipeline/static.py",
     "tidegate/pipeline/backend.py",
     "tidegate/upstream/target.py",
+    "tidegate/upstream/connection.py",
     "tidegate/upstream/client.py",
     "tidegate/telemetry/access_log.py",
     "tidegate/telemetry/recorder.py",

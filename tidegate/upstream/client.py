@@ -20,441 +20,32 @@ One `UpstreamClient` belongs to one generation; closing it closes its pools.
 from __future__ import annotations
 
 import asyncio
-import errno
-import socket
 import ssl
 import zlib
-from collections import deque
 from typing import ClassVar
-
-import httptools
 
 from tidegate.bodies import BodyStream, DecodedTooLarge, InflatingStream, inflate
 from tidegate.config.tls import ClientTLS
 from tidegate.config.tls_context import client_context
 from tidegate.state import StateKey, StateStore, fingerprint
+from tidegate.upstream.connection import (
+    Connection,
+    Pool,
+    Stale,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from tidegate.upstream.target import Target, parse_target
 
 __all__ = ["Pending", "Pool", "PoolRegistry", "Target", "UpstreamClient", "UpstreamError",
-           "parse_target"]
+           "UpstreamResponse", "UpstreamTimeout", "parse_target"]
 
-MAX_IDLE_PER_HOST = 256
-# Go's http.Transport default MaxResponseHeaderBytes: a backend head larger than this fails
-# the exchange instead of growing the worker's memory until the timeout.
-MAX_RESPONSE_HEADER_BYTES = 10 << 20
 # The largest gzip answer, once inflated, that is held whole (to be decoded as JSON, XML...).
 # Go has no bound; without one a 1 MiB body can ask for gigabytes. A streamed (no-op) answer
 # is inflated as it is copied out and needs none.
 MAX_DECODED_BODY = 32 << 20
 
-
-class UpstreamError(Exception):
-    """The backend could not be reached or answered something that is not HTTP."""
-
-
-_GO_ERRNO_TEXT = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset by peer",
-    errno.EHOSTUNREACH: "no route to host",
-    errno.ENETUNREACH: "network is unreachable",
-    errno.ETIMEDOUT: "connection timed out",
-    errno.EPIPE: "broken pipe",
-}
-
-
-def go_error_text(exc: BaseException, op: str) -> str:
-    """An OS error as Go's net package words it (``connect: connection refused``), because
-    that is the text KrakenD users see with ``return_error_msg`` and search for."""
-    if isinstance(exc, socket.gaierror):
-        return "no such host"
-    if isinstance(exc, OSError) and exc.errno in _GO_ERRNO_TEXT:
-        return f"{op}: {_GO_ERRNO_TEXT[exc.errno]}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{op}: {exc.strerror.lower()}"
-    return f"{op}: {exc}"
-
-
-class UpstreamTimeout(UpstreamError):
-    """No complete answer before the deadline."""
-
-    def __init__(self) -> None:
-        super().__init__("context deadline exceeded")
-
-
-class UpstreamResponse:
-    """A backend answer; header names keep the backend's spelling. A streamed answer has an
-    empty ``body`` and its body in ``stream`` (read it to the end, or abandon it).
-
-    A plain class, not a dataclass: compiled, a dataclass's generated ``__init__`` still runs
-    in the interpreter (about 1,600 instructions; one answer per backend per request)."""
-
-    __slots__ = ("body", "gzip", "headers", "status", "stream")
-
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes,
-                 stream: BodyStream | InflatingStream | None = None, gzip: bool = False
-                 ) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.stream = stream
-        # Its first Content-Encoding is gzip (noted while parsing: no scan of the headers).
-        self.gzip = gzip
-
-    def header(self, name: str) -> str | None:
-        """First value of a header, case-insensitive."""
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP connection to a backend; carries one exchange at a time."""
-
-    __slots__ = (
-        "_body",
-        "_deadline",
-        "_done",
-        "_drain",
-        "_encoding",
-        "_head_bytes",
-        "_head_only",
-        "_headers",
-        "_loop",
-        "_parser",
-        "_received",
-        "_status",
-        "_stream",
-        "_streaming",
-        "_timer",
-        "_timer_at",
-        "_write_paused",
-        "closed",
-        "pool",
-        "reusable",
-        "transport",
-    )
-
-    def __init__(self, pool: _Pool) -> None:
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        # The loop the connection lives on, taken once: asyncio.get_running_loop() costs a
-        # getpid() system call on every call (CPython 3.11), and `send` runs per exchange.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._parser = httptools.HttpResponseParser(self)
-        self._done: asyncio.Future[UpstreamResponse] | None = None
-        self._headers: list[tuple[str, str]] = []
-        self._encoding: bytes | None = None  # the answer's first Content-Encoding
-        self._body: list[bytes] = []
-        self._status = 0
-        self._received = False
-        self._head_only = False
-        self._head_bytes = 0  # bytes received while the answer's head is incomplete
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0  # when the armed timer fires (loop time)
-        self._deadline: float | None = None  # the exchange in flight's, if it has one
-        self._streaming = False  # hand the answer over at its head, its body as a stream
-        self._stream: BodyStream | None = None  # the body being streamed
-        self._write_paused = False
-        self._drain: asyncio.Future[None] | None = None
-        self.closed = False
-        self.reusable = False
-
-    # asyncio.Protocol --------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A TCP connection's transport is an asyncio.Transport; asyncio's signature names the
-        # base class shared with datagram and pipe transports (no runtime check on this path).
-        self.transport = transport  # type: ignore[assignment]
-        self._loop = asyncio.get_running_loop()
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        waiter, self._drain = self._drain, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        self._received = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # 101 to a request that asked for no upgrade: nothing HTTP follows on this
-            # connection, so the exchange fails (and is logged by its caller, not the loop).
-            self._fail(UpstreamError("unexpected 101 Switching Protocols from the backend"))
-            self.close()
-            return
-        except httptools.HttpParserError as exc:
-            self._fail(UpstreamError(f"malformed HTTP response: {exc}"))
-            self.close()
-            return
-        if not self._status and self._done is not None:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_RESPONSE_HEADER_BYTES:
-                self._fail(UpstreamError(  # Go's words
-                    f"net/http: server response headers exceeded {MAX_RESPONSE_HEADER_BYTES} "
-                    "bytes; aborted"))
-                self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.pool.forget(self)
-        self._disarm()
-        self.resume_writing()  # a body being sent stops waiting (its next write fails)
-        stream = self._stream
-        if stream is not None:
-            self._stream = None
-            self._stop_timer()
-            if not self._parser.should_keep_alive():
-                stream.finish()  # a close-delimited body ends with the connection
-            else:
-                stream.fail(UpstreamError(go_error_text(exc, "read") if exc else
-                                          "unexpected EOF"))
-            return
-        done = self._done
-        if (done is None or not done.done()) and (
-                not self._status or self._parser.should_keep_alive()):
-            self._stop_timer()
-        if done is not None and not done.done():
-            if self._status and not self._parser.should_keep_alive():
-                # A close-delimited body ends with the connection.
-                self._finish()
-            else:
-                # Go's words: "EOF" when the backend closed cleanly mid-exchange.
-                reason = go_error_text(exc, "read") if exc is not None else "EOF"
-                done.set_exception(_Stale(reason) if not self._received else
-                                   UpstreamError(reason))
-
-    # httptools callbacks -----------------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
-        if len(name) == 16 and self._encoding is None and name.lower() == b"content-encoding":
-            self._encoding = value
-
-    def _gzip(self) -> bool:
-        encoding = self._encoding
-        return encoding is not None and encoding.lower() == b"gzip"
-
-    def on_headers_complete(self) -> None:
-        self._status = status = self._parser.get_status_code()
-        if self._head_only or status in (204, 304):
-            self._finish()
-        elif self._streaming and status >= 200:
-            self._start_stream()
-
-    def on_body(self, body: bytes) -> None:
-        if self._stream is not None:
-            self._stream.feed(body)
-        else:
-            self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        if self._status and 100 <= self._status < 200:
-            # Interim answer (100 Continue): the real one follows on the same connection.
-            self._headers = []
-            self._encoding = None
-            self._status = 0
-            return
-        stream = self._stream
-        if stream is not None:
-            self._stream = None
-            self._stop_timer()
-            self.reusable = not self.closed and self._parser.should_keep_alive()
-            stream.on_abandon = None
-            stream.finish()
-            self.pool.release(self)  # only now: the body was on this connection
-            return
-        self._finish()
-
-    @property
-    def streaming_body(self) -> bool:
-        """An answer's body is still flowing through a stream."""
-        return self._stream is not None
-
-    def _start_stream(self) -> None:
-        """Hand the answer over now; its body follows through a stream that pauses reading
-        from the backend while the reader is behind."""
-        done = self._done
-        if done is None or done.done():
-            return
-        transport = self.transport
-        assert transport is not None
-        length = None
-        for name, value in self._headers:
-            if name.lower() == "content-length" and value.isdigit():
-                length = int(value)
-        stream = self._stream = BodyStream(transport.pause_reading, transport.resume_reading,
-                                           length)
-        stream.on_abandon = self.close  # half an answer: the connection cannot be reused
-        done.set_result(UpstreamResponse(self._status, self._headers, b"", stream,
-                                         self._gzip()))
-        self._done = None
-
-    # exchange ----------------------------------------------------------------------------
-    def send(self, data: bytes, head_only: bool, deadline: float | None,
-             streaming: bool = False) -> asyncio.Future[UpstreamResponse]:
-        """Write a request; the future fails with UpstreamTimeout at `deadline` (loop time),
-        which also bounds a streamed answer's body.
-
-        A timer on the loop is much cheaper than an asyncio.timeout() scope per request, and
-        the connection keeps its timer from one exchange to the next: it is armed again only
-        for an earlier deadline, and when it fires for an exchange that ended, the one now in
-        flight (whose deadline is later) gets it re-armed at its own deadline. Under load a
-        connection arms a timer about once per timeout, not once per request.
-        """
-        loop = self._loop
-        assert loop is not None  # set when the connection was made
-        self._done = loop.create_future()
-        self._deadline = deadline
-        if deadline is not None and (self._timer is None or deadline < self._timer_at):
-            self._arm(loop, deadline)
-        self._headers = []
-        self._encoding = None
-        self._body = []
-        self._status = 0
-        self._received = False
-        self._head_bytes = 0
-        self._head_only = head_only
-        self._streaming = streaming
-        self.reusable = False
-        assert self.transport is not None
-        self.transport.write(data)
-        return self._done
-
-    async def send_body(self, body: BodyStream) -> None:
-        """Send a streamed request body chunked, as it is read, waiting while the transport
-        is paused. A failure reading it (client gone, body too large) fails the exchange."""
-        try:
-            while chunk := await body.read():
-                transport = self.transport
-                if self.closed or transport is None:
-                    return
-                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                if self._write_paused:
-                    self._drain = waiter = asyncio.get_running_loop().create_future()
-                    await waiter
-            if not self.closed and self.transport is not None:
-                self.transport.write(b"0\r\n\r\n")
-        except Exception as exc:
-            self._fail(exc)
-            self.close()
-
-    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = loop.call_at(when, self._on_timer)
-        self._timer_at = when
-
-    def _disarm(self) -> None:
-        """No timer any more (the connection is closing)."""
-        self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None:  # armed for an exchange that ended in time, none in flight
-            return
-        if deadline > self._timer_at:  # armed for an earlier exchange: this one is later
-            loop = self._loop
-            assert loop is not None
-            self._arm(loop, deadline)
-            return
-        self._deadline = None
-        self._fail(UpstreamTimeout())
-        self.close()
-
-    def _finish(self) -> None:
-        done = self._done
-        if done is None or done.done():
-            return
-        self._stop_timer()
-        self.reusable = (not self._head_only and not self.closed
-                         and self._parser.should_keep_alive())
-        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        done.set_result(UpstreamResponse(self._status, self._headers, body, None, self._gzip()))
-        self._done = None
-
-    def _stop_timer(self) -> None:
-        """The exchange's deadline no longer applies (answered, failed or handed over); the
-        timer stays armed for the next exchange (see `send`)."""
-        self._deadline = None
-
-    def _fail(self, exc: Exception) -> None:
-        self._stop_timer()
-        if self._done is not None and not self._done.done():
-            self._done.set_exception(exc)
-        stream = self._stream
-        if stream is not None:
-            self._stream = None
-            stream.fail(exc)
-
-    def close(self) -> None:
-        self.closed = True
-        self._disarm()
-        if self.transport is not None:
-            self.transport.close()
-
-
-class _Stale(Exception):
-    """A pooled connection died before answering: safe to retry on a fresh one."""
-
-
-class _Pool:
-    """Idle keep-alive connections to one (scheme, host, port)."""
-
-    def __init__(self, host: str, port: int, ssl_ctx: ssl.SSLContext | None) -> None:
-        self.host = host
-        self.port = port
-        self.ssl = ssl_ctx
-        self.idle: deque[_Connection] = deque()
-        self.all: set[_Connection] = set()
-        self.closed = False
-
-    async def connect(self, deadline: float | None) -> _Connection:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout_at(deadline):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port, ssl=self.ssl)
-        except TimeoutError:
-            raise UpstreamTimeout() from None
-        except OSError as exc:
-            raise UpstreamError(
-                f"dial tcp {self.host}:{self.port}: {go_error_text(exc, 'connect')}") from exc
-        self.all.add(conn)
-        return conn
-
-    def take_idle(self) -> _Connection | None:
-        while self.idle:
-            conn = self.idle.pop()
-            if not conn.closed:
-                return conn
-        return None
-
-    def release(self, conn: _Connection) -> None:
-        if conn.reusable and not self.closed and len(self.idle) < MAX_IDLE_PER_HOST:
-            self.idle.append(conn)
-        else:
-            conn.close()
-
-    def forget(self, conn: _Connection) -> None:
-        self.all.discard(conn)
-
-    def close(self) -> None:
-        self.closed = True
-        for conn in list(self.all):
-            conn.close()
-        self.idle.clear()
-
-
-# A pool as other modules name it (they only hand it back to `UpstreamClient.start`).
-Pool = _Pool
 PoolKey = tuple[str, str, int]
 
 
@@ -483,17 +74,17 @@ class PoolRegistry:
             address += f"#{fingerprint(tls)}"
         return (PoolRegistry.NAMESPACE, "service", address)
 
-    def acquire(self, key: PoolKey, tls: ClientTLS | None = None) -> _Pool:
+    def acquire(self, key: PoolKey, tls: ClientTLS | None = None) -> Pool:
         """The pool for an address, created on first use; pair with `release`."""
         return self.store.lease(self.state_key(key, tls), lambda: self._new_pool(key, tls))
 
-    def _new_pool(self, key: PoolKey, tls: ClientTLS | None) -> _Pool:
+    def _new_pool(self, key: PoolKey, tls: ClientTLS | None) -> Pool:
         ctx = None
         if key[0] == "https":
             ctx = self._contexts.get(tls)
             if ctx is None:
                 ctx = self._contexts[tls] = client_context(tls)
-        return _Pool(key[1], key[2], ctx)
+        return Pool(key[1], key[2], ctx)
 
     def release(self, key: PoolKey, tls: ClientTLS | None = None) -> None:
         """One user fewer; the last one closes the pool's connections."""
@@ -509,7 +100,7 @@ class UpstreamClient:
     def __init__(self, registry: PoolRegistry | None = None,
                  tls: ClientTLS | None = None) -> None:
         self._registry = registry if registry is not None else PoolRegistry()
-        self._pools: dict[PoolKey, _Pool] = {}
+        self._pools: dict[PoolKey, Pool] = {}
         self.closed = False
         # How https backends are reached (root `client_tls`); set before the first pool.
         self.tls = tls
@@ -524,7 +115,7 @@ class UpstreamClient:
         """Take the pool for a backend address now, so a reload hands it over warm."""
         self._pool(target)
 
-    def _pool(self, target: Target) -> _Pool:
+    def _pool(self, target: Target) -> Pool:
         key = (target.scheme, target.host, target.port)
         pool = self._pools.get(key)
         if pool is None:
@@ -551,19 +142,19 @@ class UpstreamClient:
             # the answer's future is awaited here, one coroutine frame fewer.
             try:
                 resp = await conn.send(data, head_only, deadline, stream)
-            except _Stale:
+            except Stale:
                 conn.close()
             except BaseException:
                 conn.close()
                 raise
             else:
                 if resp.stream is None:
-                    pool.release(conn)  # else when its body is done (see _Connection)
+                    pool.release(conn)  # else when its body is done (see Connection)
         elif conn is not None:
             try:
                 resp = await self._exchange(pool, conn, data, head_only, deadline,
                                             body_stream, stream)
-            except _Stale as exc:
+            except Stale as exc:
                 if body_stream is not None and body_stream.consumed:
                     # Part of a body that cannot be read again went to a dead connection.
                     raise UpstreamError(str(exc.args[0]) if exc.args else
@@ -573,19 +164,19 @@ class UpstreamClient:
             try:
                 resp = await self._exchange(pool, conn, data, head_only, deadline,
                                             body_stream, stream)
-            except _Stale as exc:
+            except Stale as exc:
                 raise UpstreamError(str(exc.args[0]) if exc.args else
                                     "connection reset") from None
         if wants_gzip and _gzipped(resp):
             return await _decode(resp, deadline)
         return resp
 
-    def pool(self, target: Target) -> _Pool:
+    def pool(self, target: Target) -> Pool:
         """The keep-alive pool of `target`'s address (a caller may keep it for `start`)."""
         return self._pool(target)
 
     @staticmethod
-    def start(pool: _Pool, target: Target, method: str, request_target: str,
+    def start(pool: Pool, target: Target, method: str, request_target: str,
               headers: list[tuple[str, str]], body: bytes, deadline: float
               ) -> Pending | None:
         """`send` without a coroutine, when it can start at once: on an idle connection of
@@ -599,7 +190,7 @@ class UpstreamClient:
                        wants_gzip, method, request_target, headers, body)
 
     @staticmethod
-    async def _exchange(pool: _Pool, conn: _Connection, data: bytes,
+    async def _exchange(pool: Pool, conn: Connection, data: bytes,
                         head_only: bool, deadline: float | None,
                         body: BodyStream | None, streaming: bool) -> UpstreamResponse:
         try:
@@ -612,11 +203,11 @@ class UpstreamClient:
             conn.close()
             raise
         if resp.stream is None:
-            pool.release(conn)  # else when its body is done (see _Connection)
+            pool.release(conn)  # else when its body is done (see Connection)
         return resp
 
     @staticmethod
-    async def _with_body(conn: _Connection, answer: asyncio.Future[UpstreamResponse],
+    async def _with_body(conn: Connection, answer: asyncio.Future[UpstreamResponse],
                          body: BodyStream) -> UpstreamResponse:
         """Await the answer while the body is sent; an answer that comes before the whole
         body was sent leaves the connection unusable (Go closes it too)."""
@@ -654,7 +245,7 @@ class Pending:
     __slots__ = ("answer", "body", "conn", "data", "deadline", "headers", "method", "pool",
                  "request_target", "resp", "wants_gzip")
 
-    def __init__(self, pool: _Pool, conn: _Connection,
+    def __init__(self, pool: Pool, conn: Connection,
                  answer: asyncio.Future[UpstreamResponse], data: bytes, deadline: float,
                  wants_gzip: bool, method: str, request_target: str,
                  headers: list[tuple[str, str]], body: bytes) -> None:
@@ -677,7 +268,7 @@ class Pending:
         conn = self.conn
         try:
             resp = self.answer.result()
-        except _Stale:
+        except Stale:
             conn.close()
             return None
         except BaseException:
@@ -699,7 +290,7 @@ class Pending:
                 resp = await UpstreamClient._exchange(self.pool, conn, self.data,
                                                       self.method == "HEAD", self.deadline,
                                                       None, False)
-            except _Stale as exc:
+            except Stale as exc:
                 raise UpstreamError(str(exc.args[0]) if exc.args else
                                     "connection reset") from None
         if self.wants_gzip and _gzipped(resp):
