@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 SUBSET = [
     "tests/test_pipeline_semantics.py",
     "tests/test_pipeline_failures.py",
+    "tests/test_merge_fanout.py",
     "tests/test_pipeline_components.py",
     "tests/test_manipulation.py",
     "tests/test_router.py",
