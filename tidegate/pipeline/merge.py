@@ -166,22 +166,24 @@ class _Parallel:
         fan = _Fan(self, loop)
         waits = fan.waits
         on_done = fan.on_done
-        for i, (b, copy, name) in enumerate(self.calls):
-            started = b.start(req, loop) if not copy and isinstance(b, CompiledBackend) \
-                else None
-            if started is not None:
-                fan.pending[i] = started
-                waits.append(started.answer)
-                started.answer.add_done_callback(on_done)
-            else:
-                # A Task made here with its name given: loop.create_task() would format a
-                # "Task-N" name for each (then replace it), a cost per backend and request.
-                t = asyncio.Task(b(req.clone() if copy else req), loop=loop, name=name)
-                waits.append(t)
-                t.add_done_callback(on_done)
         # One future and one timer instead of asyncio.wait(): this runs on every request.
         timer = loop.call_later(self.timeout, fan.expire)
         try:
+            # Inside the try: should a start raise, the backends already under way are
+            # cancelled (their connections closed) by the finally below, never left running.
+            for i, (b, copy, name) in enumerate(self.calls):
+                started = b.start(req, loop) if not copy and isinstance(b, CompiledBackend) \
+                    else None
+                if started is not None:
+                    fan.pending[i] = started
+                    waits.append(started.answer)
+                    started.answer.add_done_callback(on_done)
+                else:
+                    # A Task made here with its name given: loop.create_task() would format a
+                    # "Task-N" name for each (then replace it), a cost per backend and request.
+                    t = asyncio.Task(b(req.clone() if copy else req), loop=loop, name=name)
+                    waits.append(t)
+                    t.add_done_callback(on_done)
             await fan.all_in
         finally:
             timer.cancel()
