@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from tidegate.messages import Response
 from tidegate.server import wire
+
+
+def _undated(raw: bytes) -> bytes:
+    return re.sub(rb"\r\nDate: [^\r]*", b"", raw)  # the second may turn between two calls
 
 
 def _head(headers: list[tuple[str, str]]) -> bytes:
@@ -27,3 +33,17 @@ def test_the_line_cache_is_bounded() -> None:
         _head([("X-Request-Id", str(i))])
     assert len(wire._LINES) <= wire._LINES_MAX
     assert _head([("X-Request-Id", "7")]).endswith(b"X-Request-Id: 7")
+
+
+def test_prepared_lines_are_written_as_the_answers_own_would_be() -> None:
+    # `security/http` hands its lines to the server prepared (`header_block`): the same head
+    # as the same headers in front of the answer's own.
+    section = [("X-Frame-Options", "DENY"), ("Content-Security-Policy", "caf\u00e9 \u2603")]
+    own = [("X-Krakend", "Version 2.x"), ("Content-Type", "application/json")]
+    for status, body in ((200, b"{}"), (204, b""), (500, b"oops")):
+        for keep_alive, http10, head in ((True, False, False), (False, True, True)):
+            whole = wire.serialize(Response(status, section + own, body), keep_alive, http10, head)
+            split = wire.serialize(Response(status, list(own), body), keep_alive, http10, head,
+                                   wire.header_block(section))
+            assert _undated(split) == _undated(whole)
+    assert wire.header_block([]) == b""

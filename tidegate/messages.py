@@ -28,8 +28,9 @@ class Request:
 
     # ``metrics_route``: set (not initialised) by the metrics ROUTER stage to its endpoint's
     # series (``route`` is the endpoint pattern the access log prints).
-    __slots__ = ("body", "client_ip", "headers", "host", "jwt_claims", "method", "metrics_route",
-                 "path", "query", "raw_target", "route", "stream", "tls", "version")
+    __slots__ = ("body", "client_ip", "head_lines", "headers", "host", "jwt_claims", "method",
+                 "metrics_route", "path", "query", "raw_target", "route", "stream", "tls",
+                 "version")
     metrics_route: object
 
     def __init__(self, method: str, raw_target: str, path: str, query: str,
@@ -52,6 +53,9 @@ class Request:
         self.tls = tls
         # The endpoint pattern it was routed to ("" until routed; the access log reads it).
         self.route = ""
+        # Header lines on the wire's form that the answer's head starts with (`security/http`
+        # prepares its lines once per generation); not written on the server's own 500.
+        self.head_lines = b""
 
     def header(self, lname: str) -> str | None:
         """First value of a header (name given lower-case)."""

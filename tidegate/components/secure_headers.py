@@ -28,15 +28,18 @@ from __future__ import annotations
 import base64
 import html
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tidegate.components.botdetector import compile_pattern
-from tidegate.components.seam import Build, Component, Level
+from tidegate.components.seam import Build, Component, Level, answered
 from tidegate.components.section import Section
 from tidegate.errors import JsonPath
 from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
+from tidegate.server.wire import header_block
+
+H = TypeVar("H", list[tuple[str, str]], bytes)  # a section's headers, as a list or wire lines
 
 NAMESPACE = "security/http"
 HEALTH_PATH = "/__health"  # not behind security/http, as in krakend-ce
@@ -153,7 +156,12 @@ class Secure:
         self.needs_request = self.check_hosts or self.needs_ssl or self.csp_nonce
         # The request's verdict as one closure over this section's constants, built once
         # per generation: a request pays only for the checks its section asks for.
-        self.process: Callable[[Request], Response | list[tuple[str, str]]] = self._compile()
+        self.process: Callable[[Request], Response | list[tuple[str, str]]] = self._compile(
+            self.headers_https, self.headers_http)
+        # The same verdict with the header lines already on the wire's form, for an answer
+        # whose head the server starts with them (`Request.head_lines`); not with a nonce.
+        self.process_lines: Callable[[Request], Response | bytes] = self._compile(
+            header_block(self.headers_https), header_block(self.headers_http))
 
     def _host_allowed(self, host: str) -> bool:
         """secure's isAllowedHost, remembered per Host value (bounded: forgotten wholesale
@@ -168,17 +176,17 @@ class Secure:
         self._verdicts[host] = verdict
         return verdict
 
-    def _compile(self) -> Callable[[Request], Response | list[tuple[str, str]]]:
+    def _compile(self, headers_https: H, headers_http: H) -> Callable[[Request], Response | H]:
         """``process``: a refusal or redirect answer, or the headers to add to the request's
-        answer (the very list of this section: callers copy, never extend it)."""
+        answer, `headers_https` or `headers_http` (this section's very list or bytes: callers
+        copy, never extend them); with a CSP nonce, a new list with its header."""
         check_hosts, host_headers = self.check_hosts, self.host_headers
         verdicts, host_allowed = self._verdicts, self._host_allowed
         needs_ssl, redirect, ssl_host = self.needs_ssl, self.redirect, self.ssl_host
         ssl_headers = self.ssl_headers
-        headers_https, headers_http = self.headers_https, self.headers_http
         csp_nonce, csp_parts = self.csp_nonce, self.csp_parts
 
-        def process(req: Request) -> Response | list[tuple[str, str]]:
+        def process(req: Request) -> Response | H:
             host = req.host
             if host_headers:
                 for name in host_headers:
@@ -211,13 +219,14 @@ class Secure:
                         if found == value:
                             https = True
                             break
+            headers: H
             if https:
                 headers = headers_https
             elif redirect:
                 return _redirect(req, f"https://{ssl_host or host}{_target(req)}")
             else:
                 headers = headers_http
-            if csp_nonce:
+            if csp_nonce and isinstance(headers, list):
                 nonce = f"'nonce-{_nonce()}'"
                 return [*headers, ("Content-Security-Policy", nonce.join(csp_parts))]
             return headers
@@ -281,8 +290,17 @@ def service_stage(secure: Secure, inner: ServiceHandler, *,
     return secured
 
 
-def endpoint_stage(secure: Secure, inner: EndpointHandler) -> EndpointHandler:
-    """An endpoint's own section (KrakenD EE): the same checks and headers on its answers."""
+def endpoint_stage(secure: Secure, inner: EndpointHandler, *, head_lines: bool = False
+                   ) -> EndpointHandler:
+    """An endpoint's own section (KrakenD EE): the same checks and headers on its answers.
+
+    ``head_lines``: nothing between this stage and the server reads or adds an answer's
+    headers (`_lines_reach_the_wire`), so the section's lines, prepared once, are handed to
+    the server with the request (`Request.head_lines`, written first in the answer's head)
+    and the endpoint's own answer goes out as it is: no coroutine and no new `Response` per
+    request. The bytes on the wire are the same."""
+    if head_lines and not secure.csp_nonce:
+        return _lines_stage(secure, inner)
     if not secure.needs_request:  # the usual policy: the same headers on every answer
         static = secure.headers_http
 
@@ -302,6 +320,47 @@ def endpoint_stage(secure: Secure, inner: EndpointHandler) -> EndpointHandler:
         return Response(resp.status, verdict + resp.headers, resp.body, resp.stream)
 
     return secured
+
+
+def _lines_stage(secure: Secure, inner: EndpointHandler) -> EndpointHandler:
+    """`endpoint_stage` with the section's header lines written by the server."""
+    if not secure.needs_request:
+        lines = header_block(secure.headers_http)
+
+        def headers_only(req: Request, params: dict[str, str]) -> Awaitable[Response]:
+            req.head_lines = lines
+            return inner(req, params)
+
+        return headers_only
+
+    process = secure.process_lines
+
+    def secured(req: Request, params: dict[str, str]) -> Awaitable[Response]:
+        verdict = process(req)
+        if isinstance(verdict, Response):
+            return answered(verdict)
+        req.head_lines = verdict
+        return inner(req, params)
+
+    return secured
+
+
+# Components that, around an endpoint's own section, read an answer's headers or add their
+# own in front (their lines would come after the section's once the server writes these
+# first): with one of them configured, the section adds its headers to the answer itself.
+_SEE_HEADERS_ROOT = ("security/http", "security/cors", "plugin/http-server",
+                     "modifier/lua-endpoint", "telemetry/opentelemetry")
+_SEE_HEADERS_ENDPOINT = ("security/cors", "telemetry/opentelemetry")
+
+
+def _lines_reach_the_wire(ctx: Build[SecureConfig]) -> bool:
+    """Whether this endpoint's answers reach the server with no other component reading or
+    prepending headers after this section added its own."""
+    endpoint = ctx.endpoint
+    return endpoint is not None \
+        and not any(ns in ctx.service.extra_config for ns in _SEE_HEADERS_ROOT) \
+        and not any(ns in endpoint.extra_config for ns in _SEE_HEADERS_ENDPOINT)
+
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -338,7 +397,7 @@ def build(ctx: Build[SecureConfig], inner: Any) -> Any:
     if ctx.level is Level.SERVICE:
         override = any(NAMESPACE in ep.extra_config for ep in ctx.service.endpoints)
         return service_stage(secure, inner, endpoints_override=override)
-    return endpoint_stage(secure, inner)
+    return endpoint_stage(secure, inner, head_lines=_lines_reach_the_wire(ctx))
 
 
 # One registration per level (components/catalog.py): between CORS (outside) and the bot

@@ -362,6 +362,7 @@ class HttpProtocol(asyncio.Protocol):
                     response = await gen.handle(request)
                 except Exception:  # a bug must never take the connection or the worker down
                     log.exception("unhandled error serving %s %s", request.method, request.path)
+                    request.head_lines = b""
                     response = Response.text(500, "500 Internal Server Error",
                                              "text/plain; charset=utf-8")
                 # The generation is left once the response is written: a streamed answer
@@ -376,7 +377,7 @@ class HttpProtocol(asyncio.Protocol):
                     if transport is None or transport.is_closing():
                         return
                     transport.write(serialize(response, keep_alive, request.version == "1.0",
-                                              request.method == "HEAD"))
+                                              request.method == "HEAD", request.head_lines))
                     if request.method != "HEAD":
                         self._sent = len(response.body)
                     if not keep_alive:
@@ -443,7 +444,7 @@ class HttpProtocol(asyncio.Protocol):
             if stream is not None:
                 stream.abandon()
             return None
-        transport.write(serialize(response, keep_alive, http10, head))
+        transport.write(serialize(response, keep_alive, http10, head, request.head_lines))
         if not head and stream is None:
             self._sent = len(response.body)
         if stream is not None:
