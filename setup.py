@@ -41,7 +41,8 @@ COMPILED = [
     "tidegate/encoding/renderers.py",
     "tidegate/golang/url_values.py",
     "tidegate/golang/json_wire.py",
-    # The components of the usual stack (JWT validation, CORS, an endpoint rate limit): each is
+    # The components of the usual stack (JWT validation, CORS, an endpoint rate limit, the
+    # security headers of `security/http`): each is
     # a stage every request of its endpoints runs through.
     "tidegate/components/jwt/component.py",
     "tidegate/components/jwt/verify.py",
@@ -49,6 +50,7 @@ COMPILED = [
     "tidegate/components/jwt/claims.py",
     "tidegate/components/cors.py",
     "tidegate/components/ratelimit.py",
+    "tidegate/components/secure_headers.py",
 ]
 
 

@@ -51,6 +51,9 @@ SUBSET = [
     "tests/test_cors.py",
     "tests/test_cors_rules.py",
     "tests/test_ratelimit.py",
+    "tests/test_secure_headers.py",
+    "tests/test_secure_headers_endpoint.py",
+    "tests/test_security_rules.py",
     # the metrics recorder's stages and tables (compiled since they run on every request)
     "tests/test_metrics_client.py",
     "tests/test_metrics_e2e.py",

@@ -30,7 +30,7 @@ import html
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tidegate.components.botdetector import compile_pattern
 from tidegate.components.seam import Build, Component, Level, answered
@@ -228,7 +228,7 @@ class Secure:
                 headers = headers_http
             if csp_nonce and isinstance(headers, list):
                 nonce = f"'nonce-{_nonce()}'"
-                return [*headers, ("Content-Security-Policy", nonce.join(csp_parts))]
+                return cast(H, [*headers, ("Content-Security-Policy", nonce.join(csp_parts))])
             return headers
 
         return process
