@@ -42,8 +42,8 @@ COMPILED = [
     "tidegate/golang/url_values.py",
     "tidegate/golang/json_wire.py",
     # The components of the usual stack (JWT validation, CORS, an endpoint rate limit, the
-    # security headers of `security/http`): each is
-    # a stage every request of its endpoints runs through.
+    # security headers of `security/http`): each is a stage every request of its endpoints
+    # runs through.
     "tidegate/components/jwt/component.py",
     "tidegate/components/jwt/verify.py",
     "tidegate/components/jwt/cache.py",
