@@ -21,6 +21,7 @@ import orjson
 
 from tidegate.bodies import BodyTooLarge
 from tidegate.components.jsonschema_fast import compile_validator
+from tidegate.components.jsonschema_onepass import compile_accepts
 from tidegate.components.seam import Build, Component, JsonPath, Level
 from tidegate.errors import ConfigValueError
 from tidegate.golang import json_values
@@ -93,11 +94,16 @@ def build(ctx: Build[jsonschema.protocols.Validator], nxt: Proxy) -> Proxy:
     # Valid bodies are decided by the compiled checks; jsonschema words the errors of the
     # others (and decides alone for a schema the compiler does not mirror).
     valid = compile_validator(validator)
+    # Before them, for most bodies, a decode into msgspec types that checks as it reads: it
+    # says only "valid" (when the usual way would), anything else goes the usual way.
+    accepts = compile_accepts(validator)
 
     def problem(body: bytes) -> InvalidBody | None:
         """Why `body` does not validate, or None."""
         if not body:
             return InvalidBody("could not validate an empty body")
+        if accepts is not None and accepts(body):
+            return None
         try:
             data = orjson.loads(body)  # integers stay integers in the messages
         except orjson.JSONDecodeError:

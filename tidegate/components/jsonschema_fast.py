@@ -62,7 +62,7 @@ def equal(one: Any, two: Any) -> bool:
 
 
 # keyword → the jsonschema function whose meaning the compiled check mirrors
-_MIRRORED: dict[str, tuple[Any, ...]] = {
+MIRRORED: dict[str, tuple[Any, ...]] = {
     "type": (_kw.type,), "properties": (_kw.properties,), "required": (_kw.required,),
     "additionalProperties": (_kw.additionalProperties,),
     "items": (_kw.items, _legacy.items_draft6_draft7_draft201909),
@@ -146,7 +146,7 @@ class _Generator:
             raise Unsupported("not a schema")
         keys = [k for k in schema if k in self.keywords]  # others: annotations, as jsonschema
         for key in keys:
-            if self.keywords[key] not in _MIRRORED.get(key, ()):
+            if self.keywords[key] not in MIRRORED.get(key, ()):
                 raise Unsupported(key)
         # One type first: the other keywords then know it (the checks only answer together,
         # so their order is free).

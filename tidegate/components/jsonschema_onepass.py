@@ -1,0 +1,222 @@
+"""A JSON Schema as msgspec types: a body that decodes into them is valid, found in one pass.
+
+orjson's decode builds every value of a body as Python objects (~36,000 instructions for a
+1 KiB order, compiled gateway) and the generated check (`jsonschema_fast`) then walks them
+(~24,000). msgspec decodes into typed structures instead: the checks happen while the bytes
+are read, members the schema does not name are skipped without building anything (~24,000
+for both, plus ~18,000 for the scan below). It is used only to say "valid": a body it
+refuses goes the usual way (orjson, the generated check, jsonschema's messages), so only
+acceptance has to be right, and it must imply what the usual way decides. What makes that
+hold:
+
+* the types mirror jsonschema's keywords for one `type` each, with the same draft-6+ type
+  checker and keyword functions as `jsonschema_fast` (checked by identity); anything else
+  (several types, a keyword without a type, `$ref`, combinators...) is not compiled;
+* integers are bounded to ±2**53 (a float of that size is exact: Go's decoder, which
+  decides where orjson refuses a body, makes every number a float), and bounds must be too;
+* msgspec skips what the schema does not name without checking it as orjson does: numbers
+  that overflow a float and bytes that are not UTF-8. So only ASCII bodies are taken, and
+  none where a digit is followed by an exponent or 309 digits follow one another (the only
+  JSON numbers that can overflow): those go the usual way.
+
+`tests/test_jsonschema_onepass.py` compares acceptance with jsonschema on random schemas and
+bodies, malformed and overflowing ones included.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import jsonschema
+import jsonschema._types as _types
+import msgspec
+
+from tidegate.components.jsonschema_fast import MIRRORED, Unsupported
+
+SAFE_INT = 2**53  # integers up to this size are the same as floats (Go's decoder)
+# A number can overflow a float only with an exponent or with more than 308 digits.
+_DIGITS = bytes.maketrans(b"123456789E", b"000000000e")
+_RUN = 309
+_LONG_RUN = b"0" * _RUN
+
+Accepts = Callable[[bytes], bool]
+
+
+def compile_accepts(validator: jsonschema.protocols.Validator) -> Accepts | None:
+    """``accepts(body)``: True only for a body the usual way finds valid; None when the
+    schema is not mirrored."""
+    cls = type(validator)
+    if cls.TYPE_CHECKER is not _types.draft6_type_checker \
+            or validator.format_checker is not None:
+        return None
+    try:
+        decode = msgspec.json.Decoder(_Types(cls.VALIDATORS).of(validator.schema)).decode
+    except (Unsupported, TypeError, ValueError, RecursionError):
+        return None
+    failed = (msgspec.DecodeError, RecursionError)  # ValidationError is a DecodeError
+
+    def accepts(body: bytes) -> bool:
+        # ASCII first (a vectorised test): any other body goes the usual way at once
+        if not body.isascii():
+            return False
+        try:
+            decode(body)
+        except failed:
+            return False
+        digits = body.translate(_DIGITS)
+        return b"0e" not in digits and (len(body) < _RUN or _LONG_RUN not in digits)
+
+    return accepts
+
+
+def _bound(value: Any) -> int | float:
+    """A numeric bound jsonschema compares exactly as msgspec does (a double)."""
+    if type(value) is int and -SAFE_INT <= value <= SAFE_INT:
+        return value
+    if type(value) is float and math.isfinite(value):
+        return value
+    raise Unsupported("bound")
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise Unsupported("count")
+    return value
+
+
+class _Types:
+    """msgspec types for schemas: `of(schema)`."""
+
+    def __init__(self, keywords: dict[str, Any]) -> None:
+        self.keywords = keywords
+        self._structs = 0
+
+    def of(self, schema: Any) -> Any:
+        if schema is True:
+            return msgspec.Raw
+        if type(schema) is not dict:
+            raise Unsupported("schema")
+        keys = [k for k in schema if k in self.keywords and k != "format"]
+        for key in keys:
+            if self.keywords[key] not in MIRRORED.get(key, ()):
+                raise Unsupported(key)
+        kw = {k: schema[k] for k in keys}
+        if not kw:
+            return msgspec.Raw
+        kind = kw.get("type")
+        if "enum" in kw or "const" in kw:
+            return self._strings(kw)
+        if type(kind) is not str:
+            raise Unsupported("type")
+        if kind == "string":
+            return Annotated[str, msgspec.Meta(**self._string_meta(kw))]
+        if kind == "integer":
+            return Annotated[int, msgspec.Meta(**self._int_meta(kw))]
+        if kind == "number":
+            floats: dict[str, Any] = {name: _bound(kw[key]) for key, name in _FLOAT_BOUNDS
+                                      if key in kw}
+            return Annotated[int, msgspec.Meta(**self._int_meta(kw))] | \
+                Annotated[float, msgspec.Meta(**floats)]
+        if kind == "boolean":
+            return bool
+        if kind == "null":
+            return None
+        if kind == "array":
+            return self._array(kw)
+        if kind == "object":
+            return self._object(kw)
+        raise Unsupported("type")
+
+    @staticmethod
+    def _string_meta(kw: dict[str, Any]) -> dict[str, Any]:
+        meta: dict[str, Any] = {}
+        if "minLength" in kw:
+            meta["min_length"] = _count(kw["minLength"])
+        if "maxLength" in kw:
+            meta["max_length"] = _count(kw["maxLength"])
+        if "pattern" in kw:
+            pattern = kw["pattern"]
+            if type(pattern) is not str:
+                raise Unsupported("pattern")
+            try:
+                re.compile(pattern)
+            except re.error:
+                raise Unsupported("pattern") from None
+            meta["pattern"] = pattern  # msgspec: re.search, as jsonschema
+        return meta
+
+    def _strings(self, kw: dict[str, Any]) -> Any:
+        """`enum`/`const` of strings: the members that also pass the string keywords."""
+        if kw.get("type", "string") != "string":
+            raise Unsupported("enum")
+        members = kw["enum"] if "enum" in kw else [kw["const"]]
+        if "enum" in kw and "const" in kw:
+            members = [m for m in members if m == kw["const"]]
+        if type(members) is not list or not all(type(m) is str for m in members):
+            raise Unsupported("enum")
+        meta = self._string_meta(kw)
+        search = re.compile(meta["pattern"]).search if "pattern" in meta else None
+        kept = tuple(dict.fromkeys(
+            m for m in members
+            if len(m) >= meta.get("min_length", 0)
+            and len(m) <= meta.get("max_length", len(m))
+            and (search is None or search(m) is not None)))
+        if not kept:
+            raise Unsupported("enum")
+        return Literal[kept]
+
+    @staticmethod
+    def _int_meta(kw: dict[str, Any]) -> dict[str, Any]:
+        """Bounds of an integer, as integers, within ±2**53."""
+        low, high = -SAFE_INT, SAFE_INT
+        if "minimum" in kw:
+            low = max(low, math.ceil(_bound(kw["minimum"])))
+        if "exclusiveMinimum" in kw:
+            low = max(low, math.floor(_bound(kw["exclusiveMinimum"])) + 1)
+        if "maximum" in kw:
+            high = min(high, math.floor(_bound(kw["maximum"])))
+        if "exclusiveMaximum" in kw:
+            high = min(high, math.ceil(_bound(kw["exclusiveMaximum"])) - 1)
+        if low > high:
+            raise Unsupported("bounds")
+        return {"ge": low, "le": high}
+
+    def _array(self, kw: dict[str, Any]) -> Any:
+        items = kw.get("items", True)
+        if type(items) is not dict and items is not True:
+            raise Unsupported("items")
+        meta: dict[str, Any] = {}
+        if "minItems" in kw:
+            meta["min_length"] = _count(kw["minItems"])
+        if "maxItems" in kw:
+            meta["max_length"] = _count(kw["maxItems"])
+        return Annotated[list[self.of(items)], msgspec.Meta(**meta)]  # type: ignore[misc]
+
+    def _object(self, kw: dict[str, Any]) -> Any:
+        properties = kw.get("properties", {})
+        required = kw.get("required", [])
+        extra = kw.get("additionalProperties", True)
+        if type(properties) is not dict or type(required) is not list \
+                or not all(type(n) is str for n in required) or type(extra) is not bool:
+            raise Unsupported("object")
+        names = list(properties) + [n for n in dict.fromkeys(required) if n not in properties]
+        fields: list[Any] = []
+        rename: dict[str, str] = {}
+        for i, name in enumerate(names):
+            field = f"f{i}"
+            rename[field] = name
+            typ = self.of(properties.get(name, True))
+            if name in required:
+                fields.append((field, typ))
+            else:
+                fields.append((field, typ | msgspec.UnsetType, msgspec.UNSET))
+        self._structs += 1
+        return msgspec.defstruct(f"Schema{self._structs}", fields, kw_only=True, rename=rename,
+                                 forbid_unknown_fields=not extra, gc=False)
+
+
+_FLOAT_BOUNDS = (("minimum", "ge"), ("exclusiveMinimum", "gt"), ("maximum", "le"),
+                 ("exclusiveMaximum", "lt"))
