@@ -52,11 +52,24 @@ def compile_accepts(validator: jsonschema.protocols.Validator) -> Accepts | None
     if cls.TYPE_CHECKER is not _types.draft6_type_checker \
             or validator.format_checker is not None:
         return None
+    types = _Types(cls.VALIDATORS)
     try:
-        decode = msgspec.json.Decoder(_Types(cls.VALIDATORS).of(validator.schema)).decode
+        decode = msgspec.json.Decoder(types.of(validator.schema)).decode
     except (Unsupported, TypeError, ValueError, RecursionError):
         return None
     failed = (msgspec.DecodeError, RecursionError)  # ValidationError is a DecodeError
+
+    if not types.skips:
+        # Every member is named and typed (`additionalProperties: false` throughout, no
+        # untyped value): msgspec reads all of it as orjson would, nothing to scan.
+        def reads_all(body: bytes) -> bool:
+            try:
+                decode(body)
+            except failed:
+                return False
+            return True
+
+        return reads_all
 
     def accepts(body: bytes) -> bool:
         # ASCII first (a vectorised test): any other body goes the usual way at once
@@ -93,9 +106,11 @@ class _Types:
     def __init__(self, keywords: dict[str, Any]) -> None:
         self.keywords = keywords
         self._structs = 0
+        self.skips = False  # whether msgspec skips any part of a body unread (`Raw`, members)
 
     def of(self, schema: Any) -> Any:
         if schema is True:
+            self.skips = True
             return msgspec.Raw
         if type(schema) is not dict:
             raise Unsupported("schema")
@@ -105,6 +120,7 @@ class _Types:
                 raise Unsupported(key)
         kw = {k: schema[k] for k in keys}
         if not kw:
+            self.skips = True
             return msgspec.Raw
         kind = kw.get("type")
         if "enum" in kw or "const" in kw:
@@ -214,6 +230,7 @@ class _Types:
             else:
                 fields.append((field, typ | msgspec.UnsetType, msgspec.UNSET))
         self._structs += 1
+        self.skips = self.skips or extra
         return msgspec.defstruct(f"Schema{self._structs}", fields, kw_only=True, rename=rename,
                                  forbid_unknown_fields=not extra, gc=False)
 
