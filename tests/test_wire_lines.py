@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tidegate.messages import Response
+from tidegate.messages import Response, header_block
 from tidegate.server import wire
 
 
@@ -36,14 +36,14 @@ def test_the_line_cache_is_bounded() -> None:
 
 
 def test_prepared_lines_are_written_as_the_answers_own_would_be() -> None:
-    # `security/http` hands its lines to the server prepared (`header_block`): the same head
-    # as the same headers in front of the answer's own.
+    # `security/http` hands its lines to the server prepared (`messages.header_block`): the
+    # same head as the same headers in front of the answer's own.
     section = [("X-Frame-Options", "DENY"), ("Content-Security-Policy", "caf\u00e9 \u2603")]
     own = [("X-Krakend", "Version 2.x"), ("Content-Type", "application/json")]
     for status, body in ((200, b"{}"), (204, b""), (500, b"oops")):
         for keep_alive, http10, head in ((True, False, False), (False, True, True)):
             whole = wire.serialize(Response(status, section + own, body), keep_alive, http10, head)
             split = wire.serialize(Response(status, list(own), body), keep_alive, http10, head,
-                                   wire.header_block(section))
+                                   header_block(section))
             assert _undated(split) == _undated(whole)
-    assert wire.header_block([]) == b""
+    assert header_block([]) == b""

@@ -98,6 +98,13 @@ class Response:
         return cls(status, [("Content-Type", content_type)], body.encode())
 
 
+def header_block(headers: list[tuple[str, str]]) -> bytes:
+    """`headers` as the server writes them in an answer's head (`server.wire`): a component
+    that adds the same lines to every answer prepares them once (`Request.head_lines`)."""
+    return b"".join(f"{name}: {value}\r\n".encode("latin-1", "replace")
+                    for name, value in headers)
+
+
 _CANONICAL: dict[str, str] = {}
 
 

@@ -36,8 +36,7 @@ from tidegate.components.botdetector import compile_pattern
 from tidegate.components.seam import Build, Component, Level, answered
 from tidegate.components.section import Section
 from tidegate.errors import JsonPath
-from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler
-from tidegate.server.wire import header_block
+from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler, header_block
 
 H = TypeVar("H", list[tuple[str, str]], bytes)  # a section's headers, as a list or wire lines
 

@@ -69,12 +69,6 @@ def _line(header: tuple[str, str]) -> bytes:
     return line
 
 
-def header_block(headers: list[tuple[str, str]]) -> bytes:
-    """`headers` as `serialize` writes them, for `serialize`'s `first`."""
-    return b"".join(f"{name}: {value}\r\n".encode("latin-1", "replace")
-                    for name, value in headers)
-
-
 # Content-Length lines by length, as for _LINES (answers of an endpoint often repeat a size).
 _LENGTHS: dict[int, bytes] = {}
 
@@ -95,8 +89,9 @@ def serialize(resp: Response, keep_alive: bool, http10: bool, head: bool,
 
     For a streamed response, only the head: Content-Length when the length is known, else
     chunked (HTTP/1.0: the caller closes the connection after the body). `first`: header
-    lines already on the wire's form (`header_block`) that go before the answer's own, as a
-    component that adds the same lines to every answer of an endpoint prepares them."""
+    lines already on the wire's form (`messages.header_block`) that go before the answer's
+    own, as a component that adds the same lines to every answer of an endpoint prepares
+    them."""
     status = resp.status
     status_line = _STATUS_LINES.get(status)
     if status_line is None:
