@@ -18,7 +18,6 @@ from typing import Any
 
 from tidegate.bodies import BodyTooLarge
 from tidegate.components.lua.config import LuaConfig, parse
-from tidegate.components.lua.objects import LuaRequest, LuaResponse, RouterContext
 from tidegate.components.lua.script import LuaFailure, Script
 from tidegate.components.seam import Build, Component, Level
 from tidegate.golang.url_values import encode_query
@@ -92,7 +91,7 @@ def _service(ctx: Build[LuaConfig], nxt: ServiceHandler) -> ServiceHandler:
                 return Response(413)
             req.stream = None
         try:
-            script.start("ctx", RouterContext(req, {}))
+            script.run_ctx(req, {})
         except LuaFailure as exc:
             log.error("[SERVICE: Gin][Lua] %s", exc)
             return Response(500)
@@ -115,7 +114,7 @@ def _router(ctx: Build[LuaConfig], nxt: EndpointHandler) -> EndpointHandler:
                 return Response(413)
             req.stream = None
         try:
-            script.start("ctx", RouterContext(req, params))
+            script.run_ctx(req, params)
         except LuaFailure as exc:
             if exc.has_status:
                 headers = [("Content-Type", exc.content_type)] if exc.content_type else []
@@ -141,7 +140,7 @@ def build_proxy(ctx: Build[LuaConfig], nxt: Proxy) -> Proxy:
                 return None, PayloadTooLarge()
             req.stream = None
         try:
-            rt, env = script.start("request", LuaRequest(req, backend=False))
+            rt, env = script.start(req, backend=False)
         except LuaFailure as exc:
             return None, exc
         if cfg.skip_next:
@@ -152,7 +151,7 @@ def build_proxy(ctx: Build[LuaConfig], nxt: Proxy) -> Proxy:
                 return got, err
             resp = got if got is not None else ProxyResponse({}, False, 0)
         try:
-            script.finish(rt, env, LuaResponse(resp))
+            script.finish(rt, env, req, False, resp)
         except LuaFailure as exc:
             return None, exc
         return resp, None
@@ -193,9 +192,9 @@ def build_backend(ctx: Build[LuaConfig], nxt: BackendProxy) -> BackendProxy:
         req = ProxyRequest(req.method, req.path, dict(req.params),
                            {k: list(v) for k, v in req.headers.items()}, list(req.query),
                            req.body, req.stream, url)
-        rt, env = script.start("request", LuaRequest(req, backend=True))
+        rt, env = script.start(req, backend=True)
         resp = ProxyResponse({}, False, 0) if cfg.skip_next else await nxt(req)
-        script.finish(rt, env, LuaResponse(resp))
+        script.finish(rt, env, req, True, resp)
         return resp
 
     return backend

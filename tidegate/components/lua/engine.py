@@ -25,8 +25,9 @@ from typing import Any
 
 import lupa.lua51 as lua51
 
-from tidegate.components.lua.objects import LOADED, OBJECT_METHODS
+from tidegate.components.lua.objects import DEFERRED, OBJECT_METHODS, Objects
 from tidegate.components.lua.values import METHODS, NIL, RENAMED
+from tidegate.messages import canonical_header
 
 STEP = 1000          # instructions between two budget checks
 CACHE_LIMIT = 512    # compiled chunks kept per state
@@ -36,7 +37,7 @@ _SETUP = r"""
 local setfenv, xpcall, getinfo = setfenv, xpcall, debug.getinfo
 local sethook, clock = debug.sethook, os.clock
 local type, pairs, error, setmetatable, loadstring = type, pairs, error, setmetatable, loadstring
-local rawget, rawset = rawget, rawset
+local rawget, rawset, select = rawget, rawset, select
 local state, api = ...
 local STEP = state.step
 
@@ -72,8 +73,28 @@ local function handler(e)
   return {err = e, src = info.short_src, line = info.currentline}
 end
 
+-- Writes a run keeps: (Python setter, key, value) triples, in order. `headers(k, v)` with
+-- string arguments is kept here instead of crossing into Python; before any other method
+-- crosses, the kept writes are applied (so what Python reads is what the script wrote), and the
+-- rest are handed back with the run's result, which crosses anyway.
+local P, pn = {}, 0
+local function flush()
+  local n = pn
+  pn = 0
+  for i = 1, n, 3 do
+    local f, k, v = P[i], P[i + 1], P[i + 2]
+    P[i], P[i + 1], P[i + 2] = nil, nil, nil
+    f(k, v)
+  end
+end
+local function forget()   -- the last run's writes (kept until then: they were handed back)
+  for i = 1, pn do P[i] = nil end
+  pn = 0
+end
+
 local function run(env, budget_, max_time_, a, b)
   used, budget, stopped, active = 0, budget_, false, true
+  if pn > 0 then forget() end
   deadline, max_time = nil, max_time_
   local ok, err = true, nil
   if a then
@@ -90,6 +111,7 @@ end
 
 function state.reset()
   active, stopped = false, false
+  forget()
   state.stopped = false
 end
 
@@ -97,51 +119,102 @@ function state.compile(src, name)
   return loadstring(src, "=" .. name)
 end
 
--- ctx, request and response as Lua tables whose methods call the Python methods directly: a
--- method looked up on a Python object costs the attribute filter and a new bound-method
--- wrapper (~2 µs); here the first lookup of a name binds a closure, kept in the table. As with
--- lupa's bound methods, a call passing the object first (colon syntax) drops it. Names that are
--- not methods are refused by Python, with the attribute filter's error.
-local OBJ = {}   -- the key of a table's Python object: no script can name it
-local classes = {}
+local key_of = {lower = api.lower_key, canonical = api.canonical_key}
+
+-- ctx, request and response: one frozen Lua table each per state, whose methods call the
+-- state's Python objects (re-pointed at each run's request) through bound methods made once.
+-- No Python object is wrapped per request, and nothing a script can reach is shared and
+-- writable: the tables refuse new fields, their metatables are hidden, and a bare environment
+-- has no rawset. As with lupa's bound methods, a call passing the object first (colon syntax)
+-- drops it. Names that are not methods are refused with the attribute filter's error.
+local OBJECTS = {}
 for name, methods in pairs(api.classes) do
-  local meta = {}
-  meta.__index = function(t, key)
-    local f = methods[key]
-    local obj = rawget(t, OBJ)
-    if f == nil then return api.refuse(key) end
-    local bound = function(first, ...)
+  local obj, bound = {}, {}
+  for key, f in pairs(methods) do
+    bound[key] = function(first, ...)
+      if pn > 0 then flush() end
       local r
-      if first == t then r = f(obj, ...) else r = f(obj, first, ...) end
+      if first == obj then r = f(...) else r = f(first, ...) end
       return r
     end
-    rawset(t, key, bound)
-    return bound
   end
-  meta.__newindex = function(t, key) api.refuse(key) end
-  meta.__metatable = false
-  classes[name] = meta
+  local mode = api.deferred[name]
+  if mode then
+    local set, generic, compute = methods.set_header, bound.headers, key_of[mode]
+    local known, count = {}, 0   -- header names as the setter keys them (bounded)
+    bound.set_header = nil
+    bound.headers = function(first, ...)
+      local k, v = ...
+      if first ~= obj then k, v = first, k end
+      if type(v) == "string" and type(k) == "string" then
+        local key = known[k]
+        if key == nil then
+          key = compute(k)
+          if count >= 1024 then known, count = {}, 0 end
+          known[k], count = key, count + 1
+        end
+        P[pn + 1], P[pn + 2], P[pn + 3] = set, key, v
+        pn = pn + 3
+        return
+      end
+      return generic(first, ...)
+    end
+  end
+  -- a name that is not a method is refused (lupa's attribute filter did so)
+  setmetatable(bound, {__index = function(_, key) return api.refuse(key) end})
+  setmetatable(obj, {
+    __index = bound,
+    __newindex = function(t, key) api.refuse(key) end,
+    __metatable = false})
+  OBJECTS[name] = function() return obj end
 end
 
-local function loader(name, obj)
-  local t = setmetatable({[OBJ] = obj}, classes[name])
-  return {load = function() return t end}
+local function loader(name)
+  return {load = OBJECTS[name]}
 end
-state.loader = loader
 
+-- the helpers: an environment with the standard libraries gets its own copies (a script that
+-- changes one, luaTable.x = 1, changes its copy); a bare one reads frozen shared ones
+local api_table_new, api_list_new, api_nil_new, api_http_new = api.table_new, api.list_new,
+  api.nil_new, api.http_new
+local custom_error = api.custom_error
+local MAKERS = {
+  luaTable = function() return {new = api_table_new} end,
+  luaList = function() return {new = api_list_new} end,
+  luaNil = function() return {new = api_nil_new} end,
+  http_response = function() return {new = api_http_new} end,
+  custom_error = function() return custom_error end,
+}
 local function helpers(env)
-  env.luaTable = {new = api.table_new}
-  env.luaList = {new = api.list_new}
-  env.luaNil = {new = api.nil_new}
-  env.custom_error = api.custom_error
-  env.http_response = {new = api.http_new}
+  for k, make in pairs(MAKERS) do env[k] = make() end
   return env
 end
 
-function state.bare_env(name, obj)
-  local env = helpers({})
-  env[name] = loader(name, obj)
-  return env
+-- A bare environment (gopher-lua with SkipOpenLibs): an empty table whose metatable reads
+-- through to a frozen table of the helpers and the section's object loader, shared by every
+-- run. A script's globals land in its own table; the shared tables refuse writes (a bare
+-- environment has no rawset or setmetatable to get around that).
+local function frozen(t)
+  return setmetatable({}, {__index = t, __newindex = function(_, k) api.refuse(k) end,
+                           __metatable = false})
+end
+local shared = {}   -- the tables every run may reach: rawset refuses them
+local bare_meta = {}
+for _, name in pairs({"ctx", "request"}) do
+  local globals = {}
+  for k, make in pairs(MAKERS) do
+    local v = make()
+    if type(v) == "table" then v = frozen(v) shared[v] = true end
+    globals[k] = v
+  end
+  globals[name] = frozen(loader(name))
+  shared[globals[name]] = true
+  bare_meta[name] = {__index = globals, __metatable = false}
+end
+local response_loader = frozen(loader("response"))
+shared[response_loader] = true
+function state.bare_env(name)
+  return setmetatable({}, bare_meta[name])
 end
 
 local libs = {}
@@ -175,7 +248,14 @@ local function co_wrap(f)
   return function(...) return pass(resume(co, ...)) end
 end
 
-function state.open_env(name, obj)
+-- the shared objects refuse rawset too (the standard libraries give scripts one)
+for _, load in pairs(OBJECTS) do shared[load()] = true end
+base.rawset = function(t, k, v)
+  if shared[t] then return api.refuse(k) end
+  return rawset(t, k, v)
+end
+
+function state.open_env(name)
   local env = {}
   for k, v in pairs(base) do env[k] = v end
   for lib, t in pairs(libs) do
@@ -188,54 +268,48 @@ function state.open_env(name, obj)
   env._G = env
   if string_meta then string_meta.__index = env.string end
   helpers(env)
-  env[name] = loader(name, obj)
+  env[name] = loader(name)
   return env
 end
 
+local response_of = function() return response_loader end
 function state.configure(open_libs)
   local make_env = state.bare_env
   if open_libs then
+    response_of = function() return loader("response") end
     make_env = state.open_env
   else
     debug.setmetatable("", nil)
     string_meta = nil
   end
-  -- a fresh environment, then the chunks in it (one call from Python per request)
-  function state.start(name, obj, budget_, max_time, a, b, keep)
-    local env = make_env(name, obj)
-    local ok, err = run(env, budget_, max_time, a, b)
-    if keep then return ok, err, env end
-    return ok, err   -- no post to run: the environment is not handed to Python
-  end
-  -- the same with everything but the object bound once (fewer values cross per request)
+  -- a fresh environment, then the chunks in it, bound once per section: one call from Python
+  -- per request, without arguments
   function state.starter(name, budget_, max_time, a, b, keep)
-    return function(obj)
-      local env = make_env(name, obj)
+    return function()
+      local env = make_env(name)
       local ok, err = run(env, budget_, max_time, a, b)
-      if keep then return ok, err, env end
-      return ok, err
+      if keep then return ok, err, env, unpack_(P, 1, pn) end
+      return ok, err, nil, unpack_(P, 1, pn)
     end
   end
 end
 
 -- `response` bound, then `post` in the request's environment
-function state.finish(env, obj, budget_, max_time_, fn)
-  env.response = loader("response", obj)
-  return run(env, budget_, max_time_, fn, nil)
+function state.finish(env, budget_, max_time_, fn)
+  env.response = response_of()
+  local ok, err = run(env, budget_, max_time_, fn, nil)
+  return ok, err, nil, unpack_(P, 1, pn)
 end
 """
 
 
 def _attribute_filter(obj: Any, name: str, is_setting: bool) -> str:
-    """Only the methods of the API objects are visible to scripts; nothing is writable."""
+    """Only the methods of the API values are visible to scripts; nothing is writable."""
     if not is_setting:
-        allowed = _ALLOWED.get(type(obj))
+        allowed = METHODS.get(type(obj))
         if allowed is not None and name in allowed:
             return RENAMED.get(name, name)
     raise AttributeError(f"'{name}' is not accessible")
-
-
-_ALLOWED = {**METHODS, **OBJECT_METHODS}
 
 
 def _refuse(name: Any) -> None:
@@ -244,12 +318,18 @@ def _refuse(name: Any) -> None:
     raise AttributeError(f"'{name}' is not accessible")
 
 
+def _lower_key(name: str) -> str:
+    return canonical_header(name).lower()
+
+
 class BudgetExceeded(Exception):
     """The script ran past its instruction or time budget."""
 
 
 class Runtime:
-    """One Lua 5.1 state: compiled chunks, fresh environments, budgeted runs."""
+    """One Lua 5.1 state: compiled chunks, fresh environments, budgeted runs, and the Python
+    objects its scripts' ``ctx``/``request``/``response`` call (`objects`, pointed at a run's
+    request by the caller before the run, and idle after it)."""
 
     def __init__(self, open_libs: bool, api: dict[str, Callable[..., Any]]) -> None:
         self.open_libs = open_libs
@@ -258,18 +338,22 @@ class Runtime:
                                     unpack_returned_tuples=True, max_memory=MEMORY_LIMIT)
         g = self.lua.globals()
         g.python = None
+        self.objects = Objects()
         self.state = self.lua.table(step=STEP, stopped=False)
         helpers = self.lua.table_from(api)
         helpers.refuse = _refuse
+        helpers.lower_key = _lower_key
+        helpers.canonical_key = canonical_header
+        helpers.deferred = self.lua.table_from(DEFERRED)
         helpers.classes = self.lua.table_from({
-            name: self.lua.table_from({m: getattr(cls, m) for m in OBJECT_METHODS[cls]})
-            for name, cls in LOADED.items()})
+            name: self.lua.table_from(
+                {m: getattr(obj, m) for m in (*OBJECT_METHODS[type(obj)], "set_header")})
+            for name, obj in self.objects.by_name().items()})
         self.lua.execute(_SETUP, self.state, helpers)
         self.state.configure(open_libs)
         self._sethook = g.debug.sethook
         self._hook = self.state.hook
         self._sethook(self._hook, "", STEP)  # installed for good; it counts only during runs
-        self._start = self.state.start
         self._finish = self.state.finish
         self._compile = self.state.compile
         self._chunks: dict[tuple[str, str], Any] = {}
@@ -288,42 +372,19 @@ class Runtime:
             self._chunks[key] = fn
         return fn
 
-    def start(self, name: str, obj: Any, budget: int, max_time: float, first: Any = None,
-              second: Any = None, keep: bool = True) -> tuple[bool, Any, Any]:
-        """A fresh environment with ``name`` (``ctx``/``request``) loading `obj`, then the
-        chunks in it: (ok, error value, environment if `keep`). Raises BudgetExceeded."""
-        try:
-            result = self._start(name, obj, budget, max_time, first, second, keep)
-        except lua51.LuaError as exc:
-            self._after_error()
-            return False, str(exc), None
-        return bool(result[0]), result[1], result[2] if keep else None
-
     def starter(self, name: str, budget: int, max_time: float, first: Any = None,
                 second: Any = None, keep: bool = True) -> Any:
-        """`start` with everything but the object bound: call it with `run`."""
+        """A function of no arguments that makes a fresh environment with ``name``
+        (``ctx``/``request``) and runs the chunks in it: call it with `run`."""
         return self.state.starter(name, budget, max_time, first, second, keep)
 
-    def run(self, starter: Any, obj: Any, keep: bool) -> tuple[bool, Any, Any]:
-        """``start`` through a `starter` of this runtime. Raises BudgetExceeded."""
-        try:
-            result = starter(obj)
-        except lua51.LuaError as exc:
-            self._after_error()
-            return False, str(exc), None
-        return bool(result[0]), result[1], result[2] if keep else None
+    def finisher(self, env: Any, budget: int, max_time: float, fn: Any) -> Any:
+        """A function of no arguments that binds ``response`` in `env` and runs `fn` there
+        (a starter's result, without environment)."""
+        finish = self._finish
+        return lambda: finish(env, budget, max_time, fn)
 
-    def finish(self, env: Any, obj: Any, budget: int, max_time: float, fn: Any
-               ) -> tuple[bool, Any]:
-        """``response`` loading `obj` in `env`, then `fn`: (ok, error value)."""
-        try:
-            ok, err = self._finish(env, obj, budget, max_time, fn)
-        except lua51.LuaError as exc:
-            self._after_error()
-            return False, str(exc)
-        return bool(ok), err
-
-    def _after_error(self) -> None:
+    def after_error(self) -> None:
         """A run that ended outside its ``xpcall``: the budget's stop (it raises at every
         instruction until the script is gone) or an error in the error handler."""
         stopped = self.state.stopped
@@ -333,4 +394,11 @@ class Runtime:
             raise BudgetExceeded()
 
 
-__all__ = ["NIL", "BudgetExceeded", "Runtime"]
+def applied(result: tuple[Any, ...]) -> None:
+    """The writes a run kept, handed back after its (ok, error, environment): applied in
+    order."""
+    for i in range(3, len(result), 3):
+        result[i](result[i + 1], result[i + 2])
+
+
+__all__ = ["NIL", "BudgetExceeded", "Runtime", "applied"]

@@ -1,11 +1,14 @@
-"""What ``ctx.load()``, ``request.load()`` and ``response.load()`` return to a script.
+"""What ``ctx.load()``, ``request.load()`` and ``response.load()`` call into.
 
-krakend-lua's getters and setters (``router/gin/lua.go``, ``proxy/request.go``,
-``proxy/response.go``): one method per field, a getter without argument and a setter with
-one. They work on the live request or response, so a script's change is what the next stage
-sees. Header keys: the router's are canonicalised by Go's ``http.Header`` (``Get``/``Set``/
-``Del``), the proxy request's by ``CanonicalMIMEHeaderKey``; the proxy response's getter looks
-the key up as written (krakend-lua does not canonicalise it there).
+One object of each class per Lua state, re-pointed at the request (or response) of each run
+(a Lua call never awaits, so a state runs one script at a time): the script's object is a Lua
+table whose methods call these objects' bound methods, made once, so no Python object is
+wrapped for Lua per request. krakend-lua's getters and setters (``router/gin/lua.go``,
+``proxy/request.go``, ``proxy/response.go``): one method per field, a getter without argument
+and a setter with one. They work on the live request or response, so a script's change is
+what the next stage sees. Header keys: the router's are canonicalised by Go's ``http.Header``
+(``Get``/``Set``/``Del``), the proxy request's by ``CanonicalMIMEHeaderKey``; the proxy
+response's getter looks the key up as written (krakend-lua does not canonicalise it there).
 """
 
 from __future__ import annotations
@@ -99,12 +102,21 @@ class RouterContext:
         name = canonical_header(go_string(args[0])).lower()
         if len(args) == 1:
             return req.header(name) or ""
-        req.headers = [(k, v) for k, v in req.headers if k != name]
-        if args[1] is not None:
-            req.headers.append((name, go_string(args[1])))
+        self.set_header(name, None if args[1] is None else go_string(args[1]))
+        return None
+
+    def set_header(self, name: str, value: str | None) -> None:
+        """``headers(k, v)`` with `name` canonical and lower-cased (a nil value deletes)."""
+        req = self.req
+        headers = req.headers
+        for k, _ in headers:
+            if k == name:
+                headers = req.headers = [(k, v) for k, v in headers if k != name]
+                break
+        if value is not None:
+            headers.append((name, value))
         if name == "host":
             req.host = req.header("host") or ""
-        return None
 
     def headerList(self, *args: Any) -> Any:
         req = self.req
@@ -178,11 +190,15 @@ class LuaRequest:
         if len(args) == 1:
             values = headers.get(key)
             return values[0] if values else ""
-        if args[1] is None:
-            headers.pop(key, None)
-        else:
-            headers[key] = [go_string(args[1])]
+        self.set_header(key, None if args[1] is None else go_string(args[1]))
         return None
+
+    def set_header(self, key: str, value: str | None) -> None:
+        """``headers(k, v)`` with `key` canonical (a nil value deletes)."""
+        if value is None:
+            self.req.headers.pop(key, None)
+        else:
+            self.req.headers[key] = [value]
 
     def headerList(self, *args: Any) -> Any:
         return _header_list(self.req.headers, args)
@@ -212,6 +228,10 @@ class LuaResponse:
     __slots__ = ("resp",)
 
     def __init__(self, resp: ProxyResponse) -> None:
+        self.resp = resp
+
+    def bind(self, resp: ProxyResponse) -> None:
+        """Point at `resp` (a response without data gets an empty object, as lura's)."""
         if resp.data is None:
             resp.data = {}
         self.resp = resp
@@ -240,12 +260,16 @@ class LuaResponse:
         if len(args) == 1:
             values = headers.get(go_string(args[0]))
             return values[0] if values else ""
-        key = canonical_header(go_string(args[0]))
-        if args[1] is None:
-            headers.pop(key, None)
-        else:
-            headers[key] = [go_string(args[1])]
+        self.set_header(canonical_header(go_string(args[0])),
+                        None if args[1] is None else go_string(args[1]))
         return None
+
+    def set_header(self, key: str, value: str | None) -> None:
+        """``headers(k, v)`` with `key` canonical (a nil value deletes)."""
+        if value is None:
+            self.resp.headers.pop(key, None)
+        else:
+            self.resp.headers[key] = [value]
 
     def headerList(self, *args: Any) -> Any:
         return _header_list(self.resp.headers, args)
@@ -265,5 +289,35 @@ OBJECT_METHODS: dict[type, frozenset[str]] = {
     LuaResponse: frozenset({"isComplete", "statusCode", "data", "headers", "headerList",
                             "body"}),
 }
-# The object each name loads (``ctx.load()``, ``request.load()``, ``response.load()``).
-LOADED: dict[str, type] = {"ctx": RouterContext, "request": LuaRequest, "response": LuaResponse}
+# What each object points at between runs (it holds no request then).
+IDLE_REQUEST = Request("GET", "/", "/", "", [], b"", "", "1.1")
+IDLE_PROXY_REQUEST = ProxyRequest("GET", "", {}, {}, [], b"")
+IDLE_RESPONSE = ProxyResponse({}, False, 0)
+
+
+class Objects:
+    """A state's three objects, idle until a run points them at its request."""
+
+    __slots__ = ("ctx", "request", "response")
+
+    def __init__(self) -> None:
+        self.ctx = RouterContext(IDLE_REQUEST, {})
+        self.request = LuaRequest(IDLE_PROXY_REQUEST, backend=False)
+        self.response = LuaResponse(IDLE_RESPONSE)
+
+    def idle(self) -> None:
+        """Drop the run's request and response (a held body may be large)."""
+        self.ctx.req = IDLE_REQUEST
+        self.ctx.params_ = {}
+        self.request.req = IDLE_PROXY_REQUEST
+        self.response.resp = IDLE_RESPONSE
+
+    def by_name(self) -> dict[str, Any]:
+        """The object each name loads (``ctx.load()``, ``request.load()``,
+        ``response.load()``)."""
+        return {"ctx": self.ctx, "request": self.request, "response": self.response}
+
+
+# The methods whose setter form a script's run may keep to hand back at its end (the value
+# and key checks done in Lua): ``headers(k, v)`` with string arguments.
+DEFERRED = {"ctx": "lower", "request": "canonical", "response": "canonical"}

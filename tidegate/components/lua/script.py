@@ -17,9 +17,12 @@ from lupa import lua51
 
 from tidegate.components.lua import pool
 from tidegate.components.lua.config import LuaConfig, SourceFile, joined, locate_line, read_source
-from tidegate.components.lua.engine import BudgetExceeded, Runtime
+from tidegate.components.lua.engine import BudgetExceeded, Runtime, applied
+from tidegate.components.lua.objects import IDLE_PROXY_REQUEST, IDLE_REQUEST
 from tidegate.components.lua.pool import CustomError
-from tidegate.messages import BackendFailure
+from tidegate.messages import BackendFailure, ProxyRequest, ProxyResponse, Request
+
+IDLE_PARAMS: dict[str, str] = {}
 
 log = logging.getLogger("tidegate.lua")
 
@@ -45,54 +48,100 @@ class Script:
         self.place = place
         self.text = joined(cfg.sources)
         # the runtime's function that starts this section's runs, and what it was bound to
-        self._starter: Any = None
+        self._starter_fn: Any = None
         self._live = cfg.live and bool(cfg.sources)  # sources re-read on every request
+        self._live_sources = cfg.sources  # what the last run of a live section read
         self._bound: tuple[Any, ...] = (None, None, None, None)
 
-    def start(self, name: str, obj: Any) -> tuple[Runtime, Any]:
-        """A fresh environment with `name` (``ctx`` or ``request``) bound to `obj`, after the
-        sources and ``pre`` ran in it. Raises LuaFailure."""
-        cfg = self.cfg
-        rt = pool.runtime(cfg.allow_open_libs)
-        sources = cfg.sources
+    def run_ctx(self, req: Request, params: dict[str, str]) -> None:
+        """The sources and ``pre`` in a fresh environment whose ``ctx`` is `req` (router and
+        service level). Raises LuaFailure."""
+        rt = pool.runtime(self.cfg.allow_open_libs)
         bound = self._bound
-        if bound[0] is not rt or bound[1] != name or self._live:
-            text = self.text
-            if self._live:
-                sources = self._reread()
-                text = joined(sources)
-            first = self._compile(rt, "sources", text, sources) if text else None
-            second = self._compile(rt, "pre-script", cfg.pre, sources) if cfg.pre else None
-            # by identity: a new runtime, or a live source that changed, needs a new starter
-            if bound[0] is not rt or bound[1] != name or bound[2] is not first \
-                    or bound[3] is not second:
-                self._starter = rt.starter(name, cfg.max_instructions, cfg.max_time, first,
-                                           second, keep=bool(cfg.post))
-                self._bound = (rt, name, first, second)
+        if bound[0] is rt and bound[1] == "ctx" and not self._live:
+            starter = self._starter_fn
+        else:
+            starter = self._starter(rt, "ctx")
+        ctx = rt.objects.ctx
+        ctx.req, ctx.params_ = req, params
         try:
-            ok, err, env = rt.run(self._starter, obj, bool(cfg.post))
-        except BudgetExceeded:
-            raise self._stopped() from None
-        except lua51.LuaMemoryError:
-            raise self._out_of_memory() from None
-        if not ok:
-            raise _failure(err, sources)
-        return rt, env
+            self._run(rt, starter)
+        finally:
+            ctx.req, ctx.params_ = IDLE_REQUEST, IDLE_PARAMS
 
-    def finish(self, rt: Runtime, env: Any, response: Any) -> None:
-        """``post`` with ``response`` bound to `response`. Raises LuaFailure."""
+    def start(self, req: ProxyRequest, backend: bool) -> tuple[Runtime, Any]:
+        """The sources and ``pre`` in a fresh environment whose ``request`` is `req`: the
+        state and the environment for `finish`. Raises LuaFailure."""
+        rt = pool.runtime(self.cfg.allow_open_libs)
+        starter = self._starter(rt, "request")
+        request = rt.objects.request
+        request.req, request.backend = req, backend
+        try:
+            return rt, self._run(rt, starter)
+        finally:
+            request.req = IDLE_PROXY_REQUEST
+
+    def finish(self, rt: Runtime, env: Any, req: ProxyRequest, backend: bool,
+               resp: ProxyResponse) -> None:
+        """``post`` in `env`, with ``response`` bound to `resp` (and ``request`` to `req`
+        again: other requests ran in between). Raises LuaFailure."""
         cfg = self.cfg
         if not cfg.post:
             return
         fn = self._compile(rt, "post-script", cfg.post, cfg.sources)
+        objects = rt.objects
+        objects.request.req, objects.request.backend = req, backend
+        objects.response.bind(resp)
         try:
-            ok, err = rt.finish(env, response, cfg.max_instructions, cfg.max_time, fn)
+            self._run(rt, rt.finisher(env, cfg.max_instructions, cfg.max_time, fn))
+        finally:
+            objects.idle()
+
+    def _starter(self, rt: Runtime, name: str) -> Any:
+        """This section's run function in `rt` for `name` (made again when the state, or a
+        live source, changed). Raises LuaFailure."""
+        bound = self._bound
+        if bound[0] is rt and bound[1] == name and not self._live:
+            return self._starter_fn
+        cfg = self.cfg
+        sources = cfg.sources
+        text = self.text
+        if self._live:
+            sources = self._live_sources = self._reread()
+            text = joined(sources)
+        first = self._compile(rt, "sources", text, sources) if text else None
+        second = self._compile(rt, "pre-script", cfg.pre, sources) if cfg.pre else None
+        # by identity: a new runtime, or a live source that changed, needs a new starter
+        if bound[0] is not rt or bound[1] != name or bound[2] is not first \
+                or bound[3] is not second:
+            self._starter_fn = rt.starter(name, cfg.max_instructions, cfg.max_time, first,
+                                          second, keep=bool(cfg.post))
+            self._bound = (rt, name, first, second)
+        return self._starter_fn
+
+    def _run(self, rt: Runtime, starter: Any) -> Any:
+        """One run of `starter` (the writes it kept applied): the environment if kept.
+        Raises LuaFailure."""
+        try:
+            result = starter()
+        except lua51.LuaError as exc:
+            result = self._escaped(rt, exc)
+        if len(result) > 3:
+            applied(result)
+        if not result[0]:
+            raise _failure(result[1], self._live_sources if self._live else self.cfg.sources)
+        return result[2]
+
+    def _escaped(self, rt: Runtime, exc: lua51.LuaError) -> tuple[Any, ...]:
+        """A run that ended outside its ``xpcall`` (the budget's stop, or an error in the
+        error handler), as a failed run's result. Raises LuaFailure."""
+        try:
+            rt.after_error()
         except BudgetExceeded:
             raise self._stopped() from None
         except lua51.LuaMemoryError:
             raise self._out_of_memory() from None
-        if not ok:
-            raise _failure(err, cfg.sources)
+        return False, str(exc), None
 
     def _reread(self) -> tuple[SourceFile, ...]:
         out = []
