@@ -114,6 +114,18 @@ def _config(bport: int, helpers: Path) -> dict[str, Any]:
                     "pre": "local r = request.load()\n\nlocal x = r:headerList()"}}),
                 _ep("/set-field", bport, {"modifier/lua-proxy": {
                     "pre": "local r = request.load()\nr.headers = nil"}}),
+                # header writes kept in Lua: later reads, deletes and other methods see them
+                _ep("/kept-writes", bport, {lua_ep: {"pre": (
+                    "local r = ctx.load()\n"
+                    "r:headers('X-A', 'one')\n"
+                    "r.headers('x-a', r:headers('X-A') .. '+two')\n"
+                    "r:headers('X-Gone', 'soon')\n"
+                    "r:headers('X-GONE', nil)\n"
+                    "r:headers('X-Count', #r:headerList('X-A'):get(0))")}}),
+                _ep("/frozen", bport, {lua_ep: {"pre": "luaTable.stash = 1"}}),
+                _ep("/frozen-rawset", bport, {"modifier/lua-proxy": {
+                    "allow_open_libs": True,
+                    "pre": "local r = request.load()\nrawset(r, 'stash', 1)"}}),
                 _ep("/slow-loop", bport, {"modifier/lua-proxy": {
                     "max_time": "300ms",
                     "pre": "while true do end"}}),
@@ -249,6 +261,27 @@ def test_methods_answer_in_every_call_form_and_errors_name_the_script_line(
     assert json.loads(body)["headers"]["X-Forms"] == "cccGET"
     assert _get(port, "/method-error")[::2] == (500, b"need arguments (pre-script:L3)")
     assert _get(port, "/set-field")[::2] == (500, b"'headers' is not accessible (pre-script:L2)")
+
+
+def test_header_writes_are_seen_by_later_reads_and_by_the_backend(served: Any) -> None:
+    port, _ = served
+    status, _, body = _get(port, "/kept-writes", {"X-Gone": "client"})
+    assert status == 200, body
+    seen = json.loads(body)["headers"]
+    assert seen["X-A"] == "one+two"
+    assert seen["X-Count"] == "7"
+    assert "X-Gone" not in seen
+
+
+def test_what_every_request_shares_refuses_writes(served: Any) -> None:
+    """The helpers and the request objects are shared by every run of a state: a write into
+    them is refused (and so cannot reach the next request)."""
+    port, gw = served
+    assert _get(port, "/frozen")[::2] == (500, b"")
+    gw.wait_for("[ENDPOINT: /frozen][Lua] 'stash' is not accessible (pre-script:L1)")
+    for _ in range(2):
+        assert _get(port, "/frozen-rawset")[::2] == (
+            500, b"'stash' is not accessible (pre-script:L2)")
 
 
 @pytest.mark.parametrize("path", ["/loop", "/slow-loop"])
