@@ -10,8 +10,14 @@ state per flavour serves the whole event loop (the "pool" is one state per flavo
 
 Sandbox: scripts see only their environment. Without ``allow_open_libs`` it holds krakend-lua's
 helpers and nothing else (no ``string``, ``pairs`` or ``tostring``, as gopher-lua with
-SkipOpenLibs; strings have no metatable). With it, every library table is a per-request copy.
-Python objects expose only the listed methods (the attribute filter refuses the rest).
+SkipOpenLibs; strings have no metatable): an empty table reading through to a frozen table of
+them, shared by every run. With it, every library table is a per-request copy. ``ctx``,
+``request`` and ``response`` are frozen Lua tables made once per state; the Python values a
+script gets (``luaTable``/``luaList``) expose only the listed methods (the attribute filter).
+
+One crossing per run: Python calls the section's run function without arguments (the state's
+Python objects already point at the request), and gets back (ok, error, environment) and the
+header writes the script kept in Lua, applied in order.
 
 Budget (beyond KrakenD): a count hook runs every 1000 VM instructions; past the instruction
 budget or the CPU-time budget it stops the script, and from then on raises at *every*
