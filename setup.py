@@ -36,6 +36,9 @@ COMPILED = [
     "tidegate/telemetry/access_log.py",
     "tidegate/telemetry/recorder.py",
     "tidegate/components/telemetry_metrics.py",
+    # The traces' stages (a sampled request's spans are encoded as they end).
+    "tidegate/components/telemetry_traces.py",
+    "tidegate/telemetry/otlp_encode.py",
     "tidegate/telemetry/logging_sinks.py",
     "tidegate/encoding/decoders.py",
     "tidegate/encoding/renderers.py",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -15,7 +17,13 @@ from tests.carryover import assert_carry_over
 from tests.otlp_receiver import decode
 from tidegate.telemetry import otlp_encode as enc
 from tidegate.telemetry.otel_config import parse_otel
-from tidegate.telemetry.tracing import CLOSE_WAIT, QUEUE, TraceRuntime, provider_settings
+from tidegate.telemetry.tracing import (
+    CLOSE_WAIT,
+    QUEUE,
+    Batcher,
+    TraceRuntime,
+    provider_settings,
+)
 
 NAMESPACE = "telemetry/opentelemetry"
 
@@ -76,9 +84,9 @@ def test_a_dead_collector_blocks_no_request_and_holds_a_bounded_queue() -> None:
             runtime = TraceRuntime(settings)
             started = time.monotonic()
             for i in range(3 * QUEUE):
-                runtime.emit(enc.frame(template.encode(bytes(16), i + 1, 0, 1, 2)))
+                runtime.emit([enc.frame(template.encode(bytes(16), i + 1, 0, 1, 2))])
             spent = time.monotonic() - started
-            queued = runtime.processors[0]._batch_processor._queue
+            queued = runtime.processors[0].items
             assert len(queued) <= QUEUE
             started = time.monotonic()
             await runtime.close()
@@ -87,3 +95,68 @@ def test_a_dead_collector_blocks_no_request_and_holds_a_bounded_queue() -> None:
         spent, closing = asyncio.run(scenario())
     assert spent < 3.0
     assert closing < CLOSE_WAIT + 1.0
+
+
+def test_a_span_added_in_pieces_is_the_span_encode_gives() -> None:
+    """The request path's encoding (`SpanTemplate.add` with `Attr` values, joined once by the
+    exporter) decodes to the same Span as the reference `encode`, long values included."""
+    trace_id = bytes(range(16))
+    template = enc.SpanTemplate("/users/:id", enc.CLIENT, {"krakend.stage": "backend"})
+    url = "http://127.0.0.1:8080/" + "x" * 300
+    values: dict[str, Any] = {"url.full": url, "server.address": "127.0.0.1:8080",
+                              "http.response.status_code": 200, "n": -2, "big": 1 << 40,
+                              "complete": False, "response-duration": 0.25}
+    pieces = [enc.Attr("url.full").text(url), enc.Attr("server.address").text_memo(
+        "127.0.0.1:8080"), enc.Attr("http.response.status_code").integer(200),
+        enc.Attr("n").integer(-2), enc.Attr("big").integer(1 << 40),
+        enc.Attr("complete").boolean(False), enc.Attr("response-duration").double(0.25)]
+    events = enc.event("exception", 250, {"exception.type": "E"})
+    reference = enc.frame(template.encode(
+        trace_id, 7, 5, 100, 300, values, enc.ERROR, "boom", name="/u/7", trace_state="k=v",
+        events=events))
+    added: list[bytes] = []
+    template.add(added, b"\x0a\x10" + trace_id, (7).to_bytes(8, "big"),
+                 enc.field(3, b"k=v") + b"\x22\x08" + (5).to_bytes(8, "big"), 100, 300, pieces,
+                 events + enc.status(enc.ERROR, "boom"), enc.field(5, b"/u/7"))
+    resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
+
+    def spans(framed: list[bytes]) -> list[Any]:
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(
+            enc.export_request(resource, scope, framed))
+        return list(request.resource_spans[0].scope_spans[0].spans)
+
+    assert spans(added) == spans([reference])
+    assert decode(trace_service_pb2.ExportTraceServiceRequest.FromString(
+        enc.export_request(resource, scope, added)))[0].attributes["url.full"] == url
+
+
+def test_the_batcher_sends_batches_and_drops_beyond_its_bound(caplog: Any) -> None:
+    """A request only appends: a full batch wakes the sender at once; while the collector is
+    slow, items beyond the bound are dropped and said in the log, never held."""
+    sent: list[int] = []
+    first = threading.Event()
+    release = threading.Event()
+
+    class Slow:
+        def export(self, items: Sequence[list[bytes]]) -> bool:
+            sent.append(len(items))
+            first.set()
+            assert release.wait(10)
+            return True
+
+        def shutdown(self) -> None:
+            pass
+
+    batcher = Batcher(Slow(), limit=10, batch=4, delay=60.0)
+    try:
+        for i in range(4):
+            batcher.emit([bytes([i])])
+        assert first.wait(10)  # a full batch does not wait for the 60 s timer
+        for i in range(12):
+            batcher.emit([bytes([i])])
+        assert len(batcher.items) == 10 and batcher.dropped == 2
+        release.set()
+    finally:
+        batcher.shutdown(10)
+    assert sent == [4, 4, 4, 2]
+    assert "trace queue full (10 waiting): 2 spans dropped" in caplog.text

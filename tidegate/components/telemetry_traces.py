@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from http import HTTPStatus
 from random import getrandbits, random
 from time import perf_counter, time_ns
-from typing import Any
+from typing import Any, Final
 
 from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
 from tidegate.messages import (
@@ -63,9 +63,12 @@ from tidegate.telemetry.otlp_encode import (
     INTERNAL,
     OK,
     SERVER,
+    Attr,
     SpanTemplate,
     event,
-    frame,
+    field,
+    span_attributes,
+    status,
 )
 from tidegate.telemetry.tracing import TraceRuntime, provider_settings
 
@@ -76,46 +79,101 @@ ORDER_PROXY = 55
 ORDER_BACKEND = 55
 ORDER_CLIENT = 17  # outside the HTTP cache (a hit is an exchange too), inside martian
 
-_PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_PLACEHOLDER: Final = re.compile(r"\{([^{}/]+)\}")
+_TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
 class Sink:
-    """Where a request's finished spans go: held until the server span ends, then queued
-    as one item (one batch-processor call per request, not per span); a span that ends later
-    (a cancelled backend call) or without a server span goes on its own."""
+    """Where a request's finished spans go: their pieces are held until the server span ends,
+    then queued as one item (one queue call per request, joined by the exporter); a span that
+    ends later (a cancelled backend call) or without a server span goes on its own. It also
+    hands out the request's random ids, from one draw of 64 bytes."""
 
-    __slots__ = ("emit", "open", "spans")
+    __slots__ = ("emit", "ids", "next_id", "open", "parts")
 
-    def __init__(self, emit: Callable[[bytes], None], open_: bool) -> None:
+    def __init__(self, emit: Callable[[list[bytes]], None], open_: bool) -> None:
         self.emit = emit
         self.open = open_
-        self.spans: list[bytes] = []
+        self.parts: list[bytes] = []
+        self.ids = getrandbits(512).to_bytes(64, "little")
+        self.next_id = 16  # the first 16 bytes are the trace id, when the request starts one
 
-    def add(self, span: bytes) -> None:
+    def new_id(self) -> bytes:
+        """A new span id (8 random bytes, never all zero)."""
+        at = self.next_id
+        if at > 56:
+            self.ids = getrandbits(512).to_bytes(64, "little")
+            at = 0
+        self.next_id = at + 8
+        span_id = self.ids[at:at + 8]
+        return span_id if span_id != _ZERO_ID else _ONE_ID
+
+    def add(self, template: SpanTemplate, trace: bytes, span_id: bytes, links: bytes,
+            start: int, end: int, attrs: list[bytes], tail: bytes = b"",
+            name: bytes = b"") -> None:
+        """One finished span (`SpanTemplate.add`'s arguments)."""
         if self.open:
-            self.spans.append(frame(span))
+            template.add(self.parts, trace, span_id, links, start, end, attrs, tail, name)
         else:
-            self.emit(frame(span))
+            parts: list[bytes] = []
+            template.add(parts, trace, span_id, links, start, end, attrs, tail, name)
+            self.emit(parts)
+
+    def close(self) -> None:
+        """The server span ended: queue what was held; later spans go alone."""
+        self.open = False
+        self.emit(self.parts)
+        self.parts = []
 
 
 class Active:
-    """Where a request's next spans nest: its trace, the enclosing span (0: none), the
-    tracestate to pass on, the sink; the server stage's also collects the matched route."""
+    """Where a request's next spans nest: its trace (``trace``: the encoded trace id field),
+    the enclosing span (``span_id``, b"": none) and what a span under it carries (``links``:
+    the encoded trace state and parent id), the tracestate to pass on, the sink; the server
+    stage's also collects the endpoint's static attributes."""
 
-    __slots__ = ("route", "sink", "span_id", "static", "trace_id", "trace_state")
+    __slots__ = ("links", "sink", "span_id", "state", "state_field", "static", "trace",
+                 "trace_id")
 
-    def __init__(self, trace_id: bytes, span_id: int, trace_state: str, sink: Sink) -> None:
+    def __init__(self, trace_id: bytes, span_id: bytes, state: str, state_field: bytes,
+                 sink: Sink, trace: bytes = b"") -> None:
         self.trace_id = trace_id
+        self.trace = trace or b"\x0a\x10" + trace_id
         self.span_id = span_id
-        self.trace_state = trace_state
+        self.state = state
+        self.state_field = state_field
+        self.links = state_field + b"\x22\x08" + span_id if span_id else state_field
         self.sink = sink
-        self.route = ""
         self.static: Attributes = ()
+
+    def child(self, span_id: bytes) -> Active:
+        """The context of a span `span_id` under this one."""
+        return Active(self.trace_id, span_id, self.state, self.state_field, self.sink,
+                      self.trace)
 
 
 # None: the request is not sampled (or not traced at all): no stage records anything.
-_ACTIVE: ContextVar[Active | None] = ContextVar("tidegate_trace", default=None)
+_ACTIVE: Final[ContextVar[Active | None]] = ContextVar("tidegate_trace", default=None)
+
+# The attributes a request adds to its spans; each key encoded once (`Attr`). Final: compiled,
+# these are read directly, not looked up in the module's dict.
+_URL: Final = Attr("url.full")
+_SERVER_ADDRESS: Final = Attr("server.address")
+_METHOD: Final = Attr("http.request.method")
+_REQUEST_SIZE: Final = Attr("http.request.body.size")
+_USER_AGENT: Final = Attr("user_agent.original")
+_CLIENT_ADDRESS: Final = Attr("client.address")
+_ROUTE: Final = Attr("http.route")
+_STATUS_CODE: Final = Attr("http.response.status_code")
+_RESPONSE_SIZE: Final = Attr("http.response.body.size")
+_DURATION: Final = Attr("response-duration")
+_ERROR: Final = Attr("error")
+_CANCELED: Final = Attr("canceled").boolean(True)
+_COMPLETE: Final = Attr("complete").boolean(True)
+_INCOMPLETE: Final = Attr("complete").boolean(False)
+_OK: Final = status(OK)
+_ZERO_ID: Final = bytes(8)
+_ONE_ID: Final = bytes(7) + b"\x01"
 
 
 def endpoint_route(endpoint: str) -> str:
@@ -141,13 +199,9 @@ def parse_traceparent(header: str) -> tuple[bytes, int, bool] | None:
     return bytes.fromhex(trace), int(parent, 16), bool(int(flags, 16) & 1)
 
 
-def traceparent(trace_id: bytes, span_id: int) -> str:
+def traceparent(trace_id: bytes, span_id: bytes) -> str:
     """The W3C header of a span this gateway records (sampled)."""
-    return f"00-{trace_id.hex()}-{span_id:016x}-01"
-
-
-def _new_span_id() -> int:
-    return getrandbits(64) or 1
+    return "".join(("00-", trace_id.hex(), "-", span_id.hex(), "-01"))
 
 
 def _parse(raw: Any, path: JsonPath) -> OtelConfig:
@@ -212,10 +266,10 @@ def _headers(prefix: str, headers: Any, skip: frozenset[str]) -> dict[str, list[
     return out
 
 
-def _exception(exc: BaseException, at: int) -> bytes:
-    """The ``exception`` span event the SDK's record_exception adds."""
+def _failed(exc: BaseException, at: int) -> bytes:
+    """The ``exception`` span event the SDK's record_exception adds, and the error status."""
     return event("exception", at, {"exception.type": type(exc).__name__,
-                                   "exception.message": str(exc)})
+                                   "exception.message": str(exc)}) + status(ERROR, str(exc))
 
 
 # --- server span ---------------------------------------------------------------------------
@@ -238,90 +292,115 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
     template = SpanTemplate("", SERVER, _tags(ctx, ("krakend.stage", "global"),
                                                  *layer.traces_static_attributes))
 
+    routes: dict[str, str] = {}
+
+    def route_of(pattern: str) -> str:
+        """krakend-otel's ``http.route`` of the endpoint `pattern` that answered ("" for
+        none, or one in skip_paths)."""
+        if not pattern:
+            return ""
+        route = routes.get(pattern)
+        if route is None:
+            route = endpoint_route(pattern)
+            if pattern in skip or route in skip:
+                route = ""
+            if len(routes) < 4096:  # one per endpoint
+                routes[pattern] = route
+        return route
+
     def traced(request: Request) -> Awaitable[Response]:
         # A plain function: a request that is not sampled gets the next stage's awaitable,
-        # no coroutine frame of this stage around it.
-        if request.path in skip:
+        # no coroutine frame of this stage around it, and nothing allocated.
+        if skip and request.path in skip:
             return nxt(request)
         parent = None
         if extract:
-            header = request.header("traceparent")
-            if header is not None:
-                parent = parse_traceparent(header)
+            for k, v in request.headers:
+                if k == "traceparent":
+                    parent = parse_traceparent(v)
+                    break
         if parent is None:
             if rate < 1.0 and random() >= rate:
                 return nxt(request)
-            trace_id, parent_id, state = getrandbits(128).to_bytes(16, "big"), 0, ""
+            sink = Sink(lease.value.emit, record)
+            trace_id, parent_id, state = sink.ids[:16], b"", ""
         else:
-            trace_id, parent_id, sampled = parent
+            trace_id, parent_int, sampled = parent
             if rate < 1.0 and not sampled:  # krakend-otel's parent-based sampler
                 return nxt(request)
+            sink = Sink(lease.value.emit, record)
+            parent_id = parent_int.to_bytes(8, "big")
             state = ",".join(request.header_values("tracestate"))
+        state_field = field(3, state.encode()) if state else b""
         if not record:  # no server span; the proxy and backend spans still are
-            return unrecorded(request, trace_id, parent_id, state)
-        return serve(request, trace_id, parent_id, state)
+            return unrecorded(request, Active(trace_id, parent_id, state, state_field, sink))
+        return serve(request, sink, trace_id, parent_id, state, state_field)
 
-    async def unrecorded(request: Request, trace_id: bytes, parent_id: int, state: str
-                         ) -> Response:
-        token = _ACTIVE.set(Active(trace_id, parent_id, state, Sink(lease.value.emit, False)))
+    async def unrecorded(request: Request, active: Active) -> Response:
+        token = _ACTIVE.set(active)
         try:
             return await nxt(request)
         finally:
             _ACTIVE.reset(token)
 
-    async def serve(request: Request, trace_id: bytes, parent_id: int, state: str
-                    ) -> Response:
-        span_id = _new_span_id()
-        sink = Sink(lease.value.emit, True)
-        active = Active(trace_id, span_id, state, sink)
+    async def serve(request: Request, sink: Sink, trace_id: bytes, parent_id: bytes,
+                    state: str, state_field: bytes) -> Response:
+        span_id = sink.new_id()
+        active = Active(trace_id, span_id, state, state_field, sink)
+        links = state_field + b"\x22\x08" + parent_id if parent_id else state_field
         start = time_ns()
         token = _ACTIVE.set(active)
         try:
             response = await nxt(request)
         except BaseException as exc:
             end = time_ns()
-            sink.spans.append(frame(template.encode(
-                trace_id, span_id, parent_id, start, end, _incoming(request), ERROR, str(exc),
-                name=request.path, trace_state=state, events=_exception(exc, end))))
-            sink.open = False
-            lease.value.emit(b"".join(sink.spans))
+            sink.add(template, active.trace, span_id, links, start, end, _incoming(request),
+                     _failed(exc, end), field(5, request.path.encode()))
+            sink.close()
             raise
         finally:
             _ACTIVE.reset(token)
-        status = response.status
+        code = response.status
         attrs = _incoming(request)
         if report:
-            attrs.update(_headers("http.request.header.", request.headers, skip_headers))
-        attrs["http.route"] = active.route or _status_text(status)
-        attrs["http.response.status_code"] = status
-        attrs["http.response.body.size"] = _body_size(response)
-        attrs.update(active.static)
+            attrs.append(span_attributes(
+                _headers("http.request.header.", request.headers, skip_headers)))
+        attrs.append(_ROUTE.text_memo(route_of(request.route) or _status_text(code)))
+        attrs.append(_STATUS_CODE.integer(code))
+        attrs.append(_RESPONSE_SIZE.integer(_body_size(response)))
+        if active.static:
+            attrs.append(span_attributes(dict(active.static)))
         if report:
-            attrs.update(_headers("http.response.header.", response.headers, skip_headers))
-        sink.spans.append(frame(template.encode(trace_id, span_id, parent_id, start, time_ns(),
-                                                attrs, OK, name=request.path,
-                                                trace_state=state)))
-        sink.open = False
-        lease.value.emit(b"".join(sink.spans))
+            attrs.append(span_attributes(
+                _headers("http.response.header.", response.headers, skip_headers)))
+        sink.add(template, active.trace, span_id, links, start, time_ns(), attrs, _OK,
+                 field(5, request.path.encode()))
+        sink.close()
         return response
 
     return traced
 
 
-def _incoming(request: Request) -> dict[str, Any]:
+def _incoming(request: Request) -> list[bytes]:
     """krakend-otel's TraceIncomingRequestAttrs."""
-    attrs: dict[str, Any] = {"url.full": request.raw_target, "server.address": request.host,
-                             "http.request.method": request.method}
-    length = request.header("content-length")
+    attrs = [_URL.text(request.raw_target), _SERVER_ADDRESS.text_memo(request.host),
+             _METHOD.text_memo(request.method)]
+    length: str | None = None
+    agent: str | None = None
+    for k, v in request.headers:
+        if k == "content-length":
+            if length is None:
+                length = v
+        elif k == "user-agent" and agent is None:
+            agent = v
     if length is not None and length.isdigit():
-        attrs["http.request.body.size"] = int(length)
+        attrs.append(_REQUEST_SIZE.integer(int(length)))
     elif request.stream is None:
-        attrs["http.request.body.size"] = len(request.body)
-    agent = request.header("user-agent")
+        attrs.append(_REQUEST_SIZE.integer(len(request.body)))
     if agent:
-        attrs["user_agent.original"] = agent
+        attrs.append(_USER_AGENT.text_memo(agent))
     if request.client_ip:
-        attrs["client.address"] = request.client_ip
+        attrs.append(_CLIENT_ADDRESS.text_memo(request.client_ip))
     return attrs
 
 
@@ -343,19 +422,20 @@ def _body_size(response: Response) -> int:
 # --- router: the matched route ---------------------------------------------------------------
 
 def build_router(ctx: Build[OtelConfig], nxt: EndpointHandler) -> EndpointHandler:
-    """krakend-otel's gin endpoint wrapper: tells the server span which route matched (and
-    the endpoint's own ``layers.global.traces_static_attributes``)."""
+    """krakend-otel's gin endpoint wrapper, for an endpoint whose own section sets
+    ``layers.global.traces_static_attributes``: gives them to the server span. (The matched
+    route the server span reads from the request, where the generation notes it.)"""
     root = _root(ctx)
     if root is None or ctx.endpoint is None or _runtime(ctx, root) is None or _skip(ctx, root):
         return nxt
-    route = endpoint_route(ctx.endpoint.endpoint)
     own = _overrides(ctx, "global")
     static = own.layers.global_.traces_static_attributes if own is not None else ()
+    if not static:
+        return nxt
 
     def handler(request: Request, params: dict[str, str]) -> Awaitable[Response]:
         active = _ACTIVE.get()
         if active is not None:
-            active.route = route
             active.static = static
         return nxt(request, params)
 
@@ -364,19 +444,18 @@ def build_router(ctx: Build[OtelConfig], nxt: EndpointHandler) -> EndpointHandle
 
 # --- proxy and backend spans -------------------------------------------------------------------
 
-def _outcome(status: int | None, complete: bool, error: BaseException | None
-             ) -> dict[str, Any]:
+def _outcome(code: int | None, complete: bool, error: BaseException | None) -> list[bytes]:
     """krakend-otel's middlewareTracer.end attributes."""
-    out: dict[str, Any] = {}
+    out: list[bytes] = []
     if error is not None:
         if isinstance(error, asyncio.CancelledError):
-            out["canceled"] = True
+            out.append(_CANCELED)
         else:
-            out["error"] = str(error)
-        out["http.response.status_code"] = 500
-    elif status is not None:
-        out["http.response.status_code"] = status
-    out["complete"] = complete
+            out.append(_ERROR.text(str(error)))
+        out.append(_STATUS_CODE.integer(500))
+    elif code is not None:
+        out.append(_STATUS_CODE.integer(code))
+    out.append(_COMPLETE if complete else _INCOMPLETE)
     return out
 
 
@@ -404,27 +483,25 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
 
     async def traced_proxy(req: ProxyRequest, active: Active
                            ) -> tuple[ProxyResponse | None, BaseException | None]:
-        span_id = _new_span_id()
+        span_id = active.sink.new_id()
         start = time_ns()
-        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state,
-                                       active.sink))
+        token = _ACTIVE.set(active.child(span_id))
         try:
             resp, err = await nxt(req)
         except BaseException as exc:
-            active.sink.add(template.encode(
-                active.trace_id, span_id, active.span_id, start, time_ns(),
-                _outcome(None, False, exc), trace_state=active.trace_state))
+            active.sink.add(template, active.trace, span_id, active.links, start, time_ns(),
+                            _outcome(None, False, exc))
             raise
         finally:
             _ACTIVE.reset(token)
         attrs = _outcome(resp.status if resp is not None else None,
                          resp is not None and resp.complete, err)
         if report:
-            attrs.update(_headers("http.request.header.", req.headers, skip_headers))
+            reported = _headers("http.request.header.", req.headers, skip_headers)
             if resp is not None and err is None:
-                attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
-        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
-                                         time_ns(), attrs, trace_state=active.trace_state))
+                reported.update(_headers("http.response.header.", resp.headers, skip_headers))
+            attrs.append(span_attributes(reported))
+        active.sink.add(template, active.trace, span_id, active.links, start, time_ns(), attrs)
         return resp, err
 
     return proxy
@@ -465,25 +542,23 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
         return nxt(req) if active is None else traced_backend(req, active)
 
     async def traced_backend(req: ProxyRequest, active: Active) -> ProxyResponse:
-        span_id = _new_span_id()
+        span_id = active.sink.new_id()
         start = time_ns()
-        token = _ACTIVE.set(Active(active.trace_id, span_id, active.trace_state,
-                                       active.sink))
+        token = _ACTIVE.set(active.child(span_id))
         try:
             resp = await nxt(req)
         except BaseException as exc:
-            active.sink.add(template.encode(
-                active.trace_id, span_id, active.span_id, start, time_ns(),
-                _outcome(None, False, exc), trace_state=active.trace_state))
+            active.sink.add(template, active.trace, span_id, active.links, start, time_ns(),
+                            _outcome(None, False, exc))
             raise
         finally:
             _ACTIVE.reset(token)
         attrs = _outcome(resp.status, resp.complete, None)
         if report:
-            attrs.update(_headers("http.request.header.", req.headers, skip_headers))
-            attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
-        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
-                                         time_ns(), attrs, trace_state=active.trace_state))
+            reported = _headers("http.request.header.", req.headers, skip_headers)
+            reported.update(_headers("http.response.header.", resp.headers, skip_headers))
+            attrs.append(span_attributes(reported))
+        active.sink.add(template, active.trace, span_id, active.links, start, time_ns(), attrs)
         return resp
 
     return backend
@@ -511,9 +586,9 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
         return nxt(creq) if active is None else traced_exchange(creq, active)
 
     async def traced_exchange(creq: ClientRequest, active: Active) -> ClientResponse:
-        span_id = _new_span_id() if spans else active.span_id
+        span_id = active.sink.new_id() if spans else active.span_id
         if inject and span_id:
-            creq = _with_trace_headers(creq, active.trace_id, span_id, active.trace_state)
+            creq = _with_trace_headers(creq, active.trace_id, span_id, active.state)
         if not spans:
             return await nxt(creq)
         start = time_ns()
@@ -522,32 +597,39 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
             resp = await nxt(creq)
         except BaseException as exc:
             end = time_ns()
-            active.sink.add(template.encode(
-                active.trace_id, span_id, active.span_id, start, end, _outgoing(creq),
-                ERROR, str(exc), trace_state=active.trace_state,
-                events=_exception(exc, end)))
+            active.sink.add(template, active.trace, span_id, active.links, start, end,
+                            _outgoing(creq), _failed(exc, end))
             raise
         attrs = _outgoing(creq)
         if report:
-            attrs.update(_headers("http.request.header.", creq.headers, skip_headers))
-            attrs.update(_headers("http.response.header.", resp.headers, skip_headers))
-        attrs["http.response.status_code"] = resp.status
-        attrs["http.response.body.size"] = _response_size(resp)
-        attrs["response-duration"] = perf_counter() - started
-        active.sink.add(template.encode(active.trace_id, span_id, active.span_id, start,
-                                         time_ns(), attrs, OK, trace_state=active.trace_state))
+            reported = _headers("http.request.header.", creq.headers, skip_headers)
+            reported.update(_headers("http.response.header.", resp.headers, skip_headers))
+            attrs.append(span_attributes(reported))
+        attrs.append(_STATUS_CODE.integer(resp.status))
+        attrs.append(_RESPONSE_SIZE.integer(_response_size(resp)))
+        attrs.append(_DURATION.double(perf_counter() - started))
+        active.sink.add(template, active.trace, span_id, active.links, start, time_ns(), attrs,
+                        _OK)
         return resp
 
     # Not sampled, the exchange is only watched by what is below: the backend calls it inline.
     return tapped(exchange, nxt, gate=_ACTIVE)
 
 
-def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: int, state: str
+def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: bytes, state: str
                         ) -> ClientRequest:
     """The request with this trace's ``Traceparent`` (and ``Tracestate``) instead of any the
     client sent."""
-    headers = [(k, v) for k, v in creq.headers
-               if not (k[:1] in "Tt" and k.lower() in ("traceparent", "tracestate"))]
+    found = False
+    for k, _ in creq.headers:
+        if len(k) in (10, 11) and k.lower() in ("traceparent", "tracestate"):
+            found = True
+            break
+    if found:
+        headers = [(k, v) for k, v in creq.headers
+                   if not (len(k) in (10, 11) and k.lower() in ("traceparent", "tracestate"))]
+    else:
+        headers = list(creq.headers)
     headers.append(("Traceparent", traceparent(trace_id, span_id)))
     if state:
         headers.append(("Tracestate", state))
@@ -555,24 +637,30 @@ def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: int, stat
                          creq.body, creq.deadline, creq.stream)
 
 
-def _outgoing(creq: ClientRequest) -> dict[str, Any]:
+def _outgoing(creq: ClientRequest) -> list[bytes]:
     """krakend-otel's TraceRequestAttrs of the backend request."""
-    server = creq.url.split("://", 1)[-1].split("/", 1)[0]
-    attrs: dict[str, Any] = {"url.full": creq.url, "server.address": server,
-                             "http.request.method": creq.method}
+    url = creq.url
+    scheme = url.find("://")
+    begin = scheme + 3 if scheme >= 0 else 0
+    slash = url.find("/", begin)
+    server = url[begin:slash] if slash >= 0 else url[begin:]
+    attrs = [_URL.text(url), _SERVER_ADDRESS.text_memo(server),
+             _METHOD.text_memo(creq.method)]
     if creq.stream is None:
-        attrs["http.request.body.size"] = len(creq.body)
+        attrs.append(_REQUEST_SIZE.integer(len(creq.body)))
     for k, v in creq.headers:
-        if k[:1] in "Uu" and k.lower() == "user-agent":
-            attrs["user_agent.original"] = v
+        if len(k) == 10 and k.lower() == "user-agent":
+            attrs.append(_USER_AGENT.text_memo(v))
             break
     return attrs
 
 
 def _response_size(resp: ClientResponse) -> int:
-    length = resp.header("content-length")
-    if length is not None and length.isdigit():
-        return int(length)
+    for k, v in resp.headers:
+        if len(k) == 14 and k.lower() == "content-length":
+            if v.isdigit():
+                return int(v)
+            break
     return len(resp.body) if resp.stream is None else -1
 
 

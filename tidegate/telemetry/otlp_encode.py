@@ -15,24 +15,29 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 # SpanKind
 INTERNAL, SERVER, CLIENT = 1, 2, 3
 # Status.StatusCode
 UNSET, OK, ERROR = 0, 1, 2
 
-_FIXED64 = struct.Struct("<Q")
-_STATUS = {UNSET: b"", OK: b"\x7a\x02\x18\x01", ERROR: b"\x7a\x02\x18\x02"}
-_DOUBLE = struct.Struct("<d")
+# Final: compiled, a module constant is read directly, not looked up in the module's dict.
+_FIXED64: Final = struct.Struct("<Q")
+_STATUS: Final = {UNSET: b"", OK: b"\x7a\x02\x18\x01", ERROR: b"\x7a\x02\x18\x02"}
+_DOUBLE: Final = struct.Struct("<d")
+# One-byte strings by value: varints and tags below 128 are looked up, not built.
+_BYTE: Final = [bytes((i,)) for i in range(256)]
 
 
 def varint(n: int) -> bytes:
     """Protobuf base-128 varint (negative int64 as its two's complement, ten bytes)."""
+    if 0 <= n < 0x80:
+        return _BYTE[n]
     if n < 0:
         n += 1 << 64
-    if n < 0x80:
-        return bytes((n,))
+    elif n < 0x4000:
+        return _BYTE[(n & 0x7F) | 0x80] + _BYTE[n >> 7]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -43,7 +48,7 @@ def varint(n: int) -> bytes:
 
 def field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (string, bytes, message)."""
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
+    return b"".join((varint(number << 3 | 2), varint(len(payload)), payload))
 
 
 def any_value(value: Any) -> bytes:
@@ -72,8 +77,8 @@ def attributes(number: int, attrs: Mapping[str, Any] | Iterable[tuple[str, Any]]
 
 # Encoded span attributes by (key, value, type): status codes, routes, methods, hosts repeat,
 # so each distinct pair is encoded once. Cleared when full (it follows what traffic repeats).
-_MEMO: dict[tuple[str, Any, type], bytes] = {}
-MEMO_SIZE = 4096
+_MEMO: Final[dict[tuple[str, Any, type], bytes]] = {}
+MEMO_SIZE: Final = 4096
 
 
 def span_attributes(attrs: Mapping[str, Any]) -> bytes:
@@ -114,9 +119,66 @@ def frame(span: bytes) -> bytes:
 
 def export_request(resource: bytes, scope: bytes, framed: Iterable[bytes]) -> bytes:
     """An ExportTraceServiceRequest with one ResourceSpans and one ScopeSpans of the
-    `frame`d spans (each item one span or several)."""
-    scope_spans = field(1, scope) + b"".join(framed)
-    return field(1, field(1, resource) + field(2, scope_spans))
+    `frame`d spans (each item one span or several), joined once."""
+    pieces = list(framed)
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+    scope_field = field(1, scope)
+    resource_field = field(1, resource)
+    scope_spans = len(scope_field) + size
+    scope_head = b"\x12" + varint(scope_spans)
+    total = len(resource_field) + len(scope_head) + scope_spans
+    return b"".join([b"\x0a", varint(total), resource_field, scope_head, scope_field, *pieces])
+
+
+class Attr:
+    """One span attribute's key, encoded once; `text`, `integer`... give the whole attribute
+    (a Span's field 9) for a value. The ``*_memo`` forms remember what repeats (status codes,
+    methods, hosts), a bounded memo per key."""
+
+    __slots__ = ("_ints", "_key", "_texts")
+
+    def __init__(self, key: str) -> None:
+        self._key = field(1, key.encode())
+        self._texts: dict[str, bytes] = {}
+        self._ints: dict[int, bytes] = {}
+
+    def _wrap(self, value: bytes) -> bytes:
+        """Field 9 of a KeyValue of this key and the encoded AnyValue `value`."""
+        kv = b"".join((self._key, b"\x12", varint(len(value)), value))
+        return b"".join((b"\x4a", varint(len(kv)), kv))
+
+    def text(self, value: str) -> bytes:
+        raw = value.encode()
+        n = len(raw)
+        key = self._key
+        if len(key) + n < 120:  # every length below fits one byte: one join
+            return b"".join((b"\x4a", _BYTE[len(key) + n + 4], key, b"\x12", _BYTE[n + 2],
+                             b"\x0a", _BYTE[n], raw))
+        return self._wrap(b"".join((b"\x0a", varint(n), raw)))
+
+    def text_memo(self, value: str) -> bytes:
+        data = self._texts.get(value)
+        if data is None:
+            if len(self._texts) >= MEMO_SIZE:
+                self._texts.clear()
+            data = self._texts[value] = self.text(value)
+        return data
+
+    def integer(self, value: int) -> bytes:
+        data = self._ints.get(value)
+        if data is None:
+            if len(self._ints) >= MEMO_SIZE:
+                self._ints.clear()
+            data = self._ints[value] = self._wrap(b"\x18" + varint(value))
+        return data
+
+    def boolean(self, value: bool) -> bytes:
+        return self._wrap(b"\x10\x01" if value else b"\x10\x00")
+
+    def double(self, value: float) -> bytes:
+        return self._wrap(b"\x21" + _DOUBLE.pack(value))
 
 
 class SpanTemplate:
@@ -148,6 +210,37 @@ class SpanTemplate:
         if code or message:
             out.append(status(code, message))
         return b"".join(out)
+
+    def add(self, out: list[bytes], trace: bytes, span_id: bytes, links: bytes,
+            start_ns: int, end_ns: int, attrs: list[bytes], tail: bytes = b"",
+            name: bytes = b"") -> None:
+        """Append one `frame`d Span to `out`, in pieces (joined once, by the exporter): `trace`
+        is field 1 (``b"\\x0a\\x10" + trace id``), `links` fields 3 and 4 (trace state,
+        parent), `attrs` encoded attributes (`Attr`), `tail` events and status, `name` an
+        encoded name field instead of the template's."""
+        name_field = name or self._name
+        kind = self._kind
+        fixed = self._fixed
+        size = len(trace) + 10 + len(links) + len(name_field) + len(kind) + 18 + len(fixed) \
+            + len(tail)
+        for a in attrs:
+            size += len(a)
+        out.append(b"\x12")
+        out.append(varint(size))
+        out.append(trace)
+        out.append(b"\x12\x08")
+        out.append(span_id)
+        out.append(links)
+        out.append(name_field)
+        out.append(kind)
+        out.append(b"\x39")
+        out.append(start_ns.to_bytes(8, "little"))
+        out.append(b"\x41")
+        out.append(end_ns.to_bytes(8, "little"))
+        out.append(fixed)
+        out.extend(attrs)
+        if tail:
+            out.append(tail)
 
 
 def event(name: str, time_ns: int, attrs: Mapping[str, Any]) -> bytes:

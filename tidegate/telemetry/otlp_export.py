@@ -1,9 +1,10 @@
 """Sending encoded spans to an OTLP collector, over HTTP (protobuf) or gRPC.
 
-An `OtlpSpanExporter` is what the SDK's `BatchSpanProcessor` calls from its own thread with a
-batch of `EncodedSpan` (framed Span messages, `otlp_encode`): it frames them as one
-ExportTraceServiceRequest and posts it (``POST /v1/traces``, ``application/x-protobuf``) or
-calls ``TraceService/Export`` with it, once, within `timeout` seconds. A batch that fails is
+An `OtlpSpanExporter` is what a `tracing.Batcher` calls from its own thread with a batch of
+items (framed Span messages in pieces, `otlp_encode`, a request's spans each): it joins them
+as one ExportTraceServiceRequest and posts it (``POST /v1/traces``,
+``application/x-protobuf``) or calls ``TraceService/Export`` with it, once, within `timeout`
+seconds. A batch that fails is
 dropped (the queue is bounded: a dead collector costs spans, never memory) and said at most
 once a minute per exporter.
 """
@@ -14,11 +15,7 @@ import http.client
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
-
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanContext, TraceFlags
 
 from tidegate.telemetry.otlp_encode import export_request
 
@@ -27,22 +24,7 @@ log = logging.getLogger("tidegate")
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 WARN_EVERY = 60.0  # seconds between two warnings of one exporter
 
-# The batch processor keeps what is sampled: every span that reaches it is.
-_SAMPLED = SpanContext(1, 1, False, TraceFlags(TraceFlags.SAMPLED))
-
-
-class EncodedSpan:
-    """Finished spans, already encoded and framed (a request's, or one), as the SDK's batch
-    processor queues them."""
-
-    __slots__ = ("data",)
-    context = _SAMPLED
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-class OtlpSpanExporter(SpanExporter):
+class OtlpSpanExporter:
     """One `exporters.otlp[]` entry: frames a batch and sends it."""
 
     def __init__(self, name: str, use_http: bool, endpoint: str, insecure: bool,
@@ -56,25 +38,23 @@ class OtlpSpanExporter(SpanExporter):
         self._transport: _Http | _Grpc = (
             _Http(endpoint, timeout) if use_http else _Grpc(endpoint, insecure, timeout))
 
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        """Send one batch (the processor's thread)."""
-        body = export_request(self.resource, self.scope, (s.data for s in spans))
+    def export(self, items: Sequence[list[bytes]]) -> bool:
+        """Send one batch (the batcher's thread); False when it was dropped."""
+        body = export_request(self.resource, self.scope,
+                              [piece for item in items for piece in item])
         try:
             self._transport.send(body)
         except Exception as exc:  # a collector's failure is never the gateway's
             now = time.monotonic()
             if now - self._warned >= WARN_EVERY:
                 self._warned = now
-                log.warning("OTLP exporter %s (%s): %s: %d spans dropped", self.name,
-                            self.endpoint, exc, len(spans))
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+                log.warning("OTLP exporter %s (%s): %s: %d requests' spans dropped",
+                            self.name, self.endpoint, exc, len(items))
+            return False
+        return True
 
     def shutdown(self) -> None:
         self._transport.close()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 class _Http:

@@ -1,4 +1,4 @@
-"""The trace pipeline of a worker: one SDK batch processor per OTLP exporter, kept across
+"""The trace pipeline of a worker: one batching queue per OTLP exporter, kept across
 reloads while its settings do not change.
 
 krakend-otel builds one global provider with a batching processor per OTLP exporter. tidegate
@@ -19,17 +19,16 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from tidegate import __version__
 from tidegate.telemetry.otel_config import OtelConfig, OtlpExporter
 from tidegate.telemetry.otlp_encode import resource_scope
-
-if TYPE_CHECKING:  # the SDK is imported when a configuration first exports traces
-    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("tidegate")
 
@@ -40,6 +39,81 @@ BATCH = 512           # items per export request: the timer, not each item, wake
 DELAY_MS = 1000       # a span reaches the collector within about a second
 EXPORT_TIMEOUT = 5.0  # seconds per export attempt (a dead collector: retries stop there)
 CLOSE_WAIT = 6.0      # seconds a reload or a stop waits for the last spans to leave
+WARN_EVERY = 60.0     # seconds between two warnings of spans dropped on a full queue
+
+
+class Exporter(Protocol):
+    """What a `Batcher` sends with (`otlp_export.OtlpSpanExporter`)."""
+
+    def export(self, items: Sequence[list[bytes]]) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+class Batcher:
+    """One exporter's bounded queue and the thread that ships it: what the SDK's
+    BatchSpanProcessor does (a request only appends; every `delay` seconds, or as soon as
+    `batch` items wait, the thread sends them `batch` at a time), without a span object,
+    a context switch or a lock on the request path. Beyond `limit` items waiting, new ones
+    are dropped and counted (a dead collector costs spans, never memory)."""
+
+    def __init__(self, exporter: Exporter, limit: int = QUEUE, batch: int = BATCH,
+                 delay: float = DELAY_MS / 1000) -> None:
+        self.exporter = exporter
+        self.items: deque[list[bytes]] = deque()
+        self.limit = limit
+        self.batch = batch
+        self.delay = delay
+        self.dropped = 0
+        self._warned = 0.0
+        self._stopping = False
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="otlp-export", daemon=True)
+        self._thread.start()
+
+    def emit(self, data: list[bytes]) -> None:
+        """Queue one item (a request's framed spans, in pieces); never blocks."""
+        items = self.items
+        if len(items) >= self.limit:
+            self.dropped += 1
+            return
+        items.append(data)
+        if len(items) == self.batch:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.delay)
+            self._wake.clear()
+            self._ship()
+        self._ship()
+
+    def _ship(self) -> None:
+        """Send what waits, `batch` items per export (the thread's)."""
+        items = self.items
+        while items:
+            count = min(self.batch, len(items))
+            try:
+                sent = self.exporter.export([items.popleft() for _ in range(count)])
+            except Exception:  # an exporter's bug must not stop the thread
+                log.exception("exporting spans failed")
+                sent = False
+            if not sent and self._stopping:  # stopping with a failing collector: drop
+                items.clear()
+        if self.dropped:
+            now = time.monotonic()
+            if now - self._warned >= WARN_EVERY:
+                self._warned = now
+                log.warning("trace queue full (%d waiting): %d spans dropped",
+                            self.limit, self.dropped)
+                self.dropped = 0
+
+    def shutdown(self, timeout: float = CLOSE_WAIT) -> None:
+        """Ship what is queued and stop the thread (blocks up to `timeout` seconds)."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        self.exporter.shutdown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +165,12 @@ def provider_settings(cfg: OtelConfig) -> ProviderSettings | None:
 
 
 class TraceRuntime:
-    """A worker's trace pipeline for one set of exporters: `emit` queues an encoded span in
-    each exporter's batch processor (the SDK's); `close` flushes and stops their threads."""
+    """A worker's trace pipeline for one set of exporters: `emit` queues encoded spans in
+    each exporter's `Batcher`; `close` flushes and stops their threads."""
 
-    # `emit(data)`: queue `data`, one or more `otlp_encode.frame`d spans.
     def __init__(self, settings: ProviderSettings,
-                 exporters: Sequence[SpanExporter] | None = None) -> None:
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        from tidegate.telemetry.otlp_export import EncodedSpan, OtlpSpanExporter
+                 exporters: Sequence[Exporter] | None = None) -> None:
+        from tidegate.telemetry.otlp_export import OtlpSpanExporter
 
         self.settings = settings
         attrs: dict[str, str] = {"service.name": settings.service_name,
@@ -113,20 +184,19 @@ class TraceRuntime:
             exporters = [OtlpSpanExporter(t.name, t.use_http, t.endpoint, t.insecure,
                                           resource, scope, EXPORT_TIMEOUT)
                          for t in settings.targets]
-        # The SDK's processor has no annotations on shutdown(): held as Any.
-        self.processors: list[Any] = [BatchSpanProcessor(
-            exporter, max_queue_size=QUEUE, schedule_delay_millis=DELAY_MS,
-            max_export_batch_size=BATCH, export_timeout_millis=EXPORT_TIMEOUT * 1000)
-            for exporter in exporters]
-        ends = [p.on_end for p in self.processors]
-        wrap = EncodedSpan
+        self.processors = [Batcher(exporter) for exporter in exporters]
+        # `emit(data)`: queue `data`, one or more `otlp_encode.frame`d spans in pieces.
+        self.emit: Callable[[list[bytes]], None]
+        if len(self.processors) == 1:
+            self.emit = self.processors[0].emit
+        else:
+            ends = [p.emit for p in self.processors]
 
-        def emit(data: bytes) -> None:
-            span = wrap(data)
-            for end in ends:
-                end(span)  # the processor reads .context only
+            def emit(data: list[bytes]) -> None:
+                for end in ends:
+                    end(data)
 
-        self.emit = emit
+            self.emit = emit
         self.closed = False
 
     async def close(self) -> None:
