@@ -5,18 +5,21 @@ encoding is what opentelemetry-proto decodes."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.carryover import assert_carry_over
 from tests.otlp_receiver import decode
 from tidegate.telemetry import otlp_encode as enc
 from tidegate.telemetry.otel_config import parse_otel
+from tidegate.telemetry.otlp_export import OtlpSpanExporter
 from tidegate.telemetry.tracing import (
     CLOSE_WAIT,
     QUEUE,
@@ -97,12 +100,13 @@ def test_a_dead_collector_blocks_no_request_and_holds_a_bounded_queue() -> None:
     assert closing < CLOSE_WAIT + 1.0
 
 
-def test_a_span_added_in_pieces_is_the_span_encode_gives() -> None:
+@pytest.mark.parametrize("length", [10, 300, 20000])
+def test_a_span_added_in_pieces_is_the_span_encode_gives(length: int) -> None:
     """The request path's encoding (`SpanTemplate.add` with `Attr` values, joined once by the
     exporter) decodes to the same Span as the reference `encode`, long values included."""
     trace_id = bytes(range(16))
     template = enc.SpanTemplate("/users/:id", enc.CLIENT, {"krakend.stage": "backend"})
-    url = "http://127.0.0.1:8080/" + "x" * 300
+    url = "http://127.0.0.1:8080/" + "x" * length
     values: dict[str, Any] = {"url.full": url, "server.address": "127.0.0.1:8080",
                               "http.response.status_code": 200, "n": -2, "big": 1 << 40,
                               "complete": False, "response-duration": 0.25}
@@ -115,7 +119,7 @@ def test_a_span_added_in_pieces_is_the_span_encode_gives() -> None:
         trace_id, 7, 5, 100, 300, values, enc.ERROR, "boom", name="/u/7", trace_state="k=v",
         events=events))
     added: list[bytes] = []
-    template.add(added, b"\x0a\x10" + trace_id, (7).to_bytes(8, "big"),
+    template.add(added, b"\x0a\x10" + trace_id + b"\x12\x08", (7).to_bytes(8, "big"),
                  enc.field(3, b"k=v") + b"\x22\x08" + (5).to_bytes(8, "big"), 100, 300, pieces,
                  events + enc.status(enc.ERROR, "boom"), enc.field(5, b"/u/7"))
     resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
@@ -160,3 +164,44 @@ def test_the_batcher_sends_batches_and_drops_beyond_its_bound(caplog: Any) -> No
         batcher.shutdown(10)
     assert sent == [4, 4, 4, 2]
     assert "trace queue full (10 waiting): 2 spans dropped" in caplog.text
+
+
+def test_the_http_exporter_reads_chunked_answers_and_reconnects_when_the_collector_closed(
+        ) -> None:
+    """A collector that answers chunked (with a trailer) and then drops the kept-alive
+    connection, as an idle timeout does: the next batch goes on a new connection, not lost."""
+    bodies: list[bytes] = []
+    answers = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"2\r\n{}\r\n0\r\nX-Trailer: 1\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"]
+
+    def serve(listener: socket.socket) -> None:
+        for answer in answers:  # one exchange per connection, then the connection closes
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+                while len(body) < length:
+                    body += conn.recv(65536)
+                bodies.append(body)
+                conn.sendall(answer)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(2)
+        server = threading.Thread(target=serve, args=(listener,), daemon=True)
+        server.start()
+        resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
+        exporter = OtlpSpanExporter("c", True, f"http://127.0.0.1:{listener.getsockname()[1]}"
+                                    "/v1/traces", True, resource, scope, 5.0)
+        template = enc.SpanTemplate("s", enc.INTERNAL, {})
+        items = [[enc.frame(template.encode(bytes(16), i + 1, 0, 1, 2))] for i in range(2)]
+        assert exporter.export(items[:1]) and exporter.export(items[1:])
+        exporter.shutdown()
+        server.join(10)
+    spans = [decode(trace_service_pb2.ExportTraceServiceRequest.FromString(b))[0]
+             for b in bodies]
+    assert [s.span_id for s in spans] == [f"{1:016x}", f"{2:016x}"]

@@ -127,7 +127,8 @@ class Sink:
 
 
 class Active:
-    """Where a request's next spans nest: its trace (``trace``: the encoded trace id field),
+    """Where a request's next spans nest: its trace (``trace``: the encoded trace id field
+    and the span id's tag),
     the enclosing span (``span_id``, b"": none) and what a span under it carries (``links``:
     the encoded trace state and parent id), the tracestate to pass on, the sink; the server
     stage's also collects the endpoint's static attributes."""
@@ -138,7 +139,7 @@ class Active:
     def __init__(self, trace_id: bytes, span_id: bytes, state: str, state_field: bytes,
                  sink: Sink, trace: bytes = b"") -> None:
         self.trace_id = trace_id
-        self.trace = trace or b"\x0a\x10" + trace_id
+        self.trace = trace or b"\x0a\x10" + trace_id + b"\x12\x08"
         self.span_id = span_id
         self.state = state
         self.state_field = state_field

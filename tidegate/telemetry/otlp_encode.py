@@ -119,17 +119,27 @@ def frame(span: bytes) -> bytes:
 
 def export_request(resource: bytes, scope: bytes, framed: Iterable[bytes]) -> bytes:
     """An ExportTraceServiceRequest with one ResourceSpans and one ScopeSpans of the
-    `frame`d spans (each item one span or several), joined once."""
-    pieces = list(framed)
-    size = 0
-    for piece in pieces:
-        size += len(piece)
+    `frame`d spans (each item one span or several, or a piece of them), joined once."""
     scope_field = field(1, scope)
     resource_field = field(1, resource)
+    out = [b"\x0a", b"", resource_field, b"", scope_field]
+    size = 0
+    for piece in framed:
+        size += len(piece)
+        out.append(piece)
     scope_spans = len(scope_field) + size
-    scope_head = b"\x12" + varint(scope_spans)
-    total = len(resource_field) + len(scope_head) + scope_spans
-    return b"".join([b"\x0a", varint(total), resource_field, scope_head, scope_field, *pieces])
+    out[3] = b"\x12" + varint(scope_spans)
+    out[1] = varint(len(resource_field) + len(out[3]) + scope_spans)
+    return b"".join(out)
+
+
+def export_items(resource: bytes, scope: bytes, items: Iterable[list[bytes]]) -> bytes:
+    """`export_request` of items that are each a request's spans in pieces
+    (`SpanTemplate.add`): the exporter's thread joins them, not the request."""
+    pieces: list[bytes] = []
+    for item in items:
+        pieces.extend(item)
+    return export_request(resource, scope, pieces)
 
 
 class Attr:
@@ -184,11 +194,12 @@ class Attr:
 class SpanTemplate:
     """What one stage's spans share, encoded once: name, kind and fixed attributes."""
 
-    __slots__ = ("_fixed", "_kind", "_name")
+    __slots__ = ("_fixed", "_kind", "_name", "_name_kind")
 
     def __init__(self, name: str, kind: int, fixed: Mapping[str, Any]) -> None:
         self._name = field(5, name.encode())
         self._kind = b"\x30" + varint(kind)
+        self._name_kind = self._name + self._kind
         self._fixed = attributes(9, fixed)
 
     def encode(self, trace_id: bytes, span_id: int, parent_id: int, start_ns: int,
@@ -211,33 +222,36 @@ class SpanTemplate:
             out.append(status(code, message))
         return b"".join(out)
 
-    def add(self, out: list[bytes], trace: bytes, span_id: bytes, links: bytes,
+    def add(self, out: list[bytes], head: bytes, span_id: bytes, links: bytes,
             start_ns: int, end_ns: int, attrs: list[bytes], tail: bytes = b"",
             name: bytes = b"") -> None:
-        """Append one `frame`d Span to `out`, in pieces (joined once, by the exporter): `trace`
-        is field 1 (``b"\\x0a\\x10" + trace id``), `links` fields 3 and 4 (trace state,
+        """Append one `frame`d Span to `out`, in a few pieces (joined once, by the exporter):
+        `head` is field 1 and the tag of field 2 (``b"\\x0a\\x10" + trace id +
+        b"\\x12\\x08"``), `span_id` its 8 bytes, `links` fields 3 and 4 (trace state,
         parent), `attrs` encoded attributes (`Attr`), `tail` events and status, `name` an
         encoded name field instead of the template's."""
-        name_field = name or self._name
-        kind = self._kind
+        name_kind = name + self._kind if name else self._name_kind
         fixed = self._fixed
-        size = len(trace) + 10 + len(links) + len(name_field) + len(kind) + 18 + len(fixed) \
-            + len(tail)
+        size = len(head) + 8 + len(links) + len(name_kind) + 18 + len(fixed) + len(tail)
         for a in attrs:
             size += len(a)
-        out.append(b"\x12")
-        out.append(varint(size))
-        out.append(trace)
-        out.append(b"\x12\x08")
+        if size < 0x80:
+            out.append(_BYTE[0x12] + _BYTE[size])
+        elif size < 0x4000:  # field 2's tag and a two-byte length
+            out.append((0x12 | (size & 0x7F | 0x80) << 8 | (size >> 7) << 16).to_bytes(3, "little"))
+        else:
+            out.append(b"\x12" + varint(size))
+        out.append(head)
         out.append(span_id)
-        out.append(links)
-        out.append(name_field)
-        out.append(kind)
-        out.append(b"\x39")
+        if links:
+            out.append(links)
+        out.append(name_kind)
+        out.append(b"\x39")  # fields 7 and 8, fixed64
         out.append(start_ns.to_bytes(8, "little"))
         out.append(b"\x41")
         out.append(end_ns.to_bytes(8, "little"))
-        out.append(fixed)
+        if fixed:
+            out.append(fixed)
         out.extend(attrs)
         if tail:
             out.append(tail)
