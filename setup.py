@@ -38,6 +38,7 @@ COMPILED = [
     "tidegate/components/telemetry_metrics.py",
     # The traces' stages (a sampled request's spans are encoded as they end).
     "tidegate/components/telemetry_traces.py",
+    "tidegate/telemetry/trace_spans.py",
     "tidegate/telemetry/otlp_encode.py",
     "tidegate/telemetry/logging_sinks.py",
     "tidegate/encoding/decoders.py",

@@ -17,21 +17,18 @@ Every span carries ``tidegate.generation`` and ``tidegate.config_hash``: the con
 that served it. An incoming ``traceparent`` is continued (its sampled flag decides, as
 krakend-otel's parent-based sampler, unless the rate is 1); otherwise a request is sampled with
 probability ``trace_sample_rate``. The decision is taken once, at the server stage: a request
-that is not sampled costs a context-variable read per stage and nothing else. A sampled one
-encodes each span as it ends (`SpanTemplate`: what a stage's spans share is encoded at compile
-time) and queues it in the worker's batch processors (`tidegate.telemetry.tracing`).
+that is not sampled costs a context-variable read per stage and allocates nothing. A sampled
+one appends each span as it ends to the request's pieces (`SpanTemplate`: what a stage's spans
+share is encoded at compile time, `Attr`: each attribute key), queued as one item when the
+server span ends; the export thread joins them (`tidegate.telemetry.tracing`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
-from http import HTTPStatus
-from random import getrandbits, random
+from collections.abc import Awaitable, Mapping
+from random import random
 from time import perf_counter, time_ns
-from typing import Any, Final
+from typing import Any
 
 from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
 from tidegate.messages import (
@@ -51,7 +48,6 @@ from tidegate.messages import (
 )
 from tidegate.telemetry.otel_config import (
     NAMESPACE,
-    Attributes,
     BackendDetail,
     OtelConfig,
     from_service,
@@ -59,16 +55,32 @@ from tidegate.telemetry.otel_config import (
 )
 from tidegate.telemetry.otlp_encode import (
     CLIENT,
-    ERROR,
     INTERNAL,
-    OK,
     SERVER,
-    Attr,
     SpanTemplate,
-    event,
     field,
     span_attributes,
-    status,
+)
+from tidegate.telemetry.trace_spans import (
+    ACTIVE,
+    DURATION,
+    OK_STATUS,
+    RESPONSE_SIZE,
+    ROUTE,
+    STATUS_CODE,
+    Active,
+    Sink,
+    backend_route,
+    body_size,
+    endpoint_route,
+    failed,
+    incoming,
+    outcome,
+    outgoing,
+    parse_traceparent,
+    response_size,
+    status_text,
+    with_trace_headers,
 )
 from tidegate.telemetry.tracing import TraceRuntime, provider_settings
 
@@ -78,132 +90,6 @@ ORDER_ROUTER = 75
 ORDER_PROXY = 55
 ORDER_BACKEND = 55
 ORDER_CLIENT = 17  # outside the HTTP cache (a hit is an exchange too), inside martian
-
-_PLACEHOLDER: Final = re.compile(r"\{([^{}/]+)\}")
-_TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
-
-
-class Sink:
-    """Where a request's finished spans go: their pieces are held until the server span ends,
-    then queued as one item (one queue call per request, joined by the exporter); a span that
-    ends later (a cancelled backend call) or without a server span goes on its own. It also
-    hands out the request's random ids, from one draw of 64 bytes."""
-
-    __slots__ = ("emit", "ids", "next_id", "open", "parts")
-
-    def __init__(self, emit: Callable[[list[bytes]], None], open_: bool) -> None:
-        self.emit = emit
-        self.open = open_
-        self.parts: list[bytes] = []
-        self.ids = getrandbits(512).to_bytes(64, "little")
-        self.next_id = 16  # the first 16 bytes are the trace id, when the request starts one
-
-    def new_id(self) -> bytes:
-        """A new span id (8 random bytes, never all zero)."""
-        at = self.next_id
-        if at > 56:
-            self.ids = getrandbits(512).to_bytes(64, "little")
-            at = 0
-        self.next_id = at + 8
-        span_id = self.ids[at:at + 8]
-        return span_id if span_id != _ZERO_ID else _ONE_ID
-
-    def add(self, template: SpanTemplate, trace: bytes, span_id: bytes, links: bytes,
-            start: int, end: int, attrs: list[bytes], tail: bytes = b"",
-            name: bytes = b"") -> None:
-        """One finished span (`SpanTemplate.add`'s arguments)."""
-        if self.open:
-            template.add(self.parts, trace, span_id, links, start, end, attrs, tail, name)
-        else:
-            parts: list[bytes] = []
-            template.add(parts, trace, span_id, links, start, end, attrs, tail, name)
-            self.emit(parts)
-
-    def close(self) -> None:
-        """The server span ended: queue what was held; later spans go alone."""
-        self.open = False
-        self.emit(self.parts)
-        self.parts = []
-
-
-class Active:
-    """Where a request's next spans nest: its trace (``trace``: the encoded trace id field
-    and the span id's tag),
-    the enclosing span (``span_id``, b"": none) and what a span under it carries (``links``:
-    the encoded trace state and parent id), the tracestate to pass on, the sink; the server
-    stage's also collects the endpoint's static attributes."""
-
-    __slots__ = ("links", "sink", "span_id", "state", "state_field", "static", "trace",
-                 "trace_id")
-
-    def __init__(self, trace_id: bytes, span_id: bytes, state: str, state_field: bytes,
-                 sink: Sink, trace: bytes = b"") -> None:
-        self.trace_id = trace_id
-        self.trace = trace or b"\x0a\x10" + trace_id + b"\x12\x08"
-        self.span_id = span_id
-        self.state = state
-        self.state_field = state_field
-        self.links = state_field + b"\x22\x08" + span_id if span_id else state_field
-        self.sink = sink
-        self.static: Attributes = ()
-
-    def child(self, span_id: bytes) -> Active:
-        """The context of a span `span_id` under this one."""
-        return Active(self.trace_id, span_id, self.state, self.state_field, self.sink,
-                      self.trace)
-
-
-# None: the request is not sampled (or not traced at all): no stage records anything.
-_ACTIVE: Final[ContextVar[Active | None]] = ContextVar("tidegate_trace", default=None)
-
-# The attributes a request adds to its spans; each key encoded once (`Attr`). Final: compiled,
-# these are read directly, not looked up in the module's dict.
-_URL: Final = Attr("url.full")
-_SERVER_ADDRESS: Final = Attr("server.address")
-_METHOD: Final = Attr("http.request.method")
-_REQUEST_SIZE: Final = Attr("http.request.body.size")
-_USER_AGENT: Final = Attr("user_agent.original")
-_CLIENT_ADDRESS: Final = Attr("client.address")
-_ROUTE: Final = Attr("http.route")
-_STATUS_CODE: Final = Attr("http.response.status_code")
-_RESPONSE_SIZE: Final = Attr("http.response.body.size")
-_DURATION: Final = Attr("response-duration")
-_ERROR: Final = Attr("error")
-_CANCELED: Final = Attr("canceled").boolean(True)
-_COMPLETE: Final = Attr("complete").boolean(True)
-_INCOMPLETE: Final = Attr("complete").boolean(False)
-_OK: Final = status(OK)
-_ZERO_ID: Final = bytes(8)
-_ONE_ID: Final = bytes(7) + b"\x01"
-
-
-def endpoint_route(endpoint: str) -> str:
-    """The endpoint as lura's gin router names it (``/users/{id}`` → ``/users/:id``)."""
-    return _PLACEHOLDER.sub(lambda m: ":" + m.group(1), endpoint)
-
-
-def backend_route(url_pattern: str) -> str:
-    """krakend-otel's NormalizeURLPattern of lura's ``{{.Id}}``: ``/u/{id}`` → ``/u/:id``."""
-    return _PLACEHOLDER.sub(lambda m: ":" + m.group(1).lower(), url_pattern)
-
-
-def parse_traceparent(header: str) -> tuple[bytes, int, bool] | None:
-    """(trace id, parent span id, sampled) of a W3C ``traceparent``; None when invalid (as
-    the OpenTelemetry propagator: all-zero ids, version ff, extra fields on version 00)."""
-    m = _TRACEPARENT.fullmatch(header.strip().lower())
-    if m is None:
-        return None
-    version, trace, parent, flags, rest = m.groups()
-    if version == "ff" or (version == "00" and rest) or set(trace) == {"0"} or \
-            set(parent) == {"0"}:
-        return None
-    return bytes.fromhex(trace), int(parent, 16), bool(int(flags, 16) & 1)
-
-
-def traceparent(trace_id: bytes, span_id: bytes) -> str:
-    """The W3C header of a span this gateway records (sampled)."""
-    return "".join(("00-", trace_id.hex(), "-", span_id.hex(), "-01"))
-
 
 def _parse(raw: Any, path: JsonPath) -> OtelConfig:
     return parse_otel(raw, path)
@@ -265,12 +151,6 @@ def _headers(prefix: str, headers: Any, skip: frozenset[str]) -> dict[str, list[
         if name not in skip:
             out.setdefault(prefix + name.lower(), []).extend(vs)
     return out
-
-
-def _failed(exc: BaseException, at: int) -> bytes:
-    """The ``exception`` span event the SDK's record_exception adds, and the error status."""
-    return event("exception", at, {"exception.type": type(exc).__name__,
-                                   "exception.message": str(exc)}) + status(ERROR, str(exc))
 
 
 # --- server span ---------------------------------------------------------------------------
@@ -338,11 +218,11 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
         return serve(request, sink, trace_id, parent_id, state, state_field)
 
     async def unrecorded(request: Request, active: Active) -> Response:
-        token = _ACTIVE.set(active)
+        token = ACTIVE.set(active)
         try:
             return await nxt(request)
         finally:
-            _ACTIVE.reset(token)
+            ACTIVE.reset(token)
 
     async def serve(request: Request, sink: Sink, trace_id: bytes, parent_id: bytes,
                     state: str, state_field: bytes) -> Response:
@@ -350,74 +230,36 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
         active = Active(trace_id, span_id, state, state_field, sink)
         links = state_field + b"\x22\x08" + parent_id if parent_id else state_field
         start = time_ns()
-        token = _ACTIVE.set(active)
+        token = ACTIVE.set(active)
         try:
             response = await nxt(request)
         except BaseException as exc:
             end = time_ns()
-            sink.add(template, active.trace, span_id, links, start, end, _incoming(request),
-                     _failed(exc, end), field(5, request.path.encode()))
+            sink.add(template, active.trace, span_id, links, start, end, incoming(request),
+                     failed(exc, end), field(5, request.path.encode()))
             sink.close()
             raise
         finally:
-            _ACTIVE.reset(token)
+            ACTIVE.reset(token)
         code = response.status
-        attrs = _incoming(request)
+        attrs = incoming(request)
         if report:
             attrs.append(span_attributes(
                 _headers("http.request.header.", request.headers, skip_headers)))
-        attrs.append(_ROUTE.text_memo(route_of(request.route) or _status_text(code)))
-        attrs.append(_STATUS_CODE.integer(code))
-        attrs.append(_RESPONSE_SIZE.integer(_body_size(response)))
+        attrs.append(ROUTE.text_memo(route_of(request.route) or status_text(code)))
+        attrs.append(STATUS_CODE.integer(code))
+        attrs.append(RESPONSE_SIZE.integer(body_size(response)))
         if active.static:
             attrs.append(span_attributes(dict(active.static)))
         if report:
             attrs.append(span_attributes(
                 _headers("http.response.header.", response.headers, skip_headers)))
-        sink.add(template, active.trace, span_id, links, start, time_ns(), attrs, _OK,
+        sink.add(template, active.trace, span_id, links, start, time_ns(), attrs, OK_STATUS,
                  field(5, request.path.encode()))
         sink.close()
         return response
 
     return traced
-
-
-def _incoming(request: Request) -> list[bytes]:
-    """krakend-otel's TraceIncomingRequestAttrs."""
-    attrs = [_URL.text(request.raw_target), _SERVER_ADDRESS.text_memo(request.host),
-             _METHOD.text_memo(request.method)]
-    length: str | None = None
-    agent: str | None = None
-    for k, v in request.headers:
-        if k == "content-length":
-            if length is None:
-                length = v
-        elif k == "user-agent" and agent is None:
-            agent = v
-    if length is not None and length.isdigit():
-        attrs.append(_REQUEST_SIZE.integer(int(length)))
-    elif request.stream is None:
-        attrs.append(_REQUEST_SIZE.integer(len(request.body)))
-    if agent:
-        attrs.append(_USER_AGENT.text_memo(agent))
-    if request.client_ip:
-        attrs.append(_CLIENT_ADDRESS.text_memo(request.client_ip))
-    return attrs
-
-
-def _status_text(status: int) -> str:
-    """Go's ``strconv.Itoa(code) + " " + http.StatusText(code)`` (route of an unmatched path)."""
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"{status} "
-
-
-def _body_size(response: Response) -> int:
-    if response.stream is None:
-        return len(response.body)
-    length = response.stream.length
-    return length if length is not None else -1
 
 
 # --- router: the matched route ---------------------------------------------------------------
@@ -435,7 +277,7 @@ def build_router(ctx: Build[OtelConfig], nxt: EndpointHandler) -> EndpointHandle
         return nxt
 
     def handler(request: Request, params: dict[str, str]) -> Awaitable[Response]:
-        active = _ACTIVE.get()
+        active = ACTIVE.get()
         if active is not None:
             active.static = static
         return nxt(request, params)
@@ -444,21 +286,6 @@ def build_router(ctx: Build[OtelConfig], nxt: EndpointHandler) -> EndpointHandle
 
 
 # --- proxy and backend spans -------------------------------------------------------------------
-
-def _outcome(code: int | None, complete: bool, error: BaseException | None) -> list[bytes]:
-    """krakend-otel's middlewareTracer.end attributes."""
-    out: list[bytes] = []
-    if error is not None:
-        if isinstance(error, asyncio.CancelledError):
-            out.append(_CANCELED)
-        else:
-            out.append(_ERROR.text(str(error)))
-        out.append(_STATUS_CODE.integer(500))
-    elif code is not None:
-        out.append(_STATUS_CODE.integer(code))
-    out.append(_COMPLETE if complete else _INCOMPLETE)
-    return out
-
 
 def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
     """The proxy span: one per endpoint call, parent of its backends' spans."""
@@ -479,23 +306,23 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
 
     def proxy(req: ProxyRequest
               ) -> Awaitable[tuple[ProxyResponse | None, BaseException | None]]:
-        active = _ACTIVE.get()
+        active = ACTIVE.get()
         return nxt(req) if active is None else traced_proxy(req, active)
 
     async def traced_proxy(req: ProxyRequest, active: Active
                            ) -> tuple[ProxyResponse | None, BaseException | None]:
         span_id = active.sink.new_id()
         start = time_ns()
-        token = _ACTIVE.set(active.child(span_id))
+        token = ACTIVE.set(active.child(span_id))
         try:
             resp, err = await nxt(req)
         except BaseException as exc:
             active.sink.add(template, active.trace, span_id, active.links, start, time_ns(),
-                            _outcome(None, False, exc))
+                            outcome(None, False, exc))
             raise
         finally:
-            _ACTIVE.reset(token)
-        attrs = _outcome(resp.status if resp is not None else None,
+            ACTIVE.reset(token)
+        attrs = outcome(resp.status if resp is not None else None,
                          resp is not None and resp.complete, err)
         if report:
             reported = _headers("http.request.header.", req.headers, skip_headers)
@@ -539,22 +366,22 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
     def backend(req: ProxyRequest) -> Awaitable[ProxyResponse]:
-        active = _ACTIVE.get()
+        active = ACTIVE.get()
         return nxt(req) if active is None else traced_backend(req, active)
 
     async def traced_backend(req: ProxyRequest, active: Active) -> ProxyResponse:
         span_id = active.sink.new_id()
         start = time_ns()
-        token = _ACTIVE.set(active.child(span_id))
+        token = ACTIVE.set(active.child(span_id))
         try:
             resp = await nxt(req)
         except BaseException as exc:
             active.sink.add(template, active.trace, span_id, active.links, start, time_ns(),
-                            _outcome(None, False, exc))
+                            outcome(None, False, exc))
             raise
         finally:
-            _ACTIVE.reset(token)
-        attrs = _outcome(resp.status, resp.complete, None)
+            ACTIVE.reset(token)
+        attrs = outcome(resp.status, resp.complete, None)
         if report:
             reported = _headers("http.request.header.", req.headers, skip_headers)
             reported.update(_headers("http.response.header.", resp.headers, skip_headers))
@@ -583,13 +410,13 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
     def exchange(creq: ClientRequest) -> Awaitable[ClientResponse]:
-        active = _ACTIVE.get()
+        active = ACTIVE.get()
         return nxt(creq) if active is None else traced_exchange(creq, active)
 
     async def traced_exchange(creq: ClientRequest, active: Active) -> ClientResponse:
         span_id = active.sink.new_id() if spans else active.span_id
         if inject and span_id:
-            creq = _with_trace_headers(creq, active.trace_id, span_id, active.state)
+            creq = with_trace_headers(creq, active.trace_id, span_id, active.state)
         if not spans:
             return await nxt(creq)
         start = time_ns()
@@ -599,70 +426,22 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
         except BaseException as exc:
             end = time_ns()
             active.sink.add(template, active.trace, span_id, active.links, start, end,
-                            _outgoing(creq), _failed(exc, end))
+                            outgoing(creq), failed(exc, end))
             raise
-        attrs = _outgoing(creq)
+        attrs = outgoing(creq)
         if report:
             reported = _headers("http.request.header.", creq.headers, skip_headers)
             reported.update(_headers("http.response.header.", resp.headers, skip_headers))
             attrs.append(span_attributes(reported))
-        attrs.append(_STATUS_CODE.integer(resp.status))
-        attrs.append(_RESPONSE_SIZE.integer(_response_size(resp)))
-        attrs.append(_DURATION.double(perf_counter() - started))
+        attrs.append(STATUS_CODE.integer(resp.status))
+        attrs.append(RESPONSE_SIZE.integer(response_size(resp)))
+        attrs.append(DURATION.double(perf_counter() - started))
         active.sink.add(template, active.trace, span_id, active.links, start, time_ns(), attrs,
-                        _OK)
+                        OK_STATUS)
         return resp
 
     # Not sampled, the exchange is only watched by what is below: the backend calls it inline.
-    return tapped(exchange, nxt, gate=_ACTIVE)
-
-
-def _with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: bytes, state: str
-                        ) -> ClientRequest:
-    """The request with this trace's ``Traceparent`` (and ``Tracestate``) instead of any the
-    client sent."""
-    found = False
-    for k, _ in creq.headers:
-        if len(k) in (10, 11) and k.lower() in ("traceparent", "tracestate"):
-            found = True
-            break
-    if found:
-        headers = [(k, v) for k, v in creq.headers
-                   if not (len(k) in (10, 11) and k.lower() in ("traceparent", "tracestate"))]
-    else:
-        headers = list(creq.headers)
-    headers.append(("Traceparent", traceparent(trace_id, span_id)))
-    if state:
-        headers.append(("Tracestate", state))
-    return ClientRequest(creq.target, creq.method, creq.request_target, creq.url, headers,
-                         creq.body, creq.deadline, creq.stream)
-
-
-def _outgoing(creq: ClientRequest) -> list[bytes]:
-    """krakend-otel's TraceRequestAttrs of the backend request."""
-    url = creq.url
-    scheme = url.find("://")
-    begin = scheme + 3 if scheme >= 0 else 0
-    slash = url.find("/", begin)
-    server = url[begin:slash] if slash >= 0 else url[begin:]
-    attrs = [_URL.text(url), _SERVER_ADDRESS.text_memo(server),
-             _METHOD.text_memo(creq.method)]
-    if creq.stream is None:
-        attrs.append(_REQUEST_SIZE.integer(len(creq.body)))
-    for k, v in creq.headers:
-        if len(k) == 10 and k.lower() == "user-agent":
-            attrs.append(_USER_AGENT.text_memo(v))
-            break
-    return attrs
-
-
-def _response_size(resp: ClientResponse) -> int:
-    for k, v in resp.headers:
-        if len(k) == 14 and k.lower() == "content-length":
-            if v.isdigit():
-                return int(v)
-            break
-    return len(resp.body) if resp.stream is None else -1
+    return tapped(exchange, nxt, gate=ACTIVE)
 
 
 COMPONENTS: list[Component[Any]] = [

@@ -8,8 +8,9 @@ changes or drops them shuts the old ones down after the old generation drained. 
 already encoded (`otlp_encode`): the SDK's tracer would cost more per span than the request.
 
 A dead or slow collector never blocks a request nor grows memory: spans wait in a bounded
-queue (`QUEUE` spans; beyond it new ones are dropped) that one background thread per exporter
-ships every `DELAY_MS`, each export bounded by `EXPORT_TIMEOUT` seconds. Sampling is decided by
+queue (`QUEUE` requests' spans; beyond it new ones are dropped) that one background thread per
+exporter ships every `DELAY_MS` (or as soon as `BATCH` wait), each export bounded by
+`EXPORT_TIMEOUT` seconds. Sampling is decided by
 the stages (`tidegate.components.telemetry_traces`): what is emitted is exported.
 """
 
