@@ -79,6 +79,7 @@ def attributes(number: int, attrs: Mapping[str, Any] | Iterable[tuple[str, Any]]
 # so each distinct pair is encoded once. Cleared when full (it follows what traffic repeats).
 _MEMO: Final[dict[tuple[str, Any, type], bytes]] = {}
 MEMO_SIZE: Final = 4096
+MEMO_VALUE: Final = 256  # characters of a value `Attr.text_memo` remembers, at most
 
 
 def span_attributes(attrs: Mapping[str, Any]) -> bytes:
@@ -169,6 +170,8 @@ class Attr:
         return self._wrap(b"".join((b"\x0a", varint(n), raw)))
 
     def text_memo(self, value: str) -> bytes:
+        if len(value) > MEMO_VALUE:  # a long value is encoded each time, never held
+            return self.text(value)
         data = self._texts.get(value)
         if data is None:
             if len(self._texts) >= MEMO_SIZE:
