@@ -5,6 +5,7 @@ encoding is what opentelemetry-proto decodes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import threading
@@ -19,7 +20,7 @@ from tests.carryover import assert_carry_over
 from tests.otlp_receiver import decode
 from tidegate.telemetry import otlp_encode as enc
 from tidegate.telemetry.otel_config import parse_otel
-from tidegate.telemetry.otlp_export import OtlpSpanExporter
+from tidegate.telemetry.otlp_export import MAX_ANSWER, OtlpSpanExporter
 from tidegate.telemetry.tracing import (
     CLOSE_WAIT,
     QUEUE,
@@ -205,3 +206,58 @@ def test_the_http_exporter_reads_chunked_answers_and_reconnects_when_the_collect
     spans = [decode(trace_service_pb2.ExportTraceServiceRequest.FromString(b))[0]
              for b in bodies]
     assert [s.span_id for s in spans] == [f"{1:016x}", f"{2:016x}"]
+
+
+@pytest.mark.parametrize("hostile", ["trickle", "endless"])
+def test_the_http_exporter_gives_up_on_a_hostile_collector_in_bounded_time_and_memory(
+        hostile: str) -> None:
+    """A collector that trickles its answer a byte at a time, or announces and sends an
+    endless body: the batch is dropped within the exporter's timeout, whatever it sends,
+    and the exporter reads at most MAX_ANSWER bytes of it."""
+    stop = threading.Event()
+    sent = [0]
+
+    def serve(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(0.2)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+            try:
+                if hostile == "trickle":
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" * 100:
+                        if stop.is_set():
+                            return
+                        conn.sendall(bytes([byte]))
+                        sent[0] += 1
+                        stop.wait(0.05)
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n")
+                    chunk = b"x" * 65536
+                    while not stop.is_set() and sent[0] < 64 << 20:
+                        conn.sendall(chunk)
+                        sent[0] += len(chunk)
+            except OSError:
+                return
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        server = threading.Thread(target=serve, args=(listener,), daemon=True)
+        server.start()
+        resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
+        exporter = OtlpSpanExporter("c", True, f"http://127.0.0.1:{listener.getsockname()[1]}"
+                                    "/v1/traces", True, resource, scope, 1.0)
+        template = enc.SpanTemplate("s", enc.INTERNAL, {})
+        started = time.monotonic()
+        try:
+            assert exporter.export([[enc.frame(template.encode(bytes(16), 1, 0, 1, 2))]]) \
+                is False
+            took = time.monotonic() - started
+        finally:
+            stop.set()
+            exporter.shutdown()
+            server.join(10)
+    assert took < 3.0
+    if hostile == "endless":
+        assert sent[0] < MAX_ANSWER + (8 << 20)  # it stopped reading; the rest was refused

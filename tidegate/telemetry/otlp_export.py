@@ -25,6 +25,7 @@ log = logging.getLogger("tidegate")
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 WARN_EVERY = 60.0  # seconds between two warnings of one exporter
 MAX_HEAD = 65536  # bytes of a collector's answer head, at most
+MAX_ANSWER = 1 << 20  # bytes of a collector's whole answer, at most (OTLP's are a few bytes)
 
 class OtlpSpanExporter:
     """One `exporters.otlp[]` entry: frames a batch and sends it."""
@@ -76,6 +77,8 @@ class _Http:
         self.timeout = timeout
         self.sock: socket.socket | None = None
         self.rest = b""  # bytes read past the last answer
+        self.deadline = 0.0  # when the answer being read must be in (monotonic)
+        self.received = 0  # bytes of it read so far
 
     def send(self, body: bytes) -> None:
         message = b"".join((self.head, str(len(body)).encode(), b"\r\n\r\n", body))
@@ -95,6 +98,7 @@ class _Http:
             self.rest = b""
         try:
             try:
+                self.sock.settimeout(self.timeout)
                 self.sock.sendall(message)
             except (BrokenPipeError, ConnectionResetError) as exc:
                 raise _Closed(str(exc)) from exc
@@ -114,11 +118,14 @@ class _Http:
         return sock
 
     def _answer(self, sock: socket.socket) -> tuple[int, str, bool]:
-        """Read one answer: (status, reason, whether the connection stays open)."""
+        """Read one answer: (status, reason, whether the connection stays open), within
+        `timeout` in all and MAX_ANSWER bytes, whatever the collector trickles or sends."""
+        self.deadline = time.monotonic() + self.timeout
+        self.received = 0
         data = self.rest
         while b"\r\n\r\n" not in data:
             try:
-                chunk = sock.recv(65536)
+                chunk = self._recv_some(sock)
             except ConnectionResetError as exc:
                 if data:
                     raise
@@ -169,9 +176,20 @@ class _Http:
             if not line:
                 return data
 
-    @staticmethod
-    def _recv(sock: socket.socket) -> bytes:
+    def _recv_some(self, sock: socket.socket) -> bytes:
+        """One recv, given what is left of the answer's time and size."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"collector did not answer within {self.timeout:g}s")
+        sock.settimeout(left)
         chunk = sock.recv(65536)
+        self.received += len(chunk)
+        if self.received > MAX_ANSWER:
+            raise ValueError(f"collector's answer is over {MAX_ANSWER} bytes")
+        return chunk
+
+    def _recv(self, sock: socket.socket) -> bytes:
+        chunk = self._recv_some(sock)
         if not chunk:
             raise ConnectionError("collector closed the connection mid-answer")
         return chunk
