@@ -361,16 +361,15 @@ class HttpProtocol(asyncio.Protocol):
             try:
                 try:
                     response = await gen.handle(request)
+                    meter = request.metrics_route  # the metrics' server layer, if recorded
+                    if isinstance(meter, ServerMeter):
+                        meter.record(request, response, started)
                 except Exception:  # a bug must never take the connection or the worker down
                     log.exception("unhandled error serving %s %s", request.method, request.path)
                     request.head_lines = b""
                     _failed(request, started)
                     response = Response.text(500, "500 Internal Server Error",
                                              "text/plain; charset=utf-8")
-                else:
-                    meter = request.metrics_route  # the metrics' server layer, if recorded
-                    if isinstance(meter, ServerMeter):
-                        meter.record(request, response, started)
                 # The generation is left once the response is written: a streamed answer
                 # still reads from its pools.
                 if response.stream is None and request.stream is None:  # the common case
