@@ -57,6 +57,7 @@ SUBSET = [
     # the metrics recorder's stages and tables (compiled since they run on every request)
     "tests/test_metrics_client.py",
     "tests/test_metrics_e2e.py",
+    "tests/test_metrics_layers.py",
     # the traces' stages and span encoding (compiled: a sampled request encodes its spans)
     "tests/test_tracing.py",
     "tests/test_tracing_state.py",

@@ -16,12 +16,14 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 from tidegate.config.model import build_service
 from tidegate.messages import Request, Response
 from tidegate.pipeline.generation import Generation, ServerStatus
 from tidegate.state import StateStore
+from tidegate.telemetry.recorder import ServerMeter
 
 
 @dataclass
@@ -222,7 +224,11 @@ class Gateway:
         hdrs = [("host", "gw.test")] + [(k.lower(), v) for k, v in (headers or {}).items()]
         req = Request(method, target, path, query, hdrs, b"", "127.0.0.1", "1.1")
         await self.provision()
+        started = perf_counter()
         resp: Response = await self.gen.handle(req)
+        meter = req.metrics_route  # what the protocol records the answer into, as it does
+        if isinstance(meter, ServerMeter):
+            meter.record(req, resp, started)
         flat = {k.lower(): v for k, v in resp.headers}
         return Answer(resp.status, flat, resp.body, list(resp.headers))
 

@@ -26,12 +26,12 @@ class Request:
     ``tls``: it arrived on a TLS connection (``security/http`` sends STS, does not redirect).
     """
 
-    # ``metrics_route``: set (not initialised) by the metrics ROUTER stage to its endpoint's
-    # series (``route`` is the endpoint pattern the access log prints).
+    # ``metrics_route``: the metrics recorder's `ServerMeter` the protocol records the answer
+    # into (set by its SERVICE and ROUTER stages; None: not recorded). ``route`` is the
+    # endpoint pattern the access log prints.
     __slots__ = ("body", "client_ip", "head_lines", "headers", "host", "jwt_claims", "method",
                  "metrics_route", "path", "query", "raw_target", "route", "stream", "tls",
                  "version")
-    metrics_route: object
 
     def __init__(self, method: str, raw_target: str, path: str, query: str,
                  headers: list[tuple[str, str]], body: bytes, client_ip: str,
@@ -56,6 +56,7 @@ class Request:
         # Header lines on the wire's form that the answer's head starts with (`security/http`
         # prepares its lines once per generation); not written on the server's own 500.
         self.head_lines = b""
+        self.metrics_route: object = None
 
     def header(self, lname: str) -> str | None:
         """First value of a header (name given lower-case)."""

@@ -4,8 +4,12 @@
   ``http.server.response.size`` by method, scheme, route and status. The route is the endpoint's
   pattern, set on the request by the ROUTER stage below; a request no endpoint took is labelled
   ``"404 Not Found"`` (status and text), as krakend-otel does. `skip_paths` are not recorded.
+  No stage around the request: this level puts a `ServerMeter` on the request and the
+  protocol records the answer into it (it knows the start, the answer, and a failure).
 * ROUTER: only tags the request with its endpoint's precomputed series.
-* PROXY: ``krakend.proxy.duration`` by method, route, error, canceled, complete.
+* PROXY: ``krakend.proxy.duration`` by method, route, error, canceled, complete. When the
+  endpoint's proxy is its one backend's call and nothing else, the backend's stage records
+  it with its own (same call, same outcome): no PROXY stage.
 * BACKEND: ``krakend.backend.duration``, with the backend's method and URL pattern and the
   endpoint's route and method.
 * CLIENT (the round trip, `layers.backend.metrics.round_trip`): ``http.client.duration``,
@@ -13,23 +17,25 @@
   is an `ExchangeTap`: when nothing else changes the exchange, the backend reports to it
   around its own send (no stage frame, no ClientRequest/ClientResponse per call).
 
-Every label tuple but the status is built at compile time; per request a stage adds 1 to a
-bucket and the value to a sum (`tidegate.telemetry.recorder`). ``telemetry/metrics`` and
-``telemetry/influx`` feed the same series: one layer is recorded once whichever asks.
+Every label tuple but the status is built at compile time; per request a layer adds 1 to a
+bucket and the value to a sum (`tidegate.telemetry.recorder`), in compiled code.
+``telemetry/metrics`` and ``telemetry/influx`` feed the same series: one layer is recorded
+once whichever asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from time import perf_counter
 from typing import Any
 
 from tidegate.components.seam import Build, Component, JsonPath, Level
+from tidegate.config.model import BackendConfig, EndpointConfig
 from tidegate.messages import (
+    BackendFailure,
     BackendProxy,
     BackendTimeout,
     ClientRequest,
@@ -54,7 +60,7 @@ from tidegate.telemetry.metrics_config import (
 )
 from tidegate.telemetry.otel_config import NAMESPACE as OTEL
 from tidegate.telemetry.otel_config import Attributes, Layers, parse_layers, parse_otel
-from tidegate.telemetry.recorder import Family, Series, table
+from tidegate.telemetry.recorder import Family, Series, ServerMeter, observe, table
 from tidegate.upstream.client import UpstreamTimeout
 
 SERVER_LABELS = ("http.request.method", "url.scheme", "http.route",
@@ -64,25 +70,93 @@ VALID_METHODS = frozenset(("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH
                            "PUT", "TRACE"))
 
 
-class EndpointSeries:
-    """The server series of one endpoint (or of unrouted requests), by status code."""
+class EndpointSeries(ServerMeter):
+    """The server series of one endpoint (or of unrouted requests with one method and
+    status), by status code: what the protocol records this endpoint's answers into."""
 
-    __slots__ = ("by_status", "duration", "prefix", "size")
+    __slots__ = ("by_status", "duration", "extra", "prefix", "sb", "size", "skip", "tb")
 
-    def __init__(self, duration: Family, size: Family, prefix: tuple[str, ...]) -> None:
+    def __init__(self, duration: Family, size: Family, prefix: tuple[str, ...],
+                 skip: frozenset[str] = frozenset()) -> None:
         self.duration = duration
         self.size = size
         self.prefix = prefix  # static attribute values, method, scheme, route
-        self.by_status: dict[int, tuple[Series, Series]] = {}
+        self.tb = duration.bounds
+        self.sb = size.bounds
+        self.skip = skip  # request paths a failed request is not recorded for
+        # (duration, size) series by status code, made on first use: a list for the codes
+        # HTTP defines (an index, not a hash), a dict for any other.
+        self.by_status: list[tuple[Series, Series] | None] = [None] * STATUS_SLOTS
+        self.extra: dict[int, tuple[Series, Series]] = {}
 
     def pair(self, status: int) -> tuple[Series, Series]:
         """The (duration, size) series of `status` (created on first use)."""
+        if 0 <= status < STATUS_SLOTS:
+            found = self.by_status[status]
+            if found is not None:
+                return found
+        else:
+            other = self.extra.get(status)
+            if other is not None:
+                return other
         labels = (*self.prefix, str(status))
-        pair = self.by_status[status] = (self.duration.get(labels), self.size.get(labels))
+        pair = (self.duration.get(labels), self.size.get(labels))
+        if 0 <= status < STATUS_SLOTS:
+            self.by_status[status] = pair
+        else:
+            self.extra[status] = pair
         return pair
 
+    def record(self, request: Request, response: Response, started: float) -> None:
+        elapsed = perf_counter() - started
+        pair = self.pair(response.status)
+        observe(pair[0], self.tb, elapsed)
+        if response.stream is None:
+            length = len(response.body)
+        else:
+            length = _content_length(response.headers)
+        observe(pair[1], self.sb, length)
 
-SKIP = object()  # the ROUTER tag of an endpoint in `skip_paths`
+    def failed(self, request: Request, started: float) -> None:
+        if request.path in self.skip:
+            return
+        pair = self.pair(500)
+        observe(pair[0], self.tb, perf_counter() - started)
+        pair[1][0] += 1  # an answer of no bytes
+
+
+class Unrouted(ServerMeter):
+    """The series of the requests no endpoint took (404, 405, redirects), labelled as
+    krakend-otel does: route "404 Not Found" (the status and its text)."""
+
+    __slots__ = ("by_method", "duration", "size", "skip")
+
+    def __init__(self, duration: Family, size: Family, skip: frozenset[str]) -> None:
+        self.duration = duration
+        self.size = size
+        self.skip = skip
+        self.by_method: dict[tuple[str, int], EndpointSeries] = {}
+
+    def series(self, request: Request, status: int) -> EndpointSeries:
+        method = request.method if request.method in VALID_METHODS else "_OTHER"
+        series = self.by_method.get((method, status))
+        if series is None:
+            series = self.by_method[(method, status)] = EndpointSeries(
+                self.duration, self.size, (method, "http", _status_text(status)), self.skip)
+        return series
+
+    def record(self, request: Request, response: Response, started: float) -> None:
+        if request.path in self.skip:
+            return
+        self.series(request, response.status).record(request, response, started)
+
+    def failed(self, request: Request, started: float) -> None:
+        if request.path in self.skip:
+            return
+        self.series(request, 500).failed(request, started)
+
+
+STATUS_SLOTS = 600
 
 
 def _status_text(status: int) -> str:
@@ -132,64 +206,24 @@ def _override(ctx: Build[Any]) -> Layers | None:
 
 # SERVICE: http.server.* --------------------------------------------------------------------
 def build_service(ctx: Build[Any], nxt: ServiceHandler) -> ServiceHandler:
-    """krakend-otel's global layer: duration and size of every answer."""
+    """krakend-otel's global layer: duration and size of every answer, recorded by the
+    protocol into the meter this stage (a plain function: no coroutine frame) puts on the
+    request; the ROUTER stage replaces it with its endpoint's."""
+    _LONE.clear()  # the last level a generation builds: its backends' meters are placed
     plan = _plan(ctx)
     if plan is None or not plan.server:
         return nxt
-    tb, sb = plan.time_buckets, plan.size_buckets
     t = table()
-    duration = t.histogram("http.server.duration", SERVER_LABELS, tb)
-    size = t.histogram("http.server.response.size", SERVER_LABELS, sb)
-    skip = plan.skip_paths
-    unrouted: dict[tuple[str, int], EndpointSeries] = {}
+    unrouted = Unrouted(t.histogram("http.server.duration", SERVER_LABELS, plan.time_buckets),
+                        t.histogram("http.server.response.size", SERVER_LABELS,
+                                    plan.size_buckets),
+                        plan.skip_paths)
 
-    def fallback(request: Request, status: int) -> EndpointSeries:
-        method = request.method if request.method in VALID_METHODS else "_OTHER"
-        series = unrouted.get((method, status))
-        if series is None:
-            series = unrouted[(method, status)] = EndpointSeries(
-                duration, size, (method, "http", _status_text(status)))
-        return series
+    def enter_server(request: Request) -> Awaitable[Response]:
+        request.metrics_route = unrouted
+        return nxt(request)
 
-    async def record_server(request: Request) -> Response:
-        started = perf_counter()
-        try:
-            response = await nxt(request)
-        except BaseException:
-            series = getattr(request, "metrics_route", None)
-            if series is not SKIP and request.path not in skip:
-                if not isinstance(series, EndpointSeries):
-                    series = fallback(request, 500)
-                pair = series.by_status.get(500) or series.pair(500)
-                elapsed = perf_counter() - started
-                dur = pair[0]
-                dur[bisect_left(tb, elapsed)] += 1
-                dur[-1] += elapsed
-                pair[1][0] += 1
-            raise
-        elapsed = perf_counter() - started
-        series = getattr(request, "metrics_route", None)
-        if series is None:
-            if request.path in skip:
-                return response
-            series = fallback(request, response.status)
-        elif series is SKIP:
-            return response
-        status = response.status
-        pair = series.by_status.get(status) or series.pair(status)
-        dur = pair[0]
-        dur[bisect_left(tb, elapsed)] += 1
-        dur[-1] += elapsed
-        if response.stream is None:
-            length = len(response.body)
-        else:
-            length = _content_length(response.headers)
-        sz = pair[1]
-        sz[bisect_left(sb, length)] += 1
-        sz[-1] += length
-        return response
-
-    return record_server
+    return enter_server
 
 
 def _content_length(headers: list[tuple[str, str]]) -> int:
@@ -208,11 +242,9 @@ def build_router(ctx: Build[Any], nxt: EndpointHandler) -> EndpointHandler:
         return nxt
     ep = ctx.endpoint
     override = _override(ctx)
-    if override is not None and override.global_.disable_metrics:
-        tag: object = SKIP
-    elif ep.endpoint in plan.skip_paths:
-        tag = SKIP
-    else:
+    tag: EndpointSeries | None = None  # None: this endpoint's answers are not recorded
+    if not ((override is not None and override.global_.disable_metrics)
+            or ep.endpoint in plan.skip_paths):
         attrs = plan.otel.layers.global_.metrics_static_attributes if plan.otel else ()
         if override is not None and override.global_.metrics_static_attributes:
             attrs = override.global_.metrics_static_attributes
@@ -222,7 +254,7 @@ def build_router(ctx: Build[Any], nxt: EndpointHandler) -> EndpointHandler:
             t.histogram("http.server.duration", (*keys, *SERVER_LABELS), plan.time_buckets),
             t.histogram("http.server.response.size", (*keys, *SERVER_LABELS),
                         plan.size_buckets),
-            (*values, ep.method, "http", ep.endpoint))
+            (*values, ep.method, "http", ep.endpoint), plan.skip_paths)
 
     def tag_route(request: Request, params: dict[str, str]) -> Awaitable[Response]:
         # a plain function handing back the handler's awaitable: no coroutine frame of its own
@@ -236,11 +268,12 @@ def build_router(ctx: Build[Any], nxt: EndpointHandler) -> EndpointHandler:
 class StageSeries:
     """The 8 (error, canceled, complete) series of one stage, created on first use."""
 
-    __slots__ = ("family", "prefix", "slots")
+    __slots__ = ("bounds", "family", "prefix", "slots")
 
     def __init__(self, family: Family, prefix: tuple[str, ...]) -> None:
         self.family = family
         self.prefix = prefix
+        self.bounds = family.bounds
         self.slots: list[Series | None] = [None] * 8
 
     def get(self, index: int) -> Series:
@@ -251,12 +284,90 @@ class StageSeries:
             series = self.slots[index] = self.family.get((*self.prefix, *flags))
         return series
 
+    def record(self, index: int, elapsed: float) -> None:
+        """One call of the stage: `index` is error·4 + canceled·2 + complete."""
+        series = self.slots[index]
+        if series is None:
+            series = self.get(index)
+        observe(series, self.bounds, elapsed)
+
+
+ERROR, CANCELED_CALL, COMPLETE = 4, 2, 1
+PROXY_ORDER = 50  # this recorder's place at the PROXY level (`BUILDERS`)
+
+
+class BackendMeter:
+    """What one backend's stage records: its `krakend.backend.duration`, and the endpoint's
+    `krakend.proxy.duration` too when the endpoint's proxy is that backend's call and
+    nothing else (`proxy`, set by the PROXY level, which then adds no stage of its own)."""
+
+    __slots__ = ("proxy", "stage")
+
+    def __init__(self, stage: StageSeries) -> None:
+        self.stage = stage
+        self.proxy: StageSeries | None = None
+
+    def done(self, complete: bool, started: float) -> None:
+        elapsed = perf_counter() - started
+        index = COMPLETE if complete else 0
+        self.stage.record(index, elapsed)
+        proxy = self.proxy
+        if proxy is not None:
+            proxy.record(index, elapsed)
+
+    def failed(self, exc: BaseException, started: float) -> None:
+        elapsed = perf_counter() - started
+        canceled = isinstance(exc, asyncio.CancelledError)
+        self.stage.record(CANCELED_CALL if canceled else ERROR, elapsed)
+        proxy = self.proxy
+        if proxy is not None:
+            # The endpoint's proxy answers a backend failure as an error and lets anything
+            # else through unrecorded, as the proxy stage did.
+            if canceled:
+                proxy.record(CANCELED_CALL, elapsed)
+            elif isinstance(exc, BackendFailure):
+                proxy.record(ERROR, elapsed)
+
+
+# Backends whose stage records, by id of their configuration, until their endpoint's PROXY
+# level is built (backends are compiled before their endpoint; SERVICE, built last, clears).
+_LONE: dict[int, tuple[BackendConfig, BackendMeter]] = {}
+
 
 def _stage_series(name: str, labels: tuple[str, ...], values: tuple[str, ...],
                   attrs: Attributes, bounds: tuple[float, ...]) -> StageSeries:
     keys, static = _static(attrs)
     family = table().histogram(name, (*labels, *keys, *STAGE_FLAGS), bounds)
     return StageSeries(family, (*values, *static))
+
+
+def _lone_meter(ctx: Build[Any], ep: EndpointConfig) -> BackendMeter | None:
+    """The meter of the endpoint's one backend when the endpoint's proxy (below this level)
+    is nothing but that backend's call: one backend, called once, no static data, no
+    component below the metrics at the PROXY level, no endpoint timeout around the call
+    (the backend's own deadline is the shorter and every backend and executor component is
+    `bounded`). Its answer, failure or cancellation is then the proxy's."""
+    if len(ep.backend) != 1 or ep.proxy.static is not None:
+        return None
+    backend = ep.backend[0]
+    if backend.concurrent_calls > 1 or backend.timeout > ep.timeout:
+        return None
+    found = _LONE.pop(id(backend), None)
+    if found is None or found[0] is not backend:
+        return None
+    from tidegate.components.catalog import DECLARED  # the catalog imports this module
+
+    service = ctx.service.extra_config
+    for d in DECLARED:
+        if d.namespace in (OTEL, METRICS, INFLUX):
+            continue
+        if Level.PROXY in d.levels and d.order < PROXY_ORDER and d.namespace in ep.extra_config:
+            return None
+        if d.levels & {Level.BACKEND, Level.CLIENT} and not d.bounded and (
+                d.namespace in backend.extra_config
+                or (d.service_wide and d.namespace in service)):
+            return None
+    return found[1]
 
 
 def build_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
@@ -274,8 +385,10 @@ def build_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
         attrs = override.proxy.metrics_static_attributes
     series = _stage_series("krakend.proxy.duration", ("http.request.method", "http.route"),
                            (ep.method, ep.endpoint), attrs, plan.time_buckets)
-    tb = plan.time_buckets
-    slots = series.slots
+    lone = _lone_meter(ctx, ep)
+    if lone is not None:
+        lone.proxy = series  # recorded with the backend's stage: no stage here
+        return nxt
 
     async def record_proxy(request: ProxyRequest
                            ) -> tuple[ProxyResponse | None, BaseException | None]:
@@ -283,24 +396,16 @@ def build_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
         try:
             answer = await nxt(request)
         except asyncio.CancelledError:
-            _observe(series.get(2), tb, perf_counter() - started)
+            series.record(CANCELED_CALL, perf_counter() - started)
             raise
-        elapsed = perf_counter() - started
         response = answer[0]
-        index = 0 if answer[1] is None else 4
+        index = 0 if answer[1] is None else ERROR
         if response is not None and response.complete:
-            index += 1
-        s = slots[index] or series.get(index)
-        s[bisect_left(tb, elapsed)] += 1
-        s[-1] += elapsed
+            index += COMPLETE
+        series.record(index, perf_counter() - started)
         return answer  # the same tuple: nothing allocated here
 
     return record_proxy
-
-
-def _observe(series: Series, bounds: tuple[float, ...], value: float) -> None:
-    series[bisect_left(bounds, value)] += 1
-    series[-1] += value
 
 
 def backend_route(url_pattern: str) -> str:
@@ -331,30 +436,24 @@ def build_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
         plan.otel.layers.backend_metrics if plan.otel else None)
     if place[1] in plan.skip_paths or (detail is not None and detail.disable_stage):
         return nxt
-    series = _stage_series(
+    meter = BackendMeter(_stage_series(
         "krakend.backend.duration",
         ("http.request.method", "http.route", "krakend.endpoint.route",
          "krakend.endpoint.method"),
         (backend.method, backend_route(backend.url_pattern), place[1], place[0]),
-        detail.static_attributes if detail is not None else (), plan.time_buckets)
-    tb = plan.time_buckets
-    slots = series.slots
+        detail.static_attributes if detail is not None else (), plan.time_buckets))
+    if len(_LONE) >= 4096:
+        _LONE.clear()
+    _LONE[id(backend)] = (backend, meter)
 
     async def record_backend(request: ProxyRequest) -> ProxyResponse:
         started = perf_counter()
         try:
             response = await nxt(request)
-        except asyncio.CancelledError:
-            _observe(series.get(2), tb, perf_counter() - started)
+        except BaseException as exc:
+            meter.failed(exc, started)
             raise
-        except BaseException:
-            _observe(series.get(4), tb, perf_counter() - started)
-            raise
-        elapsed = perf_counter() - started
-        index = 1 if response.complete else 0
-        s = slots[index] or series.get(index)
-        s[bisect_left(tb, elapsed)] += 1
-        s[-1] += elapsed
+        meter.done(response.complete, started)
         return response
 
     return record_backend
@@ -444,7 +543,7 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
             counters[FAILED][0] += 1
             if isinstance(exc, UpstreamTimeout | BackendTimeout | TimeoutError):
                 counters[TIMEDOUT][0] += 1
-        _observe(dur, tb, elapsed)
+        observe(dur, tb, elapsed)
 
     def done(target: Any, method: str, body: bytes, status: int,
              headers: list[tuple[str, str]], resp_body: bytes, stream: Any, started: float
@@ -452,19 +551,16 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
         elapsed = perf_counter() - started
         by_status = series.last if target is series.last_target else series.of(target)
         counters, dur, size = by_status.get(status) or series.entry(target, status)
-        dur[bisect_left(tb, elapsed)] += 1
-        dur[-1] += elapsed
+        observe(dur, tb, elapsed)
         if body:
             counters[REQUEST_SIZE][0] += len(body)
         if method != "HEAD":
             if stream is None:
-                length = len(resp_body)
-                size[bisect_left(sb, length)] += 1
-                size[-1] += length
+                observe(size, sb, len(resp_body))
             else:
                 header = _header(headers, "content-length")
                 if header is not None and header.isdigit():
-                    _observe(size, sb, int(header))
+                    observe(size, sb, int(header))
                 else:
                     counters[NO_LENGTH][0] += 1
 
@@ -497,7 +593,7 @@ Builder = Callable[[Build[Any], Any], Any]
 BUILDERS: dict[Level, tuple[Builder, int]] = {
     Level.SERVICE: (build_service, 50),
     Level.ROUTER: (build_router, 70),
-    Level.PROXY: (build_proxy, 50),
+    Level.PROXY: (build_proxy, PROXY_ORDER),
     Level.BACKEND: (build_backend, 50),
     Level.CLIENT: (build_client, 15),
 }

@@ -461,10 +461,18 @@ class CompiledBackend:
                         first.status, first.headers, first.body, "", first.stream)
             elif tap is not None and (tap.gate is None or tap.gate.get() is None):
                 started = perf_counter()
-                try:
-                    status, resp_headers, body, url, stream = await self._exchange(
-                        target, req.method, target.base_path + path, headers, req.body,
-                        deadline, req.stream)
+                request_path = target.base_path + path
+                try:  # as above: `_follow` only for a redirect
+                    first = await self.client.send(target, req.method, request_path, headers,
+                                                   req.body, deadline, req.stream,
+                                                   self.stream_answer)
+                    if first.status in _REDIRECTS:
+                        status, resp_headers, body, url, stream = await self._follow(
+                            first, target, req.method, request_path, headers, req.body,
+                            deadline, req.stream)
+                    else:
+                        status, resp_headers, body, url, stream = (
+                            first.status, first.headers, first.body, "", first.stream)
                 except BaseException as failure:
                     if tap.failed is not None:
                         tap.failed(target, req.method, req.body, failure, started)

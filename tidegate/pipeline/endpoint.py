@@ -124,6 +124,14 @@ def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
                   registry: Assembly | None = None) -> Proxy:
     """The endpoint's proxy, as lura's defaultFactory plus krakend-ce's proxy components:
     merge (or the single backend) → endpoint flatmap → static → proxy components."""
+    proxy = _unwrapped_proxy(cfg, backends)
+    if registry is None:
+        return proxy
+    return registry.wrap(Level.PROXY, proxy, cfg.extra_config, endpoint=cfg)
+
+
+def _unwrapped_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall]) -> Proxy:
+    """The endpoint's proxy without its components."""
     options = cfg.proxy
     inner: Proxy
     if len(backends) > 1:
@@ -138,10 +146,7 @@ def compile_proxy(cfg: EndpointConfig, backends: Sequence[BackendCall],
             inner = _with_flatmap(inner, compile_flatmap(options.flatmap))
     else:
         inner = _single(backends[0], cfg.timeout if _needs_timeout(cfg, backends) else None)
-    proxy = compile_static(options.static, inner)
-    if registry is None:
-        return proxy
-    return registry.wrap(Level.PROXY, proxy, cfg.extra_config, endpoint=cfg)
+    return compile_static(options.static, inner)
 
 
 def _with_flatmap(inner: Proxy, flatmap: Formatter) -> Proxy:
@@ -165,13 +170,15 @@ def _needs_timeout(cfg: EndpointConfig, backends: Sequence[BackendCall]) -> bool
 
 
 def _direct_backend(cfg: EndpointConfig, backends: Sequence[BackendCall],
-                    registry: Assembly | None) -> BackendProxy | None:
+                    unwrapped: bool) -> BackendProxy | None:
     """The one backend's call when the endpoint's proxy is nothing but `_single` without a
-    timeout (no static data, no proxy components): the handler awaits it itself."""
+    timeout (no static data, no proxy component wrapped it: `unwrapped`; one that only
+    records, as the metrics of a lone backend, may leave it as it is): the handler awaits
+    it itself."""
     first = backends[0] if len(backends) == 1 else None
     if not isinstance(first, CompiledBackend) or cfg.proxy.static is not None:
         return None
-    if registry is not None and registry.applied(Level.PROXY, cfg.extra_config):
+    if not unwrapped:
         return None
     if _needs_timeout(cfg, backends):
         return None
@@ -220,8 +227,10 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     holds = len(backends) != 1 or cfg.backend[0].concurrent_calls > 1
     limit = _body_limit(max_payloads, holds)
     build = compile_request_builder(cfg, user_agent, trusted_proxies=trusted_proxies)
-    proxy = compile_proxy(cfg, backends, registry)
-    direct = _direct_backend(cfg, backends, registry)
+    unwrapped = _unwrapped_proxy(cfg, backends)
+    proxy = unwrapped if registry is None else registry.wrap(
+        Level.PROXY, unwrapped, cfg.extra_config, endpoint=cfg)
+    direct = _direct_backend(cfg, backends, proxy is unwrapped)
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
     render = renderer_for(output)
     no_op = output == "no-op"

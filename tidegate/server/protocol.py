@@ -39,6 +39,7 @@ from tidegate.config.model import EdgeLimits
 from tidegate.messages import ChunkSource, Request, Response
 from tidegate.server.wire import serialize, split_target
 from tidegate.telemetry.access_log import AccessLogger
+from tidegate.telemetry.recorder import ServerMeter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -360,9 +361,13 @@ class HttpProtocol(asyncio.Protocol):
             try:
                 try:
                     response = await gen.handle(request)
+                    meter = request.metrics_route  # the metrics' server layer, if recorded
+                    if isinstance(meter, ServerMeter):
+                        meter.record(request, response, started)
                 except Exception:  # a bug must never take the connection or the worker down
                     log.exception("unhandled error serving %s %s", request.method, request.path)
                     request.head_lines = b""
+                    _failed(request, started)
                     response = Response.text(500, "500 Internal Server Error",
                                              "text/plain; charset=utf-8")
                 # The generation is left once the response is written: a streamed answer
@@ -395,6 +400,8 @@ class HttpProtocol(asyncio.Protocol):
                     transport = streamed
             finally:
                 gen.leave()
+                if response is None:  # cancelled: the client left
+                    _failed(request, started)
                 access = gen.access_log
                 if access is not None and response is not None:
                     access.record(request, response.status, self._sent, started)
@@ -575,6 +582,13 @@ class HttpProtocol(asyncio.Protocol):
         self._closing = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+
+def _failed(request: Request, started: float) -> None:
+    """A request that raised or was cancelled, for the metrics' server layer (a 500)."""
+    meter = request.metrics_route
+    if isinstance(meter, ServerMeter):
+        meter.failed(request, started)
 
 
 def _content_length(headers: list[tuple[str, str]]) -> int | None:

@@ -2,9 +2,12 @@
 
 The request path never calls an SDK: a stage holds the series it records into (label tuples
 built at compile time; only the status code is looked up per request), adds 1 to a bucket and
-the value to the sum. The tables live as long as the worker process (a reload keeps counting
-into the same series, so counters stay monotonic), and the worker ships them to the supervisor
-at least every second (`snapshot`), which sums the node's workers (`telemetry.aggregate`).
+the value to the sum. The server layer is recorded by the protocol once the answer is known,
+into the `ServerMeter` the metrics stages put on the request (`Request.metrics_route`): no
+stage of its own around the request. The tables live as long as the worker process (a reload
+keeps counting into the same series, so counters stay monotonic), and the worker ships them to
+the supervisor at least every second (`snapshot`), which sums the node's workers
+(`telemetry.aggregate`).
 
 A histogram series is one list: ``len(bounds) + 1`` bucket counts (the last is ``+Inf``), then
 the sum. A counter series is a one-item list.
@@ -12,7 +15,10 @@ the sum. A counter series is a one-item list.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tidegate.messages import Request, Response
 
 HISTOGRAM = "histogram"
 COUNTER = "counter"
@@ -60,11 +66,34 @@ class Family:
 
 
 def observe(series: Series, bounds: tuple[float, ...], value: float) -> None:
-    """One observation into a histogram series (callers on hot paths inline this)."""
-    from bisect import bisect_left
+    """One observation into a histogram series: 1 into the bucket of the first bound not
+    below `value` (Prometheus' ``le``, what `bisect_left` finds), `value` into the sum.
 
-    series[bisect_left(bounds, value)] += 1
+    A scan from the first bound: latencies and sizes land in the first few buckets, and
+    compiled it compares C doubles where `bisect_left` calls a function that compares float
+    objects (~900 instructions an observation)."""
+    i = 0
+    n = len(bounds)
+    while i < n and bounds[i] < value:
+        i += 1
+    series[i] += 1
     series[-1] += value
+
+
+class ServerMeter:
+    """Where the protocol records a request's answer (krakend-otel's global layer).
+
+    The metrics SERVICE stage puts one on the request (`Request.metrics_route`: the
+    unrouted requests' one; the ROUTER stage replaces it with its endpoint's, or with None
+    for an endpoint that is not recorded); the protocol calls `record` when the generation
+    answered, `failed` when it raised or the request was cancelled. This base records
+    nothing."""
+
+    def record(self, request: Request, response: Response, started: float) -> None:
+        """The answer to `request`, served since `started` (`perf_counter`)."""
+
+    def failed(self, request: Request, started: float) -> None:
+        """`request` raised (a 500) or was cancelled (the client left)."""
 
 
 def _count(family: Family, series: Series) -> float:
