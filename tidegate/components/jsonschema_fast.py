@@ -75,13 +75,18 @@ MIRRORED: dict[str, tuple[Any, ...]] = {
 }
 
 
+def mirrorable(validator: jsonschema.protocols.Validator) -> bool:
+    """Whether a fast path may stand for `validator`: the draft's own type checker (which
+    the mirrors' type tests copy) and no format checker (formats stay annotations)."""
+    return (type(validator).TYPE_CHECKER is _types.draft6_type_checker
+            and validator.format_checker is None)
+
+
 def compile_validator(validator: jsonschema.protocols.Validator) -> Check | None:
     """``valid(instance)`` for `validator`'s schema, or None when it cannot be mirrored."""
-    cls = type(validator)
-    if cls.TYPE_CHECKER is not _types.draft6_type_checker \
-            or validator.format_checker is not None:
+    if not mirrorable(validator):
         return None
-    gen = _Generator(cls.VALIDATORS)
+    gen = _Generator(type(validator).VALIDATORS)
     try:
         gen.schema(validator.schema, "x", 2)
         # The builtins as arguments' defaults: read as locals. A required key is read without

@@ -31,10 +31,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import jsonschema
-import jsonschema._types as _types
 import msgspec
 
-from tidegate.components.jsonschema_fast import MIRRORED, Unsupported
+from tidegate.components.jsonschema_fast import MIRRORED, Unsupported, mirrorable
 
 SAFE_INT = 2**53  # integers up to this size are the same as floats (Go's decoder)
 # A number can overflow a float only with an exponent or with more than 308 digits.
@@ -48,11 +47,9 @@ Accepts = Callable[[bytes], bool]
 def compile_accepts(validator: jsonschema.protocols.Validator) -> Accepts | None:
     """``accepts(body)``: True only for a body the usual way finds valid; None when the
     schema is not mirrored."""
-    cls = type(validator)
-    if cls.TYPE_CHECKER is not _types.draft6_type_checker \
-            or validator.format_checker is not None:
+    if not mirrorable(validator):
         return None
-    types = _Types(cls.VALIDATORS)
+    types = _Types(type(validator).VALIDATORS)
     try:
         decode = msgspec.json.Decoder(types.of(validator.schema)).decode
     except (Unsupported, TypeError, ValueError, RecursionError):
