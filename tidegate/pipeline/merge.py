@@ -101,8 +101,8 @@ class _Fan:
         outcome: Outcome
         if started is not None:
             self.pending[i] = None
-            backend = self.proxy.calls[i][0]
-            assert isinstance(backend, CompiledBackend)
+            backend = self.proxy.calls[i][3]
+            assert backend is not None
             outcome = _answer(backend, started)
             if outcome is None:  # more to await: in a task
                 task = asyncio.Task(backend.rest(started), loop=self.loop,
@@ -134,12 +134,18 @@ def _answer(backend: CompiledBackend, started: Pending) -> Outcome:
         return exc
 
 
-def _calls(backends: Sequence[BackendCall]) -> list[tuple[BackendCall, bool, str]]:
+def _calls(backends: Sequence[BackendCall]
+           ) -> list[tuple[BackendCall, bool, str, CompiledBackend | None]]:
     """Each backend with whether it needs its own copy of the request (one whose components
-    may change it does, as lura copies it per backend; a plain one only reads it) and the
-    name of its task."""
-    return [(b, not getattr(b, "keeps_request", False), f"merged backend {i}")
-            for i, b in enumerate(backends)]
+    may change it does, as lura copies it per backend; a plain one only reads it), the
+    name of its task, and the backend again when it may try to start without a task
+    (`CompiledBackend.start`: a plain compiled one; decided here, once per generation)."""
+    out = []
+    for i, b in enumerate(backends):
+        copy = not getattr(b, "keeps_request", False)
+        starter = b if not copy and isinstance(b, CompiledBackend) else None
+        out.append((b, copy, f"merged backend {i}", starter))
+    return out
 
 
 class _Parallel:
@@ -171,9 +177,8 @@ class _Parallel:
         try:
             # Inside the try: should a start raise, the backends already under way are
             # cancelled (their connections closed) by the finally below, never left running.
-            for i, (b, copy, name) in enumerate(self.calls):
-                started = b.start(req, loop) if not copy and isinstance(b, CompiledBackend) \
-                    else None
+            for i, (b, copy, name, starter) in enumerate(self.calls):
+                started = starter.start(req, loop) if starter is not None else None
                 if started is not None:
                     fan.pending[i] = started
                     waits.append(started.answer)
@@ -283,7 +288,7 @@ def merge_sequential(backends: Sequence[BackendCall], replacements: list[list[Re
         i = 0
         try:
             async with asyncio.timeout(timeout):
-                for i, (backend, copy, _) in enumerate(calls):
+                for i, (backend, copy, _, _) in enumerate(calls):
                     if i:
                         _apply(replacements[i], i, parts, req.params, found)
                     try:
