@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -167,6 +167,29 @@ def test_the_batcher_sends_batches_and_drops_beyond_its_bound(caplog: Any) -> No
     assert "trace queue full (10 waiting): 2 spans dropped" in caplog.text
 
 
+def _collector(listener: socket.socket, serve: Callable[[socket.socket], None],
+               backlog: int) -> threading.Thread:
+    """A collector on 127.0.0.1 (`serve` answers on `listener`), started in a thread."""
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(backlog)
+    server = threading.Thread(target=serve, args=(listener,), daemon=True)
+    server.start()
+    return server
+
+
+def _http_exporter(listener: socket.socket, timeout: float) -> OtlpSpanExporter:
+    """An OTLP/HTTP exporter sending to the collector on `listener`."""
+    resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
+    return OtlpSpanExporter("c", True, f"http://127.0.0.1:{listener.getsockname()[1]}"
+                            "/v1/traces", True, resource, scope, timeout)
+
+
+def _one_span(span_id: int) -> list[bytes]:
+    """One request's spans for an export: a single span with id `span_id`."""
+    template = enc.SpanTemplate("s", enc.INTERNAL, {})
+    return [enc.frame(template.encode(bytes(16), span_id, 0, 1, 2))]
+
+
 def test_the_http_exporter_reads_chunked_answers_and_reconnects_when_the_collector_closed(
         ) -> None:
     """A collector that answers chunked (with a trailer) and then drops the kept-alive
@@ -191,15 +214,9 @@ def test_the_http_exporter_reads_chunked_answers_and_reconnects_when_the_collect
                 conn.sendall(answer)
 
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(2)
-        server = threading.Thread(target=serve, args=(listener,), daemon=True)
-        server.start()
-        resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
-        exporter = OtlpSpanExporter("c", True, f"http://127.0.0.1:{listener.getsockname()[1]}"
-                                    "/v1/traces", True, resource, scope, 5.0)
-        template = enc.SpanTemplate("s", enc.INTERNAL, {})
-        items = [[enc.frame(template.encode(bytes(16), i + 1, 0, 1, 2))] for i in range(2)]
+        server = _collector(listener, serve, 2)
+        exporter = _http_exporter(listener, 5.0)
+        items = [_one_span(i + 1) for i in range(2)]
         assert exporter.export(items[:1]) and exporter.export(items[1:])
         exporter.shutdown()
         server.join(10)
@@ -241,18 +258,11 @@ def test_the_http_exporter_gives_up_on_a_hostile_collector_in_bounded_time_and_m
                 return
 
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        server = threading.Thread(target=serve, args=(listener,), daemon=True)
-        server.start()
-        resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
-        exporter = OtlpSpanExporter("c", True, f"http://127.0.0.1:{listener.getsockname()[1]}"
-                                    "/v1/traces", True, resource, scope, 1.0)
-        template = enc.SpanTemplate("s", enc.INTERNAL, {})
+        server = _collector(listener, serve, 1)
+        exporter = _http_exporter(listener, 1.0)
         started = time.monotonic()
         try:
-            assert exporter.export([[enc.frame(template.encode(bytes(16), 1, 0, 1, 2))]]) \
-                is False
+            assert exporter.export([_one_span(1)]) is False
             took = time.monotonic() - started
         finally:
             stop.set()
