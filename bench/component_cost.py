@@ -6,8 +6,10 @@ One gateway (one worker; with --pin alone on core 0, nginx upstream and wrk on c
 `/plain` and, for every variant, `/v/<name>`: the same backend with the component on. Each
 variant is compared with `/plain` (or `/plain-post`) sent the very same request, its headers
 and body included, so that the ratio is what the component adds, not what parsing a longer
-request costs. Rounds alternate plain and component runs so drift hits both alike; the ratio
-is median component req/s over median plain req/s of the same run. Add a variant to VARIANTS
+request costs. Each round runs every variant right next to its plain run (plain first in even
+rounds, the variant first in odd ones), so the machine's drift between two runs seconds apart
+hits both alike: the ratio is the median over rounds of these adjacent pairs' ratios, printed
+with its range (a range wider than the gap to a target says: more rounds). Add a variant to VARIANTS
 to measure a new component (its endpoint extra_config, backend extra_config, request headers,
 and whether a non-2xx answer is expected, e.g. a cache that must hit).
 """
@@ -211,35 +213,47 @@ def main() -> None:
     runs: dict[str, list[float]] = {n: [] for n in [*bases, *names]}
     cpu: dict[str, list[float]] = {n: [] for n in [*bases, *names]}  # us per request
     errors: dict[str, int] = {}
+    pairs: dict[str, list[tuple[float, float]]] = {n: [] for n in names}  # (req/s, CPU) ratios
     script = post_script(next(b for b in bodies.values() if b)) if any(bodies.values()) else None
     with nginx(upstream, cpus=other_cpus), tidegate(gateway_config(upstream, names), port,
                                                     cpus=gw_cpus) as gw:
         worker = children(gw.pid)[0]
         wrk(f"http://127.0.0.1:{port}/plain", seconds=2, cpus=other_cpus)
-        for _ in range(args.rounds):
-            for name in [*bases, *names]:
-                if name in bases:
-                    headers, post = base_request[name]
-                    path = "/plain-post" if post else "/plain"
-                else:
-                    headers, post = VARIANTS[name]().headers, bool(bodies[name])
-                    path = f"/v/{name}"
-                before = cpu_seconds(worker)
-                r = wrk(f"http://127.0.0.1:{port}{path}", headers=headers,
-                        script=script if post else None, **load)
-                runs[name].append(r["rps"])
-                cpu[name].append((cpu_seconds(worker) - before) / max(r["requests"], 1) * 1e6)
-                errors[name] = errors.get(name, 0) + int(r["errors"])
+
+        def run(name: str) -> tuple[float, float]:
+            if name in bases:
+                headers, post = base_request[name]
+                path = "/plain-post" if post else "/plain"
+            else:
+                headers, post = VARIANTS[name]().headers, bool(bodies[name])
+                path = f"/v/{name}"
+            before = cpu_seconds(worker)
+            r = wrk(f"http://127.0.0.1:{port}{path}", headers=headers,
+                    script=script if post else None, **load)
+            used = (cpu_seconds(worker) - before) / max(r["requests"], 1) * 1e6
+            runs[name].append(r["rps"])
+            cpu[name].append(used)
+            errors[name] = errors.get(name, 0) + int(r["errors"])
+            return r["rps"], used
+
+        for round_no in range(args.rounds):
+            if "plain" not in base_of.values():
+                run("plain")  # the reference line printed first
+            for name in names:
+                pair = (base_of[name], name) if round_no % 2 == 0 else (name, base_of[name])
+                measured = dict(zip(pair, (run(pair[0]), run(pair[1])), strict=True))
+                (base_rps, base_cpu), (rps, used) = measured[base_of[name]], measured[name]
+                pairs[name].append((rps / base_rps, base_cpu / used))
     for base in bases:
         print(f"{base:40s} {statistics.median(runs[base]):10.0f} req/s  errors {errors[base]}  "
               f"worker CPU {statistics.median(cpu[base]):.1f} us/request")
     for name in names:
-        base = base_of[name]
-        plain, plain_cpu = statistics.median(runs[base]), statistics.median(cpu[base])
-        rps = statistics.median(runs[name])
-        used = statistics.median(cpu[name])
-        print(f"{name:40s} {rps:10.0f} req/s  ratio {rps / plain:.3f}  errors {errors[name]}  "
-              f"worker CPU {used:.1f} us/request (ratio {plain_cpu / used:.3f})")
+        rps, used = statistics.median(runs[name]), statistics.median(cpu[name])
+        ratios = [r for r, _ in pairs[name]]
+        cpu_ratios = [c for _, c in pairs[name]]
+        print(f"{name:40s} {rps:10.0f} req/s  ratio {statistics.median(ratios):.3f} "
+              f"({min(ratios):.3f}-{max(ratios):.3f})  errors {errors[name]}  "
+              f"worker CPU {used:.1f} us/request (ratio {statistics.median(cpu_ratios):.3f})")
     print(f"(one worker, pinned={args.pin}, c={args.connections}, {args.rounds}x{args.seconds}s)")
 
 
