@@ -1,10 +1,13 @@
 """Requests/s through tidegate vs nginx `proxy_pass`, same upstream, same load generator.
 
-    python bench/proxy_vs_nginx.py [--seconds 10] [--workers 1] [--pin] [--backends 1]
-                                   [--stack jwt,cors,ratelimit,metrics]
+    python bench/proxy_vs_nginx.py [--seconds 10] [--rounds 1] [--workers 1] [--pin]
+                                   [--backends 1] [--stack jwt,cors,ratelimit,metrics]
 
 With --pin (the issue's reference setup) each gateway runs alone on core 0 and the upstream and
-wrk share core 1. Prints one line per target and the ratio tidegate/nginx.
+wrk share core 1. Prints one line per target and the ratio tidegate/nginx. With ``--rounds N``
+both gateways stay up and are loaded in turn N times (nginx first in even rounds, tidegate first
+in odd ones): the ratio is the median of the N adjacent pairs' ratios, printed with its range,
+and each line shows its gateway's median req/s round with the median p50 and p99.
 
 ``--stack`` turns on, on the same endpoint, the components users turn on most: ``jwt`` (RS256,
 a 2048-bit key, JWK set fetched once from a local key server and cached; every request carries
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -88,6 +92,7 @@ def add_stack(cfg: dict[str, Any], stack: list[str]) -> tuple[dict[str, str], An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--backends", type=int, default=1)
@@ -101,34 +106,43 @@ def main() -> None:
     upstream, nginx_proxy, gateway_port = free_port(), free_port(), free_port()
     results = {}
     load = {"seconds": args.seconds, "connections": args.connections, "cpus": other_cpus}
+    rounds: dict[str, list[dict[str, Any]]] = {"nginx": [], "tidegate": []}
     with nginx(upstream, cpus=other_cpus):
         results["direct"] = wrk(f"http://127.0.0.1:{upstream}/", **load)
-        with nginx(nginx_proxy, proxy_to=upstream, cpus=gw_cpus):
-            wrk(f"http://127.0.0.1:{nginx_proxy}/data", seconds=2, cpus=other_cpus)
-            before = upstream_counts(upstream)
-            results["nginx"] = wrk(f"http://127.0.0.1:{nginx_proxy}/data", **load)
-            results["nginx"]["upstream_reuse"] = reuse(before, upstream_counts(upstream))
         cfg = gateway_config(upstream, args.backends)
         headers, key_server = add_stack(cfg, stack)
         try:
-            with tidegate(cfg, gateway_port, workers=args.workers, cpus=gw_cpus):
-                wrk(f"http://127.0.0.1:{gateway_port}/bench", seconds=2, cpus=other_cpus,
-                    headers=headers)
-                before = upstream_counts(upstream)
-                results["tidegate"] = wrk(f"http://127.0.0.1:{gateway_port}/bench", **load,
-                                          headers=headers)
-                results["tidegate"]["upstream_reuse"] = reuse(before, upstream_counts(upstream))
+            with nginx(nginx_proxy, proxy_to=upstream, cpus=gw_cpus), \
+                    tidegate(cfg, gateway_port, workers=args.workers, cpus=gw_cpus):
+                urls = {"nginx": (f"http://127.0.0.1:{nginx_proxy}/data", {}),
+                        "tidegate": (f"http://127.0.0.1:{gateway_port}/bench", headers)}
+                for url, sent in urls.values():
+                    wrk(url, seconds=2, cpus=other_cpus, headers=sent)
+                for n in range(args.rounds):
+                    for name in ("nginx", "tidegate") if n % 2 == 0 else ("tidegate", "nginx"):
+                        url, sent = urls[name]
+                        before = upstream_counts(upstream)
+                        r = wrk(url, **load, headers=sent)
+                        r["upstream_reuse"] = reuse(before, upstream_counts(upstream))
+                        rounds[name].append(r)
         finally:
             if key_server is not None:
                 key_server.shutdown()
+    for name, runs in rounds.items():  # each gateway's median round; latencies: their medians
+        results[name] = dict(sorted(runs, key=lambda r: r["rps"])[len(runs) // 2])
+        for m in ("p50_ms", "p99_ms"):
+            results[name][m] = statistics.median(r[m] for r in runs)
+    ratios = [t["rps"] / g["rps"] for g, t in zip(rounds["nginx"], rounds["tidegate"],
+                                                     strict=True)]
     for name, r in results.items():
         reused = (f"  upstream connection reuse {100 * r['upstream_reuse']:.2f} %"
                   if "upstream_reuse" in r else "")
         print(f"{name:9s} {r['rps']:10.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
               f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}{reused}")
-    ratio = results["tidegate"]["rps"] / results["nginx"]["rps"]
-    print(f"ratio tidegate/nginx: {ratio:.3f}  (workers={args.workers}, backends={args.backends},"
-          f" pinned={args.pin}, c={args.connections}, {args.seconds}s,"
+    spread = f" ({min(ratios):.3f}-{max(ratios):.3f})" if len(ratios) > 1 else ""
+    print(f"ratio tidegate/nginx: {statistics.median(ratios):.3f}{spread}  "
+          f"(workers={args.workers}, backends={args.backends},"
+          f" pinned={args.pin}, c={args.connections}, {args.rounds}x{args.seconds}s,"
           f" stack={','.join(stack) or 'none'})")
     print(json.dumps({k: {m: v for m, v in r.items() if m != "raw"} for k, r in results.items()}))
 
