@@ -2,6 +2,7 @@
 not move.
 
     python bench/component_instructions.py [--requests 1000] [--only NAME,...] [--other DIR]
+                                           [--keep DIR]
 
 component_cost.py's gateway (`/plain`, `/plain-post` and `/v/<name>` per variant) with its one
 worker under callgrind (instructions.py's driver). For `/plain` and then each variant in turn,
@@ -55,10 +56,13 @@ def _request(name: str) -> tuple[str, str, dict[str, str], str]:
     return ("POST" if v.body else "GET"), f"/v/{name}", v.headers, v.body
 
 
+def _dumps(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.glob("callgrind.out.*")),
+                  key=lambda p: int(re.sub(r"\D", "", p.name.rsplit(".", 1)[-1]) or 0))
+
+
 def _last_dump(folder: Path) -> int:
-    dumps = sorted((p for p in folder.glob("callgrind.out.*")),
-                   key=lambda p: int(re.sub(r"\D", "", p.name.rsplit(".", 1)[-1]) or 0))
-    for line in dumps[-1].read_text(errors="replace").splitlines():
+    for line in _dumps(folder)[-1].read_text(errors="replace").splitlines():
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
     raise RuntimeError(f"no callgrind dump in {folder}")
@@ -94,6 +98,10 @@ def measure(checkout: Path, upstream: int, names: list[str], args: argparse.Name
             if ok != args.requests:
                 raise RuntimeError(f"{name}: {args.requests - ok} requests were not 200")
             out[name] = _last_dump(folder) / args.requests
+            if args.keep is not None:
+                keep = args.keep / checkout.name
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.copy(_dumps(folder)[-1], keep / f"callgrind.out.{name}")
         return out
     finally:
         stop(proc, signal.SIGTERM, 60)
@@ -120,6 +128,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--only", default="", help="comma-separated variant names")
     parser.add_argument("--other", type=Path, help="another checkout to measure first")
+    parser.add_argument("--keep", type=Path, help="copy each endpoint's callgrind dump here "
+                        "(DIR/<checkout>/callgrind.out.<name>, for callgrind_annotate)")
     args = parser.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind is needed: apt-get install valgrind")
