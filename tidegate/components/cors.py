@@ -19,14 +19,23 @@ is refused.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from tidegate.components.seam import Build, Component, Level
+from tidegate.components import answer_lines
+from tidegate.components.seam import Build, Component, Level, answered
 from tidegate.components.section import Section
 from tidegate.config.durations import DurationError, parse_duration
 from tidegate.errors import JsonPath
-from tidegate.messages import EndpointHandler, Request, Response, ServiceHandler, canonical_header
+from tidegate.messages import (
+    EndpointHandler,
+    Request,
+    Response,
+    ServiceHandler,
+    canonical_header,
+    header_block,
+)
 
 NAMESPACE = "security/cors"
 
@@ -38,6 +47,7 @@ _SIMPLE_METHODS = ("GET", "POST", "HEAD")
 _PREFLIGHT_VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 _VARY = ("Vary", "Origin")
 _CACHE_SIZE = 1024  # (origin, method) pairs whose actual-request headers are kept
+_METHODS_KEPT = 16  # methods whose lines are kept (a client may send any token as method)
 
 
 # The Vary an endpoint's own section adds carries an "Origin" that is a distinct string object
@@ -171,7 +181,11 @@ class Policy:
         # Every actual request's answer gets it (rs/cors: "Vary: Origin", appended).
         self.vary = vary
         self._vary_only = [vary]
+        self._vary_line = header_block(self._vary_only)
         self._actual: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        # The same headers as wire lines, by method then origin (no pair built per request).
+        self._lines: dict[str, dict[str, bytes]] = {}
+        self._lines_kept = 0
         self.all_origins = False
         wildcards: list[tuple[str, str]] = []
         plain: list[str] = []
@@ -281,6 +295,40 @@ class Policy:
             self._actual[key] = out
         return out
 
+    def actual_lines(self, req: Request) -> bytes:
+        """`actual`'s headers as the server writes them (`Request.head_lines`), encoded once
+        per (origin, method), bounded the same way."""
+        origin = None
+        more = False
+        for k, v in req.headers:
+            if k == "origin":
+                if origin is not None:
+                    more = True
+                    break
+                origin = v
+        if not origin:
+            return self._vary_line
+        method = req.method
+        if more:
+            return header_block(self._actual_headers(req.header_values("origin"), method))
+        by_origin = self._lines.get(method)
+        if by_origin is None:
+            if len(self._lines) >= _METHODS_KEPT:
+                self._lines.clear()
+                self._lines_kept = 0
+            by_origin = {}
+            self._lines[method] = by_origin
+        found = by_origin.get(origin)
+        if found is None:
+            found = header_block(self._actual_headers([origin], method))
+            if self._lines_kept >= _CACHE_SIZE:
+                self._lines.clear()
+                self._lines_kept = 0
+                self._lines[method] = by_origin = {}
+            by_origin[origin] = found
+            self._lines_kept += 1
+        return found
+
     def _actual_headers(self, origins: list[str], method: str) -> list[tuple[str, str]]:
         origin = origins[0]
         if not self.origin_allowed(origin):
@@ -313,12 +361,15 @@ def is_preflight(req: Request) -> bool:
 
 
 def service_stage(policy: Policy, inner: ServiceHandler, *,
-                  endpoints_override: bool = False) -> ServiceHandler:
+                  endpoints_override: bool = False, lines: bool = False) -> ServiceHandler:
     """The root section around the whole generation (before routing).
 
     ``endpoints_override``: some endpoint has its own section; its answers then carry that
-    section's headers and not these.
+    section's headers and not these. ``lines``: the headers go to the server as prepared
+    lines (`answer_lines.root_cors`), the answer as it is.
     """
+    if lines:
+        return _service_lines(policy, inner)
     passthrough = policy.passthrough
     status = policy.status
     actual = policy.actual
@@ -338,9 +389,33 @@ def service_stage(policy: Policy, inner: ServiceHandler, *,
     return cors
 
 
-def endpoint_stage(policy: Policy, inner: EndpointHandler) -> EndpointHandler:
+def _service_lines(policy: Policy, inner: ServiceHandler) -> ServiceHandler:
+    """`service_stage` with the headers set as the request's `head_lines`: no coroutine and
+    no new `Response` per request. This section is the first to set lines (nothing outside
+    it does); an endpoint's own section replaces them, the sections inside append theirs."""
+    passthrough = policy.passthrough
+    status = policy.status
+    lines = policy.actual_lines
+
+    def cors(req: Request) -> Awaitable[Response]:
+        if req.method == "OPTIONS" and req.header("access-control-request-method"):
+            headers = policy.preflight(req)
+            if passthrough:
+                req.head_lines = header_block(headers)
+                return inner(req)
+            return answered(Response(status, headers))
+        req.head_lines = lines(req)
+        return inner(req)
+
+    return cors
+
+
+def endpoint_stage(policy: Policy, inner: EndpointHandler, *, lines: bool = False
+                   ) -> EndpointHandler:
     """An endpoint's own section (KrakenD EE): its actual requests' answers (`policy` built
-    with the endpoint's Vary marker)."""
+    with the endpoint's Vary marker, unless ``lines``: see `_endpoint_lines`)."""
+    if lines:
+        return _endpoint_lines(policy, inner)
     status = policy.status
     actual = policy.actual
 
@@ -354,6 +429,26 @@ def endpoint_stage(policy: Policy, inner: EndpointHandler) -> EndpointHandler:
         headers = actual(req)
         resp = await inner(req, params)
         return Response(resp.status, headers + resp.headers, resp.body, resp.stream)
+
+    return cors
+
+
+def _endpoint_lines(policy: Policy, inner: EndpointHandler) -> EndpointHandler:
+    """`endpoint_stage` with the headers as the request's `head_lines`: an actual request's
+    replace the root section's (this section governs the endpoint's answers), a preflight
+    passed on appends its own to them, as the answers were before."""
+    status = policy.status
+    lines = policy.actual_lines
+
+    def cors(req: Request, params: dict[str, str]) -> Awaitable[Response]:
+        if req.method == "OPTIONS" and req.header("access-control-request-method"):
+            headers = policy.preflight(req)
+            if policy.passthrough:
+                req.head_lines += header_block(headers)
+                return inner(req, params)
+            return answered(Response(status, headers))
+        req.head_lines = lines(req)
+        return inner(req, params)
 
     return cors
 
@@ -391,7 +486,10 @@ def build(ctx: Build[CorsConfig], inner: Any) -> Any:
     """The root section around routing, or an endpoint's around its handler."""
     if ctx.level is Level.SERVICE:
         override = any(NAMESPACE in ep.extra_config for ep in ctx.service.endpoints)
-        return service_stage(Policy(ctx.config), inner, endpoints_override=override)
+        return service_stage(Policy(ctx.config), inner, endpoints_override=override,
+                             lines=answer_lines.root_cors(ctx.service))
+    if ctx.endpoint is not None and answer_lines.endpoint_cors(ctx.service, ctx.endpoint):
+        return endpoint_stage(Policy(ctx.config), inner, lines=True)
     return endpoint_stage(Policy(ctx.config, _ENDPOINT_VARY), inner)
 
 

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+from tidegate.components import answer_lines
 from tidegate.components.botdetector import compile_pattern
 from tidegate.components.seam import Build, Component, Level, answered
 from tidegate.components.section import Section
@@ -327,7 +328,7 @@ def _lines_stage(secure: Secure, inner: EndpointHandler) -> EndpointHandler:
         lines = header_block(secure.headers_http)
 
         def headers_only(req: Request, params: dict[str, str]) -> Awaitable[Response]:
-            req.head_lines = lines
+            req.head_lines += lines  # after the CORS sections' lines, if any
             return inner(req, params)
 
         return headers_only
@@ -338,27 +339,18 @@ def _lines_stage(secure: Secure, inner: EndpointHandler) -> EndpointHandler:
         verdict = process(req)
         if isinstance(verdict, Response):
             return answered(verdict)
-        req.head_lines = verdict
+        req.head_lines += verdict
         return inner(req, params)
 
     return secured
 
 
-# Components that, around an endpoint's own section, read an answer's headers or add their
-# own in front (their lines would come after the section's once the server writes these
-# first): with one of them configured, the section adds its headers to the answer itself.
-_SEE_HEADERS_ROOT = ("security/http", "security/cors", "plugin/http-server",
-                     "modifier/lua-endpoint", "telemetry/opentelemetry")
-_SEE_HEADERS_ENDPOINT = ("security/cors", "telemetry/opentelemetry")
-
-
 def _lines_reach_the_wire(ctx: Build[SecureConfig]) -> bool:
     """Whether this endpoint's answers reach the server with no other component reading or
-    prepending headers after this section added its own."""
+    prepending headers after this section added its own (`answer_lines`: the CORS sections
+    around it write lines too, before these)."""
     endpoint = ctx.endpoint
-    return endpoint is not None \
-        and not any(ns in ctx.service.extra_config for ns in _SEE_HEADERS_ROOT) \
-        and not any(ns in endpoint.extra_config for ns in _SEE_HEADERS_ENDPOINT)
+    return endpoint is not None and answer_lines.endpoint_secure(ctx.service, endpoint)
 
 
 SCHEMA: dict[str, Any] = {
