@@ -1,6 +1,7 @@
 """Instructions a worker executes per proxied request, counted by valgrind: A/B on a busy machine.
 
     python bench/instructions.py [--other ../tidegate-main] [--requests 2000] [--stack ...]
+                                 [--header 'Origin: https://app.example.com']
 
 Throughput and even CPU time move with whatever else the machine runs; the number of
 instructions a request costs does not. The worker runs under callgrind (about 50 times slower,
@@ -103,6 +104,9 @@ def measure(checkout: Path, upstream: int, args: argparse.Namespace) -> float:
     folder = Path(tempfile.mkdtemp(prefix="tidegate-instr-"))
     cfg = gateway_config(upstream, args.backends)
     headers, key_server = add_stack(cfg, [s for s in args.stack.split(",") if s])
+    for line in args.header:  # the same request without the stack's components
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip(), value.strip())
     (folder / "krakend.json").write_text(json.dumps(cfg))
     out = folder / "callgrind.out"
     port = free_port()
@@ -157,6 +161,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--backends", type=int, default=1)
     parser.add_argument("--stack", default="")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
+                        help="a request header more (e.g. the Origin `--stack cors` sends, "
+                        "to measure the request without the component)")
     parser.add_argument("--keep", type=Path, help="copy the callgrind dumps here "
                         "(read them with callgrind_annotate)")
     args = parser.parse_args()
