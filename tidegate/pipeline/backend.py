@@ -299,6 +299,12 @@ class CompiledBackend:
         same call one coroutine frame shorter (None with ``concurrent_calls``)."""
         return self._call_alone if self.concurrent <= 1 else None
 
+    def once(self) -> BackendProxy | None:
+        """`__call__` as a plain function handing back the exchange's awaitable (the request
+        copied as usual), for a proxy stage that awaits it itself: one coroutine frame
+        shorter (None with ``concurrent_calls``)."""
+        return self._call_once if self.concurrent <= 1 else None
+
     def _call_alone(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
         """`_call_once` for an endpoint's only backend: the endpoint built `req` for this one
         call, so it becomes the backend's request in place instead of being copied."""

@@ -185,7 +185,11 @@ def _direct_backend(cfg: EndpointConfig, backends: Sequence[BackendCall],
     return first.direct()
 
 
-def _single(call: BackendCall, timeout: float | None) -> Proxy:
+def _single(backend: BackendCall, timeout: float | None) -> Proxy:
+    """The proxy of one backend: its answer, or its failure as the error. A compiled backend
+    is awaited through `CompiledBackend.once`, without the frame of its `__call__`."""
+    once = backend.once() if isinstance(backend, CompiledBackend) else None
+    call: BackendProxy = backend if once is None else once
     if timeout is None:
         async def direct(req: ProxyRequest
                          ) -> tuple[ProxyResponse | None, BaseException | None]:
