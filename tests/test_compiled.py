@@ -53,6 +53,8 @@ SUBSET = [
     "tests/test_ratelimit.py",
     "tests/test_secure_headers.py",
     "tests/test_secure_headers_endpoint.py",
+    # the order of an answer's head with CORS and security/http lines (components/answer_lines)
+    "tests/test_answer_lines.py",
     "tests/test_security_rules.py",
     # the metrics recorder's stages and tables (compiled since they run on every request)
     "tests/test_metrics_client.py",
