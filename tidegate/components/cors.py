@@ -50,10 +50,12 @@ _CACHE_SIZE = 1024  # (origin, method) pairs whose actual-request headers are ke
 _METHODS_KEPT = 16  # methods whose lines are kept (a client may send any token as method)
 
 
-# The Vary an endpoint's own section adds carries an "Origin" that is a distinct string object
+# Where the sections add their headers to the answers (`answer_lines` refused them lines): the
+# Vary an endpoint's own section adds carries an "Origin" that is a distinct string object
 # (built at run time, never the interned constant), which tells the root section that the
 # endpoint applied its own CORS: compared by identity, cheaper than a marker header. The string,
 # not the pair, is compared: compiled code may rebuild the pair but passes strings by reference.
+# With lines, the endpoint's replace the root's on the request instead.
 _ENDPOINT_ORIGIN = "".join(("Orig", "in"))
 _ENDPOINT_VARY = ("Vary", _ENDPOINT_ORIGIN)
 
