@@ -2,6 +2,7 @@
 
     python bench/instructions.py [--other ../tidegate-main] [--requests 2000] [--stack ...]
                                  [--header 'Origin: https://app.example.com']
+                                 [--trace-rate R]
 
 Throughput and even CPU time move with whatever else the machine runs; the number of
 instructions a request costs does not. The worker runs under callgrind (about 50 times slower,
@@ -107,6 +108,8 @@ def measure(checkout: Path, upstream: int, args: argparse.Namespace) -> float:
     for line in args.header:  # the same request without the stack's components
         name, _, value = line.partition(":")
         headers.setdefault(name.strip(), value.strip())
+    if args.trace_rate is not None:  # the traces' sampling, instead of the stack's 0.1
+        cfg["extra_config"]["telemetry/opentelemetry"]["trace_sample_rate"] = args.trace_rate
     (folder / "krakend.json").write_text(json.dumps(cfg))
     out = folder / "callgrind.out"
     port = free_port()
@@ -164,6 +167,9 @@ def main() -> None:
     parser.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
                         help="a request header more (e.g. the Origin `--stack cors` sends, "
                         "to measure the request without the component)")
+    parser.add_argument("--trace-rate", type=float, help="trace_sample_rate of `--stack "
+                        "...,traces` (default 0.1; 1.0 and 1e-9 give a sampled and an "
+                        "unsampled request's cost)")
     parser.add_argument("--keep", type=Path, help="copy the callgrind dumps here "
                         "(read them with callgrind_annotate)")
     args = parser.parse_args()
