@@ -36,6 +36,8 @@ class ReceivedSpan:
     resource: dict[str, Any]
     scope: str
     events: list[str]
+    start: int = 0  # unix ns
+    end: int = 0
 
 
 def _value(v: AnyValue) -> Any:
@@ -55,7 +57,8 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
                 out.append(ReceivedSpan(
                     s.name, s.kind, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(),
                     {a.key: _value(a.value) for a in s.attributes}, s.status.code, resource,
-                    ss.scope.name, [e.name for e in s.events]))
+                    ss.scope.name, [e.name for e in s.events], s.start_time_unix_nano,
+                    s.end_time_unix_nano))
     return out
 
 

@@ -255,3 +255,45 @@ def test_layers_propagation_off_static_attributes_and_reported_headers(tmp_path:
     assert "http.request.header.x-probe" not in proxy.attributes
     client = next(s for s in spans if s.kind == CLIENT)
     assert client.parent_span_id == proxy.span_id
+
+
+@pytest.mark.parametrize("proxy_component", [False, True])
+def test_the_proxy_span_wraps_its_backend_span_and_carries_its_outcome(
+        tmp_path: Path, proxy_component: bool) -> None:
+    """An endpoint whose proxy is its one backend's call gets its proxy span from the
+    backend's stage; one with a PROXY component below the traces (a CEL check) from the
+    proxy stage. The spans, their links and outcomes are the same: an answer, a refused
+    backend."""
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = config(bport, collector.port)
+        cfg["endpoints"].append({"endpoint": "/down", "backend": [
+            {"host": [f"http://127.0.0.1:{free_port()}"], "url_pattern": "/d"}]})
+        if proxy_component:
+            check = [{"check_expr": "req_method == 'GET'"}]
+            for endpoint in cfg["endpoints"]:
+                endpoint["extra_config"] = {"validation/cel": check}
+        path = tmp_path / "krakend.json"
+        write_config(path, cfg)
+        gport = free_port()
+        with gateway(str(path), gport):
+            assert request(gport, "GET", "/users/3")[0] == 200
+            assert request(gport, "GET", "/down")[0] == 500
+            spans = collector.wait(
+                lambda s: one_request(s, "/users/3") and one_request(s, "/down"))
+    for path, code in (("/users/3", 200), ("/down", 500)):
+        found = by_name(spans, path)
+        server, proxy, back, client = (found[k] for k in ("server", "proxy", "backend", "client"))
+        assert proxy.parent_span_id == server.span_id
+        assert back.parent_span_id == proxy.span_id
+        assert client.parent_span_id == back.span_id
+        assert server.start <= proxy.start <= back.start <= client.start
+        assert client.end <= back.end <= proxy.end <= server.end
+        for span in (proxy, back):
+            assert span.attributes["http.response.status_code"] == code
+            assert span.attributes["complete"] is (code == 200)
+        if code == 500:
+            assert "connection refused" in proxy.attributes["error"].lower()
+            assert proxy.attributes["error"] == back.attributes["error"]
+            assert client.events == ["exception"]
+        else:
+            assert "error" not in proxy.attributes

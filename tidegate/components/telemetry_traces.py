@@ -31,6 +31,7 @@ from time import perf_counter, time_ns
 from typing import Any
 
 from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
+from tidegate.config.model import BackendConfig, EndpointConfig
 from tidegate.messages import (
     BackendProxy,
     ClientRequest,
@@ -158,6 +159,7 @@ def _headers(prefix: str, headers: Any, skip: frozenset[str]) -> dict[str, list[
 def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler:
     """The server span around everything (404s and preflights included)."""
     root = _root(ctx)
+    _LONE.clear()  # the endpoints are built: what their backends left is stale
     if root is None:
         return nxt
     lease = _runtime(ctx, root)
@@ -303,6 +305,10 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
         *layer.traces_static_attributes, ("krakend.stage", "proxy")))
     report = layer.report_headers
     skip_headers = frozenset(canonical_header(h) for h in layer.skip_headers)
+    fold = None if report else _lone_backend(ctx, ep)
+    if fold is not None:
+        fold.proxy = template  # the backend's stage makes this span too: no stage here
+        return nxt
 
     def proxy(req: ProxyRequest
               ) -> Awaitable[tuple[ProxyResponse | None, BaseException | None]]:
@@ -365,31 +371,100 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
     report = detail.report_headers
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
+    fold = Fold()
+    if ctx.backend is not None:
+        if len(_LONE) >= 4096:
+            _LONE.clear()
+        _LONE[id(ctx.backend)] = (ctx.backend, fold)
+
     def backend(req: ProxyRequest) -> Awaitable[ProxyResponse]:
         active = ACTIVE.get()
         return nxt(req) if active is None else traced_backend(req, active)
 
     async def traced_backend(req: ProxyRequest, active: Active) -> ProxyResponse:
-        span_id = active.sink.new_id()
+        sink = active.sink
+        proxy = fold.proxy
+        outer = active  # where the backend span nests: the proxy span when it is made here
+        proxy_id = b""
+        if proxy is not None:
+            proxy_id = sink.new_id()
+            outer = active.child(proxy_id)
+        span_id = sink.new_id()
         start = time_ns()
-        token = ACTIVE.set(active.child(span_id))
+        token = ACTIVE.set(outer.child(span_id))
         try:
             resp = await nxt(req)
         except BaseException as exc:
-            active.sink.add(template, active.trace, span_id, active.links, start, time_ns(),
-                            outcome(None, False, exc))
+            end = time_ns()
+            attrs = outcome(None, False, exc)
+            sink.add(template, outer.trace, span_id, outer.links, start, end, attrs)
+            if proxy is not None:  # the proxy's answer: the same failure
+                sink.add(proxy, active.trace, proxy_id, active.links, start, end, attrs)
             raise
         finally:
             ACTIVE.reset(token)
+        end = time_ns()
         attrs = outcome(resp.status, resp.complete, None)
         if report:
             reported = _headers("http.request.header.", req.headers, skip_headers)
             reported.update(_headers("http.response.header.", resp.headers, skip_headers))
-            attrs.append(span_attributes(reported))
-        active.sink.add(template, active.trace, span_id, active.links, start, time_ns(), attrs)
+            sink.add(template, outer.trace, span_id, outer.links, start, end,
+                     [*attrs, span_attributes(reported)])
+        else:
+            sink.add(template, outer.trace, span_id, outer.links, start, end, attrs)
+        if proxy is not None:  # the proxy's answer is this one
+            sink.add(proxy, active.trace, proxy_id, active.links, start, end, attrs)
         return resp
 
     return backend
+
+
+class Fold:
+    """The proxy span's template when the endpoint's proxy is its one backend's call and
+    nothing else (`_lone_backend`): the backend's stage then makes that span too, with the
+    same outcome, and the PROXY level adds no stage (the endpoint may await its backend
+    directly, decision 67)."""
+
+    __slots__ = ("proxy",)
+
+    def __init__(self) -> None:
+        self.proxy: SpanTemplate | None = None
+
+
+# Backends whose stage may make their endpoint's proxy span, by id of their configuration,
+# until the endpoint's PROXY level is built (backends are compiled first; SERVICE clears).
+_LONE: dict[int, tuple[BackendConfig, Fold]] = {}
+
+
+def _lone_backend(ctx: Build[OtelConfig], ep: EndpointConfig) -> Fold | None:
+    """The fold of the endpoint's one backend when the proxy span would cover nothing but
+    that backend's stage and see its answer as it is: one backend, called once, no static
+    data, no endpoint timeout around the call (the backend's own is not longer and every
+    backend and executor component is `bounded`), no component at the PROXY level below
+    this one nor at the BACKEND level above the backend span."""
+    if len(ep.backend) != 1 or ep.proxy.static is not None:
+        return None
+    backend = ep.backend[0]
+    if backend.concurrent_calls > 1 or backend.timeout > ep.timeout:
+        return None
+    found = _LONE.pop(id(backend), None)
+    if found is None or found[0] is not backend:
+        return None
+    from tidegate.components.catalog import DECLARED  # the catalog loads this module
+
+    service = ctx.service.extra_config
+    for d in DECLARED:
+        if d.namespace == NAMESPACE:
+            continue
+        if Level.PROXY in d.levels and d.order < ORDER_PROXY and (
+                d.namespace in ep.extra_config or (d.service_wide and d.namespace in service)):
+            return None
+        if d.levels & {Level.BACKEND, Level.CLIENT} and (
+                d.namespace in backend.extra_config
+                or (d.service_wide and d.namespace in service)) and (
+                not d.bounded or (Level.BACKEND in d.levels and d.order > ORDER_BACKEND)):
+            return None
+    return found[1]
 
 
 # --- the HTTP exchange: client span and propagation ----------------------------------------
