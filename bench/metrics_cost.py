@@ -9,13 +9,16 @@ gets a gateway of its own (one worker; with --pin all of them on core 0, nginx a
 `separate-plain` a second one, the control (its ratio is the bias of measuring on another
 process); `metrics` has a Prometheus exporter (server, proxy, backend and client layers
 recorded; the worker ships its series every second), nobody scraping; `metrics-no-client`
-the same without krakend-otel's round-trip layer.
+the same without krakend-otel's round-trip layer; `metrics-traces` the metrics and traces at
+`trace_sample_rate` 0.1, exported over OTLP/HTTP to the upstream nginx (it answers 200 as a
+collector would).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import statistics
 from typing import Any
 
@@ -26,16 +29,28 @@ def _exporter() -> dict[str, Any]:
     return {"prometheus": [{"name": "bench", "listen_ip": "127.0.0.1", "port": free_port()}]}
 
 
+def _traced() -> dict[str, Any]:
+    """Metrics, and traces at 0.1 sent to the upstream (its port is set by `config`)."""
+    collector = {"name": "collector", "host": "127.0.0.1", "port": 0, "use_http": True,
+                 "disable_metrics": True}
+    return {"telemetry/opentelemetry": {"exporters": {**_exporter(), "otlp": [collector]},
+                                        "trace_sample_rate": 0.1}}
+
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "plain": {},
     "separate-plain": {},
     "metrics": {"telemetry/opentelemetry": {"exporters": _exporter()}},
     "metrics-no-client": {"telemetry/opentelemetry": {
         "exporters": _exporter(), "layers": {"backend": {"metrics": {"round_trip": False}}}}},
+    "metrics-traces": _traced(),
 }
 
 
 def config(upstream: int, root: dict[str, Any]) -> dict[str, Any]:
+    root = copy.deepcopy(root)
+    for exporter in root.get("telemetry/opentelemetry", {}).get("exporters", {}).get("otlp", []):
+        exporter["port"] = upstream
     return {"version": 3, "timeout": "3s", "extra_config": root, "endpoints": [
         {"endpoint": "/v", "backend": [{"host": [f"http://127.0.0.1:{upstream}"],
                                         "url_pattern": "/data"}]}]}
