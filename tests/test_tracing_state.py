@@ -271,3 +271,26 @@ def test_the_http_exporter_gives_up_on_a_hostile_collector_in_bounded_time_and_m
     assert took < 3.0
     if hostile == "endless":
         assert sent[0] < MAX_ANSWER + (8 << 20)  # it stopped reading; the rest was refused
+
+
+@pytest.mark.parametrize("length", [0, 40, 90, 116, 117, 127, 128, 16300, 16400])
+def test_a_span_frames_as_encode_does_at_each_size_of_its_length(length: int) -> None:
+    """A span of under 128 bytes, of two length bytes and of three, with today's times:
+    `SpanTemplate.add`'s frame (its tag and length, looked up by size), its times (packed
+    in one piece), a text attribute (its head looked up by length while it is short) and
+    a name field, exported by `export_items` with another request's item, are the bytes
+    `encode` and `frame` give."""
+    trace_id = bytes(range(16))
+    template = enc.SpanTemplate("s", enc.INTERNAL, {})
+    start, end = time.time_ns(), time.time_ns() + 1
+    value = "v" * length
+    added: list[bytes] = []
+    template.add(added, b"\x0a\x10" + trace_id + b"\x12\x08", (9).to_bytes(8, "big"), b"",
+                 start, end, [enc.Attr("k").text(value)])
+    reference = enc.frame(template.encode(trace_id, 9, 0, start, end, {"k": value}))
+    assert b"".join(added) == reference
+    assert enc.name_field(value) == enc.field(5, value.encode())
+    assert enc.Attr("a.longer.key").text(value) == enc.attributes(9, {"a.longer.key": value})
+    resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
+    assert enc.export_items(resource, scope, [added, added]) == enc.export_request(
+        resource, scope, [reference, reference])

@@ -101,6 +101,16 @@ def span_attributes(attrs: Mapping[str, Any]) -> bytes:
     return b"".join(out)
 
 
+def name_field(name: str) -> bytes:
+    """A Span's name (field 5): a short one with a tag and length looked up."""
+    raw = name.encode()
+    n = len(raw)
+    return _NAME[n] + raw if n < 0x80 else field(5, raw)
+
+
+_NAME: Final = [b"\x2a" + _BYTE[n] for n in range(0x80)]
+
+
 def status(code: int, message: str = "") -> bytes:
     """A span's Status (field 15)."""
     if not message:
@@ -136,11 +146,9 @@ def export_request(resource: bytes, scope: bytes, framed: Iterable[bytes]) -> by
 
 def export_items(resource: bytes, scope: bytes, items: Iterable[list[bytes]]) -> bytes:
     """`export_request` of items that are each a request's spans in pieces
-    (`SpanTemplate.add`): the exporter's thread joins them, not the request."""
-    pieces: list[bytes] = []
-    for item in items:
-        pieces.extend(item)
-    return export_request(resource, scope, pieces)
+    (`SpanTemplate.add`): the exporter's thread joins them, not the request. Each item is
+    joined by one C call, then the items: no Python loop over the pieces."""
+    return export_request(resource, scope, [b"".join(item) for item in items])
 
 
 class Attr:
@@ -148,12 +156,20 @@ class Attr:
     (a Span's field 9) for a value. The ``*_memo`` forms remember what repeats (status codes,
     methods, hosts), a bounded memo per key."""
 
-    __slots__ = ("_ints", "_key", "_texts")
+    __slots__ = ("_double", "_ints", "_key", "_short", "_texts")
 
     def __init__(self, key: str) -> None:
         self._key = field(1, key.encode())
         self._texts: dict[str, bytes] = {}
         self._ints: dict[int, bytes] = {}
+        # A text's attribute but its bytes, by their length, while every length in it fits
+        # one byte: such a value costs one concatenation.
+        k = self._key
+        self._short = [b"".join((b"\x4a", _BYTE[len(k) + n + 4], k, b"\x12", _BYTE[n + 2],
+                                 b"\x0a", _BYTE[n])) for n in range(max(0, 120 - len(k)))]
+        # A double's attribute but its 8 bytes: every length in it is fixed.
+        self._double = b"".join((b"\x4a", varint(len(self._key) + 11), self._key,
+                                 b"\x12\x09\x21"))
 
     def _wrap(self, value: bytes) -> bytes:
         """Field 9 of a KeyValue of this key and the encoded AnyValue `value`."""
@@ -163,10 +179,9 @@ class Attr:
     def text(self, value: str) -> bytes:
         raw = value.encode()
         n = len(raw)
-        key = self._key
-        if len(key) + n < 120:  # every length below fits one byte: one join
-            return b"".join((b"\x4a", _BYTE[len(key) + n + 4], key, b"\x12", _BYTE[n + 2],
-                             b"\x0a", _BYTE[n], raw))
+        short = self._short
+        if n < len(short):
+            return short[n] + raw
         return self._wrap(b"".join((b"\x0a", varint(n), raw)))
 
     def text_memo(self, value: str) -> bytes:
@@ -191,18 +206,20 @@ class Attr:
         return self._wrap(b"\x10\x01" if value else b"\x10\x00")
 
     def double(self, value: float) -> bytes:
-        return self._wrap(b"\x21" + _DOUBLE.pack(value))
+        return self._double + _DOUBLE.pack(value)
 
 
 class SpanTemplate:
     """What one stage's spans share, encoded once: name, kind and fixed attributes."""
 
-    __slots__ = ("_fixed", "_kind", "_name", "_name_kind")
+    __slots__ = ("_fixed", "_kind", "_kind_start", "_name", "_name_kind")
 
     def __init__(self, name: str, kind: int, fixed: Mapping[str, Any]) -> None:
         self._name = field(5, name.encode())
         self._kind = b"\x30" + varint(kind)
-        self._name_kind = self._name + self._kind
+        # ...and the tag of the start time (field 7, fixed64) that follows them.
+        self._kind_start = self._kind + b"\x39"
+        self._name_kind = self._name + self._kind_start
         self._fixed = attributes(9, fixed)
 
     def encode(self, trace_id: bytes, span_id: int, parent_id: int, start_ns: int,
@@ -233,31 +250,36 @@ class SpanTemplate:
         b"\\x12\\x08"``), `span_id` its 8 bytes, `links` fields 3 and 4 (trace state,
         parent), `attrs` encoded attributes (`Attr`), `tail` events and status, `name` an
         encoded name field instead of the template's."""
-        name_kind = name + self._kind if name else self._name_kind
+        name_kind = name + self._kind_start if len(name) else self._name_kind
         fixed = self._fixed
-        size = len(head) + 8 + len(links) + len(name_kind) + 18 + len(fixed) + len(tail)
+        size = len(head) + 8 + len(links) + len(name_kind) + 17 + len(fixed) + len(tail)
         for a in attrs:
             size += len(a)
-        if size < 0x80:
-            out.append(_BYTE[0x12] + _BYTE[size])
-        elif size < 0x4000:  # field 2's tag and a two-byte length
-            out.append((0x12 | (size & 0x7F | 0x80) << 8 | (size >> 7) << 16).to_bytes(3, "little"))
+        if size < 0x4000:  # field 2's tag and a length of one or two bytes, looked up
+            frame = _FRAME[size]
+            if frame is None:
+                frame = _FRAME[size] = b"\x12" + varint(size)
+            out.append(frame)
         else:
             out.append(b"\x12" + varint(size))
         out.append(head)
         out.append(span_id)
-        if links:
+        if len(links):
             out.append(links)
-        out.append(name_kind)
-        out.append(b"\x39")  # fields 7 and 8, fixed64
+        out.append(name_kind)  # ...up to field 7's tag
         out.append(start_ns.to_bytes(8, "little"))
-        out.append(b"\x41")
+        out.append(b"\x41")  # field 8, fixed64
         out.append(end_ns.to_bytes(8, "little"))
-        if fixed:
+        if len(fixed):
             out.append(fixed)
         out.extend(attrs)
-        if tail:
+        if len(tail):
             out.append(tail)
+
+
+# Field 2's tag and length of a framed span below 16 KiB, by size, made as sizes are seen
+# (a varint and a concatenation cost more than a list lookup).
+_FRAME: Final[list[bytes | None]] = [None] * 0x4000
 
 
 def event(name: str, time_ns: int, attrs: Mapping[str, Any]) -> bytes:
