@@ -60,6 +60,7 @@ from tidegate.telemetry.otlp_encode import (
     SERVER,
     SpanTemplate,
     field,
+    name_field,
     span_attributes,
 )
 from tidegate.telemetry.trace_spans import (
@@ -238,7 +239,7 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
         except BaseException as exc:
             end = time_ns()
             sink.add(template, active.trace, span_id, links, start, end, incoming(request),
-                     failed(exc, end), field(5, request.path.encode()))
+                     failed(exc, end), name_field(request.path))
             sink.close()
             raise
         finally:
@@ -257,7 +258,7 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
             attrs.append(span_attributes(
                 _headers("http.response.header.", response.headers, skip_headers)))
         sink.add(template, active.trace, span_id, links, start, time_ns(), attrs, OK_STATUS,
-                 field(5, request.path.encode()))
+                 name_field(request.path))
         sink.close()
         return response
 
@@ -384,20 +385,20 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
     async def traced_backend(req: ProxyRequest, active: Active) -> ProxyResponse:
         sink = active.sink
         proxy = fold.proxy
-        outer = active  # where the backend span nests: the proxy span when it is made here
+        links = active.links  # the backend span's parent: the proxy span when made here
         proxy_id = b""
         if proxy is not None:
             proxy_id = sink.new_id()
-            outer = active.child(proxy_id)
+            links = active.state_field + b"\x22\x08" + proxy_id
         span_id = sink.new_id()
         start = time_ns()
-        token = ACTIVE.set(outer.child(span_id))
+        token = ACTIVE.set(active.child(span_id))
         try:
             resp = await nxt(req)
         except BaseException as exc:
             end = time_ns()
             attrs = outcome(None, False, exc)
-            sink.add(template, outer.trace, span_id, outer.links, start, end, attrs)
+            sink.add(template, active.trace, span_id, links, start, end, attrs)
             if proxy is not None:  # the proxy's answer: the same failure
                 sink.add(proxy, active.trace, proxy_id, active.links, start, end, attrs)
             raise
@@ -408,10 +409,10 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
         if report:
             reported = _headers("http.request.header.", req.headers, skip_headers)
             reported.update(_headers("http.response.header.", resp.headers, skip_headers))
-            sink.add(template, outer.trace, span_id, outer.links, start, end,
+            sink.add(template, active.trace, span_id, links, start, end,
                      [*attrs, span_attributes(reported)])
         else:
-            sink.add(template, outer.trace, span_id, outer.links, start, end, attrs)
+            sink.add(template, active.trace, span_id, links, start, end, attrs)
         if proxy is not None:  # the proxy's answer is this one
             sink.add(proxy, active.trace, proxy_id, active.links, start, end, attrs)
         return resp

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from contextvars import ContextVar
 from http import HTTPStatus
-from random import getrandbits
+from os import urandom
 from typing import Final
 
 from tidegate.messages import ClientRequest, ClientResponse, Request, Response
@@ -38,14 +38,14 @@ class Sink:
         self.emit = emit
         self.open = open_
         self.parts: list[bytes] = []
-        self.ids = getrandbits(512).to_bytes(64, "little")
+        self.ids = urandom(64)
         self.next_id = 16  # the first 16 bytes are the trace id, when the request starts one
 
     def new_id(self) -> bytes:
         """A new span id (8 random bytes, never all zero)."""
         at = self.next_id
         if at > 56:
-            self.ids = getrandbits(512).to_bytes(64, "little")
+            self.ids = urandom(64)
             at = 0
         self.next_id = at + 8
         span_id = self.ids[at:at + 8]
@@ -145,7 +145,7 @@ def parse_traceparent(header: str) -> tuple[bytes, int, bool] | None:
 
 def traceparent(trace_id: bytes, span_id: bytes) -> str:
     """The W3C header of a span this gateway records (sampled)."""
-    return "".join(("00-", trace_id.hex(), "-", span_id.hex(), "-01"))
+    return f"00-{trace_id.hex()}-{span_id.hex()}-01"
 
 
 def failed(exc: BaseException, at: int) -> bytes:
