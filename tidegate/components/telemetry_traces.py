@@ -7,6 +7,8 @@ One request that is sampled gives the spans krakend-otel gives, linked parent to
   ``404 Not Found``), status code and body size when it ends; status OK;
 * **proxy** (PROXY level): named after the endpoint pattern (``/users/:id``),
   ``krakend.stage=proxy``, the status code and ``complete`` when it ends, ``error`` on failure;
+  when the endpoint's proxy is its one backend's call and nothing else, the backend's stage
+  makes it (same times and outcome as that call) and the PROXY level adds no stage;
 * **backend** (BACKEND level): named after the backend's url_pattern, ``krakend.stage=backend``
   and the endpoint's route and method;
 * **client** (CLIENT level, one HTTP exchange): kind CLIENT, ``krakend.stage=backend-request``,
