@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import jsonschema
 import orjson
 import pytest
 
-from tidegate.components.jsonschema_onepass import SAFE_INT, compile_accepts
+from tidegate.components.jsonschema_onepass import SAFE_INT, compile_accepts, no_overflow
 from tidegate.golang import json_values
 from tidegate.golang.json_wire import JSONError
 
@@ -215,6 +216,9 @@ def test_one_pass_acceptance_implies_the_usual_verdict(closed: bool) -> None:
     ({"type": "object"}, b'{"x":1.5e3}', False),       # valid, left to the usual way
     ({"type": "object"}, b'{"x":"1e5"}', False),       # the same, inside a string
     ({"type": "object"}, b'{"x":12,"y":"e"}', True),
+    ({"type": "object"}, b'{"x":' + b"9" * 308 + b"}", True),  # 1e308 > it: a float
+    ({"type": "object"}, b'{"x":' + b"9" * 309 + b"}", False),
+    ({"type": "object"}, b'{"x":[' + b"1," * 300 + b"2E5]}", False),
     # objects: required, unknown members, duplicates (the last one is what orjson keeps)
     ({"type": "object", "required": ["a"]}, b'{"b":1}', False),
     ({"type": "object", "properties": {"a": {"type": "string"}}}, b'{"a":1,"a":"x"}', False),
@@ -276,3 +280,24 @@ def test_the_bench_order_is_taken_in_one_pass() -> None:
     assert accepts(ORDER_BODY.encode())
     assert not accepts(ORDER_BODY.replace('"EUR"', '"XXX"').encode())
     assert not accepts(ORDER_BODY.replace('"qty":1', '"qty":0').encode())
+
+
+_OVERFLOW_SHAPE = re.compile(rb"[0-9][eE]|[0-9]{309}")
+
+
+@pytest.mark.parametrize("run", [308, 309, 310, 700])
+def test_a_run_of_digits_is_found_wherever_it_starts(run: int) -> None:
+    """Runs are looked for only when one index in 309 is a digit: every start and length
+    around those indexes, against the plain definition."""
+    for start in range(0, 2 * 309 + 3):
+        for tail in (0, 1, 17):
+            body = b"x" * start + b"7" * run + b"]" * tail
+            assert no_overflow(body) is (run < 309), (start, run, tail)
+
+
+def test_the_scan_agrees_with_its_definition_on_random_bodies() -> None:
+    rng = random.Random(2026)
+    alphabet = [b"0", b"9", b"e", b"E", b"x", b'"', b",", b"5" * 40, b"3" * 308, b"1" * 309]
+    for _ in range(3000):
+        body = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        assert no_overflow(body) is (_OVERFLOW_SHAPE.search(body) is None), body
