@@ -100,10 +100,14 @@ def build(ctx: Build[jsonschema.protocols.Validator], nxt: Proxy) -> Proxy:
 
     def problem(body: bytes) -> InvalidBody | None:
         """Why `body` does not validate, or None."""
-        if not body:
-            return InvalidBody("could not validate an empty body")
         if accepts is not None and accepts(body):
             return None
+        return refusal(body)
+
+    def refusal(body: bytes) -> InvalidBody | None:
+        """Why `body`, which the one-pass decode did not take, does not validate, or None."""
+        if not body:
+            return InvalidBody("could not validate an empty body")
         try:
             data = orjson.loads(body)  # integers stay integers in the messages
         except orjson.JSONDecodeError:
@@ -137,7 +141,10 @@ def build(ctx: Build[jsonschema.protocols.Validator], nxt: Proxy) -> Proxy:
         # one frame less on every request.
         if req.stream is not None:
             return read_first(req)
-        failed = problem(req.body)
+        body = req.body
+        if accepts is not None and accepts(body):  # the usual case, without `problem`'s frame
+            return nxt(req)
+        failed = refusal(body)
         if failed is not None:
             return _refused(failed)
         return nxt(req)
