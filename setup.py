@@ -55,6 +55,9 @@ COMPILED = [
     "tidegate/components/cors.py",
     "tidegate/components/ratelimit.py",
     "tidegate/components/secure_headers.py",
+    # `validation/json-schema`: the stage and the one-pass decode every valid body takes.
+    "tidegate/components/jsonschema_body.py",
+    "tidegate/components/jsonschema_onepass.py",
 ]
 
 

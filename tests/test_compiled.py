@@ -56,6 +56,8 @@ SUBSET = [
     # the order of an answer's head with CORS and security/http lines (components/answer_lines)
     "tests/test_answer_lines.py",
     "tests/test_security_rules.py",
+    "tests/test_jsonschema_body.py",
+    "tests/test_jsonschema_onepass.py",
     # the metrics recorder's stages and tables (compiled since they run on every request)
     "tests/test_metrics_client.py",
     "tests/test_metrics_e2e.py",

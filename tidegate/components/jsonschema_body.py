@@ -35,7 +35,10 @@ BODY_LIMIT = 32 << 20  # a body to validate is held whole: bounded as every held
 class InvalidBody(BackendFailure):
     """The body does not validate: 400, with the reasons."""
 
-    status = 400
+    def __init__(self, reasons: str) -> None:
+        super().__init__(reasons)
+        # on the instance: a class-level override is lost where this module is compiled
+        self.status = 400
 
 
 def parse(raw: Any, path: JsonPath) -> jsonschema.protocols.Validator:
