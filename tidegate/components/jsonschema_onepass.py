@@ -4,7 +4,7 @@ orjson's decode builds every value of a body as Python objects (~36,000 instruct
 1 KiB order, compiled gateway) and the generated check (`jsonschema_fast`) then walks them
 (~24,000). msgspec decodes into typed structures instead: the checks happen while the bytes
 are read, members the schema does not name are skipped without building anything (~24,000
-for both, plus ~18,000 for the scan below). It is used only to say "valid": a body it
+for both, plus ~13,000 for the scan below). It is used only to say "valid": a body it
 refuses goes the usual way (orjson, the generated check, jsonschema's messages), so only
 acceptance has to be right, and it must imply what the usual way decides. What makes that
 hold:
@@ -18,8 +18,8 @@ hold:
   that overflow a float and bytes that are not UTF-8. So only ASCII bodies are taken, and
   none where a digit is followed by an exponent or 309 digits follow one another (the only
   JSON numbers that can overflow): those go the usual way. One `translate` marks digits and
-  exponents (~10 instructions a byte, the floor of a C-level pass here: `re` and RE2 cost
-  more) and one search finds a digit before an exponent; a run of 309 digits covers one
+  exponents (~7 instructions a byte compiled, the floor of a C-level pass here: `re` and
+  RE2 cost more) and one search finds a digit before an exponent; a run of 309 digits covers one
   index in 309, so only when one of those is a digit is the run searched for.
 
 `tests/test_jsonschema_onepass.py` compares acceptance with jsonschema on random schemas and
