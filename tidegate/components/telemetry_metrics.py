@@ -32,8 +32,8 @@ from http import HTTPStatus
 from time import perf_counter
 from typing import Any
 
+from tidegate.components.lone_backend import LoneBackends
 from tidegate.components.seam import Build, Component, JsonPath, Level
-from tidegate.config.model import BackendConfig, EndpointConfig
 from tidegate.messages import (
     BackendFailure,
     BackendProxy,
@@ -329,9 +329,8 @@ class BackendMeter:
                 proxy.record(ERROR, elapsed)
 
 
-# Backends whose stage records, by id of their configuration, until their endpoint's PROXY
-# level is built (backends are compiled before their endpoint; SERVICE, built last, clears).
-_LONE: dict[int, tuple[BackendConfig, BackendMeter]] = {}
+# Backends whose stage records, until their endpoint's PROXY level takes the meter back.
+_LONE: LoneBackends[BackendMeter] = LoneBackends()
 
 
 def _stage_series(name: str, labels: tuple[str, ...], values: tuple[str, ...],
@@ -339,35 +338,6 @@ def _stage_series(name: str, labels: tuple[str, ...], values: tuple[str, ...],
     keys, static = _static(attrs)
     family = table().histogram(name, (*labels, *keys, *STAGE_FLAGS), bounds)
     return StageSeries(family, (*values, *static))
-
-
-def _lone_meter(ctx: Build[Any], ep: EndpointConfig) -> BackendMeter | None:
-    """The meter of the endpoint's one backend when the endpoint's proxy (below this level)
-    is nothing but that backend's call: one backend, called once, no static data, no
-    component below the metrics at the PROXY level, no endpoint timeout around the call
-    (the backend's own deadline is the shorter and every backend and executor component is
-    `bounded`). Its answer, failure or cancellation is then the proxy's."""
-    if len(ep.backend) != 1 or ep.proxy.static is not None:
-        return None
-    backend = ep.backend[0]
-    if backend.concurrent_calls > 1 or backend.timeout > ep.timeout:
-        return None
-    found = _LONE.pop(id(backend), None)
-    if found is None or found[0] is not backend:
-        return None
-    from tidegate.components.catalog import DECLARED  # the catalog imports this module
-
-    service = ctx.service.extra_config
-    for d in DECLARED:
-        if d.namespace in (OTEL, METRICS, INFLUX):
-            continue
-        if Level.PROXY in d.levels and d.order < PROXY_ORDER and d.namespace in ep.extra_config:
-            return None
-        if d.levels & {Level.BACKEND, Level.CLIENT} and not d.bounded and (
-                d.namespace in backend.extra_config
-                or (d.service_wide and d.namespace in service)):
-            return None
-    return found[1]
 
 
 def build_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
@@ -385,7 +355,8 @@ def build_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
         attrs = override.proxy.metrics_static_attributes
     series = _stage_series("krakend.proxy.duration", ("http.request.method", "http.route"),
                            (ep.method, ep.endpoint), attrs, plan.time_buckets)
-    lone = _lone_meter(ctx, ep)
+    # the endpoint's proxy is its one backend's call: its stage records this layer too
+    lone = _LONE.take(ctx, ep, own=(OTEL, METRICS, INFLUX), proxy_order=PROXY_ORDER)
     if lone is not None:
         lone.proxy = series  # recorded with the backend's stage: no stage here
         return nxt
@@ -442,9 +413,7 @@ def build_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
          "krakend.endpoint.method"),
         (backend.method, backend_route(backend.url_pattern), place[1], place[0]),
         detail.static_attributes if detail is not None else (), plan.time_buckets))
-    if len(_LONE) >= 4096:
-        _LONE.clear()
-    _LONE[id(backend)] = (backend, meter)
+    _LONE.leave(backend, meter)
 
     async def record_backend(request: ProxyRequest) -> ProxyResponse:
         started = perf_counter()

@@ -32,8 +32,8 @@ from random import random
 from time import perf_counter, time_ns
 from typing import Any
 
+from tidegate.components.lone_backend import LoneBackends
 from tidegate.components.seam import Build, Component, JsonPath, Lease, Level
-from tidegate.config.model import BackendConfig, EndpointConfig
 from tidegate.messages import (
     BackendProxy,
     ClientRequest,
@@ -308,7 +308,10 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
         *layer.traces_static_attributes, ("krakend.stage", "proxy")))
     report = layer.report_headers
     skip_headers = frozenset(canonical_header(h) for h in layer.skip_headers)
-    fold = None if report else _lone_backend(ctx, ep)
+    # the proxy span covers nothing but its one backend's stage, above the backend span
+    fold = None if report else _LONE.take(ctx, ep, own=(NAMESPACE,),
+                                          proxy_order=ORDER_PROXY,
+                                          backend_order=ORDER_BACKEND)
     if fold is not None:
         fold.proxy = template  # the backend's stage makes this span too: no stage here
         return nxt
@@ -376,9 +379,7 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
 
     fold = Fold()
     if ctx.backend is not None:
-        if len(_LONE) >= 4096:
-            _LONE.clear()
-        _LONE[id(ctx.backend)] = (ctx.backend, fold)
+        _LONE.leave(ctx.backend, fold)
 
     def backend(req: ProxyRequest) -> Awaitable[ProxyResponse]:
         active = ACTIVE.get()
@@ -424,7 +425,7 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
 
 class Fold:
     """The proxy span's template when the endpoint's proxy is its one backend's call and
-    nothing else (`_lone_backend`): the backend's stage then makes that span too, with the
+    nothing else (`LoneBackends.take`): the backend's stage then makes that span too, with the
     same outcome, and the PROXY level adds no stage (the endpoint may await its backend
     directly, decision 67)."""
 
@@ -434,40 +435,8 @@ class Fold:
         self.proxy: SpanTemplate | None = None
 
 
-# Backends whose stage may make their endpoint's proxy span, by id of their configuration,
-# until the endpoint's PROXY level is built (backends are compiled first; SERVICE clears).
-_LONE: dict[int, tuple[BackendConfig, Fold]] = {}
-
-
-def _lone_backend(ctx: Build[OtelConfig], ep: EndpointConfig) -> Fold | None:
-    """The fold of the endpoint's one backend when the proxy span would cover nothing but
-    that backend's stage and see its answer as it is: one backend, called once, no static
-    data, no endpoint timeout around the call (the backend's own is not longer and every
-    backend and executor component is `bounded`), no component at the PROXY level below
-    this one nor at the BACKEND level above the backend span."""
-    if len(ep.backend) != 1 or ep.proxy.static is not None:
-        return None
-    backend = ep.backend[0]
-    if backend.concurrent_calls > 1 or backend.timeout > ep.timeout:
-        return None
-    found = _LONE.pop(id(backend), None)
-    if found is None or found[0] is not backend:
-        return None
-    from tidegate.components.catalog import DECLARED  # the catalog loads this module
-
-    service = ctx.service.extra_config
-    for d in DECLARED:
-        if d.namespace == NAMESPACE:
-            continue
-        if Level.PROXY in d.levels and d.order < ORDER_PROXY and (
-                d.namespace in ep.extra_config or (d.service_wide and d.namespace in service)):
-            return None
-        if d.levels & {Level.BACKEND, Level.CLIENT} and (
-                d.namespace in backend.extra_config
-                or (d.service_wide and d.namespace in service)) and (
-                not d.bounded or (Level.BACKEND in d.levels and d.order > ORDER_BACKEND)):
-            return None
-    return found[1]
+# Backends whose stage may make their endpoint's proxy span, until its PROXY level is built.
+_LONE: LoneBackends[Fold] = LoneBackends()
 
 
 # --- the HTTP exchange: client span and propagation ----------------------------------------
