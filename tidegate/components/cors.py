@@ -175,6 +175,18 @@ class SortedNames:
         return True
 
 
+def _lone_origin(req: Request) -> tuple[str | None, bool]:
+    """The request's first Origin, and whether it sent more than one (the answer then
+    depends on all of them and is not remembered)."""
+    origin = None
+    for k, v in req.headers:
+        if k == "origin":
+            if origin is not None:
+                return origin, True
+            origin = v
+    return origin, False
+
+
 class Policy:
     """One section compiled: the headers a preflight or an actual request gets."""
 
@@ -275,14 +287,7 @@ class Policy:
 
         The answer depends only on the Origin and the method: it is computed once per pair
         (a bounded cache, emptied when full, so random origins cannot grow it)."""
-        origin = None
-        more = False
-        for k, v in req.headers:
-            if k == "origin":
-                if origin is not None:
-                    more = True
-                    break
-                origin = v
+        origin, more = _lone_origin(req)
         if not origin:
             return self._vary_only
         key = None if more else (origin, req.method)
@@ -300,14 +305,7 @@ class Policy:
     def actual_lines(self, req: Request) -> bytes:
         """`actual`'s headers as the server writes them (`Request.head_lines`), encoded once
         per (origin, method), bounded the same way."""
-        origin = None
-        more = False
-        for k, v in req.headers:
-            if k == "origin":
-                if origin is not None:
-                    more = True
-                    break
-                origin = v
+        origin, more = _lone_origin(req)
         if not origin:
             return self._vary_line
         method = req.method
