@@ -7,11 +7,13 @@ are stopped by PID.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,3 +195,41 @@ def wrk(url: str, *, seconds: int, connections: int = 64, threads: int = 1,
     return {"rps": rps, "p50_ms": _ms(p50.group(1)) if p50 else float("nan"),
             "p99_ms": _ms(p99.group(1)) if p99 else float("nan"), "requests": total,
             "errors": socket_errors + (int(non2xx.group(1)) if non2xx else 0), "raw": text}
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(median, low, high): the median of paired ratios and a distribution-free confidence
+    interval for it, from order statistics (the rank bounds come from the binomial law of
+    how many samples fall below the true median). On a VM whose speed drifts, single runs
+    differ by a third; this interval is what says whether a target is met (its low end clears
+    it), missed (its high end is below) or undecided (more rounds)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    tail = (1 - confidence) / 2
+    # The largest k with P(Binomial(n, 1/2) < k) <= tail: [x_k, x_(n+1-k)] covers the median.
+    k, below = 0, 0.0
+    while True:
+        below_next = below + math.comb(n, k) / 2 ** n
+        if below_next > tail:
+            break
+        k, below = k + 1, below_next
+    if k == 0:  # too few samples (fewer than 6 at 95 %): no interval at all
+        return statistics.median(ordered), -math.inf, math.inf
+    return statistics.median(ordered), ordered[k - 1], ordered[n - k]
+
+
+def write_report(path: str | None, results: dict[str, list[float]],
+                 details: dict[str, dict[str, float]] | None = None) -> None:
+    """Add each measurement's paired ratios, their median interval and its `details` (e.g. a
+    p99) to the JSON file at `path` (bench/targets.py reads it)."""
+    if not path:
+        return
+    target = Path(path)
+    report = json.loads(target.read_text()) if target.exists() else {}
+    for name, ratios in results.items():
+        median, low, high = median_interval(ratios)
+        report[name] = {"median": median, "low": low, "high": high, "pairs": ratios,
+                        **(details or {}).get(name, {})}
+    target.write_text(json.dumps(report, indent=1))

@@ -9,7 +9,9 @@ and body included, so that the ratio is what the component adds, not what parsin
 request costs. Each round runs every variant right next to its plain run (plain first in even
 rounds, the variant first in odd ones), so the machine's drift between two runs seconds apart
 hits both alike: the ratio is the median over rounds of these adjacent pairs' ratios, printed
-with its range (a range wider than the gap to a target says: more rounds). Add a variant to VARIANTS
+with its 95 % confidence interval (`common.median_interval`; an interval that straddles a
+target says: more rounds) and its range. `--report FILE` adds the pairs to a JSON file
+(bench/targets.py). Add a variant to VARIANTS
 to measure a new component (its endpoint extra_config, backend extra_config, request headers,
 and whether a non-2xx answer is expected, e.g. a cache that must hit).
 """
@@ -25,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import children, cpu_seconds, free_port, nginx, tidegate, wrk
+from common import (
+    children,
+    cpu_seconds,
+    free_port,
+    median_interval,
+    nginx,
+    tidegate,
+    write_report,
+    wrk,
+)
 
 
 @dataclass
@@ -198,6 +209,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--pin", action="store_true", help="gateway on core 0, rest on core 1")
     parser.add_argument("--only", default="", help="comma-separated variant names")
+    parser.add_argument("--report", help="JSON file to add the paired ratios to")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n] or list(VARIANTS)
     gw_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
@@ -251,9 +263,11 @@ def main() -> None:
         rps, used = statistics.median(runs[name]), statistics.median(cpu[name])
         ratios = [r for r, _ in pairs[name]]
         cpu_ratios = [c for _, c in pairs[name]]
-        print(f"{name:40s} {rps:10.0f} req/s  ratio {statistics.median(ratios):.3f} "
-              f"({min(ratios):.3f}-{max(ratios):.3f})  errors {errors[name]}  "
+        median, low, high = median_interval(ratios)
+        print(f"{name:40s} {rps:10.0f} req/s  ratio {median:.3f} [95 % {low:.3f}-{high:.3f}] "
+              f"(range {min(ratios):.3f}-{max(ratios):.3f})  errors {errors[name]}  "
               f"worker CPU {used:.1f} us/request (ratio {statistics.median(cpu_ratios):.3f})")
+    write_report(args.report, {name: [r for r, _ in pairs[name]] for name in names})
     print(f"(one worker, pinned={args.pin}, c={args.connections}, {args.rounds}x{args.seconds}s)")
 
 

@@ -24,7 +24,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from common import children, cpu_seconds, free_port, nginx, tidegate, wrk
+from common import (
+    children,
+    cpu_seconds,
+    free_port,
+    median_interval,
+    nginx,
+    tidegate,
+    write_report,
+    wrk,
+)
 from joserfc import jws
 from joserfc.jwk import RSAKey
 
@@ -83,6 +92,7 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true", help="gateway on core 0, rest on core 1")
     parser.add_argument("--fresh", type=int, default=0, metavar="N",
                         help="cycle through N distinct tokens (e.g. 5000: never remembered)")
+    parser.add_argument("--report", help="JSON file to add the rounds' jwt/plain ratios to")
     args = parser.parse_args()
     gw_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
     key, server, token, validator = signed_setup()
@@ -130,6 +140,10 @@ def main() -> None:
     print(f"jwt:   median {jwt:.0f} req/s, {cj:.1f} µs CPU/request")
     print(f"jwt / plain: throughput {jwt / plain:.3f}x, CPU per request +{cj - cp:.1f} µs "
           f"({cp / cj:.3f}x); key set downloads: {fetches(server)}")
+    ratios = [j / p for p, j in zip(rps["plain"], rps["jwt"], strict=True)]
+    median, low, high = median_interval(ratios)
+    print(f"paired rounds: jwt / plain {median:.3f} [95 % {low:.3f}-{high:.3f}]")
+    write_report(args.report, {"jwt": ratios})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What Prometheus metrics cost on the proxied request: one gateway with them, one without.
 
-    python bench/metrics_cost.py [--seconds 5] [--rounds 5] [--pin]
+    python bench/metrics_cost.py [--seconds 5] [--rounds 5] [--pin] [--only metrics,...]
 
 `telemetry/opentelemetry` is a root section that instruments every endpoint, so it cannot be
 compared with a plain endpoint of the same gateway (component_cost.py's method): each variant
@@ -12,6 +12,11 @@ recorded; the worker ships its series every second), nobody scraping; `metrics-n
 the same without krakend-otel's round-trip layer; `metrics-traces` the metrics and traces at
 `trace_sample_rate` 0.1, exported over OTLP/HTTP to the upstream nginx (it answers 200 as a
 collector would).
+
+Each round runs every variant right next to a `plain` run (plain first in even rounds, the
+variant first in odd ones); a variant's ratio is the median of these pairs' ratios, with its
+95 % confidence interval (`common.median_interval`). `--only` picks variants, `--report FILE`
+adds the pairs to a JSON file (bench/targets.py).
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ import copy
 import statistics
 from typing import Any
 
-from common import children, cpu_seconds, free_port, nginx, tidegate, wrk
+from common import (
+    children,
+    cpu_seconds,
+    free_port,
+    median_interval,
+    nginx,
+    tidegate,
+    write_report,
+    wrk,
+)
 
 
 def _exporter() -> dict[str, Any]:
@@ -62,34 +76,56 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--pin", action="store_true", help="gateways on core 0, rest on core 1")
+    parser.add_argument("--only", default="", help="comma-separated variants besides plain")
+    parser.add_argument("--report", help="JSON file to add the paired ratios to")
     args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or [n for n in VARIANTS if n != "plain"]
+    if unknown := set(names) - set(VARIANTS):
+        parser.error(f"unknown variants: {sorted(unknown)}")
     gw_cpus, other_cpus = ("0", "1") if args.pin else (None, None)
     upstream = free_port()
     load = {"seconds": args.seconds, "connections": args.connections, "cpus": other_cpus}
-    runs: dict[str, list[float]] = {n: [] for n in VARIANTS}
-    cpu: dict[str, list[float]] = {n: [] for n in VARIANTS}  # worker us per request
-    errors: dict[str, int] = dict.fromkeys(VARIANTS, 0)
+    runs: dict[str, list[float]] = {n: [] for n in ["plain", *names]}
+    cpu: dict[str, list[float]] = {n: [] for n in ["plain", *names]}  # worker us per request
+    errors: dict[str, int] = dict.fromkeys(["plain", *names], 0)
+    pairs: dict[str, list[tuple[float, float]]] = {n: [] for n in names}  # (req/s, CPU) ratios
     with nginx(upstream, cpus=other_cpus), contextlib.ExitStack() as stack:
         gateways: dict[str, tuple[int, int]] = {}  # name -> (port, worker pid)
-        for name, root in VARIANTS.items():
+        for name in ["plain", *names]:
             port = free_port()
-            proc = stack.enter_context(tidegate(config(upstream, root), port, cpus=gw_cpus))
+            proc = stack.enter_context(tidegate(config(upstream, VARIANTS[name]), port,
+                                                cpus=gw_cpus))
             gateways[name] = (port, children(proc.pid)[0])
             wrk(f"http://127.0.0.1:{port}/v", seconds=2, cpus=other_cpus)
-        for _ in range(args.rounds):
-            for name, (port, pid) in gateways.items():
-                before = cpu_seconds(pid)
-                r = wrk(f"http://127.0.0.1:{port}/v", **load)
-                runs[name].append(r["rps"])
-                cpu[name].append((cpu_seconds(pid) - before) / max(r["requests"], 1) * 1e6)
-                errors[name] += int(r["errors"])
-    plain, plain_cpu = statistics.median(runs["plain"]), statistics.median(cpu["plain"])
-    for name in VARIANTS:
-        rps, used = statistics.median(runs[name]), statistics.median(cpu[name])
-        print(f"{name:20s} {rps:10.0f} req/s  ratio {rps / plain:.3f}  errors {errors[name]}  "
-              f"worker CPU {used:.1f} us/request (ratio {plain_cpu / used:.3f})")
+
+        def run(name: str) -> tuple[float, float]:
+            port, pid = gateways[name]
+            before = cpu_seconds(pid)
+            r = wrk(f"http://127.0.0.1:{port}/v", **load)
+            used = (cpu_seconds(pid) - before) / max(r["requests"], 1) * 1e6
+            runs[name].append(r["rps"])
+            cpu[name].append(used)
+            errors[name] += int(r["errors"])
+            return r["rps"], used
+
+        for round_no in range(args.rounds):
+            for name in names:  # each variant right next to a plain run, order alternating
+                order = ("plain", name) if round_no % 2 == 0 else (name, "plain")
+                measured = dict(zip(order, (run(order[0]), run(order[1])), strict=True))
+                (base_rps, base_cpu), (rps, used) = measured["plain"], measured[name]
+                pairs[name].append((rps / base_rps, base_cpu / used))
+    print(f"{'plain':20s} {statistics.median(runs['plain']):10.0f} req/s  errors "
+          f"{errors['plain']}  worker CPU {statistics.median(cpu['plain']):.1f} us/request")
+    for name in names:
+        ratios = [r for r, _ in pairs[name]]
+        median, low, high = median_interval(ratios)
+        print(f"{name:20s} {statistics.median(runs[name]):10.0f} req/s  ratio {median:.3f} "
+              f"[95 % {low:.3f}-{high:.3f}] (range {min(ratios):.3f}-{max(ratios):.3f})  "
+              f"errors {errors[name]}  worker CPU {statistics.median(cpu[name]):.1f} us/request "
+              f"(ratio {statistics.median(c for _, c in pairs[name]):.3f})")
+    write_report(args.report, {name: [r for r, _ in pairs[name]] for name in names})
     print(f"(one worker each, pinned={args.pin}, c={args.connections}, "
-          f"{args.rounds}x{args.seconds}s)")
+          f"{args.rounds} rounds of {args.seconds}s pairs)")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
 With --pin (the issue's reference setup) each gateway runs alone on core 0 and the upstream and
 wrk share core 1. Prints one line per target and the ratio tidegate/nginx. With ``--rounds N``
 both gateways stay up and are loaded in turn N times (nginx first in even rounds, tidegate first
-in odd ones): the ratio is the median of the N adjacent pairs' ratios, printed with its range,
-and each line shows its gateway's median req/s round with the median p50 and p99.
+in odd ones): the ratio is the median of the N adjacent pairs' ratios, printed with its 95 %
+confidence interval (`common.median_interval`) and its range, and each line shows its
+gateway's median req/s round with the median p50 and p99. `--report FILE --name N` adds the
+pairs (and tidegate's median p99) to a JSON file (bench/targets.py).
 
 ``--stack`` turns on, on the same endpoint, the components users turn on most: ``jwt`` (RS256,
 a 2048-bit key, JWK set fetched once from a local key server and cached; every request carries
@@ -27,7 +29,16 @@ import statistics
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import free_port, nginx, reuse, tidegate, upstream_counts, wrk
+from common import (
+    free_port,
+    median_interval,
+    nginx,
+    reuse,
+    tidegate,
+    upstream_counts,
+    write_report,
+    wrk,
+)
 
 STACK = ("jwt", "cors", "ratelimit", "metrics", "traces")
 ORIGIN = "https://app.example.com"
@@ -98,6 +109,8 @@ def main() -> None:
     parser.add_argument("--backends", type=int, default=1)
     parser.add_argument("--pin", action="store_true", help="gateway on core 0, rest on core 1")
     parser.add_argument("--stack", default="", help=f"components to turn on: {','.join(STACK)}")
+    parser.add_argument("--report", help="JSON file to add the paired ratios to, under --name")
+    parser.add_argument("--name", default="proxy", help="the measurement's name in --report")
     args = parser.parse_args()
     stack = [s for s in args.stack.split(",") if s]
     if unknown := set(stack) - set(STACK):
@@ -139,8 +152,13 @@ def main() -> None:
                   if "upstream_reuse" in r else "")
         print(f"{name:9s} {r['rps']:10.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
               f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}{reused}")
-    spread = f" ({min(ratios):.3f}-{max(ratios):.3f})" if len(ratios) > 1 else ""
-    print(f"ratio tidegate/nginx: {statistics.median(ratios):.3f}{spread}  "
+    median, low, high = median_interval(ratios)
+    spread = (f" [95 % {low:.3f}-{high:.3f}] (range {min(ratios):.3f}-{max(ratios):.3f})"
+              if len(ratios) > 1 else "")
+    write_report(args.report, {args.name: ratios},
+                 {args.name: {"p99_ms": results["tidegate"]["p99_ms"],
+                              "rps": results["tidegate"]["rps"]}})
+    print(f"ratio tidegate/nginx: {median:.3f}{spread}  "
           f"(workers={args.workers}, backends={args.backends},"
           f" pinned={args.pin}, c={args.connections}, {args.rounds}x{args.seconds}s,"
           f" stack={','.join(stack) or 'none'})")

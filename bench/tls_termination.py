@@ -17,7 +17,16 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import children, cpu_seconds, free_port, nginx, tidegate, wrk
+from common import (
+    children,
+    cpu_seconds,
+    free_port,
+    median_interval,
+    nginx,
+    tidegate,
+    write_report,
+    wrk,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -49,6 +58,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--pin", action="store_true",
                         help="gateway on core 0, nginx and wrk on core 1")
+    parser.add_argument("--report", help="JSON file to add the rounds' tls/plain ratios to")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tidegate-bench-tls-"))
     cert, key = self_signed(folder)
@@ -59,8 +69,9 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {"plain": [], "tls": []}  # wrk + cpu_us
     gw_cpus, other = ("0", "1") if args.pin else (None, None)
     with nginx(upstream, cpus=other):
-        for _ in range(args.rounds):
-            for label, cfg, scheme in (("plain", plain, "http"), ("tls", tls, "https")):
+        for round_no in range(args.rounds):
+            sides = (("plain", plain, "http"), ("tls", tls, "https"))
+            for label, cfg, scheme in sides if round_no % 2 == 0 else sides[::-1]:
                 port = free_port()
                 with tidegate(cfg, port, cpus=gw_cpus) as proc:
                     url = f"{scheme}://127.0.0.1:{port}/bench"
@@ -83,6 +94,10 @@ def main() -> None:
     print(f"TLS / plain, req/s: {median['tls']['rps'] / median['plain']['rps']:.3f}x; "
           f"by worker CPU per request (steadier on a shared machine): "
           f"{median['plain']['cpu_us'] / median['tls']['cpu_us']:.3f}x")
+    ratios = [t["rps"] / p["rps"] for p, t in zip(results["plain"], results["tls"], strict=True)]
+    mid, low, high = median_interval(ratios)
+    print(f"paired rounds: tls / plain {mid:.3f} [95 % {low:.3f}-{high:.3f}]")
+    write_report(args.report, {"tls": ratios})
 
 
 if __name__ == "__main__":
