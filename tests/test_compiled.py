@@ -58,6 +58,7 @@ SUBSET = [
     "tests/test_security_rules.py",
     "tests/test_jsonschema_body.py",
     "tests/test_jsonschema_onepass.py",
+    "tests/test_jsonschema_learned.py",
     # the metrics recorder's stages and tables (compiled since they run on every request)
     "tests/test_metrics_client.py",
     "tests/test_metrics_e2e.py",

@@ -37,6 +37,7 @@ import jsonschema
 import msgspec
 
 from tidegate.components.jsonschema_fast import MIRRORED, Unsupported, mirrorable
+from tidegate.components.jsonschema_shapes import Learned, Path, Typer
 
 SAFE_INT = 2**53  # integers up to this size are the same as floats (Go's decoder)
 # A number can overflow a float only with an exponent or with more than 308 digits. Digits
@@ -73,7 +74,18 @@ def compile_accepts(validator: jsonschema.protocols.Validator) -> Accepts | None
 
         return reads_all
 
+    learning = _Learning(validator)
+
     def accepts(body: bytes) -> bool:
+        # What the schema leaves open, typed as learned (`jsonschema_shapes`): nothing skipped
+        read_all = learning.decode
+        if read_all is not None:
+            try:
+                read_all(body)
+            except failed:
+                pass
+            else:
+                return True
         # ASCII first (a vectorised test): any other body goes the usual way at once
         if not body.isascii():
             return False
@@ -81,9 +93,55 @@ def compile_accepts(validator: jsonschema.protocols.Validator) -> Accepts | None
             decode(body)
         except failed:
             return False
-        return no_overflow(body)
+        if not no_overflow(body):
+            return False
+        learning.learn(body)
+        return True
 
     return accepts
+
+
+REBUILDS = 16  # the learned decoder is built again at most so often per generation
+MISSES = 64  # valid bodies it misses, once nothing more is learned, before it is dropped
+
+
+class _Learning:
+    """A decoder that reads all of a body, the schema's open parts typed by what valid bodies
+    had there (`jsonschema_shapes`); bounded, and dropped when it stops paying."""
+
+    def __init__(self, validator: jsonschema.protocols.Validator) -> None:
+        self.schema = validator.schema
+        self.keywords: dict[str, Any] = type(validator).VALIDATORS
+        self.learned = Learned()
+        self.decode: Callable[[bytes], Any] | None = None
+        self.rebuilds = 0
+        self.misses = 0
+        self.done = False
+
+    def learn(self, body: bytes) -> None:
+        """`body`, valid by the one-pass decode and missed by `decode`: learn its open parts
+        and build `decode` again, or count the miss."""
+        if self.done:
+            return
+        new = False
+        if not self.learned.full and self.rebuilds < REBUILDS:
+            try:
+                new = _Walk(self.keywords, self.learned).walk(self.schema,
+                                                               msgspec.json.decode(body), ())
+            except (msgspec.DecodeError, RecursionError):
+                new = False
+        if new and not self.learned.full:
+            self.rebuilds += 1
+            types = _Types(self.keywords, self.learned)
+            try:
+                self.decode = msgspec.json.Decoder(types.of(self.schema)).decode
+            except (Unsupported, TypeError, ValueError, RecursionError):
+                self.decode, self.done = None, True
+            return
+        self.misses += 1
+        if self.misses >= MISSES or self.learned.full:
+            # it would only cost a failed decode more on each such body
+            self.decode, self.done = None, True
 
 
 def no_overflow(body: bytes) -> bool:
@@ -118,23 +176,19 @@ def _count(value: Any) -> int:
 class _Types:
     """msgspec types for schemas: `of(schema)`."""
 
-    def __init__(self, keywords: dict[str, Any]) -> None:
+    def __init__(self, keywords: dict[str, Any], learned: Learned | None = None) -> None:
         self.keywords = keywords
         self._structs = 0
         self.skips = False  # whether msgspec skips any part of a body unread (`Raw`, members)
+        # with `learned`: open parts typed by their learned shapes, every object closed
+        self.learned = learned
+        self._typer = Typer()
 
-    def of(self, schema: Any) -> Any:
-        if schema is True:
-            self.skips = True
-            return msgspec.Raw
-        if type(schema) is not dict:
-            raise Unsupported("schema")
-        keys = [k for k in schema if k in self.keywords and k != "format"]
-        for key in keys:
-            if self.keywords[key] not in MIRRORED.get(key, ()):
-                raise Unsupported(key)
-        kw = {k: schema[k] for k in keys}
-        if not kw:
+    def of(self, schema: Any, path: Path = ()) -> Any:
+        kw = keywords_of(schema, self.keywords)
+        if kw is None:
+            if self.learned is not None:
+                return self._typer.of(self.learned.values.get(path))
             self.skips = True
             return msgspec.Raw
         kind = kw.get("type")
@@ -156,9 +210,9 @@ class _Types:
         if kind == "null":
             return None
         if kind == "array":
-            return self._array(kw)
+            return self._array(kw, path)
         if kind == "object":
-            return self._object(kw)
+            return self._object(kw, path)
         raise Unsupported("type")
 
     @staticmethod
@@ -215,7 +269,7 @@ class _Types:
             raise Unsupported("bounds")
         return {"ge": low, "le": high}
 
-    def _array(self, kw: dict[str, Any]) -> Any:
+    def _array(self, kw: dict[str, Any], path: Path) -> Any:
         items = kw.get("items", True)
         if type(items) is not dict and items is not True:
             raise Unsupported("items")
@@ -224,30 +278,88 @@ class _Types:
             meta["min_length"] = _count(kw["minItems"])
         if "maxItems" in kw:
             meta["max_length"] = _count(kw["maxItems"])
-        return Annotated[list[self.of(items)], msgspec.Meta(**meta)]  # type: ignore[misc]
+        item = self.of(items, (*path, None))
+        return Annotated[list[item], msgspec.Meta(**meta)]  # type: ignore[valid-type]
 
-    def _object(self, kw: dict[str, Any]) -> Any:
-        properties = kw.get("properties", {})
-        required = kw.get("required", [])
-        extra = kw.get("additionalProperties", True)
-        if type(properties) is not dict or type(required) is not list \
-                or not all(type(n) is str for n in required) or type(extra) is not bool:
-            raise Unsupported("object")
+    def _object(self, kw: dict[str, Any], path: Path) -> Any:
+        properties, required, extra = object_keywords(kw)
         names = list(properties) + [n for n in dict.fromkeys(required) if n not in properties]
         fields: list[Any] = []
         rename: dict[str, str] = {}
         for i, name in enumerate(names):
             field = f"f{i}"
             rename[field] = name
-            typ = self.of(properties.get(name, True))
+            typ = self.of(properties.get(name, True), (*path, name))
             if name in required:
                 fields.append((field, typ))
             else:
                 fields.append((field, typ | msgspec.UnsetType, msgspec.UNSET))
         self._structs += 1
+        if self.learned is not None:  # the members learned, and no others
+            learned = self.learned.extra.get(path, {}) if extra else {}
+            for name, shape in learned.items():
+                field = f"f{len(fields)}"
+                rename[field] = name
+                fields.append((field, self._typer.of(shape) | msgspec.UnsetType,
+                               msgspec.UNSET))
+            extra = False
         self.skips = self.skips or extra
         return msgspec.defstruct(f"Schema{self._structs}", fields, kw_only=True, rename=rename,
                                  forbid_unknown_fields=not extra, gc=False)
+
+
+def keywords_of(schema: Any, keywords: dict[str, Any]) -> dict[str, Any] | None:
+    """The mirrored keywords of `schema`, None for an untyped one (`true`, `{}`)."""
+    if schema is True:
+        return None
+    if type(schema) is not dict:
+        raise Unsupported("schema")
+    keys = [k for k in schema if k in keywords and k != "format"]
+    for key in keys:
+        if keywords[key] not in MIRRORED.get(key, ()):
+            raise Unsupported(key)
+    return {k: schema[k] for k in keys} or None
+
+
+def object_keywords(kw: dict[str, Any]) -> tuple[dict[str, Any], list[str], bool]:
+    """(properties, required, additionalProperties) of an object schema."""
+    properties = kw.get("properties", {})
+    required = kw.get("required", [])
+    extra = kw.get("additionalProperties", True)
+    if type(properties) is not dict or type(required) is not list \
+            or not all(type(n) is str for n in required) or type(extra) is not bool:
+        raise Unsupported("object")
+    return properties, required, extra
+
+
+class _Walk:
+    """A valid body's values along its schema, as `_Types.of` reads them: the open parts are
+    learned."""
+
+    def __init__(self, keywords: dict[str, Any], learned: Learned) -> None:
+        self.keywords = keywords
+        self.learned = learned
+
+    def walk(self, schema: Any, value: Any, path: Path) -> bool:
+        """Whether anything new was learned under `path`."""
+        kw = keywords_of(schema, self.keywords)
+        if kw is None:
+            return self.learned.value(path, value)
+        kind = kw.get("type")
+        new = False
+        if kind == "array" and "enum" not in kw and "const" not in kw and type(value) is list:
+            items = kw.get("items", True)
+            for item in value:
+                new = self.walk(items, item, (*path, None)) or new
+        elif kind == "object" and "enum" not in kw and "const" not in kw \
+                and type(value) is dict:
+            properties, required, extra = object_keywords(kw)
+            for name, member in value.items():
+                if name in properties or name in required:
+                    new = self.walk(properties.get(name, True), member, (*path, name)) or new
+                elif extra:
+                    new = self.learned.member(path, name, member) or new
+        return new
 
 
 _FLOAT_BOUNDS = (("minimum", "ge"), ("exclusiveMinimum", "gt"), ("maximum", "le"),
