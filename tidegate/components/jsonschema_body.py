@@ -12,7 +12,7 @@ The validator is built once per generation (compile); validation itself holds no
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import jsonschema
@@ -139,20 +139,37 @@ def build(ctx: Build[jsonschema.protocols.Validator], nxt: Proxy) -> Proxy:
             return None, failed
         return await nxt(req)
 
-    def validated(req: ProxyRequest) -> Awaitable[Answer]:
-        # Not a coroutine of its own: a valid body's request is the next stage's awaitable,
-        # one frame less on every request.
+    def check(req: ProxyRequest) -> Awaitable[Answer] | None:
+        """None for a request that goes on to `nxt` as it is; else the stage's answer."""
         if req.stream is not None:
             return read_first(req)
         body = req.body
         if accepts is not None and accepts(body):  # the usual case, without `problem`'s frame
-            return nxt(req)
+            return None
         failed = refusal(body)
         if failed is not None:
             return _refused(failed)
-        return nxt(req)
+        return None
 
-    return validated
+    return CheckedProxy(check, nxt)
+
+
+class CheckedProxy:
+    """A proxy stage that only checks the request before the next one: a valid request is
+    the next stage's awaitable itself (no frame of its own). It offers the endpoint
+    `check_before`, (check, next), so that an endpoint whose next stage is its lone
+    backend's call can run the check and then await that backend as it does without
+    components (`pipeline.endpoint`)."""
+
+    def __init__(self, check: Callable[[ProxyRequest], Awaitable[Answer] | None],
+                 nxt: Proxy) -> None:
+        self.check = check
+        self.nxt = nxt
+        self.check_before = (check, nxt)
+
+    def __call__(self, req: ProxyRequest) -> Awaitable[Answer]:
+        pending = self.check(req)
+        return self.nxt(req) if pending is None else pending
 
 
 COMPONENT: Component[jsonschema.protocols.Validator] = Component(

@@ -16,7 +16,7 @@ or `HELD_BODY_LIMIT`, and 413 answers a larger one. ``max_payload`` (KrakenD EE:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qsl
 
 from tidegate import KRAKEND_COMPAT_VERSION
@@ -57,6 +57,7 @@ DEFAULT_INPUT_HEADERS = ("Content-Type",)
 # The largest request body held whole when no max_payload says otherwise (several backends
 # need it more than once; Go holds it without bound).
 HELD_BODY_LIMIT = 32 << 20
+ProxyAnswer = tuple[ProxyResponse | None, BaseException | None]
 # Framing headers are recomputed by the server; the rest of a no-op answer passes as is.
 _NOT_PASSED = frozenset({"Content-Length", "Transfer-Encoding", "Connection", "Date",
                          "Keep-Alive"})
@@ -185,6 +186,19 @@ def _direct_backend(cfg: EndpointConfig, backends: Sequence[BackendCall],
     return first.direct()
 
 
+def _check_before(proxy: Proxy, unwrapped: Proxy
+                  ) -> Callable[[ProxyRequest], Awaitable[ProxyAnswer] | None] | None:
+    """The check of a proxy made of one component that only checks the request before the
+    unwrapped proxy (its `check_before`: (check, next), as JSON Schema's stage offers), so
+    the handler can run it and then call a lone backend itself: `check(req)` is None when
+    the request goes on, else the proxy's answer to await. None for any other proxy."""
+    offered = getattr(proxy, "check_before", None)
+    if type(offered) is not tuple or len(offered) != 2 or offered[1] is not unwrapped:
+        return None
+    check: Callable[[ProxyRequest], Awaitable[ProxyAnswer] | None] = offered[0]
+    return check
+
+
 def _single(backend: BackendCall, timeout: float | None) -> Proxy:
     """The proxy of one backend: its answer, or its failure as the error. A compiled backend
     is awaited through `CompiledBackend.once`, without the frame of its `__call__`."""
@@ -234,7 +248,10 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     unwrapped = _unwrapped_proxy(cfg, backends)
     proxy = unwrapped if registry is None else registry.wrap(
         Level.PROXY, unwrapped, cfg.extra_config, endpoint=cfg)
-    direct = _direct_backend(cfg, backends, proxy is unwrapped)
+    check = _check_before(proxy, unwrapped)
+    direct = _direct_backend(cfg, backends, proxy is unwrapped or check is not None)
+    if direct is None:
+        check = None
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
     render = renderer_for(output)
     no_op = output == "no-op"
@@ -261,10 +278,15 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         resp: ProxyResponse | None
         err: BaseException | None
         if direct is not None:  # what `_single` would do, one coroutine frame shorter
-            try:
-                resp, err = await direct(build(req, route_params)), None
-            except BackendFailure as failure:
-                resp, err = None, failure
+            preq = build(req, route_params)
+            pending = None if check is None else check(preq)
+            if pending is not None:  # the check answered (or reads the body first)
+                resp, err = await pending
+            else:
+                try:
+                    resp, err = await direct(preq), None
+                except BackendFailure as failure:
+                    resp, err = None, failure
         else:
             resp, err = await proxy(build(req, route_params))
         if resp is not None and resp.rendered is not None:
