@@ -100,3 +100,37 @@ def test_bodies_either_way_are_answered_as_before(served: int, body: bytes, stat
     if status == 200:
         assert json.loads(data)["body"].encode("utf-8", "surrogateescape") == body \
             or json.loads(data)["body"] == body.decode("utf-8", "replace")
+
+
+def _paths_config(bport: int, dead: int) -> dict[str, Any]:
+    def endpoint(path: str, port: int, schema: bool = True, **extra: Any) -> dict[str, Any]:
+        return {"endpoint": path, "method": "POST",
+                "extra_config": {"validation/json-schema": SCHEMA} if schema else {},
+                "backend": [{"host": [f"http://127.0.0.1:{port}"], "url_pattern": "/people",
+                             **extra}]}
+    return {"version": 3, "extra_config": {"router": {"return_error_msg": True}},
+            "endpoints": [endpoint("/direct", bport),  # the endpoint awaits its backend
+                          endpoint("/through", bport, concurrent_calls=2),  # the proxy does
+                          endpoint("/down", dead), endpoint("/down-plain", dead, schema=False)]}
+
+
+def test_the_check_then_the_backend_answers_as_the_proxy_does(tmp_path: Path) -> None:
+    """A lone backend after the schema's check is awaited by the endpoint itself: the same
+    answers as through the stage (concurrent calls), and a failing backend answers as it does
+    for an endpoint without the check."""
+    dead = free_port()
+    with backend() as bport:
+        path = tmp_path / "krakend.json"
+        write_config(path, _paths_config(bport, dead))
+        port = free_port()
+        with gateway(str(path), port):
+            for where in ("/direct", "/through"):
+                status, _, data = request(port, "POST", where, body=b'{"name":"ada"}')
+                assert status == 200 and json.loads(data)["body"] == '{"name":"ada"}'
+                status, _, data = request(port, "POST", where, body=b'{"age":1}')
+                assert (status, data) == (400, b"- (root): name is required")
+            plain = request(port, "POST", "/down-plain", body=b'{"name":"ada"}')
+            checked = request(port, "POST", "/down", body=b'{"name":"ada"}')
+            assert plain[0] >= 500 and (checked[0], checked[2]) == (plain[0], plain[2])
+            status, _, data = request(port, "POST", "/down", body=b"[")
+            assert (status, data) == (400, b"unexpected end of JSON input")
