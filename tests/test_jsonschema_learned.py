@@ -23,6 +23,7 @@ from tests.test_jsonschema_onepass import (
     usual,
 )
 from tidegate.components.jsonschema_onepass import (
+    LEARN_LIMIT,
     MISSES,
     REBUILDS,
     compile_accepts,
@@ -93,13 +94,16 @@ def test_other_kinds_and_bytes_in_learned_members_agree_with_the_usual_way() -> 
 def test_learning_is_bounded_and_stops_when_it_does_not_pay() -> None:
     """An open object used as a map (a new name on every body) is learned `REBUILDS` times;
     after `MISSES` more bodies the learned types are dropped and bodies go the first way
-    again. A body with more than `MEMBERS` open names teaches nothing."""
+    again. A body with more than `MEMBERS` open names teaches nothing, nor one larger than
+    `LEARN_LIMIT`."""
     schema = {"type": "object"}
     names = [f'{{"k{i}":1}}'.encode() for i in range(REBUILDS + MISSES + 1)]
     taken = _taken(schema, [b'{"k0":1}', b'{"k0":1.5e3}', *names, b'{"k0":1.5e3}'])
     assert all(taken[:-1]) and taken[-1] is False
     wide = ("{" + ",".join(f'"k{i}":1' for i in range(MEMBERS + 1)) + "}").encode()
     assert _taken(schema, [wide, b'{"k0":1.5e3}']) == [True, False]
+    large = b'{"k0":1,"pad":"' + b"x" * LEARN_LIMIT + b'"}'  # taken, not walked
+    assert _taken(schema, [large, b'{"k0":1.5e3}']) == [True, False]
 
 
 def _vary(rng: random.Random, value: Any) -> str:

@@ -103,6 +103,7 @@ def compile_accepts(validator: jsonschema.protocols.Validator) -> Accepts | None
 
 REBUILDS = 16  # the learned decoder is built again at most so often per generation
 MISSES = 64  # valid bodies it misses, once nothing more is learned, before it is dropped
+LEARN_LIMIT = 64 << 10  # larger bodies are not walked to learn from (one is read in full)
 
 
 class _Learning:
@@ -121,7 +122,7 @@ class _Learning:
     def learn(self, body: bytes) -> None:
         """`body`, valid by the one-pass decode and missed by `decode`: learn its open parts
         and build `decode` again, or count the miss."""
-        if self.done:
+        if self.done or len(body) > LEARN_LIMIT:
             return
         new = False
         if not self.learned.full and self.rebuilds < REBUILDS:
