@@ -22,8 +22,13 @@ hold:
   RE2 cost more) and one search finds a digit before an exponent; a run of 309 digits covers one
   index in 309, so only when one of those is a digit is the run searched for.
 
+The scan is paid only until what the schema leaves open is learned (`jsonschema_shapes`): a
+second decoder types those places as valid bodies had them and closes every object, so a body
+of a known shape is read in full, nothing skipped, and needs no scan (decision 81).
+
 `tests/test_jsonschema_onepass.py` compares acceptance with jsonschema on random schemas and
-bodies, malformed and overflowing ones included.
+bodies, malformed and overflowing ones included; `tests/test_jsonschema_learned.py` does so
+after learning.
 """
 
 from __future__ import annotations
