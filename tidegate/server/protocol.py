@@ -30,7 +30,7 @@ import asyncio
 import logging
 from collections import deque
 from time import perf_counter
-from typing import TYPE_CHECKING, NoReturn, Protocol
+from typing import TYPE_CHECKING, Final, NoReturn, Protocol
 
 import httptools
 
@@ -91,9 +91,10 @@ _TIMEOUT = _plain("408 Request Timeout")
 MAX_PIPELINED = 16
 
 # A newline, looked for as an int (one memchr; `b"\n" in data` first builds a TypeError).
-_LF = 0x0A
+_LF: Final = 0x0A
 # The usual methods' names, not decoded per request.
-_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+_METHODS: Final = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                           "OPTIONS")}
 
 # Phases of a connection (small ints: compared on every event).
 HEAD, BODY, SERVING, IDLE = range(4)
@@ -129,6 +130,8 @@ class HttpProtocol(asyncio.Protocol):
         self._busy = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        # Set while the connection's task waits for the next request (see `_serve`).
+        self._waiter: asyncio.Future[None] | None = None
         self._expect_continue = False
         self._hosts = 0
         self._head_size = 0  # request line and headers, as parsed (exact)
@@ -142,6 +145,8 @@ class HttpProtocol(asyncio.Protocol):
         self._tls = False
         self._sent = 0
         self._version = "1.1"  # of the request being parsed, from its head
+        self._chunk_version = ""  # "1.1" when the chunk being parsed starts such a request
+        self._known_version = ""  # the same for the request being parsed ("": ask)
 
     # asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -181,6 +186,14 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._discarding:
             return
+        phase = self._phase
+        if phase >= SERVING or (phase == HEAD and not self._head_bytes and not self._url):
+            # The chunk starts a request: when its line ends in " HTTP/1.1" (the parser
+            # takes no spaces in a target, so that is the version it reads), the version is
+            # known without `get_http_version`, which formats it anew (~2,000 instructions).
+            end = data.find(_LF)
+            if end >= 10 and data.startswith(b" HTTP/1.1\r", end - 10):
+                self._chunk_version = "1.1"
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -195,6 +208,8 @@ class HttpProtocol(asyncio.Protocol):
             if not self._closing:  # else a callback refused the request and answered already
                 self._reject(_BAD_REQUEST)
             return
+        finally:
+            self._chunk_version = ""
         if self._phase == HEAD and not self._closing:
             self._head_growing(data)
 
@@ -231,6 +246,10 @@ class HttpProtocol(asyncio.Protocol):
 
     # httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
+        # The version seen at the start of the chunk is this request's if it is the
+        # chunk's first (`data_received`), of no later one.
+        self._known_version = self._chunk_version
+        self._chunk_version = ""
         self._url = b""
         self._headers = []
         self._body = []
@@ -259,17 +278,17 @@ class HttpProtocol(asyncio.Protocol):
             self._expect_continue = True
 
     def on_headers_complete(self) -> None:
-        parser = self.parser
-        if self._head_size > self.state.limits.max_header_bytes:
+        limits = self.state.limits
+        if self._head_size > limits.max_header_bytes:
             self._refuse(_HEADERS_TOO_LARGE)
         # Read once per request: httptools formats it anew on every call.
-        self._version = version = parser.get_http_version()
+        version = self._known_version or self.parser.get_http_version()
+        self._version = version
         if version != "1.1" and version != "1.0":
             self._refuse(_VERSION if version[0] not in "01" else _HTTP09)
         if version == "1.1" and self._hosts != 1:  # RFC 9112 §3.2, as Go's server
             self._refuse(_NO_HOST if not self._hosts else _TWO_HOSTS)
         self._phase = BODY
-        limits = self.state.limits
         self._read_deadline = (self._request_start + limits.read_timeout
                                if limits.read_timeout else 0.0)
         if limits.write_timeout and not self._busy:
@@ -354,6 +373,8 @@ class HttpProtocol(asyncio.Protocol):
 
     # serving -----------------------------------------------------------------------------
     async def _serve(self, request: Request, gen: Handler, keep_alive: bool) -> None:
+        """Serve requests in turn for as long as the connection lasts: one task per
+        connection, waiting between requests for `_dispatch` to hand over the next one."""
         while True:
             started = perf_counter()
             response: Response | None = None
@@ -381,9 +402,10 @@ class HttpProtocol(asyncio.Protocol):
                     transport = self.transport
                     if transport is None or transport.is_closing():
                         return
+                    head = request.method == "HEAD"
                     transport.write(serialize(response, keep_alive, request.version == "1.0",
-                                              request.method == "HEAD", request.head_lines))
-                    if request.method != "HEAD":
+                                              head, request.head_lines))
+                    if not head:
                         self._sent = len(response.body)
                     if not keep_alive:
                         self._drop_queue()
