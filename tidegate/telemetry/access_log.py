@@ -17,7 +17,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from time import perf_counter
+from time import time as wall_clock
+from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote
 
 from tidegate.golang.strconv import quote
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
 Emit = Callable[[str], None]
 EmitBytes = Callable[[bytes], None]
 # Remembered gin pieces per logger (quoted paths, padded addresses): forgotten when full.
-_MEMO_MAX = 1024
+_MEMO_MAX: Final = 1024
+# Remembered ends of gin lines (address, method and path), all paths together.
+_TAILS_MAX: Final = 4096
 log = logging.getLogger("tidegate.telemetry")
 
 
@@ -51,11 +55,13 @@ def gin_latency(ns: int) -> str:
 
 
 # Go's Duration.String pieces for the two common ranges, by table: "1.23ms", "158.954µs".
-_INT = tuple(str(i) for i in range(1001))
-_FRAC_MS = tuple(f".{i:02d}".rstrip("0").rstrip(".") + "ms" for i in range(100))
-_FRAC_US = tuple(f".{i:03d}".rstrip("0").rstrip(".") + "µs" for i in range(1000))
-_STATUS = {code: f"{code:3d}" for code in range(100, 600)}
-_METHODS = {m: f"{m:<7}  " for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+_INT: Final = tuple(str(i) for i in range(1001))
+_FRAC_MS: Final = tuple(f".{i:02d}".rstrip("0").rstrip(".") + "ms" for i in range(100))
+_FRAC_US: Final = tuple(f".{i:03d}".rstrip("0").rstrip(".") + "µs" for i in range(1000))
+# The status column and its separator, as the gin line has them.
+_STATUS_COLUMN: Final = {code: f"{code:3d} | " for code in range(100, 600)}
+_PAD: Final = tuple(" " * n for n in range(9))
+_METHODS: Final = {m: f"{m:<7}  " for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
                                       "OPTIONS", "CONNECT", "TRACE")}
 
 
@@ -68,13 +74,26 @@ def _logfmt_value(s: str) -> str:
 class _Clock:
     """Wall-clock strings, formatted once per second."""
 
-    __slots__ = ("_iso", "_second", "_text", "_zone")
+    __slots__ = ("_gin", "_iso", "_second", "_text", "_until", "_zone")
 
     def __init__(self) -> None:
         self._second = -1
         self._text = ""
+        self._gin = ""  # "[GIN] " and `_text`, then the column's separator
+        self._until = 0.0  # `time.perf_counter` when `_gin` is a second old
         self._iso = ""
         self._zone = "Z"
+
+    def gin(self, perf: float) -> str:
+        """The gin line's start up to its status column, at `perf` (`time.perf_counter`):
+        the wall clock is read only when the second it was formatted for has passed."""
+        if perf >= self._until:
+            now = wall_clock()  # by name: `time.time` is a module lookup per call
+            second = int(now)
+            if second != self._second:
+                self._tick(second)
+            self._until = perf + (second + 1 - now)
+        return self._gin
 
     def text(self, now: float) -> str:
         """gin's timestamp ``2006/01/02 - 15:04:05`` (local time)."""
@@ -94,6 +113,7 @@ class _Clock:
         t = time.localtime(second)
         self._second = second
         self._text = time.strftime("%Y/%m/%d - %H:%M:%S", t)
+        self._gin = f"[GIN] {self._text} | "
         self._iso = time.strftime("%Y-%m-%dT%H:%M:%S", t)
         off = time.strftime("%z", t)
         self._zone = "Z" if off in ("+0000", "-0000") else f"{off[:3]}:{off[3:]}"
@@ -117,7 +137,7 @@ class AccessLogger:
     """One generation's access log."""
 
     __slots__ = ("_clock", "_emit_bytes", "_format", "_gin_format", "_ips", "_quoted", "_skip",
-                 "emit", "generation")
+                 "_tail_count", "_tails", "emit", "generation")
 
     def __init__(self, settings: AccessLog, generation: int, emit: Emit,
                  emit_bytes: EmitBytes | None = None) -> None:
@@ -128,15 +148,20 @@ class AccessLogger:
         self._emit_bytes = emit_bytes
         self._skip = settings.skip_paths
         self._clock = _Clock()
-        self._format = {"gin": self._gin, "json": self._json, "logfmt": self._logfmt}[
-            settings.format]
+        # gin (the default) is built by `_gin_line`; the other two through `_format`.
+        self._format = self._logfmt if settings.format == "logfmt" else self._json
         self._gin_format = settings.format == "gin"
         self._quoted: dict[str, str] = {}  # path (with its query) -> as gin prints it
         self._ips: dict[str, str] = {}  # client address -> its padded column
+        # The gin line's end (address, method, quoted path), by path, then address and
+        # method: two lookups instead of three pieces looked up and joined per request.
+        self._tails: dict[str, dict[str, str]] = {}
+        self._tail_count = 0  # ends remembered, over every path (forgotten at `_TAILS_MAX`)
 
     def record(self, request: Request, status: int, size: int, started: float) -> None:
         """Log one answered request (``started``: `time.perf_counter` when it was handed over)."""
-        ns = int((time.perf_counter() - started) * 1e9)
+        perf = perf_counter()
+        ns = int((perf - started) * 1e9)
         path = request.path
         if "%" in path:
             path = unquote(path)
@@ -144,9 +169,9 @@ class AccessLogger:
             return
         try:
             if self._gin_format:  # the default: called directly, not through `_format`
-                line = self._gin(request, path, status, size, ns, time.time())
+                line = self._gin_line(request, path, status, ns, perf)
             else:
-                line = self._format(request, path, status, size, ns, time.time())
+                line = self._format(request, path, status, size, ns, wall_clock())
             if self._emit_bytes is not None:
                 self._emit_bytes(line.encode())
             else:
@@ -154,25 +179,41 @@ class AccessLogger:
         except Exception:  # a logging bug must never take the connection down
             log.exception("access log")
 
-    def _gin(self, request: Request, path: str, status: int, size: int, ns: int,
-             now: float) -> str:
-        # gin's "[GIN] %v |%s %3d %s|%s %8v %s| %15s |%s %-7s %s %#v" without colours, from
-        # pieces cached or padded by hand (format specs cost more than the rest of the line).
+    def _gin_line(self, request: Request, path: str, status: int, ns: int, perf: float) -> str:
+        """`_gin`'s line from pieces kept between requests: the clock's start of the line
+        (once a second), the status column by table, the end by path, address and method
+        (`time.perf_counter` tells when the second changes: no wall clock read per line)."""
         if request.query:
             path = f"{path}?{request.query}"
-        clock = self._clock
-        if int(now) != clock._second:
-            clock._tick(int(now))
+        key = f"{request.client_ip} {request.method}"
+        by_peer = self._tails.get(path)
+        tail = None if by_peer is None else by_peer.get(key)
+        if tail is None:
+            tail = self._tail(request, path)
+            self._tail_count += 1
+            if self._tail_count > _TAILS_MAX:
+                self._tails.clear()
+                self._tail_count = 1
+                by_peer = None
+            if by_peer is None:
+                by_peer = self._tails[path] = {}
+            by_peer[key] = tail
+        latency = gin_latency(ns)
+        if len(latency) < 8:
+            latency = _PAD[8 - len(latency)] + latency
+        return (f"{self._clock.gin(perf)}{_STATUS_COLUMN.get(status) or f'{status:3d} | '}"
+                f"{latency} | {tail}")
+
+    def _tail(self, request: Request, path: str) -> str:
+        """The gin line from its address column on (``path`` with its query)."""
         method = _METHODS.get(request.method) or f"{request.method:<7}  "
         ip = self._ips.get(request.client_ip)
         if ip is None:
             ip = _remember(self._ips, request.client_ip, request.client_ip.rjust(15))
-        latency = gin_latency(ns).rjust(8)
         quoted = self._quoted.get(path)
         if quoted is None:
             quoted = _remember(self._quoted, path, _gin_quote(path))
-        return (f"[GIN] {clock._text} | {_STATUS.get(status) or f'{status:3d}'} | {latency} | "
-                f"{ip} | {method}{quoted}\n")
+        return f"{ip} | {method}{quoted}\n"
 
     def _json(self, request: Request, path: str, status: int, size: int, ns: int,
               now: float) -> str:
