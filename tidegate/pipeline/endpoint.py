@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from tidegate import KRAKEND_COMPAT_VERSION
@@ -61,6 +62,24 @@ ProxyAnswer = tuple[ProxyResponse | None, BaseException | None]
 # Framing headers are recomputed by the server; the rest of a no-op answer passes as is.
 _NOT_PASSED = frozenset({"Content-Length", "Transfer-Encoding", "Connection", "Date",
                          "Keep-Alive"})
+# Header pairs every answer carries, as objects made once: the server finds the bytes of a
+# pair it saw before by identity (`wire.serialize`), and compiled, a `tuple[str, str]` value
+# would be a new tuple each time it is stored in a list (held as `Any`, it is the same one).
+_COMPLETE: Final[Any] = (COMPLETED_HEADER, "true")
+_INCOMPLETE: Final[Any] = (COMPLETED_HEADER, "false")
+# Content-Type pairs by value (a renderer gives one of a few), bounded.
+_CONTENT_TYPES: Final[dict[str, Any]] = {}
+
+
+def _content_type(value: str) -> Any:
+    pair = _CONTENT_TYPES.get(value)
+    if pair is None:
+        pair = ("Content-Type", value)
+        if len(_CONTENT_TYPES) < 64:
+            _CONTENT_TYPES[value] = pair
+    return pair
+
+
 _HTML_SIGNATURES = (b"<!DOCTYPE HTML", b"<HTML", b"<HEAD", b"<SCRIPT", b"<IFRAME", b"<H1",
                     b"<DIV", b"<FONT", b"<TABLE", b"<A", b"<STYLE", b"<TITLE", b"<B", b"<BODY",
                     b"<BR", b"<P", b"<!--")
@@ -83,6 +102,7 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str, *,
     queries = cfg.input_query_strings or ()
     all_query = "*" in queries
     wanted_query = frozenset(queries)
+    may_hold_host = all_headers or "host" in wanted  # else no Host is copied to drop
 
     def build(req: Request, route_params: dict[str, str]) -> ProxyRequest:
         headers: dict[str, list[str]] = {}
@@ -99,7 +119,8 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str, *,
                     sent_for = [value]
                 else:
                     sent_for.append(value)
-        headers.pop("Host", None)
+        if may_hold_host:
+            headers.pop("Host", None)
         # `client_ip.forwarded_for`, without a second scan of the headers.
         if sent_for is None:
             headers["X-Forwarded-For"] = [req.client_ip]
@@ -115,7 +136,7 @@ def compile_request_builder(cfg: EndpointConfig, user_agent: str, *,
         if req.query and (all_query or wanted_query):
             pairs = parse_qsl(req.query, keep_blank_values=True)
             query = pairs if all_query else [(k, v) for k, v in pairs if k in wanted_query]
-        params = {param_key(k): v for k, v in route_params.items()}
+        params = {param_key(k): v for k, v in route_params.items()} if route_params else {}
         return ProxyRequest(req.method, req.path, params, headers, query, req.body, req.stream)
 
     return build
@@ -257,6 +278,7 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     no_op = output == "no-op"
     negotiates = output == "negotiate"
     memo_slot = _memo_slot(cfg, backends, output, registry)
+    version_item: Any = version_header  # one object for every answer (see `_COMPLETE`)
     cache_header = ("Cache-Control", f"public, max-age={int(cfg.cache_ttl)}") \
         if int(cfg.cache_ttl) else None
 
@@ -292,16 +314,16 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         if resp is not None and resp.rendered is not None:
             code, fixed, stored = resp.rendered
             return Response(code, list(fixed), stored)
-        headers: list[tuple[str, str]] = [version_header]
-        complete = "false"
+        headers: list[tuple[str, str]] = [version_item]
+        completed = _INCOMPLETE
         if resp is not None and resp.data:
             if resp.complete:
-                complete = "true"
+                completed = _COMPLETE
                 if cache_header is not None:
                     headers.append(cache_header)
             for k, vs in resp.headers.items():
                 headers.extend((k, v) for v in vs)
-        headers.append((COMPLETED_HEADER, complete))
+        headers.append(completed)
         if resp is None:
             return error_response(err, headers, return_error_msg)
         if no_op:
@@ -309,13 +331,13 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
         # Only content negotiation reads the client's Accept (no scan of the headers else).
         status, body, content_type = render(resp.data,
                                             req.header("accept") if negotiates else None)
-        headers.append(("Content-Type", content_type))
+        headers.append(_content_type(content_type))
         if resp.memo is not None and memo_slot is not None:
             resp.memo.remember(memo_slot, (status or 200, tuple(headers), body))
         return Response(status or 200, headers, body)
 
     def too_large() -> Response:
-        headers = [version_header, (COMPLETED_HEADER, "false")]
+        headers = [version_item, _INCOMPLETE]
         return error_response(PayloadTooLarge(), headers, return_error_msg)
 
     if registry is None:
