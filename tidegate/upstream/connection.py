@@ -65,19 +65,33 @@ class UpstreamResponse:
     empty ``body`` and its body in ``stream`` (read it to the end, or abandon it).
 
     A plain class, not a dataclass: compiled, a dataclass's generated ``__init__`` still runs
-    in the interpreter (about 1,600 instructions; one answer per backend per request)."""
+    in the interpreter (about 1,600 instructions; one answer per backend per request).
 
-    __slots__ = ("body", "gzip", "headers", "status", "stream")
+    The headers as the parser gave them (``raw``: name, value, name, value... in bytes) are
+    decoded the first time ``headers`` is read: a decoded answer's are read only when its
+    status is an error, a redirect or something asks for them (about 450 instructions a
+    header otherwise, on every answer of every backend)."""
 
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes,
-                 stream: BodyStream | InflatingStream | None = None, gzip: bool = False
-                 ) -> None:
+    __slots__ = ("_headers", "_raw", "body", "gzip", "status", "stream")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]] | None, body: bytes,
+                 stream: BodyStream | InflatingStream | None = None, gzip: bool = False,
+                 raw: list[bytes] | None = None) -> None:
         self.status = status
-        self.headers = headers
+        self._headers = headers
+        self._raw = raw
         self.body = body
         self.stream = stream
         # Its first Content-Encoding is gzip (noted while parsing: no scan of the headers).
         self.gzip = gzip
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers, decoded as latin-1 on first use."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = _decoded_headers(self._raw or [])
+        return headers
 
     def header(self, name: str) -> str | None:
         """First value of a header, case-insensitive."""
@@ -86,6 +100,12 @@ class UpstreamResponse:
             if k.lower() == lname:
                 return v
         return None
+
+
+def _decoded_headers(raw: list[bytes]) -> list[tuple[str, str]]:
+    """(name, value) pairs of a flat list of names and values as received."""
+    return [(raw[i].decode("latin-1"), raw[i + 1].decode("latin-1"))
+            for i in range(0, len(raw), 2)]
 
 
 class Connection(asyncio.Protocol):
@@ -123,7 +143,7 @@ class Connection(asyncio.Protocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._done: asyncio.Future[UpstreamResponse] | None = None
-        self._headers: list[tuple[str, str]] = []
+        self._headers: list[bytes] = []  # names and values in turn, as received
         self._encoding: bytes | None = None  # the answer's first Content-Encoding
         self._body: list[bytes] = []
         self._status = 0
@@ -209,7 +229,9 @@ class Connection(asyncio.Protocol):
 
     # httptools callbacks -----------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        headers = self._headers
+        headers.append(name)
+        headers.append(value)
         if len(name) == 16 and self._encoding is None and name.lower() == b"content-encoding":
             self._encoding = value
 
@@ -262,14 +284,14 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         length = None
-        for name, value in self._headers:
+        for name, value in _decoded_headers(self._headers):
             if name.lower() == "content-length" and value.isdigit():
                 length = int(value)
         stream = self._stream = BodyStream(transport.pause_reading, transport.resume_reading,
                                            length)
         stream.on_abandon = self.close  # half an answer: the connection cannot be reused
-        done.set_result(UpstreamResponse(self._status, self._headers, b"", stream,
-                                         self._gzip()))
+        done.set_result(UpstreamResponse(self._status, None, b"", stream, self._gzip(),
+                                         self._headers))
         self._done = None
 
     # exchange ----------------------------------------------------------------------------
@@ -356,7 +378,8 @@ class Connection(asyncio.Protocol):
         self.reusable = (not self._head_only and not self.closed
                          and self._parser.should_keep_alive())
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        done.set_result(UpstreamResponse(self._status, self._headers, body, None, self._gzip()))
+        done.set_result(UpstreamResponse(self._status, None, body, None, self._gzip(),
+                                         self._headers))
         self._done = None
 
     def _stop_timer(self) -> None:
