@@ -19,7 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from tidegate.bodies import BodyStream, BodyTooLarge
@@ -47,6 +47,7 @@ from tidegate.messages import (
 )
 from tidegate.pipeline.manipulation import compile_backend_formatter
 from tidegate.upstream.client import (
+    HeadLines,
     Pending,
     Pool,
     Target,
@@ -63,10 +64,10 @@ BackendCall = Callable[[ProxyRequest], Coroutine[Any, Any, ProxyResponse]]
 log = logging.getLogger("tidegate.backend")
 
 _MAX_REDIRECTS = 10
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_KNOWN_TARGETS = 256
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_KNOWN_TARGETS: Final = 256
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
-_HOP_BY_HOP = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
+_HOP_BY_HOP: Final = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
                          "Upgrade", "Te", "Trailer", "Host", "Content-Length"})
 # lura gives concurrent calls 75 % of the backend timeout, keeping time to answer.
 CONCURRENT_SHARE = 0.75
@@ -205,6 +206,23 @@ def _target(host: str) -> Target | Unusable:
         return Unusable(host)
 
 
+class FanOut:
+    """What the backends a parallel merge starts at once read of the endpoint's request
+    (one `ProxyRequest`, which none of them changes): read once for all of them, with the
+    loop's time their deadlines count from and the header lines they share."""
+
+    __slots__ = ("body", "headers", "lines", "now", "params", "plain", "query")
+
+    def __init__(self, req: ProxyRequest, now: float) -> None:
+        self.plain = req.url is None and req.stream is None  # else no backend starts so
+        self.params = req.params
+        self.query = req.query
+        self.headers = req.headers
+        self.body = req.body
+        self.now = now
+        self.lines: HeadLines | None = None  # made by the first backend without a filter
+
+
 class CompiledBackend:
     """A backend ready to serve: call it with the endpoint's ProxyRequest."""
 
@@ -224,6 +242,7 @@ class CompiledBackend:
         # Request targets already checked and escaped as Go's URL does (`request_target`
         # depends on the path alone): the same path is not scanned again on every request.
         self._request_targets: dict[str, str] = {}
+        self.method = cfg.method  # read per request (the config's object is interpreted)
         self.error_prefix = f"[{cfg.method} {lura_pattern(cfg.url_pattern)}]"
         self.no_op = cfg.encoding == "no-op"
         # A no-op answer that alone makes the endpoint's answer is copied out as it arrives.
@@ -261,8 +280,13 @@ class CompiledBackend:
             and self.executor is None and self.concurrent <= 1 and not self.stream_answer \
             else None
         self.origin = f"{only.scheme}://{only.host_header}" if isinstance(only, Target) else ""
+        # The one target `_send` may reach without the client's coroutine (see there).
+        self.lone_target = only if isinstance(only, Target) and self.executor is None \
+            and not self.stream_answer else None
+        self.lone_base = "" if self.lone_target is None else \
+            f"{self.origin}{self.lone_target.base_path}"
         self._running: asyncio.AbstractEventLoop | None = None
-        self._fan_pool: Pool | None = None  # fan_target's, once asked for
+        self._fan_pool: Pool | None = None  # fan_target's (lone_target's), once asked for
         # A cache hit's rendering may be remembered (`messages.Memo`) when the answer reaches
         # the endpoint as the cache served it: the cache is the only executor component and
         # no backend component sees the answer. The endpoint decides whether it renders the
@@ -312,7 +336,7 @@ class CompiledBackend:
             req.query = [(k, v) for k, v in req.query if self.query_filter(k)]
         if self.header_filter is not None:
             req.headers = {k: vs for k, vs in req.headers.items() if self.header_filter(k)}
-        req.method = self.cfg.method
+        req.method = self.method
         req.path = self.path(req.params)
         return self.send(req)
 
@@ -350,21 +374,25 @@ class CompiledBackend:
             (k, v) for k, v in req.query if self.query_filter(k)]
         headers = req.headers if self.header_filter is None else {
             k: vs for k, vs in req.headers.items() if self.header_filter(k)}
-        return self.send(ProxyRequest(self.cfg.method, self.path(req.params), req.params,
+        return self.send(ProxyRequest(self.method, self.path(req.params), req.params,
                                       headers, query, req.body, req.stream))
 
     # Without a task (a merge's fan-out) ---------------------------------------------------
-    def start(self, req: ProxyRequest, loop: asyncio.AbstractEventLoop) -> Pending | None:
+    def start(self, req: ProxyRequest, loop: asyncio.AbstractEventLoop,
+              fan: FanOut | None = None) -> Pending | None:
         """`_call_once` begun without a coroutine, for a merge that awaits several backends
         at once: the request goes out now on an idle pooled connection and the exchange is
         returned, to be finished by `answer` (and `rest`). None when it cannot start so (no
         idle connection, a backend with components or several hosts, a component's URL, a
-        path Go refuses): then the backend is called as usual, nothing of it having run."""
+        path Go refuses): then the backend is called as usual, nothing of it having run.
+        `fan`: what the merge's backends read of `req`, read once for all of them."""
         target = self.fan_target
-        if target is None or req.url is not None or req.stream is not None:
+        if fan is None:
+            fan = FanOut(req, loop.time())
+        if target is None or not fan.plain:
             return None
-        path = self.path(req.params)
-        query = req.query
+        path = self.path(fan.params)
+        query = fan.query
         if query:
             if self.query_filter is not None:
                 query = [(k, v) for k, v in query if self.query_filter(k)]
@@ -380,13 +408,22 @@ class CompiledBackend:
             if len(self._request_targets) < _KNOWN_TARGETS:
                 self._request_targets[path] = known
         hf = self.header_filter
-        headers = [(k, v) for k, vs in req.headers.items()
-                   if k not in _HOP_BY_HOP and (hf is None or hf(k)) for v in vs]
+        lines = None
+        if hf is None:
+            # Every backend of the merge without a filter sends the same header lines.
+            lines = fan.lines
+            if lines is None:
+                lines = fan.lines = HeadLines([(k, v) for k, vs in fan.headers.items()
+                                               if k not in _HOP_BY_HOP for v in vs])
+            headers = lines.headers
+        else:
+            headers = [(k, v) for k, vs in fan.headers.items()
+                       if k not in _HOP_BY_HOP and hf(k) for v in vs]
         pool = self._fan_pool
         if pool is None:
             pool = self._fan_pool = self.client.pool(target)
-        return self.client.start(pool, target, self.cfg.method, target.base_path + known,
-                                 headers, req.body, loop.time() + self.timeout)
+        return self.client.start(pool, target, self.method, target.base_path + known,
+                                 headers, fan.body, fan.now + self.timeout, lines)
 
     def answer(self, pending: Pending) -> tuple[Any, bool] | None:
         """A started exchange's answer, as the (data, complete) a merge takes, once its
@@ -395,7 +432,7 @@ class CompiledBackend:
         try:
             resp = pending.ready()
         except Exception as exc:
-            raise _wire_failure(exc, self.cfg.method, self.origin,
+            raise _wire_failure(exc, self.method, self.origin,
                                 pending.request_target) from None
         if resp is None:
             return None
@@ -410,7 +447,7 @@ class CompiledBackend:
 
     async def rest(self, pending: Pending) -> ProxyResponse:
         """The part of `_send` a started exchange still needs (in a task of its own)."""
-        method = self.cfg.method
+        method = self.method
         path = pending.request_target
         target = self.fan_target
         assert target is not None
@@ -440,7 +477,8 @@ class CompiledBackend:
             target, path = self._url_target(req.url)
         if isinstance(target, Unusable):
             raise BackendUnavailable(target.error(req.method, path))
-        base = f"{target.scheme}://{target.host_header}{target.base_path}"
+        base = self.lone_base if target is self.lone_target else \
+            f"{target.scheme}://{target.host_header}{target.base_path}"
         known = self._request_targets.get(path)
         if known is None:
             known = request_target(path, base)
@@ -450,6 +488,7 @@ class CompiledBackend:
         headers = [(k, v) for k, vs in req.headers.items() if k not in _HOP_BY_HOP for v in vs]
         deadline = self._loop().time() + self.timeout
         memo = None
+        ok_body: bytes | None = None
         tap = self.tap
         # The round trip's metrics in line (the tap) where a chained client stage is only
         # the metrics' and no component needs the exchange's request and response objects.
@@ -460,13 +499,36 @@ class CompiledBackend:
                 started = perf_counter() if tapped is not None else 0.0
                 request_path = target.base_path + path
                 try:  # the first exchange awaited here, not through `_exchange`: a frame fewer
-                    first = await self.client.send(target, req.method, request_path, headers,
-                                                   req.body, deadline, req.stream,
-                                                   self.stream_answer)
+                    pending = None
+                    if target is self.lone_target and req.stream is None:
+                        # On an idle pooled connection the request goes out now and its
+                        # answer's future is awaited here: no coroutine of the client's.
+                        pool = self._fan_pool
+                        if pool is None:
+                            pool = self._fan_pool = self.client.pool(target)
+                        pending = UpstreamClient.start(pool, target, req.method, request_path,
+                                                       headers, req.body, deadline)
+                    if pending is not None:
+                        try:
+                            await pending.answer
+                        except Exception:  # the exchange's error: `ready` raises it
+                            pass
+                        except BaseException:  # cancelled: as `send`, close the connection
+                            pending.cancel()
+                            raise
+                        answered = pending.ready()
+                        first = answered if answered is not None else await pending.rest()
+                    else:
+                        first = await self.client.send(target, req.method, request_path,
+                                                       headers, req.body, deadline,
+                                                       req.stream, self.stream_answer)
                     if first.status in _REDIRECTS:
                         status, resp_headers, body, url, stream = await self._follow(
                             first, target, req.method, request_path, headers, req.body,
                             deadline, req.stream)
+                    elif tapped is None and not self.no_op and (
+                            first.status == 200 or first.status == 201):
+                        ok_body = first.body  # decoded below; its headers are never read
                     else:  # the URL (for an error's text) is written only if it is needed
                         status, resp_headers, body, url, stream = (
                             first.status, first.headers, first.body, "", first.stream)
@@ -486,6 +548,8 @@ class CompiledBackend:
                 memo = answer.memo
         except Exception as exc:  # whatever the wire does, it is this backend's failure
             raise _wire_failure(exc, req.method, base, path) from None
+        if ok_body is not None:  # what `_respond` makes of it, without its headers
+            return ProxyResponse(self._decoded(ok_body), True)
         return self._respond(status, resp_headers, body, url, stream, memo, base, path)
 
     def _respond(self, status: int, resp_headers: list[tuple[str, str]], body: bytes, url: str,

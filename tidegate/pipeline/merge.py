@@ -33,7 +33,7 @@ from tidegate.messages import (
     ProxyRequest,
     ProxyResponse,
 )
-from tidegate.pipeline.backend import BackendCall, CompiledBackend
+from tidegate.pipeline.backend import BackendCall, CompiledBackend, FanOut
 from tidegate.pipeline.manipulation import MergeAccumulator
 from tidegate.upstream.client import Pending
 
@@ -177,8 +177,9 @@ class _Parallel:
         try:
             # Inside the try: should a start raise, the backends already under way are
             # cancelled (their connections closed) by the finally below, never left running.
+            fan_out = FanOut(req, loop.time())  # what each backend that starts reads of req
             for i, (b, copy, name, starter) in enumerate(self.calls):
-                started = starter.start(req, loop) if starter is not None else None
+                started = starter.start(req, loop, fan_out) if starter is not None else None
                 if started is not None:
                     fan.pending[i] = started
                     waits.append(started.answer)

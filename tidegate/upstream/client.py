@@ -38,8 +38,8 @@ from tidegate.upstream.connection import (
 )
 from tidegate.upstream.target import Target, parse_target
 
-__all__ = ["Pending", "Pool", "PoolRegistry", "Target", "UpstreamClient", "UpstreamError",
-           "UpstreamResponse", "UpstreamTimeout", "parse_target"]
+__all__ = ["HeadLines", "Pending", "Pool", "PoolRegistry", "Target", "UpstreamClient",
+           "UpstreamError", "UpstreamResponse", "UpstreamTimeout", "parse_target"]
 
 # The largest gzip answer, once inflated, that is held whole (to be decoded as JSON, XML...).
 # Go has no bound; without one a 1 MiB body can ask for gigabytes. A streamed (no-op) answer
@@ -177,15 +177,17 @@ class UpstreamClient:
 
     @staticmethod
     def start(pool: Pool, target: Target, method: str, request_target: str,
-              headers: list[tuple[str, str]], body: bytes, deadline: float
-              ) -> Pending | None:
+              headers: list[tuple[str, str]], body: bytes, deadline: float,
+              lines: HeadLines | None = None) -> Pending | None:
         """`send` without a coroutine, when it can start at once: on an idle connection of
         `pool` (`target`'s) the request is written now and its answer is a future (see
-        `Pending`). None when no connection is idle (nothing was written; `send` opens one)."""
+        `Pending`). None when no connection is idle (nothing was written; `send` opens one).
+        `lines`: `headers` on the wire's form, when several backends send them."""
         conn = pool.take_idle()
         if conn is None:
             return None
-        data, wants_gzip = _request_bytes(target, method, request_target, headers, body, False)
+        data, wants_gzip = _request_bytes(target, method, request_target, headers, body, False,
+                                          lines)
         return Pending(pool, conn, conn.send(data, method == "HEAD", deadline), data, deadline,
                        wants_gzip, method, request_target, headers, body)
 
@@ -305,12 +307,22 @@ class Pending:
         self.conn.close()
 
 
-def _request_bytes(target: Target, method: str, request_target: str,
-                   headers: list[tuple[str, str]], body: bytes | None, streamed: bool
-                   ) -> tuple[bytes, bool]:
-    """The request's bytes (head, and a held body chunked) and whether it asks for gzip."""
-    # The head's pieces joined once (no string formatted per header line).
-    head = [method, " ", request_target, " HTTP/1.1\r\nHost: ", target.host_header, "\r\n"]
+class HeadLines:
+    """A request's header lines on the wire's form, and whether they leave the client to ask
+    for gzip: made once for several backends that send the same headers (a merge)."""
+
+    __slots__ = ("headers", "lines", "wants_gzip")
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self.headers = headers
+        head: list[str] = []
+        self.wants_gzip = _header_lines(head, headers)
+        self.lines = "".join(head)
+
+
+def _header_lines(head: list[str], headers: list[tuple[str, str]]) -> bool:
+    """Append the pieces of `headers`' lines to `head` (no string formatted per line);
+    whether the client is left to ask for gzip."""
     wants_gzip = True
     for name, value in headers:
         if name == "Accept-Encoding" or name == "Range":
@@ -319,6 +331,21 @@ def _request_bytes(target: Target, method: str, request_target: str,
         head.append(": ")
         head.append(value)
         head.append("\r\n")
+    return wants_gzip
+
+
+def _request_bytes(target: Target, method: str, request_target: str,
+                   headers: list[tuple[str, str]], body: bytes | None, streamed: bool,
+                   lines: HeadLines | None = None) -> tuple[bytes, bool]:
+    """The request's bytes (head, and a held body chunked) and whether it asks for gzip
+    (`lines`: `headers` already on the wire's form)."""
+    # The head's pieces joined once.
+    head = [method, " ", request_target, " HTTP/1.1\r\nHost: ", target.host_header, "\r\n"]
+    if lines is None:
+        wants_gzip = _header_lines(head, headers)
+    else:
+        head.append(lines.lines)
+        wants_gzip = lines.wants_gzip
     if body or streamed:
         head.append("Transfer-Encoding: chunked\r\n")
     elif method in ("POST", "PUT", "PATCH"):
