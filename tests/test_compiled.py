@@ -33,6 +33,9 @@ SUBSET = [
     "tests/test_router.py",
     "tests/test_encoding.py",
     "tests/test_protocol_pipelining.py",
+    # the protocol's serving task and the version read from a chunk's first line
+    "tests/test_protocol_version.py",
+    "tests/test_protocol_serving_task.py",
     "tests/test_gateway_functional.py",
     "tests/test_streaming.py",
     "tests/test_edge_limits.py",
