@@ -256,6 +256,11 @@ def test_edge_cases(schema: dict[str, Any], body: bytes, taken: bool) -> None:
     {"$ref": "#/definitions/a", "definitions": {"a": {"type": "string"}}},
     {"type": "string", "enum": ["a", 1]},
     {"type": "integer", "minimum": 3, "maximum": 2},
+    # required but not a property, and no other member allowed: jsonschema refuses every
+    # object (the member is additional), a struct would take {"b": 1}
+    {"type": "object", "required": ["b"], "additionalProperties": False},
+    {"type": "array", "items": {"type": "object", "properties": {"a": {}},
+                                "required": ["a", "b"], "additionalProperties": False}},
 ])
 def test_unmirrored_schemas_are_left_to_the_usual_way(schema: dict[str, Any]) -> None:
     assert compile_accepts(jsonschema.Draft7Validator(schema)) is None

@@ -289,6 +289,10 @@ class _Types:
 
     def _object(self, kw: dict[str, Any], path: Path) -> Any:
         properties, required, extra = object_keywords(kw)
+        if not extra and any(name not in properties for name in required):
+            # such a member is both required and refused (no object is valid): a struct would
+            # take it as any other required member
+            raise Unsupported("required")
         names = list(properties) + [n for n in dict.fromkeys(required) if n not in properties]
         fields: list[Any] = []
         rename: dict[str, str] = {}
