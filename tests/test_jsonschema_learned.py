@@ -148,3 +148,16 @@ def test_learned_acceptance_implies_the_usual_verdict() -> None:
                 learned_only += not body.isascii() or not no_overflow(body)
     assert compiled > 300
     assert learned_only > 100  # the learned types are what took those
+
+
+def test_a_member_msgspec_cannot_name_is_not_learned_and_the_rest_still_is() -> None:
+    """A valid body whose open member's name has a quote, a backslash or a control character
+    (which msgspec refuses as a field's name) is taken and not learned from: the learned types
+    are still built and read the known shape in full."""
+    schema = {"type": "object", "properties": {"id": {"type": "string"}}}
+    for name in (b'a\\"b', b"a\\\\b", b"a\\u0000b", b"a\\nb"):
+        known = b'{"id":"x","k":1,"m":{"z":2}}'
+        odd = known.replace(b'"k"', b'"' + name + b'":1,"k"')
+        nested = known.replace(b'"z"', b'"' + name + b'":1,"z"')
+        exponents = b'{"id":"x","k":1.5e3,"m":{"z":2.5e3}}'
+        assert _taken(schema, [known, odd, nested, exponents]) == [True] * 4, name

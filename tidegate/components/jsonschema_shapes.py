@@ -18,6 +18,7 @@ them nothing more is learned.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -32,6 +33,9 @@ NUMBER: Any = Annotated[int, msgspec.Meta(ge=-SAFE_INT, le=SAFE_INT)] | float
 # The value of a shape never seen: only `[]`, a value any schema position here accepts.
 NOTHING: Any = Annotated[list[bool], msgspec.Meta(max_length=0)]
 Path = tuple[str | None, ...]  # member names; None for an array's items
+# What msgspec refuses in a field's name (`rename`): such a member is not learned, else the
+# learned decoder could not be built at all
+_UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
 
 
 class Shape:
@@ -64,6 +68,8 @@ class Learned:
         members = self.extra.setdefault(path, {})
         shape = members.get(name)
         if shape is None:
+            if _UNNAMEABLE.search(name) is not None:
+                return False
             if len(members) >= MEMBERS:
                 self.full = True
                 return False
@@ -102,6 +108,8 @@ class Learned:
             for name, member in value.items():
                 sub = shape.members.get(name)
                 if sub is None:
+                    if _UNNAMEABLE.search(name) is not None:
+                        continue  # not learned: a body with it is not read by the types
                     if len(shape.members) >= MEMBERS:
                         self.full = True
                         return False
