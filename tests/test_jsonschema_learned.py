@@ -29,7 +29,7 @@ from tidegate.components.jsonschema_onepass import (
     compile_accepts,
     no_overflow,
 )
-from tidegate.components.jsonschema_shapes import MEMBERS
+from tidegate.components.jsonschema_shapes import DEPTH, MEMBERS
 
 ORDER = {"type": "object", "required": ["id"],
          "properties": {"id": {"type": "string"},
@@ -161,3 +161,18 @@ def test_a_member_msgspec_cannot_name_is_not_learned_and_the_rest_still_is() -> 
         nested = known.replace(b'"z"', b'"' + name + b'":1,"z"')
         exponents = b'{"id":"x","k":1.5e3,"m":{"z":2.5e3}}'
         assert _taken(schema, [known, odd, nested, exponents]) == [True] * 4, name
+
+
+def test_one_body_past_a_bound_does_not_drop_what_was_learned() -> None:
+    """A valid body deeper than `DEPTH`, or with more than `MEMBERS` open names, teaches
+    nothing more; the shape learned before it is still read in full (it is dropped only after
+    `MISSES` such bodies)."""
+    schema = {"type": "object", "properties": {"id": {"type": "string"}}}
+    known = b'{"id":"x","k":1}'
+    deep = b'{"id":"x","m":' + b"[" * (DEPTH + 1) + b"1" + b"]" * (DEPTH + 1) + b"}"
+    wide = ('{"id":"x",' + ",".join(f'"w{i}":1' for i in range(MEMBERS + 1)) + "}").encode()
+    exponent = b'{"id":"x","k":1.5e3}'
+    for odd in (deep, wide):
+        assert _taken(schema, [known, odd, exponent]) == [True, True, True]
+    odd = [deep] * MISSES
+    assert _taken(schema, [known, *odd, exponent]) == [True] * (MISSES + 1) + [False]

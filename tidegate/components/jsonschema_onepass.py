@@ -145,8 +145,9 @@ class _Learning:
                 self.decode, self.done = None, True
             return
         self.misses += 1
-        if self.misses >= MISSES or self.learned.full:
-            # it would only cost a failed decode more on each such body
+        if self.misses >= MISSES:
+            # it would only cost a failed decode more on each such body (past a bound, nothing
+            # more is learned, but one odd body does not drop what the others taught)
             self.decode, self.done = None, True
 
 
