@@ -143,7 +143,7 @@ def test_the_batcher_sends_batches_and_drops_beyond_its_bound(caplog: Any) -> No
     release = threading.Event()
 
     class Slow:
-        def export(self, items: Sequence[list[bytes]]) -> bool:
+        def export(self, items: Sequence[bytes]) -> bool:
             sent.append(len(items))
             first.set()
             assert release.wait(10)
@@ -184,10 +184,10 @@ def _http_exporter(listener: socket.socket, timeout: float) -> OtlpSpanExporter:
                             "/v1/traces", True, resource, scope, timeout)
 
 
-def _one_span(span_id: int) -> list[bytes]:
+def _one_span(span_id: int) -> bytes:
     """One request's spans for an export: a single span with id `span_id`."""
     template = enc.SpanTemplate("s", enc.INTERNAL, {})
-    return [enc.frame(template.encode(bytes(16), span_id, 0, 1, 2))]
+    return enc.frame(template.encode(bytes(16), span_id, 0, 1, 2))
 
 
 def test_the_http_exporter_reads_chunked_answers_and_reconnects_when_the_collector_closed(
@@ -278,7 +278,8 @@ def test_a_span_frames_as_encode_does_at_each_size_of_its_length(length: int) ->
     """A span of under 128 bytes, of two length bytes and of three, with today's times:
     `SpanTemplate.add`'s frame (its tag and length, looked up by size), its times (packed
     in one piece), a text attribute (its head looked up by length while it is short) and
-    a name field, exported by `export_items` with another request's item, are the bytes
+    a name field, joined as the batcher queues a request's spans and exported with another
+    request's item, are the bytes
     `encode` and `frame` give."""
     trace_id = bytes(range(16))
     template = enc.SpanTemplate("s", enc.INTERNAL, {})
@@ -292,5 +293,6 @@ def test_a_span_frames_as_encode_does_at_each_size_of_its_length(length: int) ->
     assert enc.name_field(value) == enc.field(5, value.encode())
     assert enc.Attr("a.longer.key").text(value) == enc.attributes(9, {"a.longer.key": value})
     resource, scope = enc.resource_scope({"service.name": "shop"}, "s", "1")
-    assert enc.export_items(resource, scope, [added, added]) == enc.export_request(
+    item = b"".join(added)
+    assert enc.export_request(resource, scope, [item, item]) == enc.export_request(
         resource, scope, [reference, reference])

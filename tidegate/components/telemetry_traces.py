@@ -22,7 +22,7 @@ probability ``trace_sample_rate``. The decision is taken once, at the server sta
 that is not sampled costs a context-variable read per stage and allocates nothing. A sampled
 one appends each span as it ends to the request's pieces (`SpanTemplate`: what a stage's spans
 share is encoded at compile time, `Attr`: each attribute key), queued as one item when the
-server span ends; the export thread joins them (`tidegate.telemetry.tracing`).
+server span ends, joined into one bytes object (`tidegate.telemetry.tracing`).
 """
 
 from __future__ import annotations

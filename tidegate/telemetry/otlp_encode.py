@@ -144,13 +144,6 @@ def export_request(resource: bytes, scope: bytes, framed: Iterable[bytes]) -> by
     return b"".join(out)
 
 
-def export_items(resource: bytes, scope: bytes, items: Iterable[list[bytes]]) -> bytes:
-    """`export_request` of items that are each a request's spans in pieces
-    (`SpanTemplate.add`): the exporter's thread joins them, not the request. Each item is
-    joined by one C call, then the items: no Python loop over the pieces."""
-    return export_request(resource, scope, [b"".join(item) for item in items])
-
-
 class Attr:
     """One span attribute's key, encoded once; `text`, `integer`... give the whole attribute
     (a Span's field 9) for a value. The ``*_memo`` forms remember what repeats (status codes,

@@ -1,7 +1,7 @@
 """Sending encoded spans to an OTLP collector, over HTTP (protobuf) or gRPC.
 
 An `OtlpSpanExporter` is what a `tracing.Batcher` calls from its own thread with a batch of
-items (framed Span messages in pieces, `otlp_encode`, a request's spans each): it joins them
+items (framed Span messages, `otlp_encode`, a request's spans each): it frames them
 as one ExportTraceServiceRequest and posts it (``POST /v1/traces``,
 ``application/x-protobuf``) or calls ``TraceService/Export`` with it, once, within `timeout`
 seconds. A batch that fails is
@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from tidegate.telemetry.otlp_encode import export_items
+from tidegate.telemetry.otlp_encode import export_request
 
 log = logging.getLogger("tidegate")
 
@@ -41,9 +41,9 @@ class OtlpSpanExporter:
         self._transport: _Http | _Grpc = (
             _Http(endpoint, timeout) if use_http else _Grpc(endpoint, insecure, timeout))
 
-    def export(self, items: Sequence[list[bytes]]) -> bool:
+    def export(self, items: Sequence[bytes]) -> bool:
         """Send one batch (the batcher's thread); False when it was dropped."""
-        body = export_items(self.resource, self.scope, items)
+        body = export_request(self.resource, self.scope, items)
         try:
             self._transport.send(body)
         except Exception as exc:  # a collector's failure is never the gateway's

@@ -12,6 +12,13 @@ queue (`QUEUE` requests' spans; beyond it new ones are dropped) that one backgro
 exporter ships every `DELAY_MS` (or as soon as `BATCH` wait), each export bounded by
 `EXPORT_TIMEOUT` seconds. Sampling is decided by
 the stages (`tidegate.components.telemetry_traces`): what is emitted is exported.
+
+A request's spans are queued as one bytes object, joined from their pieces when the request
+emits them (one C call): the queue holds no container and no small objects. Queued in
+pieces, a full batch is hundreds of lists of dozens of small bytes each, alive for up to a
+second among the requests' own allocations and seen by every garbage collection: measured
+under load, that cost the event loop's thread 12 us more per sampled request and the export
+thread 4 us more than joining at once (decision 81).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ WARN_EVERY = 60.0     # seconds between two warnings of spans dropped on a full 
 class Exporter(Protocol):
     """What a `Batcher` sends with (`otlp_export.OtlpSpanExporter`)."""
 
-    def export(self, items: Sequence[list[bytes]]) -> bool: ...
+    def export(self, items: Sequence[bytes]) -> bool: ...
 
     def shutdown(self) -> None: ...
 
@@ -61,7 +68,7 @@ class Batcher:
     def __init__(self, exporter: Exporter, limit: int = QUEUE, batch: int = BATCH,
                  delay: float = DELAY_MS / 1000) -> None:
         self.exporter = exporter
-        self.items: deque[list[bytes]] = deque()
+        self.items: deque[bytes] = deque()
         self.limit = limit
         self.batch = batch
         self.delay = delay
@@ -73,12 +80,16 @@ class Batcher:
         self._thread.start()
 
     def emit(self, data: list[bytes]) -> None:
-        """Queue one item (a request's framed spans, in pieces); never blocks."""
+        """Queue one item (a request's framed spans, in pieces, joined here); never blocks."""
+        self.push(b"".join(data))
+
+    def push(self, item: bytes) -> None:
+        """Queue one item (a request's framed spans, joined); never blocks."""
         items = self.items
         if len(items) >= self.limit:
             self.dropped += 1
             return
-        items.append(data)
+        items.append(item)
         if len(items) == self.batch:
             self._wake.set()
 
@@ -191,11 +202,12 @@ class TraceRuntime:
         if len(self.processors) == 1:
             self.emit = self.processors[0].emit
         else:
-            ends = [p.emit for p in self.processors]
+            ends = [p.push for p in self.processors]
 
             def emit(data: list[bytes]) -> None:
+                item = b"".join(data)
                 for end in ends:
-                    end(data)
+                    end(item)
 
             self.emit = emit
         self.closed = False
