@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.test_pipeline_support import (
     Gateway,
     ScriptedBackend,
@@ -118,3 +120,21 @@ def test_snapshot_sends_only_what_moved() -> None:
     assert t.snapshot() == []
     s[2] += 1
     assert t.snapshot()[0][4][0][1][2] == 1
+
+
+def test_histogram_observations_count_as_prometheus_le_buckets_at_every_snapshot() -> None:
+    """A value equal to a bound falls in that bound's bucket (``le``), one above every bound
+    in ``+Inf``; the sum is their sum; each snapshot sends the series that moved, with every
+    observation made before it."""
+    t = Table()
+    hist = t.histogram("h", ("a",), (0.5, 1.0, 2.0)).hist(("x",))
+    values = [0.0, 0.5, 0.5000001, 1.0, 2.0, 2.5, 1e9, 0.25]
+    for v in values:
+        hist.observe(v)
+    [[name, kind, labels, bounds, [[label_values, series]]]] = t.snapshot()
+    assert (name, kind, labels, bounds, label_values) == ("h", "histogram", ["a"],
+                                                          [0.5, 1.0, 2.0], ["x"])
+    assert series[:4] == [3, 2, 1, 2] and series[4] == pytest.approx(sum(values))
+    assert t.snapshot() == []
+    hist.observe(1.0)
+    assert t.snapshot()[0][4][0][1][:4] == [3, 3, 1, 2]

@@ -17,8 +17,9 @@
   is an `ExchangeTap`: when nothing else changes the exchange, the backend reports to it
   around its own send (no stage frame, no ClientRequest/ClientResponse per call).
 
-Every label tuple but the status is built at compile time; per request a layer adds 1 to a
-bucket and the value to a sum (`tidegate.telemetry.recorder`), in compiled code.
+Every label tuple but the status is built at compile time; per request a layer appends the
+value to its series' pending observations (`tidegate.telemetry.recorder.Histogram`), in
+compiled code.
 ``telemetry/metrics`` and ``telemetry/influx`` feed the same series: one layer is recorded
 once whichever asks.
 """
@@ -30,7 +31,7 @@ import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from time import perf_counter
-from typing import Any
+from typing import Any, Final
 
 from tidegate.components.lone_backend import LoneBackends
 from tidegate.components.seam import Build, Component, JsonPath, Level
@@ -60,12 +61,15 @@ from tidegate.telemetry.metrics_config import (
 )
 from tidegate.telemetry.otel_config import NAMESPACE as OTEL
 from tidegate.telemetry.otel_config import Attributes, Layers, parse_layers, parse_otel
-from tidegate.telemetry.recorder import Family, Series, ServerMeter, observe, table
+from tidegate.telemetry.recorder import Family, Histogram, Series, ServerMeter, table
 from tidegate.upstream.client import UpstreamTimeout
 
 SERVER_LABELS = ("http.request.method", "url.scheme", "http.route",
                  "http.response.status_code")
 STAGE_FLAGS = ("error", "canceled", "complete")
+# Module constants the compiled request path reads are Final: mypyc then inlines them instead of
+# looking each up in the module's dict on every request.
+STATUS_SLOTS: Final = 600  # status codes whose series are found by index
 VALID_METHODS = frozenset(("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST",
                            "PUT", "TRACE"))
 
@@ -74,22 +78,20 @@ class EndpointSeries(ServerMeter):
     """The server series of one endpoint (or of unrouted requests with one method and
     status), by status code: what the protocol records this endpoint's answers into."""
 
-    __slots__ = ("by_status", "duration", "extra", "prefix", "sb", "size", "skip", "tb")
+    __slots__ = ("by_status", "duration", "extra", "prefix", "size", "skip")
 
     def __init__(self, duration: Family, size: Family, prefix: tuple[str, ...],
                  skip: frozenset[str] = frozenset()) -> None:
         self.duration = duration
         self.size = size
         self.prefix = prefix  # static attribute values, method, scheme, route
-        self.tb = duration.bounds
-        self.sb = size.bounds
         self.skip = skip  # request paths a failed request is not recorded for
         # (duration, size) series by status code, made on first use: a list for the codes
         # HTTP defines (an index, not a hash), a dict for any other.
-        self.by_status: list[tuple[Series, Series] | None] = [None] * STATUS_SLOTS
-        self.extra: dict[int, tuple[Series, Series]] = {}
+        self.by_status: list[tuple[Histogram, Histogram] | None] = [None] * STATUS_SLOTS
+        self.extra: dict[int, tuple[Histogram, Histogram]] = {}
 
-    def pair(self, status: int) -> tuple[Series, Series]:
+    def pair(self, status: int) -> tuple[Histogram, Histogram]:
         """The (duration, size) series of `status` (created on first use)."""
         if 0 <= status < STATUS_SLOTS:
             found = self.by_status[status]
@@ -100,7 +102,7 @@ class EndpointSeries(ServerMeter):
             if other is not None:
                 return other
         labels = (*self.prefix, str(status))
-        pair = (self.duration.get(labels), self.size.get(labels))
+        pair = (self.duration.hist(labels), self.size.hist(labels))
         if 0 <= status < STATUS_SLOTS:
             self.by_status[status] = pair
         else:
@@ -110,19 +112,18 @@ class EndpointSeries(ServerMeter):
     def record(self, request: Request, response: Response, started: float) -> None:
         elapsed = perf_counter() - started
         pair = self.pair(response.status)
-        observe(pair[0], self.tb, elapsed)
+        pair[0].observe(elapsed)
         if response.stream is None:
-            length = len(response.body)
+            pair[1].observe(len(response.body))
         else:
-            length = _content_length(response.headers)
-        observe(pair[1], self.sb, length)
+            pair[1].observe(_content_length(response.headers))
 
     def failed(self, request: Request, started: float) -> None:
         if request.path in self.skip:
             return
         pair = self.pair(500)
-        observe(pair[0], self.tb, perf_counter() - started)
-        pair[1][0] += 1  # an answer of no bytes
+        pair[0].observe(perf_counter() - started)
+        pair[1].observe(0)  # an answer of no bytes
 
 
 class Unrouted(ServerMeter):
@@ -155,8 +156,6 @@ class Unrouted(ServerMeter):
             return
         self.series(request, 500).failed(request, started)
 
-
-STATUS_SLOTS = 600
 
 
 def _status_text(status: int) -> str:
@@ -268,20 +267,19 @@ def build_router(ctx: Build[Any], nxt: EndpointHandler) -> EndpointHandler:
 class StageSeries:
     """The 8 (error, canceled, complete) series of one stage, created on first use."""
 
-    __slots__ = ("bounds", "family", "prefix", "slots")
+    __slots__ = ("family", "prefix", "slots")
 
     def __init__(self, family: Family, prefix: tuple[str, ...]) -> None:
         self.family = family
         self.prefix = prefix
-        self.bounds = family.bounds
-        self.slots: list[Series | None] = [None] * 8
+        self.slots: list[Histogram | None] = [None] * 8
 
-    def get(self, index: int) -> Series:
+    def get(self, index: int) -> Histogram:
         series = self.slots[index]
         if series is None:
             flags = ("true" if index & 4 else "false", "true" if index & 2 else "false",
                      "true" if index & 1 else "false")
-            series = self.slots[index] = self.family.get((*self.prefix, *flags))
+            series = self.slots[index] = self.family.hist((*self.prefix, *flags))
         return series
 
     def record(self, index: int, elapsed: float) -> None:
@@ -289,10 +287,12 @@ class StageSeries:
         series = self.slots[index]
         if series is None:
             series = self.get(index)
-        observe(series, self.bounds, elapsed)
+        series.observe(elapsed)
 
 
-ERROR, CANCELED_CALL, COMPLETE = 4, 2, 1
+ERROR: Final = 4
+CANCELED_CALL: Final = 2
+COMPLETE: Final = 1
 PROXY_ORDER = 50  # this recorder's place at the PROXY level (`BUILDERS`)
 
 
@@ -434,9 +434,13 @@ def build_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
 CLIENT_COUNTERS = ("http.client.request.failed.count", "http.client.request.canceled.count",
                    "http.client.request.timedout.count", "http.client.request.size",
                    "http.client.response.no-content-length")
-FAILED, CANCELED, TIMEDOUT, REQUEST_SIZE, NO_LENGTH = range(5)
+FAILED: Final = 0
+CANCELED: Final = 1
+TIMEDOUT: Final = 2
+REQUEST_SIZE: Final = 3
+NO_LENGTH: Final = 4
 CLIENT_LABELS = ("clientname", "server.address", "server.port", "http.response.status_code")
-ClientEntry = tuple[tuple[Series, ...], Series, Series]  # counters, duration, size
+ClientEntry = tuple[tuple[Series, ...], Histogram, Histogram]  # counters, duration, size
 
 
 class ClientSeries:
@@ -470,7 +474,7 @@ class ClientSeries:
         labels = (*self.prefix, str(getattr(target, "host", "")),
                   str(getattr(target, "port", 0)), str(status))
         entry = self.of(target)[status] = (tuple(c.get(labels) for c in self.counters),
-                                           self.duration.get(labels), self.size.get(labels))
+                                           self.duration.hist(labels), self.size.hist(labels))
         return entry
 
 
@@ -498,7 +502,6 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
         t.histogram("http.client.response.size", labels, plan.size_buckets),
         (backend.method, backend_route(backend.url_pattern), place[1], place[0], *static,
          backend_route(backend.url_pattern)))
-    tb, sb = plan.time_buckets, plan.size_buckets
 
     def failed(target: Any, method: str, body: bytes, exc: BaseException, started: float
                ) -> None:
@@ -512,7 +515,7 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
             counters[FAILED][0] += 1
             if isinstance(exc, UpstreamTimeout | BackendTimeout | TimeoutError):
                 counters[TIMEDOUT][0] += 1
-        observe(dur, tb, elapsed)
+        dur.observe(elapsed)
 
     def done(target: Any, method: str, body: bytes, status: int,
              headers: list[tuple[str, str]], resp_body: bytes, stream: Any, started: float
@@ -520,16 +523,16 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
         elapsed = perf_counter() - started
         by_status = series.last if target is series.last_target else series.of(target)
         counters, dur, size = by_status.get(status) or series.entry(target, status)
-        observe(dur, tb, elapsed)
+        dur.observe(elapsed)
         if body:
             counters[REQUEST_SIZE][0] += len(body)
         if method != "HEAD":
             if stream is None:
-                observe(size, sb, len(resp_body))
+                size.observe(len(resp_body))
             else:
                 header = _header(headers, "content-length")
                 if header is not None and header.isdigit():
-                    observe(size, sb, int(header))
+                    size.observe(int(header))
                 else:
                     counters[NO_LENGTH][0] += 1
 
