@@ -16,7 +16,9 @@ collector would).
 Each round runs every variant right next to a `plain` run (plain first in even rounds, the
 variant first in odd ones); a variant's ratio is the median of these pairs' ratios, with its
 95 % confidence interval (`common.median_interval`). `--only` picks variants, `--report FILE`
-adds the pairs to a JSON file (bench/targets.py).
+adds the pairs to a JSON file (bench/targets.py). Each variant's worker CPU per request is
+also split into user and system time, and the threads other than the event loop's (the OTLP
+export thread).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import os
 import statistics
+from pathlib import Path
 from typing import Any
 
 from common import (
     children,
-    cpu_seconds,
     free_port,
     median_interval,
     nginx,
@@ -61,6 +64,23 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def cpu_split(pid: int) -> tuple[float, float, float]:
+    """(user, system, other threads' user + system) CPU seconds a worker has used so far:
+    the event loop's thread is the one whose id is the process's."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = others = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        u, s = int(fields[11]) / tick, int(fields[12]) / tick
+        user, system = user + u, system + s
+        if task.name != str(pid):
+            others += u + s
+    return user, system, others
+
+
 def config(upstream: int, root: dict[str, Any]) -> dict[str, Any]:
     root = copy.deepcopy(root)
     for exporter in root.get("telemetry/opentelemetry", {}).get("exporters", {}).get("otlp", []):
@@ -88,6 +108,8 @@ def main() -> None:
     runs: dict[str, list[float]] = {n: [] for n in ["plain", *names]}
     cpu: dict[str, list[float]] = {n: [] for n in ["plain", *names]}  # worker us per request
     errors: dict[str, int] = dict.fromkeys(["plain", *names], 0)
+    # (user, system, other threads) us per request
+    split: dict[str, list[tuple[float, float, float]]] = {n: [] for n in ["plain", *names]}
     pairs: dict[str, list[tuple[float, float]]] = {n: [] for n in names}  # (req/s, CPU) ratios
     with nginx(upstream, cpus=other_cpus), contextlib.ExitStack() as stack:
         gateways: dict[str, tuple[int, int]] = {}  # name -> (port, worker pid)
@@ -100,9 +122,13 @@ def main() -> None:
 
         def run(name: str) -> tuple[float, float]:
             port, pid = gateways[name]
-            before = cpu_seconds(pid)
+            before = cpu_split(pid)
             r = wrk(f"http://127.0.0.1:{port}/v", **load)
-            used = (cpu_seconds(pid) - before) / max(r["requests"], 1) * 1e6
+            count = max(r["requests"], 1)
+            user, system, others = ((b - a) / count * 1e6
+                                    for a, b in zip(before, cpu_split(pid), strict=True))
+            split[name].append((user, system, others))
+            used = user + system
             runs[name].append(r["rps"])
             cpu[name].append(used)
             errors[name] += int(r["errors"])
@@ -114,15 +140,20 @@ def main() -> None:
                 measured = dict(zip(order, (run(order[0]), run(order[1])), strict=True))
                 (base_rps, base_cpu), (rps, used) = measured["plain"], measured[name]
                 pairs[name].append((rps / base_rps, base_cpu / used))
+    def parts(name: str) -> str:
+        user, system, others = (statistics.median(x[i] for x in split[name]) for i in range(3))
+        return f"user {user:.1f}, system {system:.1f}, other threads {others:.1f}"
+
     print(f"{'plain':20s} {statistics.median(runs['plain']):10.0f} req/s  errors "
-          f"{errors['plain']}  worker CPU {statistics.median(cpu['plain']):.1f} us/request")
+          f"{errors['plain']}  worker CPU {statistics.median(cpu['plain']):.1f} us/request "
+          f"({parts('plain')})")
     for name in names:
         ratios = [r for r, _ in pairs[name]]
         median, low, high = median_interval(ratios)
         print(f"{name:20s} {statistics.median(runs[name]):10.0f} req/s  ratio {median:.3f} "
               f"[95 % {low:.3f}-{high:.3f}] (range {min(ratios):.3f}-{max(ratios):.3f})  "
               f"errors {errors[name]}  worker CPU {statistics.median(cpu[name]):.1f} us/request "
-              f"(ratio {statistics.median(c for _, c in pairs[name]):.3f})")
+              f"(ratio {statistics.median(c for _, c in pairs[name]):.3f}; {parts(name)})")
     write_report(args.report, {name: [r for r, _ in pairs[name]] for name in names})
     print(f"(one worker each, pinned={args.pin}, c={args.connections}, "
           f"{args.rounds} rounds of {args.seconds}s pairs)")
