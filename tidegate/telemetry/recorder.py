@@ -4,7 +4,7 @@ The request path never calls an SDK: a stage holds the series it records into (l
 built at compile time; only the status code is looked up per request). A histogram series
 records into a `Histogram`: a compiled object whose bucket counts are C integer fields and
 whose sum is a C double, copied into the series' list when a snapshot is taken: adding to a
-list's boxed numbers allocated two objects an observation (~570 instructions; decision 81).
+list's boxed numbers allocated two objects an observation (~570 instructions; decision 83).
 The server layer is recorded by the protocol once the answer is known, into the `ServerMeter`
 the metrics stages put on the request (`Request.metrics_route`): no stage of its own around
 the request. The tables live as long as the worker process (a reload keeps counting into the
