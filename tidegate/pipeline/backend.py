@@ -65,6 +65,10 @@ log = logging.getLogger("tidegate.backend")
 
 _MAX_REDIRECTS = 10
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# What an exchange tap (`messages.TapDone`) is told of a 200/201 answer read whole and decoded:
+# its headers are not decoded for it, since a tap reads them only for a streamed answer's
+# length (the metrics' `http.client.response.size`). Never written to.
+_UNREAD_HEADERS: Final[list[tuple[str, str]]] = []
 _KNOWN_TARGETS: Final = 256
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 _HOP_BY_HOP: Final = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
@@ -281,8 +285,9 @@ class CompiledBackend:
             else None
         self.origin = f"{only.scheme}://{only.host_header}" if isinstance(only, Target) else ""
         # The one target `_send` may reach without the client's coroutine (see there).
-        self.lone_target = only if isinstance(only, Target) and self.executor is None \
-            and not self.stream_answer else None
+        # A tapped chain (metrics; traces when not sampled) is sent from here as well.
+        self.lone_target = only if isinstance(only, Target) and (
+            self.executor is None or self.tap is not None) and not self.stream_answer else None
         self.lone_base = "" if self.lone_target is None else \
             f"{self.origin}{self.lone_target.base_path}"
         self._running: asyncio.AbstractEventLoop | None = None
@@ -526,9 +531,12 @@ class CompiledBackend:
                         status, resp_headers, body, url, stream = await self._follow(
                             first, target, req.method, request_path, headers, req.body,
                             deadline, req.stream)
-                    elif tapped is None and not self.no_op and (
-                            first.status == 200 or first.status == 201):
+                    elif not self.no_op and (first.status == 200 or first.status == 201):
                         ok_body = first.body  # decoded below; its headers are never read
+                        if tapped is not None and tapped.done is not None:
+                            # A buffered answer: a tap reads headers only of a streamed one.
+                            tapped.done(target, req.method, req.body, first.status,
+                                        _UNREAD_HEADERS, ok_body, None, started)
                     else:  # the URL (for an error's text) is written only if it is needed
                         status, resp_headers, body, url, stream = (
                             first.status, first.headers, first.body, "", first.stream)
@@ -536,7 +544,7 @@ class CompiledBackend:
                     if tapped is not None and tapped.failed is not None:
                         tapped.failed(target, req.method, req.body, failure, started)
                     raise
-                if tapped is not None and tapped.done is not None:
+                if tapped is not None and tapped.done is not None and ok_body is None:
                     tapped.done(target, req.method, req.body, status, resp_headers, body,
                                 stream, started)
             else:
