@@ -223,13 +223,15 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
 def write_report(path: str | None, results: dict[str, list[float]],
                  details: dict[str, dict[str, float]] | None = None) -> None:
     """Add each measurement's paired ratios, their median interval and its `details` (e.g. a
-    p99) to the JSON file at `path` (bench/targets.py reads it)."""
+    p99) to the JSON file at `path` (bench/targets.py reads it). Pairs an earlier run wrote
+    there under the same name are kept: runs of the same code pool their pairs."""
     if not path:
         return
     target = Path(path)
     report = json.loads(target.read_text()) if target.exists() else {}
     for name, ratios in results.items():
-        median, low, high = median_interval(ratios)
-        report[name] = {"median": median, "low": low, "high": high, "pairs": ratios,
+        pooled = [*report.get(name, {}).get("pairs", []), *ratios]
+        median, low, high = median_interval(pooled)
+        report[name] = {"median": median, "low": low, "high": high, "pairs": pooled,
                         **(details or {}).get(name, {})}
     target.write_text(json.dumps(report, indent=1))

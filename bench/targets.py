@@ -8,7 +8,8 @@ whose speed drifts by a third within minutes, one run's ratio proves nothing; th
 short pairs and its 95 % confidence interval (`common.median_interval`) do. A target is `met`
 when the interval's low end clears it, `missed` when its high end is below it, and `undecided`
 otherwise (more rounds would settle it). The pairs go to `--report` (JSON), the table to stdout
-as Markdown, for a closing note.
+as Markdown, for a closing note. Runs given the same `--report` pool their pairs: an undecided
+target can be given more rounds with `--only NAME`.
 """
 
 from __future__ import annotations
