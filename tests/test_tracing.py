@@ -297,3 +297,75 @@ def test_the_proxy_span_wraps_its_backend_span_and_carries_its_outcome(
             assert client.events == ["exception"]
         else:
             assert "error" not in proxy.attributes
+
+
+def trace_of(via: str, name: str) -> str:
+    """A trace id of its own for each request (the client's, continued)."""
+    return TRACE_ID[:-8] + f"{hash((via, name)) & 0xFFFFFFFF:08x}"
+
+
+def test_the_client_span_and_traceparent_are_the_same_sent_in_line_or_through_the_chain(
+        tmp_path: Path) -> None:
+    """A backend whose client stages only watch the exchange sends in line and the traces'
+    tap records its client span; one with an HTTP cache below the traces goes through the
+    executor chain. Both give the backend one ``Traceparent`` (the client span's, the
+    client's own replaced) with the tracestate, and the same client span: an answer, a
+    404, a refused connection, reported headers."""
+    layers = {"backend": {"traces": {"round_trip": True, "report_headers": True}}}
+    dead = free_port()
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = config(bport, collector.port, layers=layers)
+        cfg["endpoints"] = []
+        for via, extra in (("inline", {}), ("chain", {"qos/http-cache": {}})):
+            for name, host, pattern in (("ok", bport, "/u/1"), ("missing", bport,
+                                                                "/status/404"),
+                                        ("down", dead, "/d")):
+                cfg["endpoints"].append({
+                    "endpoint": f"/{via}/{name}", "input_headers": ["*"],
+                    "backend": [{"host": [f"http://127.0.0.1:{host}"], "url_pattern": pattern,
+                                 "extra_config": dict(extra)}]})
+        path = tmp_path / "krakend.json"
+        write_config(path, cfg)
+        gport = free_port()
+        seen = {}
+        with gateway(str(path), gport):
+            for via in ("inline", "chain"):
+                for name, code in (("ok", 200), ("missing", 500), ("down", 500)):
+                    sent = {"User-Agent": "probe/2", "tracestate": "vendor=x",
+                            "traceparent": f"00-{trace_of(via, name)}-{PARENT_ID}-01"}
+                    status, _, body = request(gport, "GET", f"/{via}/{name}", headers=sent)
+                    assert status == code, (via, name, body)
+                    if name == "ok":
+                        headers = json.loads(body)["headers"]
+                        seen[via] = [(k, v) for k, v in headers.items()
+                                     if k.lower() in ("traceparent", "tracestate")]
+            paths = [f"/{via}/{name}" for via in ("inline", "chain")
+                     for name in ("ok", "missing", "down")]
+            spans = collector.wait(lambda s: all(one_request(s, p) for p in paths))
+    clients = {p: by_name(spans, p)["client"] for p in paths}
+    for via in ("inline", "chain"):
+        client = clients[f"/{via}/ok"]
+        # one Traceparent, this gateway's client span's, in the client's trace; its state
+        assert client.trace_id == trace_of(via, "ok")
+        assert seen[via] == [("Traceparent", f"00-{client.trace_id}-{client.span_id}-01"),
+                             ("Tracestate", "vendor=x")]
+    for name in ("ok", "missing", "down"):
+        inline, chain = clients[f"/inline/{name}"], clients[f"/chain/{name}"]
+        assert (inline.name, inline.kind, inline.status_code, inline.events) == (
+            chain.name, chain.kind, chain.status_code, chain.events)
+        varying = {"url.full", "krakend.endpoint.route", "http.request.header.traceparent",
+                   "http.response.header.date", "response-duration"}
+        assert set(inline.attributes) == set(chain.attributes)
+        assert {k: v for k, v in inline.attributes.items() if k not in varying} == {
+            k: v for k, v in chain.attributes.items() if k not in varying}
+        assert inline.attributes["user_agent.original"] == "probe/2"
+        assert inline.start <= inline.end
+    assert clients["/inline/ok"].attributes["http.response.status_code"] == 200
+    ok = clients["/inline/ok"].attributes
+    assert ok["http.response.header.set-cookie"] == ["a=1"]
+    assert ok["http.request.header.tracestate"] == ["vendor=x"]
+    assert ok["http.response.body.size"] == int(ok["http.response.header.content-length"][0])
+    assert clients["/inline/missing"].attributes["http.response.status_code"] == 404
+    assert clients["/inline/missing"].attributes["http.response.body.size"] == 11
+    assert clients["/inline/down"].events == ["exception"]
+    assert "response-duration" in clients["/inline/ok"].attributes

@@ -10,7 +10,6 @@ components all import them from below: the protocol fills a `Request`, the pipel
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -305,25 +304,47 @@ TapDone = Callable[[Any, str, bytes, int, list[tuple[str, str]], bytes, Any, flo
 TapFailed = Callable[[Any, str, bytes, BaseException, float], None]
 
 
+class TapSpan(Protocol):
+    """A sampled exchange's client span, begun by a tap's ``trace`` (`TapTrace`) just before
+    the request is written and ended by the backend with the answer or the failure."""
+
+    # Whether `done` needs a buffered answer's headers (reading them costs).
+    headers_read: bool
+
+    def done(self, status: int, headers: list[tuple[str, str]] | None, body: bytes,
+             stream: Any, started: float) -> None:
+        """The answer (``headers`` None: a buffered answer whose headers were not read;
+        ``started``: perf_counter when the exchange started)."""
+
+    def failed(self, error: BaseException, started: float) -> None:
+        """The exchange failed (or was cancelled)."""
+
+
+# (base URL, request target, method, request headers, request body or None when it is
+# streamed) -> the exchange's span, or None when nothing is recorded for this request. It may
+# append headers (a ``Traceparent``) to the list, which is this exchange's own.
+TapTrace = Callable[[str, str, str, list[tuple[str, str]], bytes | None], TapSpan | None]
+
+
 class ExchangeTap:
     """Request-executor components that only watch the exchange (the metrics recorder; the
-    traces when a request is not sampled), as the backend can call them inline.
+    traces), as the backend can call them inline.
 
     A backend whose executor chain is tapped down to its own exchange (``below``) sends
     directly and reports to ``done`` / ``failed``: no `ClientRequest`, `ClientResponse` or
-    coroutine frame per component. ``gate``: while that context variable holds a value (a
-    sampled trace), the request goes through the executor chain instead, which records the
-    same thing. The values ``done`` sees are the ones `ClientResponse` would carry.
+    coroutine frame per component. ``trace``: called before the request goes out, it may add
+    headers and begin a span (a sampled trace), which the backend ends. The values ``done``
+    sees are the ones `ClientResponse` would carry.
     """
 
-    __slots__ = ("below", "done", "failed", "gate")
+    __slots__ = ("below", "done", "failed", "trace")
 
     def __init__(self, below: Exchange, done: TapDone | None = None,
-                 failed: TapFailed | None = None, gate: ContextVar[Any] | None = None) -> None:
+                 failed: TapFailed | None = None, trace: TapTrace | None = None) -> None:
         self.below = below
         self.done = done
         self.failed = failed
-        self.gate = gate
+        self.trace = trace
 
 
 class TappedExchange:
@@ -345,19 +366,20 @@ def tap_of(stage: Exchange) -> ExchangeTap | None:
 
 
 def tapped(exchange: Exchange, nxt: Exchange, done: TapDone | None = None,
-           failed: TapFailed | None = None, gate: ContextVar[Any] | None = None) -> Exchange:
-    """`exchange`, a stage wrapping `nxt` that only reports to `done`/`failed` (or does more
-    only while `gate` is set), with the tap that lets the backend skip it. Over a tapped
-    `nxt` the taps merge (the inner one reports first, as it would return first); anything
-    else below stays below (the backend then calls the chain)."""
+           failed: TapFailed | None = None, trace: TapTrace | None = None) -> Exchange:
+    """`exchange`, a stage wrapping `nxt` that only reports to `done`/`failed` (and, through
+    `trace`, adds headers and records a span), with the tap that lets the backend skip it.
+    Over a tapped `nxt` the taps merge (the inner one reports first, as it would return
+    first); anything else below stays below (the backend then calls the chain). Two traces
+    do not merge: the outer stage is then the chain's."""
     inner = tap_of(nxt)
     if inner is None:
-        return TappedExchange(exchange, ExchangeTap(nxt, done, failed, gate))
-    if gate is not None and inner.gate is not None and gate is not inner.gate:
+        return TappedExchange(exchange, ExchangeTap(nxt, done, failed, trace))
+    if trace is not None and inner.trace is not None:
         return exchange
     return TappedExchange(exchange, ExchangeTap(
         inner.below, _both(inner.done, done), _both(inner.failed, failed),
-        gate if gate is not None else inner.gate))
+        trace if trace is not None else inner.trace))
 
 
 def _both(first: Any, second: Any) -> Any:

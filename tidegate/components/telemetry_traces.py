@@ -73,7 +73,9 @@ from tidegate.telemetry.trace_spans import (
     ROUTE,
     STATUS_CODE,
     Active,
+    ClientSpan,
     Sink,
+    add_trace_headers,
     backend_route,
     body_size,
     endpoint_route,
@@ -82,6 +84,7 @@ from tidegate.telemetry.trace_spans import (
     outcome,
     outgoing,
     parse_traceparent,
+    reported_headers,
     response_size,
     status_text,
     with_trace_headers,
@@ -143,18 +146,6 @@ def _skip(ctx: Build[OtelConfig], root: OtelConfig) -> bool:
     ep = ctx.endpoint
     return ep is not None and (ep.endpoint in root.skip_paths
                                or endpoint_route(ep.endpoint) in root.skip_paths)
-
-
-def _headers(prefix: str, headers: Any, skip: frozenset[str]) -> dict[str, list[str]]:
-    """``http.request.header.x-y`` attributes (skip_headers by canonical name)."""
-    out: dict[str, list[str]] = {}
-    items = headers.items() if isinstance(headers, Mapping) else (
-        (k, [v]) for k, v in headers)
-    for k, vs in items:
-        name = canonical_header(k)
-        if name not in skip:
-            out.setdefault(prefix + name.lower(), []).extend(vs)
-    return out
 
 
 # --- server span ---------------------------------------------------------------------------
@@ -250,7 +241,7 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
         attrs = incoming(request)
         if report:
             attrs.append(span_attributes(
-                _headers("http.request.header.", request.headers, skip_headers)))
+                reported_headers("http.request.header.", request.headers, skip_headers)))
         attrs.append(ROUTE.text_memo(route_of(request.route) or status_text(code)))
         attrs.append(STATUS_CODE.integer(code))
         attrs.append(RESPONSE_SIZE.integer(body_size(response)))
@@ -258,7 +249,7 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
             attrs.append(span_attributes(dict(active.static)))
         if report:
             attrs.append(span_attributes(
-                _headers("http.response.header.", response.headers, skip_headers)))
+                reported_headers("http.response.header.", response.headers, skip_headers)))
         sink.add(template, active.trace, span_id, links, start, time_ns(), attrs, OK_STATUS,
                  name_field(request.path))
         sink.close()
@@ -337,9 +328,10 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
         attrs = outcome(resp.status if resp is not None else None,
                          resp is not None and resp.complete, err)
         if report:
-            reported = _headers("http.request.header.", req.headers, skip_headers)
+            reported = reported_headers("http.request.header.", req.headers, skip_headers)
             if resp is not None and err is None:
-                reported.update(_headers("http.response.header.", resp.headers, skip_headers))
+                reported.update(reported_headers("http.response.header.", resp.headers,
+                                                 skip_headers))
             attrs.append(span_attributes(reported))
         active.sink.add(template, active.trace, span_id, active.links, start, time_ns(), attrs)
         return resp, err
@@ -410,8 +402,8 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
         end = time_ns()
         attrs = outcome(resp.status, resp.complete, None)
         if report:
-            reported = _headers("http.request.header.", req.headers, skip_headers)
-            reported.update(_headers("http.response.header.", resp.headers, skip_headers))
+            reported = reported_headers("http.request.header.", req.headers, skip_headers)
+            reported.update(reported_headers("http.response.header.", resp.headers, skip_headers))
             sink.add(template, active.trace, span_id, links, start, end,
                      [*attrs, span_attributes(reported)])
         else:
@@ -477,8 +469,8 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
             raise
         attrs = outgoing(creq)
         if report:
-            reported = _headers("http.request.header.", creq.headers, skip_headers)
-            reported.update(_headers("http.response.header.", resp.headers, skip_headers))
+            reported = reported_headers("http.request.header.", creq.headers, skip_headers)
+            reported.update(reported_headers("http.response.header.", resp.headers, skip_headers))
             attrs.append(span_attributes(reported))
         attrs.append(STATUS_CODE.integer(resp.status))
         attrs.append(RESPONSE_SIZE.integer(response_size(resp)))
@@ -487,8 +479,23 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
                         OK_STATUS)
         return resp
 
-    # Not sampled, the exchange is only watched by what is below: the backend calls it inline.
-    return tapped(exchange, nxt, gate=ACTIVE)
+    def trace(base: str, path: str, method: str, headers: list[tuple[str, str]],
+              body: bytes | None
+              ) -> ClientSpan | None:
+        # The backend's inline form of `traced_exchange` (its tap): the same headers and span.
+        active = ACTIVE.get()
+        if active is None:
+            return None
+        span_id = active.sink.new_id() if spans else active.span_id
+        if inject and span_id:
+            add_trace_headers(headers, active.trace_id, span_id, active.state)
+        if not spans:
+            return None
+        return ClientSpan(template, active, span_id, base + path, method, headers, body,
+                          report, skip_headers)
+
+    # Where nothing else is below, the backend calls `trace` inline instead of `exchange`.
+    return tapped(exchange, nxt, trace=trace)
 
 
 COMPONENTS: list[Component[Any]] = [

@@ -494,14 +494,19 @@ class CompiledBackend:
         deadline = self._loop().time() + self.timeout
         memo = None
         ok_body: bytes | None = None
-        tap = self.tap
-        # The round trip's metrics in line (the tap) where a chained client stage is only
-        # the metrics' and no component needs the exchange's request and response objects.
-        tapped = tap if self.executor is not None and tap is not None and (
-            tap.gate is None or tap.gate.get() is None) else None
+        # The round trip's metrics and trace in line (the tap) where the chained client
+        # stages only watch it: no component needs the exchange's request and response
+        # objects.
+        tapped = self.tap
         try:
             if self.executor is None or tapped is not None:
-                started = perf_counter() if tapped is not None else 0.0
+                started = 0.0
+                span = None
+                if tapped is not None:
+                    if tapped.trace is not None:  # a sampled request's span, its headers
+                        span = tapped.trace(base, path, req.method, headers,
+                                            req.body if req.stream is None else None)
+                    started = perf_counter()
                 request_path = target.base_path + path
                 try:  # the first exchange awaited here, not through `_exchange`: a frame fewer
                     pending = None
@@ -533,20 +538,32 @@ class CompiledBackend:
                             deadline, req.stream)
                     elif not self.no_op and (first.status == 200 or first.status == 201):
                         ok_body = first.body  # decoded below; its headers are never read
-                        if tapped is not None and tapped.done is not None:
-                            # A buffered answer: a tap reads headers only of a streamed one.
-                            tapped.done(target, req.method, req.body, first.status,
-                                        _UNREAD_HEADERS, ok_body, None, started)
+                        if tapped is not None:
+                            # A buffered answer: a tap reads headers only of a streamed one
+                            # (a span: if it reports them, or a HEAD's Content-Length).
+                            if tapped.done is not None:
+                                tapped.done(target, req.method, req.body, first.status,
+                                            _UNREAD_HEADERS, ok_body, None, started)
+                            if span is not None:
+                                span.done(first.status, first.headers
+                                          if span.headers_read else None,
+                                          ok_body, None, started)
                     else:  # the URL (for an error's text) is written only if it is needed
                         status, resp_headers, body, url, stream = (
                             first.status, first.headers, first.body, "", first.stream)
                 except BaseException as failure:
-                    if tapped is not None and tapped.failed is not None:
-                        tapped.failed(target, req.method, req.body, failure, started)
+                    if tapped is not None:
+                        if tapped.failed is not None:
+                            tapped.failed(target, req.method, req.body, failure, started)
+                        if span is not None:
+                            span.failed(failure, started)
                     raise
-                if tapped is not None and tapped.done is not None and ok_body is None:
-                    tapped.done(target, req.method, req.body, status, resp_headers, body,
-                                stream, started)
+                if tapped is not None and ok_body is None:
+                    if tapped.done is not None:
+                        tapped.done(target, req.method, req.body, status, resp_headers, body,
+                                    stream, started)
+                    if span is not None:
+                        span.done(status, resp_headers, body, stream, started)
             else:
                 answer = await self.executor(ClientRequest(
                     target, req.method, target.base_path + path, base + path, headers,

@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from http import HTTPStatus
 from os import urandom
-from typing import Final
+from time import perf_counter, time_ns
+from typing import Any, Final
 
-from tidegate.messages import ClientRequest, ClientResponse, Request, Response
+from tidegate.messages import (
+    ClientRequest,
+    ClientResponse,
+    Request,
+    Response,
+    canonical_header,
+)
 from tidegate.telemetry.otel_config import Attributes
-from tidegate.telemetry.otlp_encode import ERROR, OK, Attr, SpanTemplate, event, status
+from tidegate.telemetry.otlp_encode import (
+    ERROR,
+    OK,
+    Attr,
+    SpanTemplate,
+    event,
+    span_attributes,
+    status,
+)
 
 _PLACEHOLDER: Final = re.compile(r"\{([^{}/]+)\}")
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -210,39 +225,59 @@ def outcome(code: int | None, complete: bool, error: BaseException | None) -> li
 
 
 
-def with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: bytes, state: str
-                        ) -> ClientRequest:
-    """The request with this trace's ``Traceparent`` (and ``Tracestate``) instead of any the
+def add_trace_headers(headers: list[tuple[str, str]], trace_id: bytes, span_id: bytes,
+                      state: str) -> None:
+    """This trace's ``Traceparent`` (and ``Tracestate``) in `headers`, in place of any the
     client sent."""
-    found = False
-    for k, _ in creq.headers:
+    for k, _ in headers:
         if len(k) in (10, 11) and k.lower() in ("traceparent", "tracestate"):
-            found = True
+            headers[:] = [(k, v) for k, v in headers
+                          if not (len(k) in (10, 11) and k.lower() in ("traceparent",
+                                                                         "tracestate"))]
             break
-    if found:
-        headers = [(k, v) for k, v in creq.headers
-                   if not (len(k) in (10, 11) and k.lower() in ("traceparent", "tracestate"))]
-    else:
-        headers = list(creq.headers)
     headers.append(("Traceparent", traceparent(trace_id, span_id)))
     if state:
         headers.append(("Tracestate", state))
+
+
+def with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: bytes, state: str
+                       ) -> ClientRequest:
+    """The request with this trace's headers (`add_trace_headers`)."""
+    headers = list(creq.headers)
+    add_trace_headers(headers, trace_id, span_id, state)
     return ClientRequest(creq.target, creq.method, creq.request_target, creq.url, headers,
                          creq.body, creq.deadline, creq.stream)
 
 
+def reported_headers(prefix: str, headers: Any, skip: frozenset[str]) -> dict[str, list[str]]:
+    """``http.request.header.x-y`` attributes (skip_headers by canonical name)."""
+    out: dict[str, list[str]] = {}
+    items = headers.items() if isinstance(headers, Mapping) else (
+        (k, [v]) for k, v in headers)
+    for k, vs in items:
+        name = canonical_header(k)
+        if name not in skip:
+            out.setdefault(prefix + name.lower(), []).extend(vs)
+    return out
+
+
 def outgoing(creq: ClientRequest) -> list[bytes]:
     """krakend-otel's TraceRequestAttrs of the backend request."""
-    url = creq.url
+    return request_attrs(creq.url, creq.method, creq.headers,
+                         creq.body if creq.stream is None else None)
+
+
+def request_attrs(url: str, method: str, headers: list[tuple[str, str]],
+                  body: bytes | None) -> list[bytes]:
+    """krakend-otel's TraceRequestAttrs of a backend request (`body` None: streamed)."""
     scheme = url.find("://")
     begin = scheme + 3 if scheme >= 0 else 0
     slash = url.find("/", begin)
     server = url[begin:slash] if slash >= 0 else url[begin:]
-    attrs = [_URL.text(url), _SERVER_ADDRESS.text_memo(server),
-             _METHOD.text_memo(creq.method)]
-    if creq.stream is None:
-        attrs.append(_REQUEST_SIZE.integer(len(creq.body)))
-    for k, v in creq.headers:
+    attrs = [_URL.text(url), _SERVER_ADDRESS.text_memo(server), _METHOD.text_memo(method)]
+    if body is not None:
+        attrs.append(_REQUEST_SIZE.integer(len(body)))
+    for k, v in headers:
         if len(k) == 10 and k.lower() == "user-agent":
             attrs.append(_USER_AGENT.text_memo(v))
             break
@@ -250,11 +285,65 @@ def outgoing(creq: ClientRequest) -> list[bytes]:
 
 
 def response_size(resp: ClientResponse) -> int:
-    for k, v in resp.headers:
-        if len(k) == 14 and k.lower() == "content-length":
-            if v.isdigit():
-                return int(v)
-            break
-    return len(resp.body) if resp.stream is None else -1
+    return answer_size(resp.headers, resp.body, resp.stream)
 
 
+def answer_size(headers: list[tuple[str, str]] | None, body: bytes, stream: object) -> int:
+    """The answer's Content-Length, else its body's length (-1: streamed without one);
+    `headers` None: a buffered answer whose headers were not read."""
+    if headers is not None:
+        for k, v in headers:
+            if len(k) == 14 and k.lower() == "content-length":
+                if v.isdigit():
+                    return int(v)
+                break
+    return len(body) if stream is None else -1
+
+
+class ClientSpan:
+    """A sampled exchange's client span when the backend sends in line (`messages.TapSpan`):
+    what `telemetry_traces.build_client`'s stage records around the exchange chain, from the
+    values the backend has. Begun as the request goes out; `headers` are the request's with
+    this trace's own."""
+
+    __slots__ = ("active", "body", "headers", "headers_read", "method", "report", "skip",
+                 "span_id", "start", "template", "url")
+
+    def __init__(self, template: SpanTemplate, active: Active, span_id: bytes, url: str,
+                 method: str, headers: list[tuple[str, str]], body: bytes | None,
+                 report: bool, skip: frozenset[str]) -> None:
+        self.template = template
+        self.active = active
+        self.span_id = span_id
+        self.url = url
+        self.method = method
+        self.headers = headers
+        self.body = body
+        self.report = report
+        self.skip = skip
+        # a buffered answer's headers are read for the reported ones, and for a HEAD's
+        # Content-Length (its body is empty)
+        self.headers_read = report or method == "HEAD"
+        self.start = time_ns()
+
+    def done(self, status: int, headers: list[tuple[str, str]] | None, body: bytes,
+             stream: object, started: float) -> None:
+        attrs = request_attrs(self.url, self.method, self.headers, self.body)
+        if self.report:
+            reported = reported_headers("http.request.header.", self.headers, self.skip)
+            reported.update(reported_headers("http.response.header.", headers or [],
+                                             self.skip))
+            attrs.append(span_attributes(reported))
+        attrs.append(STATUS_CODE.integer(status))
+        attrs.append(RESPONSE_SIZE.integer(answer_size(headers, body, stream)))
+        attrs.append(DURATION.double(perf_counter() - started))
+        active = self.active
+        active.sink.add(self.template, active.trace, self.span_id, active.links, self.start,
+                        time_ns(), attrs, OK_STATUS)
+
+    def failed(self, error: BaseException, started: float) -> None:
+        end = time_ns()
+        active = self.active
+        active.sink.add(self.template, active.trace, self.span_id, active.links, self.start,
+                        end, request_attrs(self.url, self.method, self.headers, self.body),
+                        failed(error, end))
