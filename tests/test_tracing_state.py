@@ -88,7 +88,7 @@ def test_a_dead_collector_blocks_no_request_and_holds_a_bounded_queue() -> None:
             runtime = TraceRuntime(settings)
             started = time.monotonic()
             for i in range(3 * QUEUE):
-                runtime.emit([enc.frame(template.encode(bytes(16), i + 1, 0, 1, 2))])
+                runtime.emit(enc.frame(template.encode(bytes(16), i + 1, 0, 1, 2)))
             spent = time.monotonic() - started
             queued = runtime.processors[0].items
             assert len(queued) <= QUEUE
@@ -155,10 +155,10 @@ def test_the_batcher_sends_batches_and_drops_beyond_its_bound(caplog: Any) -> No
     batcher = Batcher(Slow(), limit=10, batch=4, delay=60.0)
     try:
         for i in range(4):
-            batcher.emit([bytes([i])])
+            batcher.push(bytes([i]))
         assert first.wait(10)  # a full batch does not wait for the 60 s timer
         for i in range(12):
-            batcher.emit([bytes([i])])
+            batcher.push(bytes([i]))
         assert len(batcher.items) == 10 and batcher.dropped == 2
         release.set()
     finally:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from http import HTTPStatus
-from os import urandom
+from random import getrandbits
 from time import perf_counter, time_ns
 from typing import Any, Final
 
@@ -41,6 +41,13 @@ _PLACEHOLDER: Final = re.compile(r"\{([^{}/]+)\}")
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
+def _random_bytes() -> bytes:
+    """64 random bytes for a request's ids: the SDK's generator draws them from `random` as
+    well (no system call; ids need to be unique, not secret). Each worker process seeds its
+    own generator when it starts."""
+    return getrandbits(512).to_bytes(64, "little")
+
+
 class Sink:
     """Where a request's finished spans go: their pieces are held until the server span ends,
     then queued as one item (one queue call per request, joined by the exporter); a span that
@@ -49,18 +56,18 @@ class Sink:
 
     __slots__ = ("emit", "ids", "next_id", "open", "parts")
 
-    def __init__(self, emit: Callable[[list[bytes]], None], open_: bool) -> None:
+    def __init__(self, emit: Callable[[bytes], None], open_: bool) -> None:
         self.emit = emit
         self.open = open_
         self.parts: list[bytes] = []
-        self.ids = urandom(64)
+        self.ids = _random_bytes()
         self.next_id = 16  # the first 16 bytes are the trace id, when the request starts one
 
     def new_id(self) -> bytes:
         """A new span id (8 random bytes, never all zero)."""
         at = self.next_id
         if at > 56:
-            self.ids = urandom(64)
+            self.ids = _random_bytes()
             at = 0
         self.next_id = at + 8
         span_id = self.ids[at:at + 8]
@@ -75,12 +82,12 @@ class Sink:
         else:
             parts: list[bytes] = []
             template.add(parts, trace, span_id, links, start, end, attrs, tail, name)
-            self.emit(parts)
+            self.emit(b"".join(parts))
 
     def close(self) -> None:
-        """The server span ended: queue what was held; later spans go alone."""
+        """The server span ended: queue what was held, joined; later spans go alone."""
         self.open = False
-        self.emit(self.parts)
+        self.emit(b"".join(self.parts))
         self.parts = []
 
 
@@ -230,14 +237,17 @@ def add_trace_headers(headers: list[tuple[str, str]], trace_id: bytes, span_id: 
     """This trace's ``Traceparent`` (and ``Tracestate``) in `headers`, in place of any the
     client sent."""
     for k, _ in headers:
-        if len(k) in (10, 11) and k.lower() in ("traceparent", "tracestate"):
-            headers[:] = [(k, v) for k, v in headers
-                          if not (len(k) in (10, 11) and k.lower() in ("traceparent",
-                                                                         "tracestate"))]
+        if (len(k) == 11 or len(k) == 10) and _is_trace_header(k):
+            headers[:] = [(k, v) for k, v in headers if not _is_trace_header(k)]
             break
     headers.append(("Traceparent", traceparent(trace_id, span_id)))
     if state:
         headers.append(("Tracestate", state))
+
+
+def _is_trace_header(name: str) -> bool:
+    lower = name.lower()
+    return lower == "traceparent" or lower == "tracestate"
 
 
 def with_trace_headers(creq: ClientRequest, trace_id: bytes, span_id: bytes, state: str

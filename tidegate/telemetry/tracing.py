@@ -14,9 +14,9 @@ exporter ships every `DELAY_MS` (or as soon as `BATCH` wait), each export bounde
 the stages (`tidegate.components.telemetry_traces`): what is emitted is exported.
 
 A request's spans are queued as one bytes object, joined from their pieces when the request
-emits them (one C call): the queue holds one object per request, none of them a container the
-garbage collector tracks, instead of up to `BATCH` lists of dozens of small bytes each, alive
-for up to a second among the requests' own allocations (decision 83).
+emits them (one C call, in `trace_spans.Sink`): the queue holds one object per request, none
+of them a container the garbage collector tracks, instead of up to `BATCH` lists of dozens of
+small bytes each, alive for up to a second among the requests' own allocations (decision 83).
 """
 
 from __future__ import annotations
@@ -76,10 +76,6 @@ class Batcher:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="otlp-export", daemon=True)
         self._thread.start()
-
-    def emit(self, data: list[bytes]) -> None:
-        """Queue one item (a request's framed spans, in pieces, joined here); never blocks."""
-        self.push(b"".join(data))
 
     def push(self, item: bytes) -> None:
         """Queue one item (a request's framed spans, joined); never blocks."""
@@ -195,15 +191,14 @@ class TraceRuntime:
                                           resource, scope, EXPORT_TIMEOUT)
                          for t in settings.targets]
         self.processors = [Batcher(exporter) for exporter in exporters]
-        # `emit(data)`: queue `data`, one or more `otlp_encode.frame`d spans in pieces.
-        self.emit: Callable[[list[bytes]], None]
+        # `emit(item)`: queue `item`, one or more `otlp_encode.frame`d spans joined.
+        self.emit: Callable[[bytes], None]
         if len(self.processors) == 1:
-            self.emit = self.processors[0].emit
+            self.emit = self.processors[0].push
         else:
             ends = [p.push for p in self.processors]
 
-            def emit(data: list[bytes]) -> None:
-                item = b"".join(data)
+            def emit(item: bytes) -> None:
                 for end in ends:
                     end(item)
 

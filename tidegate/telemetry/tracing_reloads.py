@@ -69,9 +69,9 @@ class ReloadTraces:
         if event.result == "rejected":
             error = event.error or {}
             code, message = ERROR, str(error.get("error") or error.get("message") or "rejected")
-        runtime.emit([frame(_TEMPLATE.encode(
+        runtime.emit(frame(_TEMPLATE.encode(
             getrandbits(128).to_bytes(16, "big"), getrandbits(64) or 1, 0, start, end, attrs,
-            code, message, events=otlp_event(f"config {event.result}", end, attrs)))])
+            code, message, events=otlp_event(f"config {event.result}", end, attrs))))
 
     def _settings(self) -> ProviderSettings | None:
         service = self._current()
