@@ -320,10 +320,10 @@ class TapSpan(Protocol):
         """The exchange failed (or was cancelled)."""
 
 
-# (base URL, request target, method, request headers, request body or None when it is
-# streamed) -> the exchange's span, or None when nothing is recorded for this request. It may
-# append headers (a ``Traceparent``) to the list, which is this exchange's own.
-TapTrace = Callable[[str, str, str, list[tuple[str, str]], bytes | None], TapSpan | None]
+# (base URL, request target, the backend's request, the exchange's headers) -> the
+# exchange's span, or None when nothing is recorded for this request. It may append headers
+# (a ``Traceparent``) to the list, which is this exchange's own.
+TapTrace = Callable[[str, str, "ProxyRequest", list[tuple[str, str]]], TapSpan | None]
 
 
 class ExchangeTap:

@@ -75,6 +75,7 @@ from tidegate.telemetry.trace_spans import (
     Active,
     ClientSpan,
     Sink,
+    active_trace,
     add_trace_headers,
     backend_route,
     body_size,
@@ -273,7 +274,7 @@ def build_router(ctx: Build[OtelConfig], nxt: EndpointHandler) -> EndpointHandle
         return nxt
 
     def handler(request: Request, params: dict[str, str]) -> Awaitable[Response]:
-        active = ACTIVE.get()
+        active = active_trace()
         if active is not None:
             active.static = static
         return nxt(request, params)
@@ -309,7 +310,7 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
 
     def proxy(req: ProxyRequest
               ) -> Awaitable[tuple[ProxyResponse | None, BaseException | None]]:
-        active = ACTIVE.get()
+        active = active_trace()
         return nxt(req) if active is None else traced_proxy(req, active)
 
     async def traced_proxy(req: ProxyRequest, active: Active
@@ -374,7 +375,7 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
         _LONE.leave(ctx.backend, fold)
 
     def backend(req: ProxyRequest) -> Awaitable[ProxyResponse]:
-        active = ACTIVE.get()
+        active = active_trace()
         return nxt(req) if active is None else traced_backend(req, active)
 
     async def traced_backend(req: ProxyRequest, active: Active) -> ProxyResponse:
@@ -449,7 +450,7 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
     skip_headers = frozenset(canonical_header(h) for h in detail.skip_headers)
 
     def exchange(creq: ClientRequest) -> Awaitable[ClientResponse]:
-        active = ACTIVE.get()
+        active = active_trace()
         return nxt(creq) if active is None else traced_exchange(creq, active)
 
     async def traced_exchange(creq: ClientRequest, active: Active) -> ClientResponse:
@@ -479,11 +480,10 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
                         OK_STATUS)
         return resp
 
-    def trace(base: str, path: str, method: str, headers: list[tuple[str, str]],
-              body: bytes | None
+    def trace(base: str, path: str, req: ProxyRequest, headers: list[tuple[str, str]]
               ) -> ClientSpan | None:
         # The backend's inline form of `traced_exchange` (its tap): the same headers and span.
-        active = ACTIVE.get()
+        active = active_trace()
         if active is None:
             return None
         span_id = active.sink.new_id() if spans else active.span_id
@@ -491,8 +491,8 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
             add_trace_headers(headers, active.trace_id, span_id, active.state)
         if not spans:
             return None
-        return ClientSpan(template, active, span_id, base + path, method, headers, body,
-                          report, skip_headers)
+        return ClientSpan(template, active, span_id, base + path, req.method, headers,
+                          req.body if req.stream is None else None, report, skip_headers)
 
     # Where nothing else is below, the backend calls `trace` inline instead of `exchange`.
     return tapped(exchange, nxt, trace=trace)

@@ -42,6 +42,9 @@ from tidegate.messages import (
     PayloadTooLarge,
     ProxyRequest,
     ProxyResponse,
+    TapDone,
+    TapFailed,
+    TapTrace,
     canonical_header,
     tap_of,
 )
@@ -272,6 +275,10 @@ class CompiledBackend:
         # Executor components that only watch the exchange are called inline around it.
         tap = None if self.executor is None else tap_of(self.executor)
         self.tap = tap if tap is not None and tap.below == self._client_exchange else None
+        # ...its hooks, read from here (an attribute of this compiled class) per request.
+        self.tap_done: TapDone | None = None if self.tap is None else self.tap.done
+        self.tap_failed: TapFailed | None = None if self.tap is None else self.tap.failed
+        self.tap_trace: TapTrace | None = None if self.tap is None else self.tap.trace
         self.send: BackendProxy = self._send if registry is None else registry.wrap(
             Level.BACKEND, self._send, cfg.extra_config, backend=cfg)
         # No backend component may change the request on its way to the wire: a merge can
@@ -497,15 +504,16 @@ class CompiledBackend:
         # The round trip's metrics and trace in line (the tap) where the chained client
         # stages only watch it: no component needs the exchange's request and response
         # objects.
-        tapped = self.tap
+        tapped = self.tap is not None
         try:
-            if self.executor is None or tapped is not None:
+            if self.executor is None or tapped:
                 started = 0.0
                 span = None
-                if tapped is not None:
-                    if tapped.trace is not None:  # a sampled request's span, its headers
-                        span = tapped.trace(base, path, req.method, headers,
-                                            req.body if req.stream is None else None)
+                done = self.tap_done
+                if tapped:
+                    trace = self.tap_trace
+                    if trace is not None:  # a sampled request's span, its headers
+                        span = trace(base, path, req, headers)
                     started = perf_counter()
                 request_path = target.base_path + path
                 try:  # the first exchange awaited here, not through `_exchange`: a frame fewer
@@ -538,30 +546,29 @@ class CompiledBackend:
                             deadline, req.stream)
                     elif not self.no_op and (first.status == 200 or first.status == 201):
                         ok_body = first.body  # decoded below; its headers are never read
-                        if tapped is not None:
-                            # A buffered answer: a tap reads headers only of a streamed one
-                            # (a span: if it reports them, or a HEAD's Content-Length).
-                            if tapped.done is not None:
-                                tapped.done(target, req.method, req.body, first.status,
-                                            _UNREAD_HEADERS, ok_body, None, started)
-                            if span is not None:
-                                span.done(first.status, first.headers
-                                          if span.headers_read else None,
-                                          ok_body, None, started)
+                        # A buffered answer: a tap reads headers only of a streamed one (a
+                        # span: if it reports them, or a HEAD's Content-Length).
+                        if done is not None:
+                            done(target, req.method, req.body, first.status, _UNREAD_HEADERS,
+                                 ok_body, None, started)
+                        if span is not None:
+                            span.done(first.status,
+                                      first.headers if span.headers_read else None,
+                                      ok_body, None, started)
                     else:  # the URL (for an error's text) is written only if it is needed
                         status, resp_headers, body, url, stream = (
                             first.status, first.headers, first.body, "", first.stream)
                 except BaseException as failure:
-                    if tapped is not None:
-                        if tapped.failed is not None:
-                            tapped.failed(target, req.method, req.body, failure, started)
-                        if span is not None:
-                            span.failed(failure, started)
+                    failed = self.tap_failed
+                    if failed is not None:
+                        failed(target, req.method, req.body, failure, started)
+                    if span is not None:
+                        span.failed(failure, started)
                     raise
-                if tapped is not None and ok_body is None:
-                    if tapped.done is not None:
-                        tapped.done(target, req.method, req.body, status, resp_headers, body,
-                                    stream, started)
+                if ok_body is None:
+                    if done is not None:
+                        done(target, req.method, req.body, status, resp_headers, body, stream,
+                             started)
                     if span is not None:
                         span.done(status, resp_headers, body, stream, started)
             else:

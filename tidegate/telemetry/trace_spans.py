@@ -120,6 +120,8 @@ class Active:
 
 # None: the request is not sampled (or not traced at all): no stage records anything.
 ACTIVE: Final[ContextVar[Active | None]] = ContextVar("tidegate_trace", default=None)
+# Its reader, bound once: a stage calls it directly, with no method lookup per request.
+active_trace: Final = ACTIVE.get
 
 # The attributes a request adds to its spans; each key encoded once (`Attr`). Final: compiled,
 # these are read directly, not looked up in the module's dict.
