@@ -25,11 +25,14 @@ import stat
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 log = logging.getLogger("tidegate.telemetry")
 
 PIPE_BUF = 4096
+# `os.write` looked up once (compiled, `os.write` is a module attribute lookup per call).
+_write: Final = os.write
 # Bytes of log lines held while stdout is not read (env TIDEGATE_LOG_BUFFER_BYTES).
 DEFAULT_BUFFER = 1 << 20
 
@@ -51,6 +54,10 @@ class LineWriter:
         self._lock = threading.RLock()  # flush may log (re-enters write)
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The bound loop's `call_soon` and this writer's `flush`, looked up once (each is an
+        # attribute lookup per line otherwise).
+        self._call_soon: Callable[[Callable[[], None]], object] | None = None
+        self._flush: Callable[[], None] = self.flush
         self._loop_thread = 0
         self._watching = False
         self._sock: socket.socket | None = None
@@ -77,6 +84,7 @@ class LineWriter:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Gather lines per iteration of this loop (until then, each line is written at once)."""
         self._loop = loop
+        self._call_soon = loop.call_soon
         self._loop_thread = threading.get_ident()
         with contextlib.suppress(OSError):
             if stat.S_ISSOCK(os.fstat(self.fd).st_mode):
@@ -97,7 +105,7 @@ class LineWriter:
 
     def append(self, line: bytes) -> None:
         """Queue one line, on the bound loop's thread (no lock: only that thread touches the
-        buffer); written once this loop iteration is over."""
+        buffer); written once this loop iteration is over (at once without a loop)."""
         size = self._size + len(line)
         if size > self.limit:
             self.dropped += 1
@@ -105,8 +113,12 @@ class LineWriter:
         self._pending.append(line)
         self._size = size
         if not self._scheduled:
+            call_soon = self._call_soon
+            if call_soon is None:
+                self.flush()
+                return
             self._scheduled = True
-            self._loop.call_soon(self.flush)  # type: ignore[union-attr]
+            call_soon(self._flush)
 
     def append_text(self, text: str) -> None:
         """`append` for a str line (the access log's)."""
@@ -116,34 +128,53 @@ class LineWriter:
         """Write what waits, as far as the output takes it without blocking (on the loop's
         thread, or under the lock when there is no loop)."""
         self._scheduled = False
-        pending, self._pending = self._pending, []
-        self._size = 0
-        done = 0
-        try:
-            if len(pending) == 1 and self._sock is None:  # the common case at low load
-                line = pending[0]
-                written = os.write(self.fd, line)
-                if written < len(line):
-                    self._requeue([line[written:]])
-                    return
-            else:
-                for chunk, count in _chunks(pending):
-                    written = self._send(chunk)
-                    if written < len(chunk):  # a partial write of a chunk past PIPE_BUF
-                        self._requeue([chunk[written:], *pending[done + count:]])
-                        return
-                    done += count
-        except BlockingIOError:
-            self._requeue(pending[done:])
-            return
-        except OSError:  # stdout closed: nothing more will be written
-            self.dropped += len(pending) - done
+        pending = self._pending
+        if len(pending) == 1 and self._sock is None:  # the common case at low load
+            line = pending[0]
+            try:
+                written = _write(self.fd, line)
+            except BlockingIOError:
+                self._watch()  # the line stays queued
+                return
+            except OSError:  # stdout closed: nothing more will be written
+                pending.clear()
+                self._size = 0
+                self.dropped += 1
+                return
+            # The same list stays the queue (a new one per write costs its allocation).
+            pending.clear()
+            self._size = 0
+            if written < len(line):
+                self._requeue([line[written:]])
+                return
+        elif not self._flush_all(pending):
             return
         if self._watching:
             self._unwatch()
         if self.dropped != self._reported:
             lost, self._reported = self.dropped - self._reported, self.dropped
             log.warning("%d log line(s) dropped: stdout was not read", lost)
+
+    def _flush_all(self, pending: list[bytes]) -> bool:
+        """`flush` of several lines (or none) in chunks; False when the output did not take
+        them all (the rest is queued again) or is closed."""
+        self._pending = []
+        self._size = 0
+        done = 0
+        try:
+            for chunk, count in _chunks(pending):
+                written = self._send(chunk)
+                if written < len(chunk):  # a partial write of a chunk past PIPE_BUF
+                    self._requeue([chunk[written:], *pending[done + count:]])
+                    return False
+                done += count
+        except BlockingIOError:
+            self._requeue(pending[done:])
+            return False
+        except OSError:  # stdout closed: nothing more will be written
+            self.dropped += len(pending) - done
+            return False
+        return True
 
     def _requeue(self, rest: list[bytes]) -> None:
         """Lines the output did not take yet go back in front; wait until it is writable."""
@@ -154,7 +185,7 @@ class LineWriter:
     def _send(self, chunk: bytes) -> int:
         if self._sock is not None:
             return self._sock.send(chunk, socket.MSG_DONTWAIT)
-        return os.write(self.fd, chunk)
+        return _write(self.fd, chunk)
 
     def _watch(self) -> None:
         loop = self._loop
@@ -190,6 +221,7 @@ class LineWriter:
                 os.close(self.fd)
         # Whatever is logged after this (the last lines of a stop) is written plainly.
         self.fd, self._own, self._loop, self._sock = self._origin, False, None, None
+        self._call_soon = None
         self._scheduled = False
 
 
