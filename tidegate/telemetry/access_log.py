@@ -7,8 +7,11 @@ the response body size and the generation id, so a latency change can be tied to
 
 Built once per generation (format, skip paths, generation id and the sink are fixed): a request
 costs one format and one queued write (the sink gathers a loop iteration's lines into one
-``write``, see `logging_sinks.LineWriter`). The gin line's pieces that repeat from request to
-request (the quoted path, the padded client address) are remembered per logger, bounded.
+``write``, see `logging_sinks.LineWriter`). The gin line is joined from encoded pieces, each
+kept between requests: the clock's start of line (once a second), the status column and the
+latency's digits by table, the padded address and the quoted path remembered per logger
+(bounded); a path's entry also says whether it is skipped. No text is built or encoded per
+request on that path.
 """
 
 from __future__ import annotations
@@ -25,16 +28,17 @@ from urllib.parse import unquote
 from tidegate.golang.strconv import quote
 from tidegate.golang.time import format_duration
 from tidegate.telemetry.logging_config import AccessLog
+from tidegate.telemetry.logging_sinks import LineWriter
 
 if TYPE_CHECKING:
     from tidegate.messages import Request
 
 Emit = Callable[[str], None]
-EmitBytes = Callable[[bytes], None]
+Clock = Callable[[], float]
 # Remembered gin pieces per logger (quoted paths, padded addresses): forgotten when full.
 _MEMO_MAX: Final = 1024
-# Remembered ends of gin lines (address, method and path), all paths together.
-_TAILS_MAX: Final = 4096
+# A path's remembered piece when its requests are not logged (`logger_skip_paths`).
+_SKIPPED: Final = b""
 log = logging.getLogger("tidegate.telemetry")
 
 
@@ -58,11 +62,29 @@ def gin_latency(ns: int) -> str:
 _INT: Final = tuple(str(i) for i in range(1001))
 _FRAC_MS: Final = tuple(f".{i:02d}".rstrip("0").rstrip(".") + "ms" for i in range(100))
 _FRAC_US: Final = tuple(f".{i:03d}".rstrip("0").rstrip(".") + "µs" for i in range(1000))
-# The status column and its separator, as the gin line has them.
-_STATUS_COLUMN: Final = {code: f"{code:3d} | " for code in range(100, 600)}
-_PAD: Final = tuple(" " * n for n in range(9))
-_METHODS: Final = {m: f"{m:<7}  " for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
-                                      "OPTIONS", "CONNECT", "TRACE")}
+# The latency column is right-aligned on 8 characters (gin pads it as `%8v` would).
+_LATENCY_WIDTH: Final = 8
+
+
+def _pads(fracs: tuple[str, ...]) -> tuple[tuple[bytes, ...], ...]:
+    """Per fraction, the latency column's padding by the integer part's digit count."""
+    by_len = {n: tuple(b" " * max(0, _LATENCY_WIDTH - n - d) for d in range(4))
+              for n in {len(f) for f in fracs}}
+    return tuple(by_len[len(f)] for f in fracs)
+
+
+# The same pieces encoded for the gin line: the integer part's digits, the fraction with the
+# column's separator, and the padding in front (by the fraction and the digits' count).
+_DIGITS: Final = tuple(s.encode() for s in _INT)
+_MS_FRACS: Final = tuple(f"{f} | ".encode() for f in _FRAC_MS)
+_MS_PADS: Final = _pads(_FRAC_MS)
+_US_FRACS: Final = tuple(f"{f} | ".encode() for f in _FRAC_US)
+_US_PADS: Final = _pads(_FRAC_US)
+# The status column and its separator, as the gin line has them (from 100 on).
+_STATUS_COLUMNS: Final = tuple(f"{code:3d} | ".encode() for code in range(100, 600))
+_METHOD_COLUMNS: Final = {m: f"{m:<7}  ".encode() for m in (
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE")}
+_GET_COLUMN: Final = _METHOD_COLUMNS["GET"]
 
 
 def _logfmt_value(s: str) -> str:
@@ -72,35 +94,32 @@ def _logfmt_value(s: str) -> str:
 
 
 class _Clock:
-    """Wall-clock strings, formatted once per second."""
+    """Wall-clock strings, formatted once per second (``wall``: the wall clock, `time.time`)."""
 
-    __slots__ = ("_gin", "_iso", "_second", "_text", "_until", "_zone")
+    __slots__ = ("_gin", "_iso", "_second", "_until", "_wall", "_zone")
 
-    def __init__(self) -> None:
+    def __init__(self, wall: Clock) -> None:
+        self._wall = wall
         self._second = -1
-        self._text = ""
-        self._gin = ""  # "[GIN] " and `_text`, then the column's separator
+        self._gin = b""  # "[GIN] 2006/01/02 - 15:04:05 | " encoded
         self._until = 0.0  # `time.perf_counter` when `_gin` is a second old
         self._iso = ""
         self._zone = "Z"
 
-    def gin(self, perf: float) -> str:
+    def gin(self, perf: float) -> bytes:
         """The gin line's start up to its status column, at `perf` (`time.perf_counter`):
         the wall clock is read only when the second it was formatted for has passed."""
         if perf >= self._until:
-            now = wall_clock()  # by name: `time.time` is a module lookup per call
+            now = self._wall()
             second = int(now)
             if second != self._second:
                 self._tick(second)
             self._until = perf + (second + 1 - now)
         return self._gin
 
-    def text(self, now: float) -> str:
-        """gin's timestamp ``2006/01/02 - 15:04:05`` (local time)."""
-        second = int(now)
-        if second != self._second:
-            self._tick(second)
-        return self._text
+    def now(self) -> float:
+        """The wall clock."""
+        return self._wall()
 
     def iso(self, now: float) -> str:
         """RFC 3339 with milliseconds (local offset)."""
@@ -112,21 +131,25 @@ class _Clock:
     def _tick(self, second: int) -> None:
         t = time.localtime(second)
         self._second = second
-        self._text = time.strftime("%Y/%m/%d - %H:%M:%S", t)
-        self._gin = f"[GIN] {self._text} | "
+        self._gin = f"[GIN] {time.strftime('%Y/%m/%d - %H:%M:%S', t)} | ".encode()
         self._iso = time.strftime("%Y-%m-%dT%H:%M:%S", t)
         off = time.strftime("%z", t)
         self._zone = "Z" if off in ("+0000", "-0000") else f"{off[:3]}:{off[3:]}"
 
 
-def _gin_quote(path: str) -> str:
-    """The path as gin's ``%#v`` prints it."""
+def _gin_quote(path: str) -> bytes:
+    """The path as gin's ``%#v`` prints it, with the line's newline."""
     if path.isascii() and path.isprintable() and '"' not in path and "\\" not in path:
-        return f'"{path}"'
-    return quote(path)
+        return f'"{path}"\n'.encode()
+    return f"{quote(path)}\n".encode()
 
 
-def _remember(memo: dict[str, str], key: str, value: str) -> str:
+def _address_column(ip: str) -> bytes:
+    """gin's ``%15s`` of the client address, with the column's separator."""
+    return f"{ip:>15} | ".encode()
+
+
+def _remember(memo: dict[str, bytes], key: str, value: bytes) -> bytes:
     if len(memo) >= _MEMO_MAX:
         memo.clear()
     memo[key] = value
@@ -136,84 +159,126 @@ def _remember(memo: dict[str, str], key: str, value: str) -> str:
 class AccessLogger:
     """One generation's access log."""
 
-    __slots__ = ("_clock", "_emit_bytes", "_format", "_gin_format", "_ips", "_quoted", "_skip",
-                 "_tail_count", "_tails", "emit", "generation")
+    __slots__ = ("_clock", "_format", "_gin_format", "_ips", "_last_address", "_last_ip",
+                 "_paths", "_perf", "_queries", "_skip", "_writer", "emit", "generation")
 
     def __init__(self, settings: AccessLog, generation: int, emit: Emit,
-                 emit_bytes: EmitBytes | None = None) -> None:
-        """``emit_bytes``: the same sink taking the encoded line, when it has such an entry
-        (one call fewer per request)."""
+                 writer: LineWriter | None = None, perf: Clock = perf_counter,
+                 wall: Clock = wall_clock) -> None:
+        """``writer``: the sink `emit` writes to, when it is stdout's (the encoded line is
+        queued on it directly); ``perf`` and ``wall``: `time.perf_counter` and `time.time`."""
         self.generation = generation
         self.emit = emit
-        self._emit_bytes = emit_bytes
+        self._writer = writer
         self._skip = settings.skip_paths
-        self._clock = _Clock()
-        # gin (the default) is built by `_gin_line`; the other two through `_format`.
+        self._perf = perf
+        self._clock = _Clock(wall)
+        # gin (the default) is built by `record` itself; the other two through `_format`.
         self._format = self._logfmt if settings.format == "logfmt" else self._json
         self._gin_format = settings.format == "gin"
-        self._quoted: dict[str, str] = {}  # path (with its query) -> as gin prints it
-        self._ips: dict[str, str] = {}  # client address -> its padded column
-        # The gin line's end (address, method, quoted path), by path, then address and
-        # method: two lookups instead of three pieces looked up and joined per request.
-        self._tails: dict[str, dict[str, str]] = {}
-        self._tail_count = 0  # ends remembered, over every path (forgotten at `_TAILS_MAX`)
+        # The request's path (as it came) -> the decoded path as gin prints it, with the
+        # newline; `_SKIPPED` when it is one of the skip paths.
+        self._paths: dict[str, bytes] = {}
+        self._queries: dict[str, bytes] = {}  # "path?query" -> the same, with the query
+        self._ips: dict[str, bytes] = {}  # client address -> its padded column
+        self._last_ip = ""  # the address of the last line, and its column
+        self._last_address = _address_column("")
 
     def record(self, request: Request, status: int, size: int, started: float) -> None:
         """Log one answered request (``started``: `time.perf_counter` when it was handed over)."""
-        perf = perf_counter()
-        ns = int((perf - started) * 1e9)
+        if not self._gin_format:
+            self._record_text(request, status, size, started)
+            return
+        try:
+            path = request.path
+            quoted = self._paths.get(path)
+            if quoted is None:
+                quoted = self._learn(path)
+            if len(quoted) == 0:  # a skip path (`_SKIPPED`)
+                return
+            perf = self._perf()
+            ns = int((perf - started) * 1e9)
+            query = request.query
+            if query:
+                quoted = self._with_query(path, query)
+            ip = request.client_ip
+            # The last address first: a connection's requests come in turn, and most
+            # clients of a gateway are a few (a balancer's) addresses.
+            address = self._last_address if ip == self._last_ip else self._address(ip)
+            method = request.method
+            if method == "GET":  # by far the most common: no lookup
+                method_column = _GET_COLUMN
+            else:
+                method_column = _METHOD_COLUMNS.get(method) or f"{method:<7}  ".encode()
+            status_column = (_STATUS_COLUMNS[status - 100] if 100 <= status < 600
+                             else f"{status:3d} | ".encode())
+            # gin_latency's two common ranges from the encoded tables (same conditions).
+            if 1_000_000 < ns < 1_000_000_000:
+                tens = ns // 10_000
+                digits = _DIGITS[tens // 100]
+                pad = _MS_PADS[tens % 100][len(digits)]
+                frac = _MS_FRACS[tens % 100]
+            elif 1000 <= ns < 1_000_000:
+                digits = _DIGITS[ns // 1000]
+                pad = _US_PADS[ns % 1000][len(digits)]
+                frac = _US_FRACS[ns % 1000]
+            else:
+                pad = digits = b""
+                frac = (gin_latency(ns).rjust(_LATENCY_WIDTH) + " | ").encode()
+            # Compiled, `%` of bytes pieces is one allocation and a copy of each (a join
+            # takes a buffer view of each piece).
+            line = b"%b%b%b%b%b%b%b%b" % (self._clock.gin(perf), status_column, pad, digits,
+                                          frac, address, method_column, quoted)
+            writer = self._writer
+            if writer is not None:
+                writer.append(line)
+            else:
+                self.emit(line.decode())
+        except Exception:  # a logging bug must never take the connection down
+            log.exception("access log")
+
+    def _learn(self, path: str) -> bytes:
+        """A path's remembered piece: as gin prints it once decoded, or `_SKIPPED`."""
+        decoded = unquote(path) if "%" in path else path
+        if self._skip and decoded in self._skip:
+            return _remember(self._paths, path, _SKIPPED)
+        return _remember(self._paths, path, _gin_quote(decoded))
+
+    def _address(self, ip: str) -> bytes:
+        """The address column (padded, with its separator) of a client address."""
+        address = self._ips.get(ip)
+        if address is None:
+            address = _remember(self._ips, ip, _address_column(ip))
+        self._last_ip = ip
+        self._last_address = address
+        return address
+
+    def _with_query(self, path: str, query: str) -> bytes:
+        """The quoted piece of a path with its query (the query as it came)."""
+        key = f"{path}?{query}"
+        quoted = self._queries.get(key)
+        if quoted is None:
+            decoded = unquote(path) if "%" in path else path
+            quoted = _remember(self._queries, key, _gin_quote(f"{decoded}?{query}"))
+        return quoted
+
+    def _record_text(self, request: Request, status: int, size: int, started: float) -> None:
+        """`record` in the JSON and logfmt formats."""
+        ns = int((self._perf() - started) * 1e9)
         path = request.path
         if "%" in path:
             path = unquote(path)
         if self._skip and path in self._skip:
             return
         try:
-            if self._gin_format:  # the default: called directly, not through `_format`
-                line = self._gin_line(request, path, status, ns, perf)
-            else:
-                line = self._format(request, path, status, size, ns, wall_clock())
-            if self._emit_bytes is not None:
-                self._emit_bytes(line.encode())
+            line = self._format(request, path, status, size, ns, self._clock.now())
+            writer = self._writer
+            if writer is not None:
+                writer.append(line.encode())
             else:
                 self.emit(line)
         except Exception:  # a logging bug must never take the connection down
             log.exception("access log")
-
-    def _gin_line(self, request: Request, path: str, status: int, ns: int, perf: float) -> str:
-        """`_gin`'s line from pieces kept between requests: the clock's start of the line
-        (once a second), the status column by table, the end by path, address and method
-        (`time.perf_counter` tells when the second changes: no wall clock read per line)."""
-        if request.query:
-            path = f"{path}?{request.query}"
-        key = f"{request.client_ip} {request.method}"
-        by_peer = self._tails.get(path)
-        tail = None if by_peer is None else by_peer.get(key)
-        if tail is None:
-            tail = self._tail(request, path)
-            self._tail_count += 1
-            if self._tail_count > _TAILS_MAX:
-                self._tails.clear()
-                self._tail_count = 1
-                by_peer = None
-            if by_peer is None:
-                by_peer = self._tails[path] = {}
-            by_peer[key] = tail
-        latency = gin_latency(ns)
-        if len(latency) < 8:
-            latency = _PAD[8 - len(latency)] + latency
-        return (f"{self._clock.gin(perf)}{_STATUS_COLUMN.get(status) or f'{status:3d} | '}"
-                f"{latency} | {tail}")
-
-    def _tail(self, request: Request, path: str) -> str:
-        """The gin line from its address column on (``path`` with its query)."""
-        method = _METHODS.get(request.method) or f"{request.method:<7}  "
-        ip = self._ips.get(request.client_ip)
-        if ip is None:
-            ip = _remember(self._ips, request.client_ip, request.client_ip.rjust(15))
-        quoted = self._quoted.get(path)
-        if quoted is None:
-            quoted = _remember(self._quoted, path, _gin_quote(path))
-        return f"{ip} | {method}{quoted}\n"
 
     def _json(self, request: Request, path: str, status: int, size: int, ns: int,
               now: float) -> str:

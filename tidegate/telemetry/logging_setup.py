@@ -111,8 +111,8 @@ class LogOutputs:
             return None
         emit = self._access_emit(settings)
         # To stdout the encoded line goes straight to the writer's queue.
-        emit_bytes = self.stdout().append if settings.gelf is None else None
-        return AccessLogger(settings.access, generation, emit, emit_bytes)
+        writer = self.stdout() if settings.gelf is None else None
+        return AccessLogger(settings.access, generation, emit, writer)
 
     def _access_emit(self, settings: LogSettings) -> Emit:
         if settings.gelf is not None:
