@@ -395,3 +395,35 @@ ServiceHandler = Callable[[Request], Awaitable[Response]]
 EndpointHandler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 Proxy = Callable[[ProxyRequest], Awaitable[tuple[ProxyResponse | None, BaseException | None]]]
 BackendProxy = Callable[[ProxyRequest], Awaitable[ProxyResponse]]
+
+
+# What a backend tap is told: the backend call's answer, or what it raised, with the
+# `perf_counter` at which the call started.
+BackendDone = Callable[[ProxyResponse, float], None]
+BackendFailed = Callable[[BaseException, float], None]
+
+
+class BackendTap:
+    """A BACKEND-level component that only watches the backend's call (the metrics'
+    `krakend.backend.duration`), as the compiled backend can call it inline.
+
+    A stage offers it as its ``backend_tap`` attribute (found once, when the backend is
+    built: `backend_tap_of`). When the stage wraps nothing but the backend's own call
+    (``below``), the backend skips the stage and reports each call to ``done`` (its answer)
+    or ``failed`` (what it raised, a cancellation included) from its entry points, or hands
+    them to the endpoint that awaits the call itself: no coroutine frame per call. Anything
+    else between them keeps the stage, which reports the same values.
+    """
+
+    __slots__ = ("below", "done", "failed")
+
+    def __init__(self, below: BackendProxy, done: BackendDone, failed: BackendFailed) -> None:
+        self.below = below
+        self.done = done
+        self.failed = failed
+
+
+def backend_tap_of(stage: BackendProxy) -> BackendTap | None:
+    """The tap a BACKEND-level stage offers, if it is one that only watches."""
+    tap = getattr(stage, "backend_tap", None)
+    return tap if isinstance(tap, BackendTap) else None

@@ -38,6 +38,7 @@ from tidegate.components.seam import Build, Component, JsonPath, Level
 from tidegate.messages import (
     BackendFailure,
     BackendProxy,
+    BackendTap,
     BackendTimeout,
     ClientRequest,
     ClientResponse,
@@ -70,6 +71,9 @@ STAGE_FLAGS = ("error", "canceled", "complete")
 # Module constants the compiled request path reads are Final: mypyc then inlines them instead of
 # looking each up in the module's dict on every request.
 STATUS_SLOTS: Final = 600  # status codes whose series are found by index
+# The clock, as a C static: a module attribute read from the module's dict costs ~130
+# instructions a call, a Final one nothing.
+_CLOCK: Final = perf_counter
 VALID_METHODS = frozenset(("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST",
                            "PUT", "TRACE"))
 
@@ -110,7 +114,7 @@ class EndpointSeries(ServerMeter):
         return pair
 
     def record(self, request: Request, response: Response, started: float) -> None:
-        elapsed = perf_counter() - started
+        elapsed = _CLOCK() - started
         pair = self.pair(response.status)
         pair[0].observe(elapsed)
         if response.stream is None:
@@ -122,7 +126,7 @@ class EndpointSeries(ServerMeter):
         if request.path in self.skip:
             return
         pair = self.pair(500)
-        pair[0].observe(perf_counter() - started)
+        pair[0].observe(_CLOCK() - started)
         pair[1].observe(0)  # an answer of no bytes
 
 
@@ -307,16 +311,16 @@ class BackendMeter:
         self.stage = stage
         self.proxy: StageSeries | None = None
 
-    def done(self, complete: bool, started: float) -> None:
-        elapsed = perf_counter() - started
-        index = COMPLETE if complete else 0
+    def done(self, response: ProxyResponse, started: float) -> None:
+        elapsed = _CLOCK() - started
+        index = COMPLETE if response.complete else 0
         self.stage.record(index, elapsed)
         proxy = self.proxy
         if proxy is not None:
             proxy.record(index, elapsed)
 
     def failed(self, exc: BaseException, started: float) -> None:
-        elapsed = perf_counter() - started
+        elapsed = _CLOCK() - started
         canceled = isinstance(exc, asyncio.CancelledError)
         self.stage.record(CANCELED_CALL if canceled else ERROR, elapsed)
         proxy = self.proxy
@@ -363,17 +367,17 @@ def build_proxy(ctx: Build[Any], nxt: Proxy) -> Proxy:
 
     async def record_proxy(request: ProxyRequest
                            ) -> tuple[ProxyResponse | None, BaseException | None]:
-        started = perf_counter()
+        started = _CLOCK()
         try:
             answer = await nxt(request)
         except asyncio.CancelledError:
-            series.record(CANCELED_CALL, perf_counter() - started)
+            series.record(CANCELED_CALL, _CLOCK() - started)
             raise
         response = answer[0]
         index = 0 if answer[1] is None else ERROR
         if response is not None and response.complete:
             index += COMPLETE
-        series.record(index, perf_counter() - started)
+        series.record(index, _CLOCK() - started)
         return answer  # the same tuple: nothing allocated here
 
     return record_proxy
@@ -414,18 +418,32 @@ def build_backend(ctx: Build[Any], nxt: BackendProxy) -> BackendProxy:
         (backend.method, backend_route(backend.url_pattern), place[1], place[0]),
         detail.static_attributes if detail is not None else (), plan.time_buckets))
     _LONE.leave(backend, meter)
+    return RecordedBackend(meter, nxt)
 
-    async def record_backend(request: ProxyRequest) -> ProxyResponse:
-        started = perf_counter()
+
+class RecordedBackend:
+    """The BACKEND stage: `krakend.backend.duration` of each call of `nxt`. It only
+    watches, so it offers its meter as a `BackendTap`: a compiled backend whose only
+    BACKEND stage this is reports its calls to the meter itself and never calls this stage
+    (no coroutine frame per call); under another stage (the traces', a Lua script's) it is
+    awaited as here, with the same values."""
+
+    __slots__ = ("backend_tap", "meter", "nxt")
+
+    def __init__(self, meter: BackendMeter, nxt: BackendProxy) -> None:
+        self.meter = meter
+        self.nxt = nxt
+        self.backend_tap = BackendTap(nxt, meter.done, meter.failed)
+
+    async def __call__(self, request: ProxyRequest) -> ProxyResponse:
+        started = _CLOCK()
         try:
-            response = await nxt(request)
+            response = await self.nxt(request)
         except BaseException as exc:
-            meter.failed(exc, started)
+            self.meter.failed(exc, started)
             raise
-        meter.done(response.complete, started)
+        self.meter.done(response, started)
         return response
-
-    return record_backend
 
 
 # CLIENT: http.client.* ---------------------------------------------------------------------
@@ -440,13 +458,25 @@ TIMEDOUT: Final = 2
 REQUEST_SIZE: Final = 3
 NO_LENGTH: Final = 4
 CLIENT_LABELS = ("clientname", "server.address", "server.port", "http.response.status_code")
-ClientEntry = tuple[tuple[Series, ...], Histogram, Histogram]  # counters, duration, size
+class ClientEntry:
+    """The series of one (target, status): counters, duration, response size (a compiled
+    object: its fields are read as C fields, a tuple's items would be unpacked and checked)."""
+
+    __slots__ = ("counters", "duration", "size")
+
+    def __init__(self, counters: tuple[Series, ...], duration: Histogram, size: Histogram
+                 ) -> None:
+        self.counters = counters
+        self.duration = duration
+        self.size = size
 
 
 class ClientSeries:
-    """The client families of one backend; series by target, then status."""
+    """The client families of one backend; series by target, then status (by index for the
+    codes HTTP defines, as `EndpointSeries`)."""
 
-    __slots__ = ("counters", "duration", "last", "last_target", "prefix", "series", "size")
+    __slots__ = ("counters", "duration", "extra", "last", "last_target", "prefix", "series",
+                 "size")
 
     def __init__(self, counters: tuple[Family, ...], duration: Family, size: Family,
                  prefix: tuple[str, ...]) -> None:
@@ -454,27 +484,41 @@ class ClientSeries:
         self.duration = duration
         self.size = size
         self.prefix = prefix
-        # id(target) -> (target kept alive, status -> entry)
-        self.series: dict[int, tuple[Any, dict[int, ClientEntry]]] = {}
+        # id(target) -> (target kept alive, entries by status code)
+        self.series: dict[int, tuple[Any, list[ClientEntry | None]]] = {}
+        self.extra: dict[tuple[int, int], ClientEntry] = {}  # (id(target), other status)
         self.last_target: Any = None  # most backends have one host: skip the outer lookup
-        self.last: dict[int, ClientEntry] = {}
+        self.last: list[ClientEntry | None] = []
 
-    def of(self, target: Any) -> dict[int, ClientEntry]:
-        """The status map of `target`."""
+    def of(self, target: Any) -> list[ClientEntry | None]:
+        """The entries of `target` by status code (None: not made yet)."""
         if target is self.last_target:
             return self.last
         found = self.series.get(id(target))
         if found is None:
-            found = self.series[id(target)] = (target, {})
+            found = self.series[id(target)] = (target, [None] * STATUS_SLOTS)
         self.last_target, self.last = target, found[1]
         return found[1]
 
     def entry(self, target: Any, status: int) -> ClientEntry:
         """The series of one (target, status), created at zero."""
+        by_status = self.of(target)
+        if 0 <= status < STATUS_SLOTS:
+            found = by_status[status]
+            if found is not None:
+                return found
+        else:
+            other = self.extra.get((id(target), status))
+            if other is not None:
+                return other
         labels = (*self.prefix, str(getattr(target, "host", "")),
                   str(getattr(target, "port", 0)), str(status))
-        entry = self.of(target)[status] = (tuple(c.get(labels) for c in self.counters),
-                                           self.duration.hist(labels), self.size.hist(labels))
+        entry = ClientEntry(tuple(c.get(labels) for c in self.counters),
+                            self.duration.hist(labels), self.size.hist(labels))
+        if 0 <= status < STATUS_SLOTS:
+            by_status[status] = entry
+        else:
+            self.extra[(id(target), status)] = entry
         return entry
 
 
@@ -505,8 +549,9 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
 
     def failed(target: Any, method: str, body: bytes, exc: BaseException, started: float
                ) -> None:
-        elapsed = perf_counter() - started
-        counters, dur, _ = series.of(target).get(0) or series.entry(target, 0)
+        elapsed = _CLOCK() - started
+        entry = series.entry(target, 0)
+        counters = entry.counters
         if body:
             counters[REQUEST_SIZE][0] += len(body)
         if isinstance(exc, asyncio.CancelledError):
@@ -515,31 +560,33 @@ def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
             counters[FAILED][0] += 1
             if isinstance(exc, UpstreamTimeout | BackendTimeout | TimeoutError):
                 counters[TIMEDOUT][0] += 1
-        dur.observe(elapsed)
+        entry.duration.observe(elapsed)
 
     def done(target: Any, method: str, body: bytes, status: int,
              headers: list[tuple[str, str]], resp_body: bytes, stream: Any, started: float
              ) -> None:
-        elapsed = perf_counter() - started
+        elapsed = _CLOCK() - started
         by_status = series.last if target is series.last_target else series.of(target)
-        counters, dur, size = by_status.get(status) or series.entry(target, status)
-        dur.observe(elapsed)
+        entry = by_status[status] if 0 <= status < STATUS_SLOTS else None
+        if entry is None:
+            entry = series.entry(target, status)
+        entry.duration.observe(elapsed)
         if body:
-            counters[REQUEST_SIZE][0] += len(body)
+            entry.counters[REQUEST_SIZE][0] += len(body)
         if method != "HEAD":
             if stream is None:
-                size.observe(len(resp_body))
+                entry.size.observe(len(resp_body))
             else:
                 header = _header(headers, "content-length")
                 if header is not None and header.isdigit():
-                    size.observe(int(header))
+                    entry.size.observe(int(header))
                 else:
-                    counters[NO_LENGTH][0] += 1
+                    entry.counters[NO_LENGTH][0] += 1
 
     async def record_client(request: ClientRequest) -> ClientResponse:
         # The chain's form (under a component that is not a tap, or a sampled trace); the
         # backend calls `done`/`failed` itself otherwise (`ExchangeTap`).
-        started = perf_counter()
+        started = _CLOCK()
         try:
             response = await nxt(request)
         except BaseException as exc:

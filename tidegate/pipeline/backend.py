@@ -29,6 +29,8 @@ from tidegate.encoding.decoders import DecodeError, decoder_for
 from tidegate.golang.url_values import encode_query
 from tidegate.messages import (
     BackendDecodeError,
+    BackendDone,
+    BackendFailed,
     BackendFailure,
     BackendHTTPError,
     BackendProxy,
@@ -45,6 +47,7 @@ from tidegate.messages import (
     TapDone,
     TapFailed,
     TapTrace,
+    backend_tap_of,
     canonical_header,
     tap_of,
 )
@@ -279,8 +282,18 @@ class CompiledBackend:
         self.tap_done: TapDone | None = None if self.tap is None else self.tap.done
         self.tap_failed: TapFailed | None = None if self.tap is None else self.tap.failed
         self.tap_trace: TapTrace | None = None if self.tap is None else self.tap.trace
-        self.send: BackendProxy = self._send if registry is None else registry.wrap(
+        send: BackendProxy = self._send if registry is None else registry.wrap(
             Level.BACKEND, self._send, cfg.extra_config, backend=cfg)
+        # A BACKEND stage that only watches the call (the metrics') and wraps nothing but
+        # `_send` is not called: the entry points report to its tap around `_send` instead.
+        watch = backend_tap_of(send)
+        if watch is not None and watch.below == self._send:
+            send = self._send
+        else:
+            watch = None
+        self.watch_done: BackendDone | None = None if watch is None else watch.done
+        self.watch_failed: BackendFailed | None = None if watch is None else watch.failed
+        self.send = send
         # No backend component may change the request on its way to the wire: a merge can
         # hand this backend the endpoint's request itself instead of a copy.
         self.keeps_request = self.send == self._send
@@ -289,7 +302,7 @@ class CompiledBackend:
         only = self.targets[0] if len(self.targets) == 1 else None
         self.fan_target = only if isinstance(only, Target) and self.keeps_request \
             and self.executor is None and self.concurrent <= 1 and not self.stream_answer \
-            else None
+            and self.watch_done is None else None
         self.origin = f"{only.scheme}://{only.host_header}" if isinstance(only, Target) else ""
         # The one target `_send` may reach without the client's coroutine (see there).
         # A tapped chain (metrics; traces when not sampled) is sent from here as well.
@@ -326,14 +339,31 @@ class CompiledBackend:
         return loop
 
     async def __call__(self, req: ProxyRequest) -> ProxyResponse:
-        if self.concurrent <= 1:
+        if self.concurrent > 1:
+            return await self._first_complete(req)
+        done, failed = self.watch_done, self.watch_failed
+        if done is None or failed is None:
             return await self._call_once(req)
-        return await self._first_complete(req)
+        # The backend tap reported to here (as `_watched` does): a coroutine frame fewer.
+        call = self.send(self._request(req))
+        started = perf_counter()
+        try:
+            resp = await call
+        except BaseException as exc:
+            failed(exc, started)
+            raise
+        done(resp, started)
+        return resp
 
-    def direct(self) -> BackendProxy | None:
+    def direct(self, watched: bool = True) -> BackendProxy | None:
         """What an endpoint with this backend alone may await in place of calling it: the
-        same call one coroutine frame shorter (None with ``concurrent_calls``)."""
-        return self._call_alone if self.concurrent <= 1 else None
+        same call one coroutine frame shorter (None with ``concurrent_calls``). With a
+        backend tap the call reports to it, unless `watched` is False: then the caller
+        reports to `watch_done` / `watch_failed` around its own await of the call."""
+        if self.concurrent > 1:
+            return None
+        return self._call_alone if self.watch_done is None or not watched \
+            else self._call_alone_watched
 
     def once(self) -> BackendProxy | None:
         """`__call__` as a plain function handing back the exchange's awaitable (the request
@@ -351,6 +381,24 @@ class CompiledBackend:
         req.method = self.method
         req.path = self.path(req.params)
         return self.send(req)
+
+    def _call_alone_watched(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
+        """`_call_alone` reported to the backend tap."""
+        return self._watched(self._call_alone(req))
+
+    async def _watched(self, call: Awaitable[ProxyResponse]) -> ProxyResponse:
+        """`call` (`_send`'s coroutine) reported to the backend tap: its answer or what it
+        raised, a cancellation included, as the tapped stage would report them."""
+        done, failed = self.watch_done, self.watch_failed
+        assert done is not None and failed is not None
+        started = perf_counter()
+        try:
+            resp = await call
+        except BaseException as exc:
+            failed(exc, started)
+            raise
+        done(resp, started)
+        return resp
 
     async def _first_complete(self, req: ProxyRequest) -> ProxyResponse:
         """``concurrent_calls``: N identical calls sharing 75 % of the backend timeout; the
@@ -381,13 +429,18 @@ class CompiledBackend:
         raise error or BackendTimeout()
 
     def _call_once(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
+        """One call of this backend with its own request (reported to the backend tap)."""
+        call = self.send(self._request(req))
+        return call if self.watch_done is None else self._watched(call)
+
+    def _request(self, req: ProxyRequest) -> ProxyRequest:
         """lura's request builder: the backend's method, path and filtered query/headers."""
         query = req.query if self.query_filter is None or not req.query else [
             (k, v) for k, v in req.query if self.query_filter(k)]
         headers = req.headers if self.header_filter is None else {
             k: vs for k, vs in req.headers.items() if self.header_filter(k)}
-        return self.send(ProxyRequest(self.method, self.path(req.params), req.params,
-                                      headers, query, req.body, req.stream))
+        return ProxyRequest(self.method, self.path(req.params), req.params, headers, query,
+                            req.body, req.stream)
 
     # Without a task (a merge's fan-out) ---------------------------------------------------
     def start(self, req: ProxyRequest, loop: asyncio.AbstractEventLoop,

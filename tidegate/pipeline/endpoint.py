@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -62,6 +63,9 @@ ProxyAnswer = tuple[ProxyResponse | None, BaseException | None]
 # Framing headers are recomputed by the server; the rest of a no-op answer passes as is.
 _NOT_PASSED = frozenset({"Content-Length", "Transfer-Encoding", "Connection", "Date",
                          "Keep-Alive"})
+# The clock the backend tap's start is read from, as a C static (a module attribute read
+# from the module's dict costs ~130 instructions a call).
+_CLOCK: Final = perf_counter
 # Header pairs every answer carries, as objects made once: the server finds the bytes of a
 # pair it saw before by identity (`wire.serialize`), and compiled, a `tuple[str, str]` value
 # would be a new tuple each time it is stored in a list (held as `Any`, it is the same one).
@@ -192,11 +196,11 @@ def _needs_timeout(cfg: EndpointConfig, backends: Sequence[BackendCall]) -> bool
 
 
 def _direct_backend(cfg: EndpointConfig, backends: Sequence[BackendCall],
-                    unwrapped: bool) -> BackendProxy | None:
-    """The one backend's call when the endpoint's proxy is nothing but `_single` without a
-    timeout (no static data, no proxy component wrapped it: `unwrapped`; one that only
-    records, as the metrics of a lone backend, may leave it as it is): the handler awaits
-    it itself."""
+                    unwrapped: bool) -> CompiledBackend | None:
+    """The one backend whose call the handler awaits itself when the endpoint's proxy is
+    nothing but `_single` without a timeout (no static data, no proxy component wrapped
+    it: `unwrapped`; one that only records, as the metrics of a lone backend, may leave it
+    as it is), if it can be called so."""
     first = backends[0] if len(backends) == 1 else None
     if not isinstance(first, CompiledBackend) or cfg.proxy.static is not None:
         return None
@@ -204,7 +208,7 @@ def _direct_backend(cfg: EndpointConfig, backends: Sequence[BackendCall],
         return None
     if _needs_timeout(cfg, backends):
         return None
-    return first.direct()
+    return first if first.direct() is not None else None
 
 
 def _check_before(proxy: Proxy, unwrapped: Proxy
@@ -270,7 +274,12 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     proxy = unwrapped if registry is None else registry.wrap(
         Level.PROXY, unwrapped, cfg.extra_config, endpoint=cfg)
     check = _check_before(proxy, unwrapped)
-    direct = _direct_backend(cfg, backends, proxy is unwrapped or check is not None)
+    alone = _direct_backend(cfg, backends, proxy is unwrapped or check is not None)
+    # The backend's call, and its tap (the metrics' backend layer) reported to here around
+    # the await (no coroutine of the backend's for it).
+    direct = None if alone is None else alone.direct(watched=False)
+    watch_done = None if alone is None else alone.watch_done
+    watch_failed = None if alone is None else alone.watch_failed
     if direct is None:
         check = None
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
@@ -304,11 +313,23 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
             pending = None if check is None else check(preq)
             if pending is not None:  # the check answered (or reads the body first)
                 resp, err = await pending
-            else:
+            elif watch_done is None or watch_failed is None:
                 try:
                     resp, err = await direct(preq), None
                 except BackendFailure as failure:
                     resp, err = None, failure
+            else:  # as above, reported to the backend's tap as its stage would
+                started = _CLOCK()
+                try:
+                    answer = await direct(preq)
+                except BaseException as raised:
+                    watch_failed(raised, started)
+                    if not isinstance(raised, BackendFailure):
+                        raise
+                    resp, err = None, raised
+                else:
+                    watch_done(answer, started)
+                    resp, err = answer, None
         else:
             resp, err = await proxy(build(req, route_params))
         if resp is not None and resp.rendered is not None:
