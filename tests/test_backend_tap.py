@@ -191,10 +191,10 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 @pytest.mark.slow
 def test_metrics_alone_and_under_the_traces_backend_stage_count_the_same(
         tmp_path: Path) -> None:
-    """The metrics' backend layer reported inline (metrics alone: the tap) and as a stage
-    under the traces' backend stage (which hands it an unsampled request and wraps it for a
-    sampled one): the same backend and proxy series for answers, status errors, refused
-    connections, timeouts and a client that leaves; the sampled requests' spans arrive."""
+    """The metrics' backend layer reported inline alone and beside the traces' backend tap
+    (which begins a sampled request's backend span around the same call): the same backend
+    and proxy series for answers, status errors, refused connections, timeouts and a client
+    that leaves; the sampled requests' spans arrive."""
     down = free_port()
     with backend(Fixed) as bport, silent_port() as silent, HttpReceiver() as collector:
         gateways = {}

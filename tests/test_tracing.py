@@ -369,3 +369,38 @@ def test_the_client_span_and_traceparent_are_the_same_sent_in_line_or_through_th
     assert clients["/inline/missing"].attributes["http.response.body.size"] == 11
     assert clients["/inline/down"].events == ["exception"]
     assert "response-duration" in clients["/inline/ok"].attributes
+
+
+def test_a_merge_nests_each_backend_call_s_spans_under_its_own_backend_span(
+        tmp_path: Path) -> None:
+    """The traces' backend span begun where the backend awaits its call (with the metrics'
+    backend layer beside it, both reported in line): a merge of two backends gives one
+    backend span each under the proxy span, and each exchange's client span under its own
+    backend's."""
+    metrics = {"prometheus": [{"name": "m", "listen_ip": "127.0.0.1", "port": free_port()}]}
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = config(bport, collector.port)
+        cfg["extra_config"]["telemetry/opentelemetry"]["exporters"].update(metrics)
+        host = [f"http://127.0.0.1:{bport}"]
+        cfg["endpoints"] = [{"endpoint": "/merged", "backend": [
+            {"host": host, "url_pattern": "/u/2", "group": "a"},
+            {"host": host, "url_pattern": "/u/3", "group": "b"}]}]
+        path = tmp_path / "krakend.json"
+        write_config(path, cfg)
+        gport = free_port()
+        with gateway(str(path), gport):
+            status, _, body = request(gport, "GET", "/merged")
+            assert status == 200 and set(json.loads(body)) == {"a", "b"}
+            spans = collector.wait(lambda s: sum(1 for x in s if x.kind == CLIENT) == 2
+                                   and any(x.kind == SERVER for x in s))
+    server = next(s for s in spans if s.kind == SERVER)
+    mine = [s for s in spans if s.trace_id == server.trace_id]
+    (proxy,) = [s for s in mine if s.attributes["krakend.stage"] == "proxy"]
+    backends = [s for s in mine if s.attributes["krakend.stage"] == "backend"]
+    clients = [s for s in mine if s.kind == CLIENT]
+    assert proxy.parent_span_id == server.span_id
+    assert sorted(b.name for b in backends) == ["/u/2", "/u/3"]
+    assert {b.parent_span_id for b in backends} == {proxy.span_id}
+    by_span = {b.span_id: b.name for b in backends}
+    assert sorted((by_span[c.parent_span_id], c.name) for c in clients) == [
+        ("/u/2", "/u/2"), ("/u/3", "/u/3")]

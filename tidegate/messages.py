@@ -403,24 +403,60 @@ BackendDone = Callable[[ProxyResponse, float], None]
 BackendFailed = Callable[[BaseException, float], None]
 
 
+class BackendSpan(Protocol):
+    """A sampled request's span of one backend call, begun by a backend tap's ``trace`` as
+    the call starts (what the call records nests under it) and ended by the caller with the
+    answer or what was raised."""
+
+    def done(self, response: ProxyResponse) -> None: ...
+
+    def failed(self, error: BaseException) -> None: ...
+
+
+# The backend's request -> its call's span, or None when this request records none. Called
+# in the task that awaits the call (it sets a context variable until the span ends).
+BackendTrace = Callable[[ProxyRequest], BackendSpan | None]
+
+
 class BackendTap:
-    """A BACKEND-level component that only watches the backend's call (the metrics'
-    `krakend.backend.duration`), as the compiled backend can call it inline.
+    """BACKEND-level components that only watch the backend's call (the metrics'
+    `krakend.backend.duration`; the traces' backend span), as the compiled backend can call
+    them inline.
 
     A stage offers it as its ``backend_tap`` attribute (found once, when the backend is
     built: `backend_tap_of`). When the stage wraps nothing but the backend's own call
     (``below``), the backend skips the stage and reports each call to ``done`` (its answer)
-    or ``failed`` (what it raised, a cancellation included) from its entry points, or hands
-    them to the endpoint that awaits the call itself: no coroutine frame per call. Anything
-    else between them keeps the stage, which reports the same values.
+    or ``failed`` (what it raised, a cancellation included), and begins the span ``trace``
+    gives, from its entry points, or hands them to the endpoint that awaits the call itself:
+    no coroutine frame per call. Anything else between them keeps the stage, which reports
+    the same values. Over a stage that offers a tap, a stage's tap includes it
+    (`backend_tap_over`).
     """
 
-    __slots__ = ("below", "done", "failed")
+    __slots__ = ("below", "done", "failed", "trace")
 
-    def __init__(self, below: BackendProxy, done: BackendDone, failed: BackendFailed) -> None:
+    def __init__(self, below: BackendProxy, done: BackendDone | None = None,
+                 failed: BackendFailed | None = None, trace: BackendTrace | None = None
+                 ) -> None:
         self.below = below
         self.done = done
         self.failed = failed
+        self.trace = trace
+
+
+def backend_tap_over(nxt: BackendProxy, done: BackendDone | None = None,
+                     failed: BackendFailed | None = None, trace: BackendTrace | None = None
+                     ) -> BackendTap | None:
+    """The tap of a stage that watches `nxt` with these hooks: over a stage offering a tap,
+    both (the inner one reports first, as it would return first; None where two traces
+    would meet)."""
+    inner = backend_tap_of(nxt)
+    if inner is None:
+        return BackendTap(nxt, done, failed, trace)
+    if trace is not None and inner.trace is not None:
+        return None
+    return BackendTap(inner.below, _both(inner.done, done), _both(inner.failed, failed),
+                      trace if trace is not None else inner.trace)
 
 
 def backend_tap_of(stage: BackendProxy) -> BackendTap | None:

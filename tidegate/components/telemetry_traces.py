@@ -46,6 +46,7 @@ from tidegate.messages import (
     Request,
     Response,
     ServiceHandler,
+    backend_tap_over,
     canonical_header,
     tapped,
 )
@@ -373,47 +374,107 @@ def build_backend(ctx: Build[OtelConfig], nxt: BackendProxy) -> BackendProxy:
     fold = Fold()
     if ctx.backend is not None:
         _LONE.leave(ctx.backend, fold)
+    return TracedBackend(nxt, BackendStage(template, report, skip_headers, fold))
 
-    def backend(req: ProxyRequest) -> Awaitable[ProxyResponse]:
+
+class BackendStage:
+    """What a backend's spans share (their template, the reported headers, the proxy span
+    folded into them), and the beginning of one call's spans (`BackendSpans`)."""
+
+    __slots__ = ("fold", "report", "skip", "template")
+
+    def __init__(self, template: SpanTemplate, report: bool, skip: frozenset[str],
+                 fold: Fold) -> None:
+        self.template = template
+        self.report = report
+        self.skip = skip
+        self.fold = fold
+
+    def begin(self, req: ProxyRequest) -> BackendSpans | None:
+        """The spans of a call of `req` when the request is sampled (`BackendTrace`)."""
         active = active_trace()
-        return nxt(req) if active is None else traced_backend(req, active)
+        return None if active is None else BackendSpans(self, active, req)
 
-    async def traced_backend(req: ProxyRequest, active: Active) -> ProxyResponse:
+
+class BackendSpans:
+    """One sampled call's backend span, and its endpoint's proxy span when the backend's
+    stage makes it (`Fold`): begun as the call starts, what the call records (its exchange's
+    client span) nests under the backend span until `done` or `failed` ends them."""
+
+    __slots__ = ("active", "links", "proxy", "proxy_id", "req", "span_id", "stage", "start",
+                 "token")
+
+    def __init__(self, stage: BackendStage, active: Active, req: ProxyRequest) -> None:
         sink = active.sink
-        proxy = fold.proxy
-        links = active.links  # the backend span's parent: the proxy span when made here
-        proxy_id = b""
+        self.stage = stage
+        self.active = active
+        self.req = req
+        proxy = self.proxy = stage.fold.proxy
+        self.links = active.links  # the backend span's parent: the proxy span when made here
+        self.proxy_id = b""
         if proxy is not None:
-            proxy_id = sink.new_id()
-            links = active.state_field + b"\x22\x08" + proxy_id
-        span_id = sink.new_id()
-        start = time_ns()
-        token = ACTIVE.set(active.child(span_id))
-        try:
-            resp = await nxt(req)
-        except BaseException as exc:
-            end = time_ns()
-            attrs = outcome(None, False, exc)
-            sink.add(template, active.trace, span_id, links, start, end, attrs)
-            if proxy is not None:  # the proxy's answer: the same failure
-                sink.add(proxy, active.trace, proxy_id, active.links, start, end, attrs)
-            raise
-        finally:
-            ACTIVE.reset(token)
+            self.proxy_id = sink.new_id()
+            self.links = active.state_field + b"\x22\x08" + self.proxy_id
+        self.span_id = span_id = sink.new_id()
+        self.start = time_ns()
+        self.token = ACTIVE.set(active.child(span_id))
+
+    def done(self, resp: ProxyResponse) -> None:
+        ACTIVE.reset(self.token)
         end = time_ns()
         attrs = outcome(resp.status, resp.complete, None)
-        if report:
-            reported = reported_headers("http.request.header.", req.headers, skip_headers)
-            reported.update(reported_headers("http.response.header.", resp.headers, skip_headers))
-            sink.add(template, active.trace, span_id, links, start, end,
-                     [*attrs, span_attributes(reported)])
-        else:
-            sink.add(template, active.trace, span_id, links, start, end, attrs)
-        if proxy is not None:  # the proxy's answer is this one
-            sink.add(proxy, active.trace, proxy_id, active.links, start, end, attrs)
-        return resp
+        stage = self.stage
+        own = attrs
+        if stage.report:
+            reported = reported_headers("http.request.header.", self.req.headers, stage.skip)
+            reported.update(reported_headers("http.response.header.", resp.headers,
+                                             stage.skip))
+            own = [*attrs, span_attributes(reported)]
+        self._add(end, own, attrs)
 
-    return backend
+    def failed(self, error: BaseException) -> None:
+        ACTIVE.reset(self.token)
+        attrs = outcome(None, False, error)
+        self._add(time_ns(), attrs, attrs)
+
+    def _add(self, end: int, own: list[bytes], proxy_attrs: list[bytes]) -> None:
+        active = self.active
+        sink = active.sink
+        sink.add(self.stage.template, active.trace, self.span_id, self.links, self.start, end,
+                 own)
+        if self.proxy is not None:  # the proxy's answer is this one
+            sink.add(self.proxy, active.trace, self.proxy_id, active.links, self.start, end,
+                     proxy_attrs)
+
+
+class TracedBackend:
+    """The BACKEND stage of the traces. It only watches the call, so it offers its spans'
+    beginning as a `BackendTap` (with the metrics' tap below it, if any): a compiled backend
+    whose BACKEND stages are these begins and ends the spans itself around its own call, no
+    coroutine frame per call. Called as a stage, a request that is not sampled gets the next
+    stage's awaitable, and a sampled one a coroutine that begins its spans in its own task."""
+
+    __slots__ = ("backend_tap", "nxt", "stage")
+
+    def __init__(self, nxt: BackendProxy, stage: BackendStage) -> None:
+        self.nxt = nxt
+        self.stage = stage
+        self.backend_tap = backend_tap_over(nxt, trace=stage.begin)
+
+    def __call__(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
+        return self.nxt(req) if active_trace() is None else self._traced(req)
+
+    async def _traced(self, req: ProxyRequest) -> ProxyResponse:
+        spans = self.stage.begin(req)
+        if spans is None:
+            return await self.nxt(req)
+        try:
+            resp = await self.nxt(req)
+        except BaseException as exc:
+            spans.failed(exc)
+            raise
+        spans.done(resp)
+        return resp
 
 
 class Fold:

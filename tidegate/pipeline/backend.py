@@ -36,6 +36,7 @@ from tidegate.messages import (
     BackendProxy,
     BackendStatusError,
     BackendTimeout,
+    BackendTrace,
     BackendUnavailable,
     ClientRequest,
     ClientResponse,
@@ -291,8 +292,10 @@ class CompiledBackend:
             send = self._send
         else:
             watch = None
+        self.watched = watch is not None
         self.watch_done: BackendDone | None = None if watch is None else watch.done
         self.watch_failed: BackendFailed | None = None if watch is None else watch.failed
+        self.watch_trace: BackendTrace | None = None if watch is None else watch.trace
         self.send = send
         # No backend component may change the request on its way to the wire: a merge can
         # hand this backend the endpoint's request itself instead of a copy.
@@ -302,7 +305,7 @@ class CompiledBackend:
         only = self.targets[0] if len(self.targets) == 1 else None
         self.fan_target = only if isinstance(only, Target) and self.keeps_request \
             and self.executor is None and self.concurrent <= 1 and not self.stream_answer \
-            and self.watch_done is None else None
+            and not self.watched else None
         self.origin = f"{only.scheme}://{only.host_header}" if isinstance(only, Target) else ""
         # The one target `_send` may reach without the client's coroutine (see there).
         # A tapped chain (metrics; traces when not sampled) is sent from here as well.
@@ -341,28 +344,39 @@ class CompiledBackend:
     async def __call__(self, req: ProxyRequest) -> ProxyResponse:
         if self.concurrent > 1:
             return await self._first_complete(req)
-        done, failed = self.watch_done, self.watch_failed
-        if done is None or failed is None:
+        if not self.watched:
             return await self._call_once(req)
         # The backend tap reported to here (as `_watched` does): a coroutine frame fewer.
-        call = self.send(self._request(req))
+        request = self._request(req)
+        trace = self.watch_trace
+        span = None if trace is None else trace(request)
+        call = self.send(request)
         started = perf_counter()
         try:
             resp = await call
         except BaseException as exc:
-            failed(exc, started)
+            failed = self.watch_failed
+            if failed is not None:
+                failed(exc, started)
+            if span is not None:
+                span.failed(exc)
             raise
-        done(resp, started)
+        done = self.watch_done
+        if done is not None:
+            done(resp, started)
+        if span is not None:
+            span.done(resp)
         return resp
 
     def direct(self, watched: bool = True) -> BackendProxy | None:
         """What an endpoint with this backend alone may await in place of calling it: the
         same call one coroutine frame shorter (None with ``concurrent_calls``). With a
         backend tap the call reports to it, unless `watched` is False: then the caller
-        reports to `watch_done` / `watch_failed` around its own await of the call."""
+        reports to `watch_done` / `watch_failed` and begins `watch_trace`'s span around its
+        own await of the call."""
         if self.concurrent > 1:
             return None
-        return self._call_alone if self.watch_done is None or not watched \
+        return self._call_alone if not self.watched or not watched \
             else self._call_alone_watched
 
     def once(self) -> BackendProxy | None:
@@ -384,20 +398,30 @@ class CompiledBackend:
 
     def _call_alone_watched(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
         """`_call_alone` reported to the backend tap."""
-        return self._watched(self._call_alone(req))
+        return self._watched(self._call_alone(req), req)
 
-    async def _watched(self, call: Awaitable[ProxyResponse]) -> ProxyResponse:
-        """`call` (`_send`'s coroutine) reported to the backend tap: its answer or what it
-        raised, a cancellation included, as the tapped stage would report them."""
-        done, failed = self.watch_done, self.watch_failed
-        assert done is not None and failed is not None
+    async def _watched(self, call: Awaitable[ProxyResponse], req: ProxyRequest
+                       ) -> ProxyResponse:
+        """`call` (`_send`'s coroutine of `req`) reported to the backend tap: its answer or
+        what it raised, a cancellation included, as the tapped stage would report them (the
+        span begun here, in the task that awaits the call)."""
+        trace = self.watch_trace
+        span = None if trace is None else trace(req)
         started = perf_counter()
         try:
             resp = await call
         except BaseException as exc:
-            failed(exc, started)
+            failed = self.watch_failed
+            if failed is not None:
+                failed(exc, started)
+            if span is not None:
+                span.failed(exc)
             raise
-        done(resp, started)
+        done = self.watch_done
+        if done is not None:
+            done(resp, started)
+        if span is not None:
+            span.done(resp)
         return resp
 
     async def _first_complete(self, req: ProxyRequest) -> ProxyResponse:
@@ -430,8 +454,9 @@ class CompiledBackend:
 
     def _call_once(self, req: ProxyRequest) -> Awaitable[ProxyResponse]:
         """One call of this backend with its own request (reported to the backend tap)."""
-        call = self.send(self._request(req))
-        return call if self.watch_done is None else self._watched(call)
+        request = self._request(req)
+        call = self.send(request)
+        return call if not self.watched else self._watched(call, request)
 
     def _request(self, req: ProxyRequest) -> ProxyRequest:
         """lura's request builder: the backend's method, path and filtered query/headers."""

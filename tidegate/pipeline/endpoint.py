@@ -278,8 +278,10 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
     # The backend's call, and its tap (the metrics' backend layer) reported to here around
     # the await (no coroutine of the backend's for it).
     direct = None if alone is None else alone.direct(watched=False)
+    watched = alone is not None and alone.watched
     watch_done = None if alone is None else alone.watch_done
     watch_failed = None if alone is None else alone.watch_failed
+    watch_trace = None if alone is None else alone.watch_trace
     if direct is None:
         check = None
     output = select_output_encoding(cfg.output_encoding, [b.encoding for b in cfg.backend])
@@ -313,22 +315,29 @@ def compile_endpoint(cfg: EndpointConfig, backends: Sequence[BackendCall], user_
             pending = None if check is None else check(preq)
             if pending is not None:  # the check answered (or reads the body first)
                 resp, err = await pending
-            elif watch_done is None or watch_failed is None:
+            elif not watched:
                 try:
                     resp, err = await direct(preq), None
                 except BackendFailure as failure:
                     resp, err = None, failure
             else:  # as above, reported to the backend's tap as its stage would
+                span = None if watch_trace is None else watch_trace(preq)
                 started = _CLOCK()
                 try:
                     answer = await direct(preq)
                 except BaseException as raised:
-                    watch_failed(raised, started)
+                    if watch_failed is not None:
+                        watch_failed(raised, started)
+                    if span is not None:
+                        span.failed(raised)
                     if not isinstance(raised, BackendFailure):
                         raise
                     resp, err = None, raised
                 else:
-                    watch_done(answer, started)
+                    if watch_done is not None:
+                        watch_done(answer, started)
+                    if span is not None:
+                        span.done(answer)
                     resp, err = answer, None
         else:
             resp, err = await proxy(build(req, route_params))
