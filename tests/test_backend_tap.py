@@ -189,7 +189,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.mark.slow
-def test_metrics_alone_and_under_the_traces_backend_stage_count_the_same(
+def test_metrics_alone_and_beside_the_traces_backend_tap_count_the_same(
         tmp_path: Path) -> None:
     """The metrics' backend layer reported inline alone and beside the traces' backend tap
     (which begins a sampled request's backend span around the same call): the same backend

@@ -77,6 +77,9 @@ _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # length (the metrics' `http.client.response.size`). Never written to.
 _UNREAD_HEADERS: Final[list[tuple[str, str]]] = []
 _KNOWN_TARGETS: Final = 256
+# The clock a tap's start is read from, as a C static (a module global read from the
+# module's dict costs ~130 instructions a call).
+_CLOCK: Final = perf_counter
 _SENSITIVE = frozenset({"Authorization", "Www-Authenticate", "Cookie", "Cookie2"})
 _HOP_BY_HOP: Final = frozenset({"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
                          "Upgrade", "Te", "Trailer", "Host", "Content-Length"})
@@ -351,7 +354,7 @@ class CompiledBackend:
         trace = self.watch_trace
         span = None if trace is None else trace(request)
         call = self.send(request)
-        started = perf_counter()
+        started = _CLOCK()
         try:
             resp = await call
         except BaseException as exc:
@@ -407,7 +410,7 @@ class CompiledBackend:
         span begun here, in the task that awaits the call)."""
         trace = self.watch_trace
         span = None if trace is None else trace(req)
-        started = perf_counter()
+        started = _CLOCK()
         try:
             resp = await call
         except BaseException as exc:
@@ -592,7 +595,7 @@ class CompiledBackend:
                     trace = self.tap_trace
                     if trace is not None:  # a sampled request's span, its headers
                         span = trace(base, path, req, headers)
-                    started = perf_counter()
+                    started = _CLOCK()
                 request_path = target.base_path + path
                 try:  # the first exchange awaited here, not through `_exchange`: a frame fewer
                     pending = None
