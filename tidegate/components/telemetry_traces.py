@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
 from random import random
-from time import perf_counter, time_ns
 from typing import Any
 
 from tidegate.components.lone_backend import LoneBackends
@@ -67,7 +66,6 @@ from tidegate.telemetry.otlp_encode import (
     span_attributes,
 )
 from tidegate.telemetry.trace_spans import (
-    ACTIVE,
     DURATION,
     OK_STATUS,
     RESPONSE_SIZE,
@@ -80,6 +78,8 @@ from tidegate.telemetry.trace_spans import (
     add_trace_headers,
     backend_route,
     body_size,
+    clock,
+    clock_ns,
     endpoint_route,
     failed,
     incoming,
@@ -87,7 +87,9 @@ from tidegate.telemetry.trace_spans import (
     outgoing,
     parse_traceparent,
     reported_headers,
+    reset_active,
     response_size,
+    set_active,
     status_text,
     with_trace_headers,
 )
@@ -216,29 +218,29 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
         return serve(request, sink, trace_id, parent_id, state, state_field)
 
     async def unrecorded(request: Request, active: Active) -> Response:
-        token = ACTIVE.set(active)
+        token = set_active(active)
         try:
             return await nxt(request)
         finally:
-            ACTIVE.reset(token)
+            reset_active(token)
 
     async def serve(request: Request, sink: Sink, trace_id: bytes, parent_id: bytes,
                     state: str, state_field: bytes) -> Response:
         span_id = sink.new_id()
         active = Active(trace_id, span_id, state, state_field, sink)
         links = state_field + b"\x22\x08" + parent_id if parent_id else state_field
-        start = time_ns()
-        token = ACTIVE.set(active)
+        start = clock_ns()
+        token = set_active(active)
         try:
             response = await nxt(request)
         except BaseException as exc:
-            end = time_ns()
+            end = clock_ns()
             sink.add(template, active.trace, span_id, links, start, end, incoming(request),
                      failed(exc, end), name_field(request.path))
             sink.close()
             raise
         finally:
-            ACTIVE.reset(token)
+            reset_active(token)
         code = response.status
         attrs = incoming(request)
         if report:
@@ -252,7 +254,7 @@ def build_service(ctx: Build[OtelConfig], nxt: ServiceHandler) -> ServiceHandler
         if report:
             attrs.append(span_attributes(
                 reported_headers("http.response.header.", response.headers, skip_headers)))
-        sink.add(template, active.trace, span_id, links, start, time_ns(), attrs, OK_STATUS,
+        sink.add(template, active.trace, span_id, links, start, clock_ns(), attrs, OK_STATUS,
                  name_field(request.path))
         sink.close()
         return response
@@ -317,16 +319,16 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
     async def traced_proxy(req: ProxyRequest, active: Active
                            ) -> tuple[ProxyResponse | None, BaseException | None]:
         span_id = active.sink.new_id()
-        start = time_ns()
-        token = ACTIVE.set(active.child(span_id))
+        start = clock_ns()
+        token = set_active(active.child(span_id))
         try:
             resp, err = await nxt(req)
         except BaseException as exc:
-            active.sink.add(template, active.trace, span_id, active.links, start, time_ns(),
+            active.sink.add(template, active.trace, span_id, active.links, start, clock_ns(),
                             outcome(None, False, exc))
             raise
         finally:
-            ACTIVE.reset(token)
+            reset_active(token)
         attrs = outcome(resp.status if resp is not None else None,
                          resp is not None and resp.complete, err)
         if report:
@@ -335,7 +337,7 @@ def build_proxy(ctx: Build[OtelConfig], nxt: Proxy) -> Proxy:
                 reported.update(reported_headers("http.response.header.", resp.headers,
                                                  skip_headers))
             attrs.append(span_attributes(reported))
-        active.sink.add(template, active.trace, span_id, active.links, start, time_ns(), attrs)
+        active.sink.add(template, active.trace, span_id, active.links, start, clock_ns(), attrs)
         return resp, err
 
     return proxy
@@ -416,12 +418,12 @@ class BackendSpans:
             self.proxy_id = sink.new_id()
             self.links = active.state_field + b"\x22\x08" + self.proxy_id
         self.span_id = span_id = sink.new_id()
-        self.start = time_ns()
-        self.token = ACTIVE.set(active.child(span_id))
+        self.start = clock_ns()
+        self.token = set_active(active.child(span_id))
 
     def done(self, resp: ProxyResponse) -> None:
-        ACTIVE.reset(self.token)
-        end = time_ns()
+        reset_active(self.token)
+        end = clock_ns()
         attrs = outcome(resp.status, resp.complete, None)
         stage = self.stage
         own = attrs
@@ -433,9 +435,9 @@ class BackendSpans:
         self._add(end, own, attrs)
 
     def failed(self, error: BaseException) -> None:
-        ACTIVE.reset(self.token)
+        reset_active(self.token)
         attrs = outcome(None, False, error)
-        self._add(time_ns(), attrs, attrs)
+        self._add(clock_ns(), attrs, attrs)
 
     def _add(self, end: int, own: list[bytes], proxy_attrs: list[bytes]) -> None:
         active = self.active
@@ -520,12 +522,12 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
             creq = with_trace_headers(creq, active.trace_id, span_id, active.state)
         if not spans:
             return await nxt(creq)
-        start = time_ns()
-        started = perf_counter()
+        start = clock_ns()
+        started = clock()
         try:
             resp = await nxt(creq)
         except BaseException as exc:
-            end = time_ns()
+            end = clock_ns()
             active.sink.add(template, active.trace, span_id, active.links, start, end,
                             outgoing(creq), failed(exc, end))
             raise
@@ -536,8 +538,8 @@ def build_client(ctx: Build[OtelConfig], nxt: Exchange) -> Exchange:
             attrs.append(span_attributes(reported))
         attrs.append(STATUS_CODE.integer(resp.status))
         attrs.append(RESPONSE_SIZE.integer(response_size(resp)))
-        attrs.append(DURATION.double(perf_counter() - started))
-        active.sink.add(template, active.trace, span_id, active.links, start, time_ns(), attrs,
+        attrs.append(DURATION.double(clock() - started))
+        active.sink.add(template, active.trace, span_id, active.links, start, clock_ns(), attrs,
                         OK_STATUS)
         return resp
 
