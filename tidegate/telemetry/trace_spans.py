@@ -42,20 +42,23 @@ _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-(
 
 
 _RANDOM_BITS: Final = getrandbits
+_ID_BYTES: Final = 48
+_HEX: Final = bytes.hex  # called directly, without a method lookup
 
 
 def _random_bytes() -> bytes:
-    """64 random bytes for a request's ids: the SDK's generator draws them from `random` as
-    well (no system call; ids need to be unique, not secret). Each worker process seeds its
-    own generator when it starts."""
-    return _RANDOM_BITS(512).to_bytes(64, "little")
+    """48 random bytes for a request's ids (a trace id, and the four spans' of a request
+    with one backend), drawn as the SDK's generator draws them, from `random`: no system
+    call (ids need to be unique, not secret). Each worker process seeds its own generator
+    when it starts."""
+    return _RANDOM_BITS(384).to_bytes(_ID_BYTES, "little")
 
 
 class Sink:
-    """Where a request's finished spans go: their pieces are held until the server span ends,
-    then queued as one item (one queue call per request, joined by the exporter); a span that
+    """Where a request's finished spans go: they are held until the server span ends, then
+    queued joined as one item (one queue call per request); a span that
     ends later (a cancelled backend call) or without a server span goes on its own. It also
-    hands out the request's random ids, from one draw of 64 bytes."""
+    hands out the request's random ids, from one draw of 48 bytes."""
 
     __slots__ = ("emit", "ids", "next_id", "open", "parts")
 
@@ -69,7 +72,7 @@ class Sink:
     def new_id(self) -> bytes:
         """A new span id (8 random bytes, never all zero)."""
         at = self.next_id
-        if at > 56:
+        if at > _ID_BYTES - 8:
             self.ids = _random_bytes()
             at = 0
         self.next_id = at + 8
@@ -177,7 +180,7 @@ def parse_traceparent(header: str) -> tuple[bytes, int, bool] | None:
 
 def traceparent(trace_id: bytes, span_id: bytes) -> str:
     """The W3C header of a span this gateway records (sampled)."""
-    return f"00-{trace_id.hex()}-{span_id.hex()}-01"
+    return f"00-{_HEX(trace_id)}-{_HEX(span_id)}-01"
 
 
 def failed(exc: BaseException, at: int) -> bytes:
