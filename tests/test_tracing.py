@@ -404,3 +404,36 @@ def test_a_merge_nests_each_backend_call_s_spans_under_its_own_backend_span(
     by_span = {b.span_id: b.name for b in backends}
     assert sorted((by_span[c.parent_span_id], c.name) for c in clients) == [
         ("/u/2", "/u/2"), ("/u/3", "/u/3")]
+
+
+def test_concurrent_calls_give_each_call_its_backend_span_and_client_span_under_it(
+        tmp_path: Path) -> None:
+    """``concurrent_calls``: the backend's calls run in tasks of their own; each begins its
+    backend span in its own task, so each call's exchange nests under its own call's span,
+    the first answer's and the cancelled one's alike (with the metrics' backend layer
+    beside the traces', both reported in line)."""
+    metrics = {"prometheus": [{"name": "m", "listen_ip": "127.0.0.1", "port": free_port()}]}
+    with backend() as bport, HttpReceiver() as collector:
+        cfg = config(bport, collector.port)
+        cfg["extra_config"]["telemetry/opentelemetry"]["exporters"].update(metrics)
+        cfg["endpoints"] = [{"endpoint": "/twice", "concurrent_calls": 2, "backend": [
+            {"host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/u/1"}]}]
+        path = tmp_path / "krakend.json"
+        write_config(path, cfg)
+        gport = free_port()
+        with gateway(str(path), gport):
+            assert request(gport, "GET", "/twice")[0] == 200
+            spans = collector.wait(lambda s: sum(
+                1 for x in s if x.attributes.get("krakend.stage") == "backend") == 2
+                and any(x.kind == SERVER for x in s))
+    server = next(s for s in spans if s.kind == SERVER)
+    mine = [s for s in spans if s.trace_id == server.trace_id]
+    (proxy,) = [s for s in mine if s.attributes["krakend.stage"] == "proxy"]
+    backends = [s for s in mine if s.attributes["krakend.stage"] == "backend"]
+    clients = [s for s in mine if s.kind == CLIENT]
+    assert proxy.parent_span_id == server.span_id
+    assert [b.parent_span_id for b in backends] == [proxy.span_id] * 2
+    assert len({b.span_id for b in backends}) == 2
+    # every exchange that started is under its own call's span
+    assert clients and {c.parent_span_id for c in clients} <= {b.span_id for b in backends}
+    assert len({c.parent_span_id for c in clients}) == len(clients)
