@@ -235,3 +235,19 @@ def test_a_closed_output_counts_its_lines_dropped() -> None:
     finally:
         writer.close()
         os.close(write_end)
+
+
+def test_a_long_path_is_logged_but_not_remembered() -> None:
+    """A path (or path and query) past the memo's key bound is quoted each time: the line is
+    gin's, and the memos hold nothing for it (a client sending long unique paths cannot grow
+    them by megabytes an entry); a short path is remembered as before."""
+    clocks = Clocks()
+    access, lines = logger(clocks)
+    long_path = "/files/" + "a%2Fb" * 400
+    ns = record(access, clocks, make_request(path=long_path), 200, 2_500_000)
+    ns2 = record(access, clocks, make_request(path=long_path, query="x=1"), 200, 2_500_000)
+    assert lines == [gin_reference(WALL, 200, ns, "127.0.0.1", "GET", long_path, ""),
+                     gin_reference(WALL, 200, ns2, "127.0.0.1", "GET", long_path, "x=1")]
+    assert access._paths == {} and access._queries == {}
+    record(access, clocks, make_request(path="/short"), 200, 2_500_000)
+    assert list(access._paths) == ["/short"]

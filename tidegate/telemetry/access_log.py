@@ -37,6 +37,10 @@ Emit = Callable[[str], None]
 Clock = Callable[[], float]
 # Remembered gin pieces per logger (quoted paths, padded addresses): forgotten when full.
 _MEMO_MAX: Final = 1024
+# Characters of a key (a path, with its query) a memo holds at most: a longer one is quoted
+# each time, so a client sending long unique paths (up to the 1 MiB head) cannot make a memo
+# hold ~2 GiB before it is forgotten.
+_MEMO_KEY: Final = 512
 # A path's remembered piece when its requests are not logged (`logger_skip_paths`).
 _SKIPPED: Final = b""
 log = logging.getLogger("tidegate.telemetry")
@@ -150,6 +154,8 @@ def _address_column(ip: str) -> bytes:
 
 
 def _remember(memo: dict[str, bytes], key: str, value: bytes) -> bytes:
+    if len(key) > _MEMO_KEY:
+        return value
     if len(memo) >= _MEMO_MAX:
         memo.clear()
     memo[key] = value
