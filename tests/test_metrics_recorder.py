@@ -138,3 +138,25 @@ def test_histogram_observations_count_as_prometheus_le_buckets_at_every_snapshot
     assert t.snapshot() == []
     hist.observe(1.0)
     assert t.snapshot()[0][4][0][1][:4] == [3, 3, 1, 2]
+
+
+def test_client_series_are_kept_per_origin_not_per_target_object() -> None:
+    """A component's URL past the backend's kept origins makes a new target object per
+    request: its client series are found by host and port, the series' own labels, so the
+    recorder holds one entry per origin however many requests name it."""
+    from tidegate.components.telemetry_metrics import CLIENT_COUNTERS, ClientSeries
+    from tidegate.upstream.target import parse_target
+
+    t = Table()
+    labels = ("route", "server.address", "server.port", "http.response.status_code")
+    series = ClientSeries(tuple(t.counter(n, labels) for n in CLIENT_COUNTERS),
+                          t.histogram("d", labels, (1.0,)), t.histogram("s", labels, (1.0,)),
+                          ("/r",))
+    first = series.entry(parse_target("http://10.0.0.1:81"), 200)
+    for _ in range(50):  # the same two origins, a new target object each time
+        assert series.entry(parse_target("http://10.0.0.2:82"), 200) is not first
+        assert series.entry(parse_target("http://10.0.0.1:81"), 200) is first
+    assert series.entry(parse_target("http://10.0.0.1:81"), 799) is \
+        series.entry(parse_target("http://10.0.0.1:81"), 799)
+    assert sorted(series.series) == [("10.0.0.1", "81"), ("10.0.0.2", "82")]
+    assert list(series.extra) == [("10.0.0.1", "81", 799)]

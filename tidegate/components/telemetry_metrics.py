@@ -484,9 +484,11 @@ class ClientSeries:
         self.duration = duration
         self.size = size
         self.prefix = prefix
-        # id(target) -> (target kept alive, entries by status code)
-        self.series: dict[int, tuple[Any, list[ClientEntry | None]]] = {}
-        self.extra: dict[tuple[int, int], ClientEntry] = {}  # (id(target), other status)
+        # (host, port) -> entries by status code: one per origin, as the series' labels (a
+        # target a component's URL names past the backend's kept origins is a new object
+        # per request: keyed by identity, each would add an entry)
+        self.series: dict[tuple[str, str], list[ClientEntry | None]] = {}
+        self.extra: dict[tuple[str, str, int], ClientEntry] = {}  # (host, port, other status)
         self.last_target: Any = None  # most backends have one host: skip the outer lookup
         self.last: list[ClientEntry | None] = []
 
@@ -494,11 +496,12 @@ class ClientSeries:
         """The entries of `target` by status code (None: not made yet)."""
         if target is self.last_target:
             return self.last
-        found = self.series.get(id(target))
+        key = _origin(target)
+        found = self.series.get(key)
         if found is None:
-            found = self.series[id(target)] = (target, [None] * STATUS_SLOTS)
-        self.last_target, self.last = target, found[1]
-        return found[1]
+            found = self.series[key] = [None] * STATUS_SLOTS
+        self.last_target, self.last = target, found
+        return found
 
     def entry(self, target: Any, status: int) -> ClientEntry:
         """The series of one (target, status), created at zero."""
@@ -508,18 +511,23 @@ class ClientSeries:
             if found is not None:
                 return found
         else:
-            other = self.extra.get((id(target), status))
+            other = self.extra.get((*_origin(target), status))
             if other is not None:
                 return other
-        labels = (*self.prefix, str(getattr(target, "host", "")),
-                  str(getattr(target, "port", 0)), str(status))
+        host, port = _origin(target)
+        labels = (*self.prefix, host, port, str(status))
         entry = ClientEntry(tuple(c.get(labels) for c in self.counters),
                             self.duration.hist(labels), self.size.hist(labels))
         if 0 <= status < STATUS_SLOTS:
             by_status[status] = entry
         else:
-            self.extra[(id(target), status)] = entry
+            self.extra[(host, port, status)] = entry
         return entry
+
+
+def _origin(target: Any) -> tuple[str, str]:
+    """A target's ``server.address`` and ``server.port`` label values."""
+    return str(getattr(target, "host", "")), str(getattr(target, "port", 0))
 
 
 def build_client(ctx: Build[Any], nxt: Exchange) -> Exchange:
